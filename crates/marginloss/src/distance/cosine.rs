@@ -1,0 +1,331 @@
+//! Cosine similarity with PyTorch 2.15's per-norm eps clamp.
+
+use super::{dot3, locate_non_finite, rows_of, Distance};
+use crate::error::{Error, Result, Value};
+use crate::float::Float;
+use crate::options::Mode;
+use crate::reduction::{check_buffer, check_upstream, Reduction};
+
+const NAMES: (&str, &str) = ("input1", "input2");
+
+/// Cosine similarity of the rows of two `(N, D)` row-major buffers, as
+/// `torch.nn.functional.cosine_similarity(x1, x2, dim=1, eps)` computes it in 2.15:
+///
+/// ```text
+/// cos_n = Σ_d x1[n,d]·x2[n,d] / (max(‖x1[n]‖, eps) · max(‖x2[n]‖, eps))     eps = 1e-8
+/// ```
+///
+/// Each norm is clamped **separately** (older torch clamped the product). A zero row gives
+/// 0; a row with norm below eps is divided by eps, not by its norm.
+///
+/// * **Shapes:** `input1` and `input2` are `(N, D)` with `D = dim`; the output has `N`
+///   values, one per row (there is no reduction).
+/// * **Gradient:** torch clamps the norm in place under `no_grad`, so autograd
+///   differentiates the *unclamped* norm while using the clamped value; we reproduce that:
+///   `∂cos/∂x1 = x2/(c1·c2) − (cos/c1)·x1/‖x1‖` with `c = max(‖x‖, eps)` (the second
+///   term is 0 for a zero row), and symmetrically for `x2`.
+/// * **Errors (strict):** NaN/±Inf, empty input, a non-finite or negative `eps`,
+///   mismatched shapes.
+///
+/// | framework | equivalent |
+/// |---|---|
+/// | PyTorch | `F.cosine_similarity(x1, x2, dim=1, eps=1e-8)`, `nn.CosineSimilarity` |
+/// | Keras | `keras.losses.cosine_similarity` is its negation with an rsqrt floor at 1e-7 |
+/// | scikit-learn | `sklearn.metrics.pairwise.cosine_similarity` (full matrix, no eps) |
+/// | optax | `optax.losses.cosine_similarity` (eps floors the squared norm, default 0) |
+///
+/// ```
+/// use marginloss::CosineSimilarity;
+/// let x1 = [1.0f64, 0.0, 3e-9, 4e-9];
+/// let x2 = [1.0f64, 1.0, 3.0, 4.0];
+/// let cos = CosineSimilarity::new().forward(&x1, &x2, 2)?;
+/// assert!((cos[0] - 0.5f64.sqrt()).abs() < 1e-15);
+/// assert!((cos[1] - 0.5).abs() < 1e-15); // ‖x1[1]‖ = 5e-9 is clamped to 1e-8
+/// # Ok::<(), marginloss::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct CosineSimilarity {
+    /// The lower bound of each norm (default 1e-8).
+    pub eps: f64,
+    /// Strict (default) or torch-compat.
+    pub mode: Mode,
+}
+
+impl Default for CosineSimilarity {
+    fn default() -> Self {
+        CosineSimilarity {
+            eps: 1e-8,
+            mode: Mode::Strict,
+        }
+    }
+}
+
+/// One row's cosine and the quantities its gradient needs.
+#[derive(Clone, Copy)]
+pub(crate) struct CosRow {
+    pub cos: f64,
+    n1: f64,
+    n2: f64,
+    c1: f64,
+    c2: f64,
+    pub ok: bool,
+}
+
+#[inline(always)]
+pub(crate) fn cos_row<T: Float>(a: &[T], b: &[T], eps: f64) -> CosRow {
+    let (ab, aa, bb, ok) = dot3(a, b);
+    let (n1, n2) = (aa.sqrt(), bb.sqrt());
+    let (c1, c2) = (n1.max(eps), n2.max(eps));
+    CosRow {
+        cos: ab / (c1 * c2),
+        n1,
+        n2,
+        c1,
+        c2,
+        ok,
+    }
+}
+
+/// Writes (or adds, with `ADD`) `g·∂cos/∂a` into `ga` and `g·∂cos/∂b` into `gb`.
+#[inline(always)]
+pub(crate) fn cos_row_backward<T: Float, const ADD: bool>(
+    a: &[T],
+    b: &[T],
+    r: &CosRow,
+    g: f64,
+    ga: &mut [T],
+    gb: &mut [T],
+) {
+    let inv12 = g / (r.c1 * r.c2);
+    let ka = if r.n1 > 0.0 {
+        g * r.cos / (r.c1 * r.n1)
+    } else {
+        0.0
+    };
+    let kb = if r.n2 > 0.0 {
+        g * r.cos / (r.c2 * r.n2)
+    } else {
+        0.0
+    };
+    for i in 0..a.len() {
+        let (p, q) = (a[i].f64(), b[i].f64());
+        let da = T::of(q * inv12 - ka * p);
+        let db = T::of(p * inv12 - kb * q);
+        if ADD {
+            ga[i] = ga[i] + da;
+            gb[i] = gb[i] + db;
+        } else {
+            ga[i] = da;
+            gb[i] = db;
+        }
+    }
+}
+
+impl CosineSimilarity {
+    /// Cosine similarity with eps = 1e-8, strict.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Sets eps, the lower bound of each norm.
+    pub fn eps(mut self, eps: f64) -> Self {
+        self.eps = eps;
+        self
+    }
+    /// Sets the validation mode.
+    pub fn mode(mut self, mode: Mode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    fn check_options(&self) -> Result<()> {
+        if self.mode.is_strict() && !(self.eps >= 0.0 && self.eps.is_finite()) {
+            return Err(Error::Option {
+                loss: "cosine_similarity",
+                option: "eps",
+                value: Value(self.eps),
+                expected: "finite and >= 0",
+            });
+        }
+        Ok(())
+    }
+
+    /// The similarity of each row pair; `dim` is the row length D.
+    ///
+    /// # Errors
+    /// In strict mode NaN/±Inf, empty input and a bad `eps`; in both modes a length that
+    /// is not `N·dim` or differs between the inputs.
+    pub fn forward<T: Float>(&self, input1: &[T], input2: &[T], dim: usize) -> Result<Vec<T>> {
+        let n = rows_of("cosine_similarity", NAMES, input1, input2, dim, self.mode)?;
+        let mut out = vec![T::zero(); n];
+        self.forward_into(input1, input2, dim, &mut out)?;
+        Ok(out)
+    }
+
+    /// As [`forward`](Self::forward), writing the `N` similarities into `out`.
+    ///
+    /// # Errors
+    /// As [`forward`](Self::forward), plus a wrongly sized `out`.
+    pub fn forward_into<T: Float>(
+        &self,
+        input1: &[T],
+        input2: &[T],
+        dim: usize,
+        out: &mut [T],
+    ) -> Result<()> {
+        self.check_options()?;
+        let n = rows_of("cosine_similarity", NAMES, input1, input2, dim, self.mode)?;
+        check_buffer("cosine_similarity", "output", out.len(), n)?;
+        let mut ok = true;
+        for ((o, a), b) in out
+            .iter_mut()
+            .zip(input1.chunks_exact(dim))
+            .zip(input2.chunks_exact(dim))
+        {
+            let r = cos_row(a, b, self.eps);
+            *o = T::of(r.cos);
+            ok &= r.ok;
+        }
+        if ok || !self.mode.is_strict() {
+            Ok(())
+        } else {
+            Err(locate_non_finite(
+                "cosine_similarity",
+                NAMES,
+                input1,
+                input2,
+            ))
+        }
+    }
+
+    /// Fused forward and backward in one pass: writes the `N` similarities into `out` and
+    /// `Σ_n upstream_n · ∂cos_n/∂input{1,2}` into `grad1` and `grad2` (each `N·dim`).
+    /// `upstream` has `N` values, or one value applied to every row (`&[1.0]` gives the
+    /// gradient of the sum).
+    ///
+    /// # Errors
+    /// As [`forward_into`](Self::forward_into), plus wrongly sized buffers.
+    #[allow(clippy::too_many_arguments)]
+    pub fn forward_backward<T: Float>(
+        &self,
+        input1: &[T],
+        input2: &[T],
+        dim: usize,
+        upstream: &[T],
+        out: &mut [T],
+        grad1: &mut [T],
+        grad2: &mut [T],
+    ) -> Result<()> {
+        const L: &str = "cosine_similarity";
+        self.check_options()?;
+        let n = rows_of(L, NAMES, input1, input2, dim, self.mode)?;
+        check_buffer(L, "output", out.len(), n)?;
+        check_buffer(L, "grad input1", grad1.len(), input1.len())?;
+        check_buffer(L, "grad input2", grad2.len(), input2.len())?;
+        check_upstream(L, Reduction::None, upstream.len(), n)?;
+        let mut ok = true;
+        let rows = input1
+            .chunks_exact(dim)
+            .zip(input2.chunks_exact(dim))
+            .zip(grad1.chunks_exact_mut(dim).zip(grad2.chunks_exact_mut(dim)));
+        for (i, ((a, b), (ga, gb))) in rows.enumerate() {
+            let r = cos_row(a, b, self.eps);
+            out[i] = T::of(r.cos);
+            ok &= r.ok;
+            let g = if upstream.len() == 1 {
+                upstream[0]
+            } else {
+                upstream[i]
+            };
+            cos_row_backward::<T, false>(a, b, &r, g.f64(), ga, gb);
+        }
+        if ok || !self.mode.is_strict() {
+            Ok(())
+        } else {
+            Err(locate_non_finite(L, NAMES, input1, input2))
+        }
+    }
+}
+
+/// [`CosineSimilarity`] with eps = 1e-8 over rows of length `dim`.
+///
+/// # Errors
+/// As [`CosineSimilarity::forward`].
+pub fn cosine_similarity<T: Float>(input1: &[T], input2: &[T], dim: usize) -> Result<Vec<T>> {
+    CosineSimilarity::new().forward(input1, input2, dim)
+}
+
+/// The cosine distance `1 − cos(x1, x2)` with torch's per-norm eps (default 1e-8): the
+/// distance `TripletMarginWithDistanceLoss` users most often pass as
+/// `lambda x, y: 1 - F.cosine_similarity(x, y)`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct CosineDistance {
+    /// The lower bound of each norm (default 1e-8).
+    pub eps: f64,
+}
+
+impl Default for CosineDistance {
+    fn default() -> Self {
+        CosineDistance { eps: 1e-8 }
+    }
+}
+
+impl<T: Float> Distance<T> for CosineDistance {
+    fn name(&self) -> &'static str {
+        "cosine_distance"
+    }
+
+    #[inline]
+    fn distance(&self, x1: &[T], x2: &[T]) -> T {
+        T::one() - T::of(cos_row(x1, x2, self.eps).cos)
+    }
+
+    #[inline]
+    fn backward(&self, x1: &[T], x2: &[T], g: T, grad1: &mut [T], grad2: &mut [T]) {
+        let r = cos_row(x1, x2, self.eps);
+        cos_row_backward::<T, true>(x1, x2, &r, -g.f64(), grad1, grad2);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /* torch 2.15 (loss-spec §8.2):
+    x1 = torch.tensor([[1e-10,0,0]], dtype=torch.float64, requires_grad=True)
+    x2 = torch.tensor([[1.,2,2]], dtype=torch.float64)
+    F.cosine_similarity(x1, x2).sum().backward()   # x1.grad = [3.30e7, 6.67e7, 6.67e7]
+    */
+    #[test]
+    fn gradient_goes_straight_through_the_norm_clamp() {
+        let x1 = [1e-10f64, 0.0, 0.0];
+        let x2 = [1.0f64, 2.0, 2.0];
+        let (mut out, mut g1, mut g2) = ([0.0], [0.0; 3], [0.0; 3]);
+        CosineSimilarity::new()
+            .forward_backward(&x1, &x2, 3, &[1.0], &mut out, &mut g1, &mut g2)
+            .unwrap();
+        assert!((out[0] - 1.0 / 300.0).abs() < 1e-15);
+        let want = [1.0 / 3e-8 - (1.0 / 300.0) / 1e-8, 2.0 / 3e-8, 2.0 / 3e-8];
+        for (g, w) in g1.iter().zip(want) {
+            assert!((g - w).abs() <= 1e-9 * w.abs(), "{g} vs {w}");
+        }
+    }
+
+    #[test]
+    fn zero_row_gives_zero_similarity() {
+        let c = cosine_similarity(&[0.0f32, 0.0], &[1.0, 2.0], 2).unwrap();
+        assert_eq!(c, vec![0.0]);
+    }
+
+    #[test]
+    fn non_finite_input_is_located() {
+        let e = cosine_similarity(&[1.0f32, 2.0, 3.0, 4.0], &[1.0, 2.0, f32::INFINITY, 0.0], 2)
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("cosine_similarity got inf at input2[2]"),
+            "{e}"
+        );
+    }
+}

@@ -1,0 +1,116 @@
+//! Distances and similarities between rows, with gradients: [`cosine_similarity`] and
+//! [`pairwise_distance`] as PyTorch computes them, and the [`Distance`] trait that the
+//! triplet-style losses are generic over.
+
+mod cosine;
+mod pairwise;
+
+pub use cosine::{cosine_similarity, CosineDistance, CosineSimilarity};
+pub use pairwise::{pairwise_distance, PairwiseDistance};
+
+use crate::error::{Error, Result};
+use crate::float::Float;
+use crate::options::Mode;
+
+/// A distance between two vectors of the same length, with its gradient.
+///
+/// Implement it to plug your own distance into the losses that take one (the way
+/// PyTorch's `TripletMarginWithDistanceLoss` takes `distance_function`). Both methods
+/// receive rows of equal length; they must not panic on finite input.
+pub trait Distance<T: Float>: Sync {
+    /// The distance's name, used in error messages.
+    fn name(&self) -> &'static str;
+
+    /// The distance `d(x1, x2)`.
+    fn distance(&self, x1: &[T], x2: &[T]) -> T;
+
+    /// Adds `g · ∂d/∂x1` to `grad1` and `g · ∂d/∂x2` to `grad2` (accumulates: a row that
+    /// takes part in two distances receives both contributions).
+    fn backward(&self, x1: &[T], x2: &[T], g: T, grad1: &mut [T], grad2: &mut [T]);
+}
+
+/// Number of rows of a flat `(N, D)` buffer pair, checked.
+pub(crate) fn rows_of<T: Float>(
+    loss: &'static str,
+    names: (&'static str, &'static str),
+    x1: &[T],
+    x2: &[T],
+    dim: usize,
+    mode: Mode,
+) -> Result<usize> {
+    if dim == 0 {
+        return Err(Error::Shape {
+            loss,
+            arg: names.0,
+            got: vec![x1.len(), 0],
+            expected: "rows of at least one element".into(),
+        });
+    }
+    if x1.len() % dim != 0 {
+        return Err(Error::Shape {
+            loss,
+            arg: names.0,
+            got: vec![x1.len()],
+            expected: format!("a whole number of rows of {dim} elements"),
+        });
+    }
+    if x2.len() != x1.len() {
+        return Err(Error::Shape {
+            loss,
+            arg: names.1,
+            got: vec![x2.len() / dim.max(1), dim],
+            expected: format!("{} has shape [{}, {dim}]", names.0, x1.len() / dim),
+        });
+    }
+    if x1.is_empty() && mode.is_strict() {
+        return Err(Error::Empty { loss, arg: names.0 });
+    }
+    Ok(x1.len() / dim)
+}
+
+/// `Σ a_i·b_i`, `Σ a_i²`, `Σ b_i²` in `f64`, and whether every element is finite.
+#[inline(always)]
+pub(crate) fn dot3<T: Float>(a: &[T], b: &[T]) -> (f64, f64, f64, bool) {
+    let (mut ab, mut aa, mut bb) = ([0.0f64; 4], [0.0f64; 4], [0.0f64; 4]);
+    let mut ok = true;
+    let ac = a.chunks_exact(4);
+    let bc = b.chunks_exact(4);
+    let (ar, br) = (ac.remainder(), bc.remainder());
+    for (x, y) in ac.zip(bc) {
+        for k in 0..4 {
+            let (p, q) = (x[k].f64(), y[k].f64());
+            ab[k] += p * q;
+            aa[k] += p * p;
+            bb[k] += q * q;
+            ok &= x[k].is_finite() & y[k].is_finite();
+        }
+    }
+    for (k, (x, y)) in ar.iter().zip(br).enumerate() {
+        let (p, q) = (x.f64(), y.f64());
+        ab[k] += p * q;
+        aa[k] += p * p;
+        bb[k] += q * q;
+        ok &= x.is_finite() & y.is_finite();
+    }
+    let s = |v: [f64; 4]| (v[0] + v[2]) + (v[1] + v[3]);
+    (s(ab), s(aa), s(bb), ok)
+}
+
+/// The first non-finite element among two row buffers, as an error (error path only).
+#[cold]
+pub(crate) fn locate_non_finite<T: Float>(
+    loss: &'static str,
+    names: (&'static str, &'static str),
+    x1: &[T],
+    x2: &[T],
+) -> Error {
+    for (i, (a, b)) in x1.iter().zip(x2).enumerate() {
+        if !a.is_finite() {
+            return crate::kernel::non_finite(loss, names.0, i, *a);
+        }
+        if !b.is_finite() {
+            return crate::kernel::non_finite(loss, names.1, i, *b);
+        }
+    }
+    Error::Empty { loss, arg: names.0 }
+}

@@ -1,0 +1,389 @@
+//! p-norm distance between rows, with PyTorch's eps added to the difference.
+
+use super::{locate_non_finite, rows_of, Distance};
+use crate::error::{Error, Result, Value};
+use crate::float::Float;
+use crate::options::Mode;
+use crate::reduction::{check_buffer, check_upstream, Reduction};
+
+const NAMES: (&str, &str) = ("input1", "input2");
+
+/// The p-norm distance between the rows of two `(N, D)` row-major buffers, as
+/// `torch.nn.functional.pairwise_distance(x1, x2, p, eps)` computes it:
+///
+/// ```text
+/// d_n = ‖x1[n] − x2[n] + eps‖_p = (Σ_d |x1[n,d] − x2[n,d] + eps|^p)^(1/p)     p = 2, eps = 1e-6
+/// ```
+///
+/// eps is added to the **difference**, so the distance is asymmetric and `d(x, x) =
+/// eps·D^(1/p)`, not 0 (pytorch/pytorch#61538). `p = ∞` is the max norm.
+///
+/// * **Shapes:** `(N, D)` inputs with `D = dim`; `N` outputs, one per row.
+/// * **Gradient:** `∂d/∂x1 = sign(v)·|v|^(p−1) / d^(p−1)` with `v = x1 − x2 + eps`
+///   (`v/d` for p = 2, `sign(v)` for p = 1, split evenly among the maximal entries for
+///   p = ∞), and `∂d/∂x2 = −∂d/∂x1`; 0 where `d = 0`, as torch's norm subgradient.
+/// * **Errors (strict):** NaN/±Inf, empty input, `p` not > 0 (torch-compat also takes
+///   p = 0, which counts non-zeros, and negative p), a non-finite eps, mismatched shapes.
+///
+/// | framework | equivalent |
+/// |---|---|
+/// | PyTorch | `F.pairwise_distance(x1, x2, p=2.0, eps=1e-6)`, `nn.PairwiseDistance` |
+/// | Keras | none |
+/// | scikit-learn | `sklearn.metrics.pairwise.paired_distances` (no eps) |
+/// | optax | none (its triplet loss puts eps inside the root instead) |
+///
+/// ```
+/// use marginloss::PairwiseDistance;
+/// let d = PairwiseDistance::new().forward(&[0.0f64, 0.0, 1.0, 2.0], &[3.0, 4.0, 1.0, 2.0], 2)?;
+/// assert!((d[0] - 4.999_999_2).abs() < 1e-6);
+/// assert!((d[1] - 1e-6 * 2f64.sqrt()).abs() < 1e-18); // identical rows: eps·√D
+/// # Ok::<(), marginloss::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct PairwiseDistance {
+    /// The norm degree (default 2).
+    pub p: f64,
+    /// Added to every component of the difference (default 1e-6).
+    pub eps: f64,
+    /// Strict (default) or torch-compat.
+    pub mode: Mode,
+}
+
+impl Default for PairwiseDistance {
+    fn default() -> Self {
+        PairwiseDistance {
+            p: 2.0,
+            eps: 1e-6,
+            mode: Mode::Strict,
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Norm {
+    Zero,
+    One,
+    Two,
+    Inf,
+    General(f64),
+}
+
+impl Norm {
+    fn of(p: f64) -> Norm {
+        if p == 2.0 {
+            Norm::Two
+        } else if p == 1.0 {
+            Norm::One
+        } else if p == f64::INFINITY {
+            Norm::Inf
+        } else if p == 0.0 {
+            Norm::Zero
+        } else {
+            Norm::General(p)
+        }
+    }
+}
+
+/// `d(a, b)` in `f64` and whether all elements were finite.
+#[inline(always)]
+fn dist_row<T: Float>(a: &[T], b: &[T], norm: Norm, eps: T) -> (f64, bool) {
+    let mut ok = true;
+    let mut acc = [0.0f64; 4];
+    let mut lane = 0;
+    let mut max = 0.0f64;
+    for (&x, &y) in a.iter().zip(b) {
+        ok &= x.is_finite() & y.is_finite();
+        let v = ((x - y) + eps).f64();
+        match norm {
+            Norm::Two => acc[lane] += v * v,
+            Norm::One => acc[lane] += v.abs(),
+            Norm::Zero => acc[lane] += f64::from(u8::from(v != 0.0)),
+            Norm::Inf => {
+                max = if v.abs() > max || v.is_nan() {
+                    v.abs()
+                } else {
+                    max
+                }
+            }
+            Norm::General(p) => acc[lane] += v.abs().powf(p),
+        }
+        lane = (lane + 1) & 3;
+    }
+    let s = (acc[0] + acc[2]) + (acc[1] + acc[3]);
+    let d = match norm {
+        Norm::Two => s.sqrt(),
+        Norm::One | Norm::Zero => s,
+        Norm::Inf => max,
+        Norm::General(p) => s.powf(1.0 / p),
+    };
+    (d, ok)
+}
+
+/// Writes (or adds, with `ADD`) `g·∂d/∂a` into `ga` and `g·∂d/∂b = −g·∂d/∂a` into `gb`.
+#[inline(always)]
+fn dist_row_backward<T: Float, const ADD: bool>(
+    a: &[T],
+    b: &[T],
+    norm: Norm,
+    eps: T,
+    d: f64,
+    g: f64,
+    ga: &mut [T],
+    gb: &mut [T],
+) {
+    let ties = match norm {
+        Norm::Inf => a
+            .iter()
+            .zip(b)
+            .filter(|(&x, &y)| ((x - y) + eps).f64().abs() == d)
+            .count()
+            .max(1) as f64,
+        _ => 1.0,
+    };
+    for i in 0..a.len() {
+        let v = ((a[i] - b[i]) + eps).f64();
+        let s = if d == 0.0 {
+            0.0
+        } else {
+            match norm {
+                Norm::Two => v / d,
+                Norm::One => v.signum() * f64::from(u8::from(v != 0.0)),
+                Norm::Zero => 0.0,
+                Norm::Inf => {
+                    if v.abs() == d {
+                        v.signum() / ties
+                    } else {
+                        0.0
+                    }
+                }
+                Norm::General(p) => {
+                    if v == 0.0 {
+                        0.0
+                    } else {
+                        v.signum() * (v.abs() / d).powf(p - 1.0)
+                    }
+                }
+            }
+        };
+        let da = T::of(g * s);
+        if ADD {
+            ga[i] = ga[i] + da;
+            gb[i] = gb[i] - da;
+        } else {
+            ga[i] = da;
+            gb[i] = -da;
+        }
+    }
+}
+
+impl PairwiseDistance {
+    /// The Euclidean distance with eps = 1e-6, strict.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Sets the norm degree.
+    pub fn p(mut self, p: f64) -> Self {
+        self.p = p;
+        self
+    }
+    /// Sets eps, added to the difference.
+    pub fn eps(mut self, eps: f64) -> Self {
+        self.eps = eps;
+        self
+    }
+    /// Sets the validation mode.
+    pub fn mode(mut self, mode: Mode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// Checks `p` and `eps` (strict mode).
+    pub(crate) fn check_options(&self, loss: &'static str) -> Result<()> {
+        if !self.mode.is_strict() {
+            return Ok(());
+        }
+        if !(self.p > 0.0) {
+            return Err(Error::Option {
+                loss,
+                option: "p",
+                value: Value(self.p),
+                expected: "> 0",
+            });
+        }
+        if !self.eps.is_finite() {
+            return Err(Error::Option {
+                loss,
+                option: "eps",
+                value: Value(self.eps),
+                expected: "finite",
+            });
+        }
+        Ok(())
+    }
+
+    /// The distance of each row pair; `dim` is the row length D.
+    ///
+    /// # Errors
+    /// In strict mode NaN/±Inf, empty input and bad options; in both modes a length that
+    /// is not `N·dim` or differs between the inputs.
+    pub fn forward<T: Float>(&self, input1: &[T], input2: &[T], dim: usize) -> Result<Vec<T>> {
+        let n = rows_of("pairwise_distance", NAMES, input1, input2, dim, self.mode)?;
+        let mut out = vec![T::zero(); n];
+        self.forward_into(input1, input2, dim, &mut out)?;
+        Ok(out)
+    }
+
+    /// As [`forward`](Self::forward), writing the `N` distances into `out`.
+    ///
+    /// # Errors
+    /// As [`forward`](Self::forward), plus a wrongly sized `out`.
+    pub fn forward_into<T: Float>(
+        &self,
+        input1: &[T],
+        input2: &[T],
+        dim: usize,
+        out: &mut [T],
+    ) -> Result<()> {
+        const L: &str = "pairwise_distance";
+        self.check_options(L)?;
+        let n = rows_of(L, NAMES, input1, input2, dim, self.mode)?;
+        check_buffer(L, "output", out.len(), n)?;
+        let (norm, eps) = (Norm::of(self.p), T::of(self.eps));
+        let mut ok = true;
+        for ((o, a), b) in out
+            .iter_mut()
+            .zip(input1.chunks_exact(dim))
+            .zip(input2.chunks_exact(dim))
+        {
+            let (d, fin) = dist_row(a, b, norm, eps);
+            *o = T::of(d);
+            ok &= fin;
+        }
+        if ok || !self.mode.is_strict() {
+            Ok(())
+        } else {
+            Err(locate_non_finite(L, NAMES, input1, input2))
+        }
+    }
+
+    /// Fused forward and backward in one pass: writes the `N` distances into `out` and
+    /// `Σ_n upstream_n · ∂d_n/∂input{1,2}` into `grad1` and `grad2`. `upstream` has `N`
+    /// values or one value applied to every row.
+    ///
+    /// # Errors
+    /// As [`forward_into`](Self::forward_into), plus wrongly sized buffers.
+    #[allow(clippy::too_many_arguments)]
+    pub fn forward_backward<T: Float>(
+        &self,
+        input1: &[T],
+        input2: &[T],
+        dim: usize,
+        upstream: &[T],
+        out: &mut [T],
+        grad1: &mut [T],
+        grad2: &mut [T],
+    ) -> Result<()> {
+        const L: &str = "pairwise_distance";
+        self.check_options(L)?;
+        let n = rows_of(L, NAMES, input1, input2, dim, self.mode)?;
+        check_buffer(L, "output", out.len(), n)?;
+        check_buffer(L, "grad input1", grad1.len(), input1.len())?;
+        check_buffer(L, "grad input2", grad2.len(), input2.len())?;
+        check_upstream(L, Reduction::None, upstream.len(), n)?;
+        let (norm, eps) = (Norm::of(self.p), T::of(self.eps));
+        let mut ok = true;
+        let rows = input1
+            .chunks_exact(dim)
+            .zip(input2.chunks_exact(dim))
+            .zip(grad1.chunks_exact_mut(dim).zip(grad2.chunks_exact_mut(dim)));
+        for (i, ((a, b), (ga, gb))) in rows.enumerate() {
+            let (d, fin) = dist_row(a, b, norm, eps);
+            out[i] = T::of(d);
+            ok &= fin;
+            let g = if upstream.len() == 1 {
+                upstream[0]
+            } else {
+                upstream[i]
+            };
+            dist_row_backward::<T, false>(a, b, norm, eps, d, g.f64(), ga, gb);
+        }
+        if ok || !self.mode.is_strict() {
+            Ok(())
+        } else {
+            Err(locate_non_finite(L, NAMES, input1, input2))
+        }
+    }
+}
+
+impl<T: Float> Distance<T> for PairwiseDistance {
+    fn name(&self) -> &'static str {
+        "pairwise_distance"
+    }
+
+    #[inline]
+    fn distance(&self, x1: &[T], x2: &[T]) -> T {
+        T::of(dist_row(x1, x2, Norm::of(self.p), T::of(self.eps)).0)
+    }
+
+    #[inline]
+    fn backward(&self, x1: &[T], x2: &[T], g: T, grad1: &mut [T], grad2: &mut [T]) {
+        let (norm, eps) = (Norm::of(self.p), T::of(self.eps));
+        let d = dist_row(x1, x2, norm, eps).0;
+        dist_row_backward::<T, true>(x1, x2, norm, eps, d, g.f64(), grad1, grad2);
+    }
+}
+
+/// [`PairwiseDistance`] with p = 2, eps = 1e-6 over rows of length `dim`.
+///
+/// # Errors
+/// As [`PairwiseDistance::forward`].
+pub fn pairwise_distance<T: Float>(input1: &[T], input2: &[T], dim: usize) -> Result<Vec<T>> {
+    PairwiseDistance::new().forward(input1, input2, dim)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /* torch 2.15: F.pairwise_distance of identical rows is eps·D^(1/p):
+    p=2, D=3: 1.7320508e-06; p=1: 3e-6; p=inf: 1e-6 (loss-spec §8.1) */
+    #[test]
+    fn identical_rows_are_eps_apart() {
+        let x = [0.5f64, -1.0, 2.0];
+        for (p, want) in [
+            (2.0, 1e-6 * 3f64.sqrt()),
+            (1.0, 3e-6),
+            (f64::INFINITY, 1e-6),
+        ] {
+            let d = PairwiseDistance::new().p(p).forward(&x, &x, 3).unwrap()[0];
+            assert!((d - want).abs() < 1e-18, "p={p}: {d}");
+        }
+    }
+
+    /* torch 2.15: gradient at x1 == x2 is 1/sqrt(D) per element for p=2, 1 for p=1 */
+    #[test]
+    fn gradient_at_identical_rows_is_not_zero() {
+        let x = [0.5f64, -1.0, 2.0];
+        let (mut o, mut g1, mut g2) = ([0.0], [0.0; 3], [0.0; 3]);
+        PairwiseDistance::new()
+            .forward_backward(&x, &x, 3, &[1.0], &mut o, &mut g1, &mut g2)
+            .unwrap();
+        for g in g1 {
+            assert!((g - 1.0 / 3f64.sqrt()).abs() < 1e-12);
+        }
+        assert_eq!(g2.map(|g| -g), g1);
+    }
+
+    #[test]
+    fn strict_rejects_non_positive_p() {
+        let e = PairwiseDistance::new()
+            .p(0.0)
+            .forward(&[1.0f32], &[2.0], 1)
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "pairwise_distance: option p must be > 0, got 0"
+        );
+    }
+}

@@ -1,0 +1,60 @@
+//! # marginloss
+//!
+//! The margin / hinge family of loss functions with **exact PyTorch 2.15 semantics**,
+//! analytic gradients computed in **fused single-pass kernels**, and **strict guards**
+//! that turn a misuse into an error instead of a silent wrong number.
+//!
+//! The classic mistake this crate exists to catch: PyTorch's `HingeEmbeddingLoss` takes a
+//! *distance* `x ≥ 0` (loss `x` for `y = 1`, `max(0, margin − x)` for `y = −1`), while the
+//! SVM hinge loss is `max(0, 1 − y·x)` on *scores*. Fed the scores `x = [0.8, −0.5, 2.0]`,
+//! `y = [−1, 1, −1]`, `HingeEmbeddingLoss` returns −0.1; the hinge loss is 2.1.
+//!
+//! ```
+//! use marginloss::{hinge, HingeEmbedding, Mode, Reduction};
+//! let (x, y) = ([0.8f64, -0.5, 2.0], [-1.0, 1.0, -1.0]);
+//! let svm = hinge(&x, &y, Reduction::Mean)?.scalar().unwrap();
+//! assert!((svm - 2.1).abs() < 1e-12);
+//! let torch = HingeEmbedding::new().mode(Mode::TorchCompat).forward(&x, &y, Reduction::Mean)?;
+//! assert!((torch.scalar().unwrap() + 0.1).abs() < 1e-12);
+//! assert!(HingeEmbedding::new().forward(&x, &y, Reduction::Mean).is_err()); // strict: negative distance
+//! # Ok::<(), marginloss::Error>(())
+//! ```
+//!
+//! ## Shape of the API
+//!
+//! Each loss is an options struct (`Hinge`, `HingeEmbedding`, …, all `#[non_exhaustive]`
+//! with public fields and builder setters) with three methods, generic over `f32`/`f64`:
+//!
+//! * `forward(…, reduction) -> Output<T>`: convenient, allocates the result;
+//! * `forward_into(…, reduction, out)`: writes into a caller buffer;
+//! * `forward_backward(…, reduction, upstream, out, grad_…)`: the fused kernel — one pass
+//!   over the inputs writes the loss and `upstream · ∂loss/∂input` into caller buffers,
+//!   with no allocation.
+//!
+//! Buffers are flat row-major slices. Every call validates in [`Mode::Strict`] (the
+//! default) or reproduces torch in [`Mode::TorchCompat`]; the checks ride along in the
+//! kernel's single pass.
+//!
+//! The [`reference`] module holds plain, unfused implementations of the same formulas,
+//! written the way PyTorch composes them; the tests hold the kernels equal to them.
+
+#![deny(missing_docs)]
+
+pub mod distance;
+mod error;
+mod float;
+pub(crate) mod kernel;
+pub mod loss;
+mod options;
+mod reduction;
+pub mod reference;
+
+pub use distance::{
+    cosine_similarity, pairwise_distance, CosineDistance, CosineSimilarity, Distance,
+    PairwiseDistance,
+};
+pub use error::{Error, Result, Value};
+pub use float::Float;
+pub use loss::*;
+pub use options::{Kink, Labels, Mode};
+pub use reduction::{Output, Reduction};

@@ -1,0 +1,245 @@
+//! PyTorch's `HingeEmbeddingLoss`: a loss on **distances**, not scores.
+
+use crate::error::{Error, Result, Value};
+use crate::float::Float;
+use crate::kernel::{finite_option, pointwise_api, relu, Pointwise};
+use crate::options::{Kink, Labels, Mode};
+use crate::reduction::{Output, Reduction};
+
+/// PyTorch's `HingeEmbeddingLoss` on **distances** `x ≥ 0` between pairs:
+///
+/// ```text
+/// l_i = x_i                        if y_i = +1   (similar pair: pull together)
+/// l_i = max(0, margin − x_i)       if y_i = −1   (dissimilar pair: push past the margin)
+/// ```
+///
+/// margin = 1 by default, then reduced by [`Reduction`]. Exactly as torch implements it:
+/// `where(y ≠ 1, max(0, margin − x), 0) + where(y ≠ −1, x, 0)`.
+///
+/// **This is not the SVM hinge.** Fed classifier scores it silently returns nonsense: the
+/// scores `x = [0.8, −0.5, 2.0]`, `y = [−1, 1, −1]` give −0.1 where the hinge loss is 2.1.
+/// Strict mode (the default) therefore rejects a negative input and points to
+/// [`Hinge`](crate::Hinge).
+///
+/// * **Shapes:** `input` and `target` have the same number of elements.
+/// * **Gradient:** `∂l_i/∂x_i = [y_i ≠ −1] − [y_i ≠ 1]·[margin − x_i > 0]`. **At the kink**
+///   `x_i == margin` with `y_i = −1` it is 0, as in torch 2.15 (1 in older torch); see
+///   [`Kink`]. The target gets no gradient.
+/// * **Errors (strict):** a negative input (`hinge_embedding expects distances >= 0, got
+///   -0.5 at input[1]; for classifier scores use hinge`), NaN/±Inf, a target outside the
+///   encoding, empty input, a non-finite margin, mismatched lengths.
+/// * **Torch-compat** reproduces torch 2.15 quirks: a target that is neither 1 nor −1
+///   gets both terms, `max(x, margin)`; negative inputs are used as they are; NaN
+///   propagates; empty input gives NaN (mean) or 0 (sum).
+///
+/// | framework | equivalent |
+/// |---|---|
+/// | PyTorch | `nn.HingeEmbeddingLoss(margin)`, `F.hinge_embedding_loss` |
+/// | Keras | none |
+/// | scikit-learn | none |
+/// | optax | none |
+///
+/// ```
+/// use marginloss::{HingeEmbedding, Mode, Reduction};
+/// let (x, y) = ([0.8f32, -0.5, 2.0], [-1.0f32, 1.0, -1.0]);
+/// // torch-compat reproduces PyTorch's silent -0.1 ...
+/// let torch = HingeEmbedding::new().mode(Mode::TorchCompat);
+/// let v = torch.forward(&x, &y, Reduction::Mean)?.scalar().unwrap();
+/// assert!((v - -0.1).abs() < 1e-7);
+/// // ... strict mode refuses the scores and says what to use.
+/// let e = HingeEmbedding::new().forward(&x, &y, Reduction::Mean).unwrap_err();
+/// assert_eq!(
+///     e.to_string(),
+///     "hinge_embedding expects distances >= 0, got -0.5 at input[1]; for classifier scores use hinge"
+/// );
+/// # Ok::<(), marginloss::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct HingeEmbedding {
+    /// The margin (default 1.0).
+    pub margin: f64,
+    /// The target encoding (default ±1).
+    pub labels: Labels,
+    /// Strict (default) or torch-compat.
+    pub mode: Mode,
+    /// The subgradient at the kink (default 0, torch 2.15).
+    pub kink: Kink,
+}
+
+impl Default for HingeEmbedding {
+    fn default() -> Self {
+        HingeEmbedding {
+            margin: 1.0,
+            labels: Labels::PlusMinusOne,
+            mode: Mode::Strict,
+            kink: Kink::Zero,
+        }
+    }
+}
+
+impl HingeEmbedding {
+    /// The loss with its defaults: margin 1, ±1 labels, strict, kink gradient 0.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Sets the margin.
+    pub fn margin(mut self, margin: f64) -> Self {
+        self.margin = margin;
+        self
+    }
+    /// Sets the target encoding.
+    pub fn labels(mut self, labels: Labels) -> Self {
+        self.labels = labels;
+        self
+    }
+    /// Sets the validation mode.
+    pub fn mode(mut self, mode: Mode) -> Self {
+        self.mode = mode;
+        self
+    }
+    /// Sets the kink convention.
+    pub fn kink(mut self, kink: Kink) -> Self {
+        self.kink = kink;
+        self
+    }
+
+    fn kernel<T: Float>(&self) -> Result<HingeEmbeddingKernel<T>> {
+        finite_option("hinge_embedding", "margin", self.margin, self.mode)?;
+        Ok(HingeEmbeddingKernel {
+            margin: T::of(self.margin),
+            labels: self.labels,
+            kink: self.kink,
+        })
+    }
+
+    pointwise_api!("hinge_embedding");
+}
+
+/// [`HingeEmbedding`] with its defaults on `f32` or `f64` slices.
+///
+/// # Errors
+/// As [`HingeEmbedding::forward`].
+pub fn hinge_embedding<T: Float>(
+    input: &[T],
+    target: &[T],
+    reduction: Reduction,
+) -> Result<Output<T>> {
+    HingeEmbedding::new().forward(input, target, reduction)
+}
+
+pub(crate) struct HingeEmbeddingKernel<T> {
+    margin: T,
+    labels: Labels,
+    kink: Kink,
+}
+
+impl<T: Float> Pointwise<T> for HingeEmbeddingKernel<T> {
+    const LOSS: &'static str = "hinge_embedding";
+
+    #[inline(always)]
+    fn valid(&self, x: T, t: T) -> bool {
+        x >= T::zero() && x.is_finite() && self.labels.accepts(t)
+    }
+
+    #[inline(always)]
+    fn value(&self, x: T, t: T) -> T {
+        let y = self.labels.decode(t);
+        let neg = if y != T::one() {
+            relu(self.margin - x)
+        } else {
+            T::zero()
+        };
+        let pos = if y != -T::one() { x } else { T::zero() };
+        neg + pos
+    }
+
+    #[inline(always)]
+    fn value_grad(&self, x: T, t: T) -> (T, T) {
+        let y = self.labels.decode(t);
+        let u = self.margin - x;
+        let (neg, dneg) = if y != T::one() {
+            (relu(u), self.kink.step(u))
+        } else {
+            (T::zero(), T::zero())
+        };
+        let (pos, dpos) = if y != -T::one() {
+            (x, T::one())
+        } else {
+            (T::zero(), T::zero())
+        };
+        (neg + pos, dpos - dneg)
+    }
+
+    fn domain_error(&self, index: usize, x: T, t: T) -> Error {
+        if x < T::zero() {
+            Error::Domain {
+                loss: "hinge_embedding",
+                arg: "input",
+                index,
+                value: Value(x.f64()),
+                expected: "distances >= 0",
+                hint: Some("for classifier scores use hinge"),
+            }
+        } else {
+            Error::Domain {
+                loss: "hinge_embedding",
+                arg: "target",
+                index,
+                value: Value(t.f64()),
+                expected: self.labels.expected(),
+                hint: self.labels.hint(t),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /* torch 2.15:
+    x = torch.tensor([0.3,0.3,0.3,0.3,0.3,2,2,-0.5], dtype=torch.float64, requires_grad=True)
+    t = torch.tensor([1,-1,0,2,0.5,0,-1,3], dtype=torch.float64)
+    out = F.hinge_embedding_loss(x, t, reduction="none"); out.sum().backward()
+    */
+    #[test]
+    fn torch_compat_reproduces_both_terms_for_targets_outside_pm1() {
+        let x = [0.3f64, 0.3, 0.3, 0.3, 0.3, 2.0, 2.0, -0.5];
+        let t = [1.0f64, -1.0, 0.0, 2.0, 0.5, 0.0, -1.0, 3.0];
+        let (mut out, mut g) = ([0.0; 8], [0.0; 8]);
+        HingeEmbedding::new()
+            .mode(Mode::TorchCompat)
+            .forward_backward(&x, &t, Reduction::None, &[1.0], &mut out, &mut g)
+            .unwrap();
+        assert_eq!(out, [0.3, 0.7, 1.0, 1.0, 1.0, 2.0, 0.0, 1.0]);
+        assert_eq!(g, [1.0, -1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn strict_mode_rejects_a_target_outside_pm1() {
+        let e = hinge_embedding(&[0.3f64, 0.3], &[1.0, 0.0], Reduction::Mean).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("got 0 at target[1]; for {0, 1} labels"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn kink_gradient_is_zero_as_in_torch_2_15() {
+        let (mut out, mut g) = ([0.0f32], [9.0f32; 2]);
+        HingeEmbedding::new()
+            .forward_backward(
+                &[1.0f32, 0.5],
+                &[-1.0, -1.0],
+                Reduction::Sum,
+                &[1.0],
+                &mut out,
+                &mut g,
+            )
+            .unwrap();
+        assert_eq!(out[0], 0.5);
+        assert_eq!(g, [0.0, -1.0]);
+    }
+}

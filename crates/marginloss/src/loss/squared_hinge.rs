@@ -1,0 +1,164 @@
+//! Squared binary hinge loss.
+
+use crate::error::{Error, Result, Value};
+use crate::float::Float;
+use crate::kernel::{finite_option, pointwise_api, relu, Pointwise};
+use crate::options::{Labels, Mode};
+use crate::reduction::{Output, Reduction};
+
+/// Squared hinge loss on classifier **scores**:
+///
+/// ```text
+/// l_i = max(0, margin − y_i · x_i)²         y_i ∈ {−1, +1}, margin = 1 by default
+/// ```
+///
+/// then reduced by [`Reduction`]. With [`Labels::ZeroOne`] the target `t` is read as
+/// `y = 2t − 1`.
+///
+/// * **Shapes:** `input` and `target` have the same number of elements.
+/// * **Gradient:** `∂l_i/∂x_i = −2·y_i·max(0, margin − y_i·x_i)`. The loss is C¹, so the
+///   gradient at the kink is 0 under every convention.
+/// * **Errors (strict):** as [`Hinge`](crate::Hinge): NaN/±Inf, a target outside the
+///   encoding, empty input, a non-finite margin, mismatched lengths. **Torch-compat**
+///   computes `clamp_min(margin − y·x, 0)**2` for any target and propagates NaN.
+///
+/// | framework | equivalent |
+/// |---|---|
+/// | PyTorch | none; `(1 - y*x).clamp_min(0).pow(2).mean()` |
+/// | Keras | `keras.losses.SquaredHinge` (guesses {0,1} labels; averages the last axis) |
+/// | scikit-learn | `SGDClassifier(loss="squared_hinge")`, `LinearSVC` (its default loss) |
+/// | optax | none |
+///
+/// ```
+/// use marginloss::{SquaredHinge, Reduction};
+/// let loss = SquaredHinge::new()
+///     .forward(&[0.8f64, -0.5, 2.0], &[-1.0, 1.0, -1.0], Reduction::Mean)?
+///     .scalar()
+///     .unwrap();
+/// assert!((loss - 4.83).abs() < 1e-12); // (1.8² + 1.5² + 3²) / 3
+/// # Ok::<(), marginloss::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct SquaredHinge {
+    /// The margin (default 1.0).
+    pub margin: f64,
+    /// The target encoding (default ±1).
+    pub labels: Labels,
+    /// Strict (default) or torch-compat.
+    pub mode: Mode,
+}
+
+impl Default for SquaredHinge {
+    fn default() -> Self {
+        SquaredHinge {
+            margin: 1.0,
+            labels: Labels::PlusMinusOne,
+            mode: Mode::Strict,
+        }
+    }
+}
+
+impl SquaredHinge {
+    /// The loss with its defaults: margin 1, ±1 labels, strict.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Sets the margin.
+    pub fn margin(mut self, margin: f64) -> Self {
+        self.margin = margin;
+        self
+    }
+    /// Sets the target encoding.
+    pub fn labels(mut self, labels: Labels) -> Self {
+        self.labels = labels;
+        self
+    }
+    /// Sets the validation mode.
+    pub fn mode(mut self, mode: Mode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    fn kernel<T: Float>(&self) -> Result<SquaredHingeKernel<T>> {
+        finite_option("squared_hinge", "margin", self.margin, self.mode)?;
+        Ok(SquaredHingeKernel {
+            margin: T::of(self.margin),
+            labels: self.labels,
+        })
+    }
+
+    pointwise_api!("squared_hinge");
+}
+
+/// [`SquaredHinge`] with its defaults on `f32` or `f64` slices.
+///
+/// # Errors
+/// As [`SquaredHinge::forward`].
+pub fn squared_hinge<T: Float>(
+    input: &[T],
+    target: &[T],
+    reduction: Reduction,
+) -> Result<Output<T>> {
+    SquaredHinge::new().forward(input, target, reduction)
+}
+
+pub(crate) struct SquaredHingeKernel<T> {
+    margin: T,
+    labels: Labels,
+}
+
+impl<T: Float> Pointwise<T> for SquaredHingeKernel<T> {
+    const LOSS: &'static str = "squared_hinge";
+
+    #[inline(always)]
+    fn valid(&self, x: T, t: T) -> bool {
+        x.is_finite() && self.labels.accepts(t)
+    }
+
+    #[inline(always)]
+    fn value(&self, x: T, t: T) -> T {
+        let r = relu(self.margin - self.labels.decode(t) * x);
+        r * r
+    }
+
+    #[inline(always)]
+    fn value_grad(&self, x: T, t: T) -> (T, T) {
+        let y = self.labels.decode(t);
+        let r = relu(self.margin - y * x);
+        (r * r, -(r + r) * y)
+    }
+
+    fn domain_error(&self, index: usize, _x: T, t: T) -> Error {
+        Error::Domain {
+            loss: "squared_hinge",
+            arg: "target",
+            index,
+            value: Value(t.f64()),
+            expected: self.labels.expected(),
+            hint: self.labels.hint(t),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gradient_is_minus_two_y_times_the_hinge() {
+        let (mut out, mut g) = ([0.0f64; 3], [0.0f64; 3]);
+        SquaredHinge::new()
+            .forward_backward(
+                &[0.5, 2.0, 1.0],
+                &[1.0, -1.0, 1.0],
+                Reduction::None,
+                &[1.0],
+                &mut out,
+                &mut g,
+            )
+            .unwrap();
+        assert_eq!(out, [0.25, 9.0, 0.0]);
+        assert_eq!(g, [-1.0, 6.0, 0.0]);
+    }
+}
