@@ -170,13 +170,7 @@ mod tests {
 
     #[test]
     fn class_index_error_states_the_valid_range() {
-        let e = Error::ClassIndex {
-            loss: "multi_margin",
-            arg: "target",
-            index: 2,
-            value: 5,
-            classes: 3,
-        };
+        let e = Error::ClassIndex { loss: "multi_margin", arg: "target", index: 2, value: 5, classes: 3 };
         assert_eq!(
             e.to_string(),
             "multi_margin: class index 5 at target[2] is out of range for 3 classes (expected 0..=2)"

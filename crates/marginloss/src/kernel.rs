@@ -32,18 +32,8 @@ pub(crate) trait Pointwise<T: Float> {
 
 /// A `NonFinite` error for `v`.
 #[inline]
-pub(crate) fn non_finite<T: Float>(
-    loss: &'static str,
-    arg: &'static str,
-    index: usize,
-    v: T,
-) -> Error {
-    Error::NonFinite {
-        loss,
-        arg,
-        index,
-        value: Value(v.f64()),
-    }
+pub(crate) fn non_finite<T: Float>(loss: &'static str, arg: &'static str, index: usize, v: T) -> Error {
+    Error::NonFinite { loss, arg, index, value: Value(v.f64()) }
 }
 
 /// Locates the first invalid element (error path only).
@@ -62,10 +52,7 @@ fn locate<T: Float, L: Pointwise<T>>(l: &L, input: &[T], target: &[T]) -> Error 
     }
     // The pass said some element was invalid; `valid` is deterministic, so this is not
     // reached. Report the mismatch rather than panic.
-    Error::Empty {
-        loss: L::LOSS,
-        arg: "input",
-    }
+    Error::Empty { loss: L::LOSS, arg: "input" }
 }
 
 fn check_shapes<T: Float, L: Pointwise<T>>(input: &[T], target: &[T], mode: Mode) -> Result<()> {
@@ -78,10 +65,7 @@ fn check_shapes<T: Float, L: Pointwise<T>>(input: &[T], target: &[T], mode: Mode
         });
     }
     if input.is_empty() && mode.is_strict() {
-        return Err(Error::Empty {
-            loss: L::LOSS,
-            arg: "input",
-        });
+        return Err(Error::Empty { loss: L::LOSS, arg: "input" });
     }
     Ok(())
 }
@@ -323,19 +307,9 @@ macro_rules! pointwise_api {
 pub(crate) use pointwise_api;
 
 /// Checks that an option is finite (strict mode).
-pub(crate) fn finite_option(
-    loss: &'static str,
-    option: &'static str,
-    v: f64,
-    mode: Mode,
-) -> Result<()> {
+pub(crate) fn finite_option(loss: &'static str, option: &'static str, v: f64, mode: Mode) -> Result<()> {
     if mode.is_strict() && !v.is_finite() {
-        return Err(Error::Option {
-            loss,
-            option,
-            value: Value(v),
-            expected: "finite",
-        });
+        return Err(Error::Option { loss, option, value: Value(v), expected: "finite" });
     }
     Ok(())
 }

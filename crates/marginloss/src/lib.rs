@@ -50,8 +50,7 @@ mod reduction;
 pub mod reference;
 
 pub use distance::{
-    cosine_similarity, pairwise_distance, CosineDistance, CosineSimilarity, Distance,
-    PairwiseDistance,
+    cosine_similarity, pairwise_distance, CosineDistance, CosineSimilarity, Distance, PairwiseDistance,
 };
 pub use error::{Error, Result, Value};
 pub use float::Float;

@@ -127,12 +127,7 @@ pub(crate) fn check_buffer(
     if got == expected {
         Ok(())
     } else {
-        Err(Error::Buffer {
-            loss,
-            buffer,
-            got,
-            expected,
-        })
+        Err(Error::Buffer { loss, buffer, got, expected })
     }
 }
 

@@ -54,10 +54,7 @@ pub struct CosineSimilarity {
 
 impl Default for CosineSimilarity {
     fn default() -> Self {
-        CosineSimilarity {
-            eps: 1e-8,
-            mode: Mode::Strict,
-        }
+        CosineSimilarity { eps: 1e-8, mode: Mode::Strict }
     }
 }
 
@@ -77,14 +74,7 @@ pub(crate) fn cos_row<T: Float>(a: &[T], b: &[T], eps: f64) -> CosRow {
     let (ab, aa, bb, ok) = dot3(a, b);
     let (n1, n2) = (aa.sqrt(), bb.sqrt());
     let (c1, c2) = (n1.max(eps), n2.max(eps));
-    CosRow {
-        cos: ab / (c1 * c2),
-        n1,
-        n2,
-        c1,
-        c2,
-        ok,
-    }
+    CosRow { cos: ab / (c1 * c2), n1, n2, c1, c2, ok }
 }
 
 /// Writes (or adds, with `ADD`) `g·∂cos/∂a` into `ga` and `g·∂cos/∂b` into `gb`.
@@ -97,21 +87,15 @@ pub(crate) fn cos_row_backward<T: Float, const ADD: bool>(
     ga: &mut [T],
     gb: &mut [T],
 ) {
-    let inv12 = g / (r.c1 * r.c2);
-    let ka = if r.n1 > 0.0 {
-        g * r.cos / (r.c1 * r.n1)
-    } else {
-        0.0
-    };
-    let kb = if r.n2 > 0.0 {
-        g * r.cos / (r.c2 * r.n2)
-    } else {
-        0.0
-    };
+    // (x2/c2 − cos·x1/‖x1‖)/c1, term by term as autograd forms it, so that exact cases
+    // (parallel rows, D = 1) give exactly 0. A zero row's norm has subgradient 0.
+    let (ga1, gb1) = (g / r.c1, g / r.c2);
+    let n1 = if r.n1 > 0.0 { r.n1 } else { f64::INFINITY };
+    let n2 = if r.n2 > 0.0 { r.n2 } else { f64::INFINITY };
     for i in 0..a.len() {
         let (p, q) = (a[i].f64(), b[i].f64());
-        let da = T::of(q * inv12 - ka * p);
-        let db = T::of(p * inv12 - kb * q);
+        let da = T::of((q / r.c2 - r.cos * (p / n1)) * ga1);
+        let db = T::of((p / r.c1 - r.cos * (q / n2)) * gb1);
         if ADD {
             ga[i] = ga[i] + da;
             gb[i] = gb[i] + db;
@@ -177,11 +161,7 @@ impl CosineSimilarity {
         let n = rows_of("cosine_similarity", NAMES, input1, input2, dim, self.mode)?;
         check_buffer("cosine_similarity", "output", out.len(), n)?;
         let mut ok = true;
-        for ((o, a), b) in out
-            .iter_mut()
-            .zip(input1.chunks_exact(dim))
-            .zip(input2.chunks_exact(dim))
-        {
+        for ((o, a), b) in out.iter_mut().zip(input1.chunks_exact(dim)).zip(input2.chunks_exact(dim)) {
             let r = cos_row(a, b, self.eps);
             *o = T::of(r.cos);
             ok &= r.ok;
@@ -189,12 +169,7 @@ impl CosineSimilarity {
         if ok || !self.mode.is_strict() {
             Ok(())
         } else {
-            Err(locate_non_finite(
-                "cosine_similarity",
-                NAMES,
-                input1,
-                input2,
-            ))
+            Err(locate_non_finite("cosine_similarity", NAMES, input1, input2))
         }
     }
 
@@ -232,11 +207,7 @@ impl CosineSimilarity {
             let r = cos_row(a, b, self.eps);
             out[i] = T::of(r.cos);
             ok &= r.ok;
-            let g = if upstream.len() == 1 {
-                upstream[0]
-            } else {
-                upstream[i]
-            };
+            let g = if upstream.len() == 1 { upstream[0] } else { upstream[i] };
             cos_row_backward::<T, false>(a, b, &r, g.f64(), ga, gb);
         }
         if ok || !self.mode.is_strict() {
@@ -302,9 +273,7 @@ mod tests {
         let x1 = [1e-10f64, 0.0, 0.0];
         let x2 = [1.0f64, 2.0, 2.0];
         let (mut out, mut g1, mut g2) = ([0.0], [0.0; 3], [0.0; 3]);
-        CosineSimilarity::new()
-            .forward_backward(&x1, &x2, 3, &[1.0], &mut out, &mut g1, &mut g2)
-            .unwrap();
+        CosineSimilarity::new().forward_backward(&x1, &x2, 3, &[1.0], &mut out, &mut g1, &mut g2).unwrap();
         assert!((out[0] - 1.0 / 300.0).abs() < 1e-15);
         let want = [1.0 / 3e-8 - (1.0 / 300.0) / 1e-8, 2.0 / 3e-8, 2.0 / 3e-8];
         for (g, w) in g1.iter().zip(want) {
@@ -320,12 +289,7 @@ mod tests {
 
     #[test]
     fn non_finite_input_is_located() {
-        let e = cosine_similarity(&[1.0f32, 2.0, 3.0, 4.0], &[1.0, 2.0, f32::INFINITY, 0.0], 2)
-            .unwrap_err();
-        assert!(
-            e.to_string()
-                .starts_with("cosine_similarity got inf at input2[2]"),
-            "{e}"
-        );
+        let e = cosine_similarity(&[1.0f32, 2.0, 3.0, 4.0], &[1.0, 2.0, f32::INFINITY, 0.0], 2).unwrap_err();
+        assert!(e.to_string().starts_with("cosine_similarity got inf at input2[2]"), "{e}");
     }
 }

@@ -52,11 +52,7 @@ pub struct PairwiseDistance {
 
 impl Default for PairwiseDistance {
     fn default() -> Self {
-        PairwiseDistance {
-            p: 2.0,
-            eps: 1e-6,
-            mode: Mode::Strict,
-        }
+        PairwiseDistance { p: 2.0, eps: 1e-6, mode: Mode::Strict }
     }
 }
 
@@ -99,13 +95,7 @@ fn dist_row<T: Float>(a: &[T], b: &[T], norm: Norm, eps: T) -> (f64, bool) {
             Norm::Two => acc[lane] += v * v,
             Norm::One => acc[lane] += v.abs(),
             Norm::Zero => acc[lane] += f64::from(u8::from(v != 0.0)),
-            Norm::Inf => {
-                max = if v.abs() > max || v.is_nan() {
-                    v.abs()
-                } else {
-                    max
-                }
-            }
+            Norm::Inf => max = if v.abs() > max || v.is_nan() { v.abs() } else { max },
             Norm::General(p) => acc[lane] += v.abs().powf(p),
         }
         lane = (lane + 1) & 3;
@@ -122,6 +112,7 @@ fn dist_row<T: Float>(a: &[T], b: &[T], norm: Norm, eps: T) -> (f64, bool) {
 
 /// Writes (or adds, with `ADD`) `g·∂d/∂a` into `ga` and `g·∂d/∂b = −g·∂d/∂a` into `gb`.
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 fn dist_row_backward<T: Float, const ADD: bool>(
     a: &[T],
     b: &[T],
@@ -133,12 +124,9 @@ fn dist_row_backward<T: Float, const ADD: bool>(
     gb: &mut [T],
 ) {
     let ties = match norm {
-        Norm::Inf => a
-            .iter()
-            .zip(b)
-            .filter(|(&x, &y)| ((x - y) + eps).f64().abs() == d)
-            .count()
-            .max(1) as f64,
+        Norm::Inf => {
+            a.iter().zip(b).filter(|(&x, &y)| ((x - y) + eps).f64().abs() == d).count().max(1) as f64
+        }
         _ => 1.0,
     };
     for i in 0..a.len() {
@@ -203,21 +191,11 @@ impl PairwiseDistance {
         if !self.mode.is_strict() {
             return Ok(());
         }
-        if !(self.p > 0.0) {
-            return Err(Error::Option {
-                loss,
-                option: "p",
-                value: Value(self.p),
-                expected: "> 0",
-            });
+        if self.p.is_nan() || self.p <= 0.0 {
+            return Err(Error::Option { loss, option: "p", value: Value(self.p), expected: "> 0" });
         }
         if !self.eps.is_finite() {
-            return Err(Error::Option {
-                loss,
-                option: "eps",
-                value: Value(self.eps),
-                expected: "finite",
-            });
+            return Err(Error::Option { loss, option: "eps", value: Value(self.eps), expected: "finite" });
         }
         Ok(())
     }
@@ -251,11 +229,7 @@ impl PairwiseDistance {
         check_buffer(L, "output", out.len(), n)?;
         let (norm, eps) = (Norm::of(self.p), T::of(self.eps));
         let mut ok = true;
-        for ((o, a), b) in out
-            .iter_mut()
-            .zip(input1.chunks_exact(dim))
-            .zip(input2.chunks_exact(dim))
-        {
+        for ((o, a), b) in out.iter_mut().zip(input1.chunks_exact(dim)).zip(input2.chunks_exact(dim)) {
             let (d, fin) = dist_row(a, b, norm, eps);
             *o = T::of(d);
             ok &= fin;
@@ -301,11 +275,7 @@ impl PairwiseDistance {
             let (d, fin) = dist_row(a, b, norm, eps);
             out[i] = T::of(d);
             ok &= fin;
-            let g = if upstream.len() == 1 {
-                upstream[0]
-            } else {
-                upstream[i]
-            };
+            let g = if upstream.len() == 1 { upstream[0] } else { upstream[i] };
             dist_row_backward::<T, false>(a, b, norm, eps, d, g.f64(), ga, gb);
         }
         if ok || !self.mode.is_strict() {
@@ -351,11 +321,7 @@ mod tests {
     #[test]
     fn identical_rows_are_eps_apart() {
         let x = [0.5f64, -1.0, 2.0];
-        for (p, want) in [
-            (2.0, 1e-6 * 3f64.sqrt()),
-            (1.0, 3e-6),
-            (f64::INFINITY, 1e-6),
-        ] {
+        for (p, want) in [(2.0, 1e-6 * 3f64.sqrt()), (1.0, 3e-6), (f64::INFINITY, 1e-6)] {
             let d = PairwiseDistance::new().p(p).forward(&x, &x, 3).unwrap()[0];
             assert!((d - want).abs() < 1e-18, "p={p}: {d}");
         }
@@ -366,9 +332,7 @@ mod tests {
     fn gradient_at_identical_rows_is_not_zero() {
         let x = [0.5f64, -1.0, 2.0];
         let (mut o, mut g1, mut g2) = ([0.0], [0.0; 3], [0.0; 3]);
-        PairwiseDistance::new()
-            .forward_backward(&x, &x, 3, &[1.0], &mut o, &mut g1, &mut g2)
-            .unwrap();
+        PairwiseDistance::new().forward_backward(&x, &x, 3, &[1.0], &mut o, &mut g1, &mut g2).unwrap();
         for g in g1 {
             assert!((g - 1.0 / 3f64.sqrt()).abs() < 1e-12);
         }
@@ -377,13 +341,7 @@ mod tests {
 
     #[test]
     fn strict_rejects_non_positive_p() {
-        let e = PairwiseDistance::new()
-            .p(0.0)
-            .forward(&[1.0f32], &[2.0], 1)
-            .unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "pairwise_distance: option p must be > 0, got 0"
-        );
+        let e = PairwiseDistance::new().p(0.0).forward(&[1.0f32], &[2.0], 1).unwrap_err();
+        assert_eq!(e.to_string(), "pairwise_distance: option p must be > 0, got 0");
     }
 }

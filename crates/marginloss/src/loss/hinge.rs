@@ -56,12 +56,7 @@ pub struct Hinge {
 
 impl Default for Hinge {
     fn default() -> Self {
-        Hinge {
-            margin: 1.0,
-            labels: Labels::PlusMinusOne,
-            mode: Mode::Strict,
-            kink: Kink::Zero,
-        }
+        Hinge { margin: 1.0, labels: Labels::PlusMinusOne, mode: Mode::Strict, kink: Kink::Zero }
     }
 }
 
@@ -93,11 +88,7 @@ impl Hinge {
 
     fn kernel<T: Float>(&self) -> Result<HingeKernel<T>> {
         finite_option("hinge", "margin", self.margin, self.mode)?;
-        Ok(HingeKernel {
-            margin: T::of(self.margin),
-            labels: self.labels,
-            kink: self.kink,
-        })
+        Ok(HingeKernel { margin: T::of(self.margin), labels: self.labels, kink: self.kink })
     }
 
     pointwise_api!("hinge");
@@ -173,10 +164,7 @@ mod tests {
     #[test]
     fn zero_one_labels_decode_zero_as_minus_one() {
         let h = Hinge::new().labels(Labels::ZeroOne);
-        let a = h
-            .forward(&[0.3f64, -2.0], &[0.0, 1.0], Reduction::None)
-            .unwrap()
-            .into_vec();
+        let a = h.forward(&[0.3f64, -2.0], &[0.0, 1.0], Reduction::None).unwrap().into_vec();
         assert_eq!(a, vec![1.3, 3.0]);
     }
 
@@ -197,30 +185,16 @@ mod tests {
     #[test]
     fn torch_compat_accepts_any_target_and_propagates_nan() {
         let h = Hinge::new().mode(Mode::TorchCompat);
-        let v = h
-            .forward(&[0.5f32, f32::NAN], &[0.0, 1.0], Reduction::None)
-            .unwrap()
-            .into_vec();
+        let v = h.forward(&[0.5f32, f32::NAN], &[0.0, 1.0], Reduction::None).unwrap().into_vec();
         assert_eq!(v[0], 1.0);
         assert!(v[1].is_nan());
-        let e = Hinge::new()
-            .forward(&[f32::NAN], &[1.0], Reduction::Sum)
-            .unwrap_err();
-        assert!(
-            e.to_string().starts_with("hinge got NaN at input[0]"),
-            "{e}"
-        );
+        let e = Hinge::new().forward(&[f32::NAN], &[1.0], Reduction::Sum).unwrap_err();
+        assert!(e.to_string().starts_with("hinge got NaN at input[0]"), "{e}");
     }
 
     #[test]
     fn non_finite_margin_is_rejected_in_strict_mode() {
-        let e = Hinge::new()
-            .margin(f64::INFINITY)
-            .forward(&[1.0f32], &[1.0], Reduction::Sum)
-            .unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "hinge: option margin must be finite, got inf"
-        );
+        let e = Hinge::new().margin(f64::INFINITY).forward(&[1.0f32], &[1.0], Reduction::Sum).unwrap_err();
+        assert_eq!(e.to_string(), "hinge: option margin must be finite, got inf");
     }
 }

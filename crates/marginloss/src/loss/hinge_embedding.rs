@@ -69,12 +69,7 @@ pub struct HingeEmbedding {
 
 impl Default for HingeEmbedding {
     fn default() -> Self {
-        HingeEmbedding {
-            margin: 1.0,
-            labels: Labels::PlusMinusOne,
-            mode: Mode::Strict,
-            kink: Kink::Zero,
-        }
+        HingeEmbedding { margin: 1.0, labels: Labels::PlusMinusOne, mode: Mode::Strict, kink: Kink::Zero }
     }
 }
 
@@ -106,11 +101,7 @@ impl HingeEmbedding {
 
     fn kernel<T: Float>(&self) -> Result<HingeEmbeddingKernel<T>> {
         finite_option("hinge_embedding", "margin", self.margin, self.mode)?;
-        Ok(HingeEmbeddingKernel {
-            margin: T::of(self.margin),
-            labels: self.labels,
-            kink: self.kink,
-        })
+        Ok(HingeEmbeddingKernel { margin: T::of(self.margin), labels: self.labels, kink: self.kink })
     }
 
     pointwise_api!("hinge_embedding");
@@ -120,11 +111,7 @@ impl HingeEmbedding {
 ///
 /// # Errors
 /// As [`HingeEmbedding::forward`].
-pub fn hinge_embedding<T: Float>(
-    input: &[T],
-    target: &[T],
-    reduction: Reduction,
-) -> Result<Output<T>> {
+pub fn hinge_embedding<T: Float>(input: &[T], target: &[T], reduction: Reduction) -> Result<Output<T>> {
     HingeEmbedding::new().forward(input, target, reduction)
 }
 
@@ -145,11 +132,7 @@ impl<T: Float> Pointwise<T> for HingeEmbeddingKernel<T> {
     #[inline(always)]
     fn value(&self, x: T, t: T) -> T {
         let y = self.labels.decode(t);
-        let neg = if y != T::one() {
-            relu(self.margin - x)
-        } else {
-            T::zero()
-        };
+        let neg = if y != T::one() { relu(self.margin - x) } else { T::zero() };
         let pos = if y != -T::one() { x } else { T::zero() };
         neg + pos
     }
@@ -158,16 +141,8 @@ impl<T: Float> Pointwise<T> for HingeEmbeddingKernel<T> {
     fn value_grad(&self, x: T, t: T) -> (T, T) {
         let y = self.labels.decode(t);
         let u = self.margin - x;
-        let (neg, dneg) = if y != T::one() {
-            (relu(u), self.kink.step(u))
-        } else {
-            (T::zero(), T::zero())
-        };
-        let (pos, dpos) = if y != -T::one() {
-            (x, T::one())
-        } else {
-            (T::zero(), T::zero())
-        };
+        let (neg, dneg) = if y != T::one() { (relu(u), self.kink.step(u)) } else { (T::zero(), T::zero()) };
+        let (pos, dpos) = if y != -T::one() { (x, T::one()) } else { (T::zero(), T::zero()) };
         (neg + pos, dpos - dneg)
     }
 
@@ -219,25 +194,14 @@ mod tests {
     #[test]
     fn strict_mode_rejects_a_target_outside_pm1() {
         let e = hinge_embedding(&[0.3f64, 0.3], &[1.0, 0.0], Reduction::Mean).unwrap_err();
-        assert!(
-            e.to_string()
-                .contains("got 0 at target[1]; for {0, 1} labels"),
-            "{e}"
-        );
+        assert!(e.to_string().contains("got 0 at target[1]; for {0, 1} labels"), "{e}");
     }
 
     #[test]
     fn kink_gradient_is_zero_as_in_torch_2_15() {
         let (mut out, mut g) = ([0.0f32], [9.0f32; 2]);
         HingeEmbedding::new()
-            .forward_backward(
-                &[1.0f32, 0.5],
-                &[-1.0, -1.0],
-                Reduction::Sum,
-                &[1.0],
-                &mut out,
-                &mut g,
-            )
+            .forward_backward(&[1.0f32, 0.5], &[-1.0, -1.0], Reduction::Sum, &[1.0], &mut out, &mut g)
             .unwrap();
         assert_eq!(out[0], 0.5);
         assert_eq!(g, [0.0, -1.0]);

@@ -51,11 +51,7 @@ pub struct SquaredHinge {
 
 impl Default for SquaredHinge {
     fn default() -> Self {
-        SquaredHinge {
-            margin: 1.0,
-            labels: Labels::PlusMinusOne,
-            mode: Mode::Strict,
-        }
+        SquaredHinge { margin: 1.0, labels: Labels::PlusMinusOne, mode: Mode::Strict }
     }
 }
 
@@ -82,10 +78,7 @@ impl SquaredHinge {
 
     fn kernel<T: Float>(&self) -> Result<SquaredHingeKernel<T>> {
         finite_option("squared_hinge", "margin", self.margin, self.mode)?;
-        Ok(SquaredHingeKernel {
-            margin: T::of(self.margin),
-            labels: self.labels,
-        })
+        Ok(SquaredHingeKernel { margin: T::of(self.margin), labels: self.labels })
     }
 
     pointwise_api!("squared_hinge");
@@ -95,11 +88,7 @@ impl SquaredHinge {
 ///
 /// # Errors
 /// As [`SquaredHinge::forward`].
-pub fn squared_hinge<T: Float>(
-    input: &[T],
-    target: &[T],
-    reduction: Reduction,
-) -> Result<Output<T>> {
+pub fn squared_hinge<T: Float>(input: &[T], target: &[T], reduction: Reduction) -> Result<Output<T>> {
     SquaredHinge::new().forward(input, target, reduction)
 }
 
@@ -125,8 +114,11 @@ impl<T: Float> Pointwise<T> for SquaredHingeKernel<T> {
     #[inline(always)]
     fn value_grad(&self, x: T, t: T) -> (T, T) {
         let y = self.labels.decode(t);
-        let r = relu(self.margin - y * x);
-        (r * r, -(r + r) * y)
+        let u = self.margin - y * x;
+        let r = relu(u);
+        // As torch's chain: the clamp's mask is applied last, so NaN gets gradient 0.
+        let d = if u > T::zero() { -(u + u) * y } else { T::zero() };
+        (r * r, d)
     }
 
     fn domain_error(&self, index: usize, _x: T, t: T) -> Error {
@@ -149,14 +141,7 @@ mod tests {
     fn gradient_is_minus_two_y_times_the_hinge() {
         let (mut out, mut g) = ([0.0f64; 3], [0.0f64; 3]);
         SquaredHinge::new()
-            .forward_backward(
-                &[0.5, 2.0, 1.0],
-                &[1.0, -1.0, 1.0],
-                Reduction::None,
-                &[1.0],
-                &mut out,
-                &mut g,
-            )
+            .forward_backward(&[0.5, 2.0, 1.0], &[1.0, -1.0, 1.0], Reduction::None, &[1.0], &mut out, &mut g)
             .unwrap();
         assert_eq!(out, [0.25, 9.0, 0.0]);
         assert_eq!(g, [-1.0, 6.0, 0.0]);

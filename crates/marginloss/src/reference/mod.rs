@@ -20,18 +20,12 @@ pub use rows::{cosine_similarity, pairwise_distance};
 pub fn reduce<T: Float>(reduction: Reduction, losses: &[T], grad: &[T]) -> (Vec<T>, Vec<T>) {
     match reduction {
         Reduction::None => (losses.to_vec(), grad.to_vec()),
-        Reduction::Sum => (
-            vec![T::of(losses.iter().map(|v| v.f64()).sum())],
-            grad.to_vec(),
-        ),
+        Reduction::Sum => (vec![T::of(losses.iter().map(|v| v.f64()).sum())], grad.to_vec()),
         Reduction::Mean => {
             let n = losses.len();
             let s: f64 = losses.iter().map(|v| v.f64()).sum();
             let g = T::one() / T::of(n as f64);
-            (
-                vec![T::of(s / n as f64)],
-                grad.iter().map(|&d| d * g).collect(),
-            )
+            (vec![T::of(s / n as f64)], grad.iter().map(|&d| d * g).collect())
         }
     }
 }

@@ -7,12 +7,7 @@ fn norm2<T: Float>(row: &[T]) -> f64 {
 /// `F.cosine_similarity(x1, x2, dim=1, eps)` composed as torch 2.15 does
 /// (`(x1 / max(‖x1‖, eps)) · (x2 / max(‖x2‖, eps))` summed), with the gradients of the
 /// sum of the output with respect to `x1` and `x2` (norm clamp straight-through).
-pub fn cosine_similarity<T: Float>(
-    x1: &[T],
-    x2: &[T],
-    dim: usize,
-    eps: f64,
-) -> (Vec<T>, Vec<T>, Vec<T>) {
+pub fn cosine_similarity<T: Float>(x1: &[T], x2: &[T], dim: usize, eps: f64) -> (Vec<T>, Vec<T>, Vec<T>) {
     let mut out = Vec::new();
     let (mut g1, mut g2) = (Vec::new(), Vec::new());
     for (a, b) in x1.chunks_exact(dim).zip(x2.chunks_exact(dim)) {
@@ -45,19 +40,12 @@ pub fn pairwise_distance<T: Float>(
     let mut out = Vec::new();
     let (mut g1, mut g2) = (Vec::new(), Vec::new());
     for (a, b) in x1.chunks_exact(dim).zip(x2.chunks_exact(dim)) {
-        let v: Vec<f64> = a
-            .iter()
-            .zip(b)
-            .map(|(&x, &y)| ((x - y) + T::of(eps)).f64())
-            .collect();
+        let v: Vec<f64> = a.iter().zip(b).map(|(&x, &y)| ((x - y) + T::of(eps)).f64()).collect();
         let d = v.iter().map(|u| u.abs().powf(p)).sum::<f64>().powf(1.0 / p);
         out.push(T::of(d));
         for &u in &v {
-            let s = if d == 0.0 || u == 0.0 {
-                0.0
-            } else {
-                u.signum() * u.abs().powf(p - 1.0) / d.powf(p - 1.0)
-            };
+            let s =
+                if d == 0.0 || u == 0.0 { 0.0 } else { u.signum() * u.abs().powf(p - 1.0) / d.powf(p - 1.0) };
             g1.push(T::of(s));
             g2.push(T::of(-s));
         }
