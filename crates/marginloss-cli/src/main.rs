@@ -1,1 +1,56 @@
-fn main() {}
+//! The `marginloss` command-line tool.
+
+mod demo;
+mod eval;
+mod fail;
+mod inputs;
+mod io;
+
+use clap::{Parser, Subcommand};
+
+/// Margin and hinge losses with exact PyTorch 2.15 semantics: evaluate them on your data,
+/// with gradients, and catch misuse.
+#[derive(Parser, Debug)]
+#[command(name = "marginloss", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Walk through the HingeEmbeddingLoss-vs-hinge pitfall and the cosine-distance example.
+    Demo,
+    /// Evaluate a loss (and its gradients) on .npy/.csv files.
+    Eval(eval::EvalArgs),
+}
+
+fn main() {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+                let _ = e.print();
+                std::process::exit(0);
+            }
+            if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+                let _ = e.print();
+                std::process::exit(2);
+            }
+            // One line: clap's first line, without its "error: " prefix.
+            let text = e.render().to_string();
+            let first = text.lines().next().unwrap_or("invalid arguments");
+            eprintln!("marginloss: {} (see marginloss --help)", first.trim_start_matches("error: "));
+            std::process::exit(2);
+        }
+    };
+    let result = match &cli.command {
+        Command::Demo => demo::run(),
+        Command::Eval(args) => eval::run(args),
+    };
+    if let Err(e) = result {
+        eprintln!("marginloss: {e}");
+        std::process::exit(e.code);
+    }
+}

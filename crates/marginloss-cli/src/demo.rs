@@ -1,0 +1,92 @@
+//! `marginloss demo`: the article's pitfall and its cosine-distance example, step by step.
+
+use std::path::Path;
+
+use marginloss::{CosineSimilarity, Hinge, HingeEmbedding, Mode, Reduction};
+
+use crate::fail::{data, Fail};
+use crate::io::parse_npy;
+
+const A: &[u8] = include_bytes!("../../../fixtures/article/a.npy");
+const B: &[u8] = include_bytes!("../../../fixtures/article/b.npy");
+const Y: &[u8] = include_bytes!("../../../fixtures/article/y.npy");
+const EXPECTED: &str = include_str!("../../../fixtures/article/expected.json");
+
+fn f32s(bytes: &[u8], name: &str) -> Result<Vec<f32>, Fail> {
+    let a = parse_npy(bytes, Path::new(name), name)?;
+    Ok(a.values.iter().map(|&v| v as f32).collect())
+}
+
+pub fn run() -> Result<(), Fail> {
+    let mut s = String::new();
+    let x = [0.8f32, -0.5, 2.0];
+    let y = [-1.0f32, 1.0, -1.0];
+    s += "1. The pitfall: classifier scores fed to PyTorch's HingeEmbeddingLoss\n";
+    s += "   x = [0.8, -0.5, 2.0] (scores), y = [-1, 1, -1]\n\n";
+    let torch = HingeEmbedding::new().mode(Mode::TorchCompat).forward(&x, &y, Reduction::Mean)?;
+    let torch = torch.as_slice()[0];
+    s += &format!(
+        "   hinge_embedding, torch-compat: {torch:.4}  <- what nn.HingeEmbeddingLoss() prints: a negative loss\n"
+    );
+    match HingeEmbedding::new().forward(&x, &y, Reduction::Mean) {
+        Err(e) => s += &format!("   hinge_embedding, strict:       error: {e}\n"),
+        Ok(v) => return Err(data(format!("strict hinge_embedding accepted scores: {v:?}"))),
+    }
+    let svm = Hinge::new().forward(&x, &y, Reduction::None)?;
+    let svm_mean = Hinge::new().forward(&x, &y, Reduction::Mean)?;
+    s += &format!(
+        "   hinge (max(0, 1 - y*x)):       {:.4}  = mean of {:?}  <- the SVM hinge loss that was meant\n\n",
+        svm_mean.as_slice()[0],
+        svm.as_slice()
+    );
+
+    s += "2. HingeEmbeddingLoss used as intended, on cosine distances (the article's example)\n";
+    s += "   torch.manual_seed(20); a, b = randn(100, 128), randn(100, 128); y = ±1\n";
+    s += "   x = 1 - cosine_similarity(a, b); loss = HingeEmbeddingLoss(margin=0.2)(x, y)\n\n";
+    let (a, b, yv) = (f32s(A, "a.npy")?, f32s(B, "b.npy")?, f32s(Y, "y.npy")?);
+    let (n, d) = (yv.len(), a.len() / yv.len().max(1));
+    let cos = CosineSimilarity::new();
+    let mut c = vec![0.0f32; n];
+    cos.forward_into(&a, &b, d, &mut c)?;
+    let xd: Vec<f32> = c.iter().map(|&v| 1.0 - v).collect();
+    let he = HingeEmbedding::new().margin(0.2);
+    // Forward and backward: dL/dx from the loss, then dL/dcos = -dL/dx through the cosine.
+    let (mut mean, mut dx) = ([0.0f32], vec![0.0f32; n]);
+    he.forward_backward(&xd, &yv, Reduction::Mean, &[1.0], &mut mean, &mut dx)?;
+    let dcos: Vec<f32> = dx.iter().map(|&g| -g).collect();
+    let (mut ga, mut gb) = (vec![0.0f32; a.len()], vec![0.0f32; b.len()]);
+    cos.forward_backward(&a, &b, d, &dcos, &mut c, &mut ga, &mut gb)?;
+    let per = he.forward(&xd, &yv, Reduction::None)?.into_vec();
+
+    let expected: serde_json::Value =
+        serde_json::from_str(EXPECTED).map_err(|e| data(format!("bad expected.json: {e}")))?;
+    let want = expected["mean"].as_f64().unwrap_or(f64::NAN);
+    let norm = |g: &[f32]| g.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>().sqrt();
+    let ulps = (i64::from(mean[0].to_bits() as i32) - i64::from((want as f32).to_bits() as i32)).abs();
+    s += &format!("   mean loss   {}   torch 2.15 prints {want}: {ulps} f32 ulp apart\n", f64::from(mean[0]));
+    if ulps > 0 {
+        s += "               (torch sums in float32; marginloss sums in float64 and rounds once: the exact\n";
+        s += "               mean of torch's own per-sample losses rounds to the value above)\n";
+    }
+    s += &format!(
+        "   |grad a|    {:.9e}   (torch {:.9e})\n",
+        norm(&ga),
+        expected["grad_a_norm"].as_f64().unwrap_or(f64::NAN)
+    );
+    s += &format!(
+        "   |grad b|    {:.9e}   (torch {:.9e})\n",
+        norm(&gb),
+        expected["grad_b_norm"].as_f64().unwrap_or(f64::NAN)
+    );
+    s += "   per-sample losses (reduction=\"none\"):\n";
+    for row in per.chunks(10) {
+        let r: Vec<String> = row.iter().map(|v| format!("{v:.4}")).collect();
+        s += &format!("     {}\n", r.join(" "));
+    }
+    let zero = per.iter().filter(|&&v| v == 0.0).count();
+    s += &format!(
+        "   {zero} of {n} dissimilar pairs are already past the margin (loss 0); similar pairs contribute their distance.\n"
+    );
+    print!("{s}");
+    Ok(())
+}

@@ -1,0 +1,241 @@
+//! `marginloss eval LOSS`: the loss and its gradients on files, as JSON or a summary.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+
+use clap::Args;
+use marginloss::{CosineSimilarity, Float, Hinge, HingeEmbedding, PairwiseDistance, Reduction, SquaredHinge};
+use serde::Serialize;
+
+use crate::fail::{data, usage, Fail};
+use crate::inputs::{same_shape, DTypeArg, InputArgs, Inputs, OptionArgs, Tensor};
+
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    /// The loss: hinge, squared-hinge, hinge-embedding, cosine-similarity, pairwise-distance.
+    pub loss: String,
+    #[command(flatten)]
+    pub inputs: InputArgs,
+    #[command(flatten)]
+    pub options: OptionArgs,
+    /// Print {"loss": {"shape", "data"}, "grad": {ARG: {"shape", "data"}}} (NaN and ±Inf as null).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// What a loss takes on the command line.
+pub struct Spec {
+    pub name: &'static str,
+    pub required: &'static [&'static str],
+    pub optional: &'static [&'static str],
+    pub options: &'static [&'static str],
+}
+
+/// Every loss `eval` knows.
+pub const LOSSES: &[Spec] = &[
+    Spec {
+        name: "hinge",
+        required: &["input", "target"],
+        optional: &[],
+        options: &["margin", "labels", "reduction"],
+    },
+    Spec {
+        name: "squared-hinge",
+        required: &["input", "target"],
+        optional: &[],
+        options: &["margin", "labels", "reduction"],
+    },
+    Spec {
+        name: "hinge-embedding",
+        required: &["input", "target"],
+        optional: &[],
+        options: &["margin", "labels", "reduction"],
+    },
+    Spec { name: "cosine-similarity", required: &["input1", "input2"], optional: &[], options: &["eps"] },
+    Spec {
+        name: "pairwise-distance",
+        required: &["input1", "input2"],
+        optional: &[],
+        options: &["p", "eps"],
+    },
+];
+
+pub fn spec(name: &str) -> Result<&'static Spec, Fail> {
+    LOSSES.iter().find(|s| s.name == name).ok_or_else(|| {
+        let names: Vec<&str> = LOSSES.iter().map(|s| s.name).collect();
+        let dashed = name.replace('_', "-");
+        let hint = if dashed != name && names.contains(&dashed.as_str()) {
+            format!(" (did you mean {dashed}?)")
+        } else {
+            String::new()
+        };
+        usage(format!("unknown loss '{name}'{hint}; expected one of: {}", names.join(", ")))
+    })
+}
+
+/// The loss's output and the gradient of its sum with respect to each floating input.
+pub struct Evaluated<T> {
+    pub loss: Tensor<T>,
+    pub grads: Vec<(&'static str, Tensor<T>)>,
+}
+
+pub fn run(args: &EvalArgs) -> Result<(), Fail> {
+    let spec = spec(&args.loss)?;
+    args.options.only(spec.name, spec.options)?;
+    let inputs = args.inputs.read(spec.name, spec.required, spec.optional)?;
+    let dtype = inputs.compute_dtype(args.options.dtype);
+    let text = match dtype {
+        DTypeArg::F32 => render(spec, args, evaluate::<f32>(spec, &inputs, &args.options)?, "float32")?,
+        DTypeArg::F64 => render(spec, args, evaluate::<f64>(spec, &inputs, &args.options)?, "float64")?,
+    };
+    let mut out = std::io::stdout().lock();
+    // A closed pipe (`| head`) is not an error worth a panic.
+    let _ = out.write_all(text.as_bytes());
+    Ok(())
+}
+
+fn render<T: Float + Serialize>(
+    spec: &Spec,
+    args: &EvalArgs,
+    ev: Evaluated<T>,
+    dtype: &str,
+) -> Result<String, Fail> {
+    if args.json {
+        #[derive(Serialize)]
+        struct J<'a, T> {
+            shape: &'a [usize],
+            data: &'a [T],
+        }
+        #[derive(Serialize)]
+        struct Doc<'a, T> {
+            loss: J<'a, T>,
+            grad: BTreeMap<&'static str, J<'a, T>>,
+        }
+        let doc = Doc {
+            loss: J { shape: &ev.loss.shape, data: &ev.loss.data },
+            grad: ev.grads.iter().map(|(k, t)| (*k, J { shape: &t.shape, data: &t.data })).collect(),
+        };
+        let mut s = serde_json::to_string(&doc).map_err(|e| data(format!("cannot encode JSON: {e}")))?;
+        s.push('\n');
+        return Ok(s);
+    }
+    let o = &args.options;
+    let mut s = format!(
+        "{}  {}, {dtype}, {}",
+        spec.name,
+        if spec.options.contains(&"reduction") { o.reduction().as_str() } else { "per row" },
+        if o.torch_compat { "torch-compat" } else { "strict" }
+    );
+    for (k, v) in [("margin", o.margin), ("p", o.p), ("eps", o.eps)] {
+        if let Some(v) = v {
+            s += &format!(", {k} {v}");
+        }
+    }
+    s += "\n";
+    s += &format!("loss  {}\n", summary(&ev.loss));
+    for (k, g) in &ev.grads {
+        let norm = g.data.iter().map(|v| v.f64() * v.f64()).sum::<f64>().sqrt();
+        s += &format!("grad  {k}: {}  (L2 norm {norm:.6e})\n", summary(g));
+    }
+    Ok(s)
+}
+
+fn summary<T: Float>(t: &Tensor<T>) -> String {
+    if t.shape.is_empty() {
+        return format!("{}", t.data[0]);
+    }
+    let shown: Vec<String> = t.data.iter().take(8).map(|v| format!("{v}")).collect();
+    let more = if t.data.len() > 8 { format!(", … {} more", t.data.len() - 8) } else { String::new() };
+    format!("shape {:?} [{}{more}]", t.shape, shown.join(", "))
+}
+
+fn out_shape(reduction: Reduction, shape: &[usize]) -> Vec<usize> {
+    match reduction {
+        Reduction::None => shape.to_vec(),
+        _ => vec![],
+    }
+}
+
+pub fn evaluate<T: Float>(spec: &Spec, inputs: &Inputs, o: &OptionArgs) -> Result<Evaluated<T>, Fail> {
+    match spec.name {
+        "hinge" | "squared-hinge" | "hinge-embedding" => pointwise::<T>(spec.name, inputs, o),
+        "cosine-similarity" | "pairwise-distance" => distance::<T>(spec.name, inputs, o),
+        other => Err(usage(format!("unknown loss '{other}'"))),
+    }
+}
+
+fn pointwise<T: Float>(name: &str, inputs: &Inputs, o: &OptionArgs) -> Result<Evaluated<T>, Fail> {
+    let x = inputs.float::<T>("input")?;
+    let t = inputs.float::<T>("target")?;
+    same_shape(("input", &x), ("target", &t))?;
+    let r = o.reduction();
+    let mut out = vec![T::zero(); r.output_len(x.data.len())];
+    let mut g = vec![T::zero(); x.data.len()];
+    let one = [T::one()];
+    let (mode, labels) = (o.mode(), o.labels());
+    match name {
+        "hinge" => Hinge::new()
+            .margin(o.margin.unwrap_or(1.0))
+            .labels(labels)
+            .mode(mode)
+            .forward_backward(&x.data, &t.data, r, &one, &mut out, &mut g),
+        "squared-hinge" => SquaredHinge::new()
+            .margin(o.margin.unwrap_or(1.0))
+            .labels(labels)
+            .mode(mode)
+            .forward_backward(&x.data, &t.data, r, &one, &mut out, &mut g),
+        _ => HingeEmbedding::new()
+            .margin(o.margin.unwrap_or(1.0))
+            .labels(labels)
+            .mode(mode)
+            .forward_backward(&x.data, &t.data, r, &one, &mut out, &mut g),
+    }?;
+    Ok(Evaluated {
+        loss: Tensor { shape: out_shape(r, &x.shape), data: out },
+        grads: vec![("input", Tensor { shape: x.shape, data: g })],
+    })
+}
+
+/// The row length and output shape of an (…, D) pair: D is the last dimension; a 1-D
+/// input is one row.
+fn rows_shape(name: &str, a: (&str, &[usize]), b: (&str, &[usize])) -> Result<(usize, Vec<usize>), Fail> {
+    if a.1 != b.1 {
+        return Err(data(format!(
+            "--{} has shape {:?} but --{} has shape {:?}; {name} needs equal shapes",
+            b.0, b.1, a.0, a.1
+        )));
+    }
+    match a.1.split_last() {
+        Some((&d, rest)) if d > 0 => Ok((d, rest.to_vec())),
+        _ => Err(data(format!("--{} has shape {:?}; {name} needs rows of at least one element", a.0, a.1))),
+    }
+}
+
+fn distance<T: Float>(name: &str, inputs: &Inputs, o: &OptionArgs) -> Result<Evaluated<T>, Fail> {
+    let x1 = inputs.float::<T>("input1")?;
+    let x2 = inputs.float::<T>("input2")?;
+    let (dim, shape) = rows_shape(name, ("input1", &x1.shape), ("input2", &x2.shape))?;
+    let n = x1.data.len() / dim;
+    let (mut out, mut g1, mut g2) =
+        (vec![T::zero(); n], vec![T::zero(); x1.data.len()], vec![T::zero(); x2.data.len()]);
+    let one = [T::one()];
+    if name == "cosine-similarity" {
+        CosineSimilarity::new()
+            .eps(o.eps.unwrap_or(1e-8))
+            .mode(o.mode())
+            .forward_backward(&x1.data, &x2.data, dim, &one, &mut out, &mut g1, &mut g2)?;
+    } else {
+        PairwiseDistance::new()
+            .p(o.p.unwrap_or(2.0))
+            .eps(o.eps.unwrap_or(1e-6))
+            .mode(o.mode())
+            .forward_backward(&x1.data, &x2.data, dim, &one, &mut out, &mut g1, &mut g2)?;
+    }
+    Ok(Evaluated {
+        loss: Tensor { shape, data: out },
+        grads: vec![
+            ("input1", Tensor { shape: x1.shape, data: g1 }),
+            ("input2", Tensor { shape: x2.shape, data: g2 }),
+        ],
+    })
+}

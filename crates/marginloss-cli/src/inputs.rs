@@ -1,0 +1,263 @@
+//! The input flags shared by `eval` and `check`, and typed access to the arrays they name.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+use marginloss::{Float, Labels, Mode, Reduction};
+
+use crate::fail::{data, usage, Fail};
+use crate::io::{self, Array, DType};
+
+/// Input files, named as PyTorch's functional arguments.
+#[derive(Args, Debug, Clone, Default)]
+pub struct InputArgs {
+    /// Predictions: scores, distances or an (N, C) score matrix (.npy or .csv).
+    #[arg(long, value_name = "FILE")]
+    pub input: Option<PathBuf>,
+    /// Targets: ±1 (or 0/1 with --labels 01), class indices, or padded label rows.
+    #[arg(long, value_name = "FILE")]
+    pub target: Option<PathBuf>,
+    /// First input of a pair loss or distance, (N, D).
+    #[arg(long, value_name = "FILE")]
+    pub input1: Option<PathBuf>,
+    /// Second input of a pair loss or distance, (N, D).
+    #[arg(long, value_name = "FILE")]
+    pub input2: Option<PathBuf>,
+    /// Triplet anchors, (N, D).
+    #[arg(long, value_name = "FILE")]
+    pub anchor: Option<PathBuf>,
+    /// Triplet positives, (N, D).
+    #[arg(long, value_name = "FILE")]
+    pub positive: Option<PathBuf>,
+    /// Triplet negatives, (N, D).
+    #[arg(long, value_name = "FILE")]
+    pub negative: Option<PathBuf>,
+    /// Per-class weights, (C,).
+    #[arg(long, value_name = "FILE")]
+    pub weight: Option<PathBuf>,
+}
+
+/// Options shared by `eval` and `check`.
+#[derive(Args, Debug, Clone)]
+pub struct OptionArgs {
+    /// The margin (each loss has its PyTorch default).
+    #[arg(long, allow_negative_numbers = true)]
+    pub margin: Option<f64>,
+    /// The norm degree of a distance, or the exponent of multi-margin (1 or 2).
+    #[arg(long, allow_negative_numbers = true)]
+    pub p: Option<f64>,
+    /// The eps of a distance.
+    #[arg(long, allow_negative_numbers = true)]
+    pub eps: Option<f64>,
+    /// Triplet losses: use min(d(a,n), d(p,n)) as the negative distance.
+    #[arg(long)]
+    pub swap: bool,
+    /// How per-element losses are combined [default: mean].
+    #[arg(long, value_enum)]
+    pub reduction: Option<ReductionArg>,
+    /// The encoding of binary targets: pm1 = {-1, 1}, 01 = {0, 1} (0 is read as -1) [default: pm1].
+    #[arg(long, value_enum)]
+    pub labels: Option<LabelsArg>,
+    /// Triplet losses: the distance, euclidean (pairwise, p = 2) or cosine (1 - cos).
+    #[arg(long, value_enum)]
+    pub distance: Option<DistanceArg>,
+    /// Reproduce torch 2.15 exactly, quirks included, instead of rejecting misuse.
+    #[arg(long)]
+    pub torch_compat: bool,
+    /// Compute in this float type (default: the inputs' float type; CSV is float64).
+    #[arg(long, value_enum)]
+    pub dtype: Option<DTypeArg>,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReductionArg {
+    None,
+    Mean,
+    Sum,
+}
+
+impl From<ReductionArg> for Reduction {
+    fn from(r: ReductionArg) -> Self {
+        match r {
+            ReductionArg::None => Reduction::None,
+            ReductionArg::Mean => Reduction::Mean,
+            ReductionArg::Sum => Reduction::Sum,
+        }
+    }
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LabelsArg {
+    #[value(name = "pm1")]
+    Pm1,
+    #[value(name = "01")]
+    ZeroOne,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DistanceArg {
+    Euclidean,
+    Cosine,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DTypeArg {
+    F32,
+    F64,
+}
+
+impl OptionArgs {
+    pub fn mode(&self) -> Mode {
+        if self.torch_compat {
+            Mode::TorchCompat
+        } else {
+            Mode::Strict
+        }
+    }
+    pub fn labels(&self) -> Labels {
+        match self.labels {
+            None | Some(LabelsArg::Pm1) => Labels::PlusMinusOne,
+            Some(LabelsArg::ZeroOne) => Labels::ZeroOne,
+        }
+    }
+    pub fn reduction(&self) -> Reduction {
+        self.reduction.map_or(Reduction::Mean, Reduction::from)
+    }
+
+    /// A usage error for each option given that `loss` does not take.
+    pub fn only(&self, loss: &str, takes: &[&str]) -> Result<(), Fail> {
+        let given = [
+            ("margin", self.margin.is_some()),
+            ("p", self.p.is_some()),
+            ("eps", self.eps.is_some()),
+            ("swap", self.swap),
+            ("reduction", self.reduction.is_some()),
+            ("labels", self.labels.is_some()),
+            ("distance", self.distance.is_some()),
+        ];
+        for (name, present) in given {
+            if present && !takes.contains(&name) {
+                let list: Vec<String> = takes.iter().map(|t| format!("--{t}")).collect();
+                let list = if list.is_empty() { "none".to_string() } else { list.join(", ") };
+                return Err(usage(format!("{loss} does not take --{name} (its options: {list})")));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A typed array: shape and values.
+#[derive(Clone, Debug)]
+pub struct Tensor<T> {
+    pub shape: Vec<usize>,
+    pub data: Vec<T>,
+}
+
+/// The arrays named on the command line, read once.
+#[derive(Debug)]
+pub struct Inputs {
+    arrays: BTreeMap<&'static str, Array>,
+}
+
+impl InputArgs {
+    fn paths(&self) -> [(&'static str, &Option<PathBuf>); 8] {
+        [
+            ("input", &self.input),
+            ("target", &self.target),
+            ("input1", &self.input1),
+            ("input2", &self.input2),
+            ("anchor", &self.anchor),
+            ("positive", &self.positive),
+            ("negative", &self.negative),
+            ("weight", &self.weight),
+        ]
+    }
+
+    /// Checks that exactly the `required` arguments (plus any of `optional`) are given, then
+    /// reads them.
+    pub fn read(&self, loss: &str, required: &[&str], optional: &[&str]) -> Result<Inputs, Fail> {
+        for (name, path) in self.paths() {
+            if path.is_some() && !required.contains(&name) && !optional.contains(&name) {
+                return Err(usage(format!(
+                    "{loss} does not take --{name} (it takes {})",
+                    flags(required, optional)
+                )));
+            }
+            if path.is_none() && required.contains(&name) {
+                return Err(usage(format!("{loss} needs --{name} (it takes {})", flags(required, optional))));
+            }
+        }
+        let mut arrays = BTreeMap::new();
+        for (name, path) in self.paths() {
+            if let Some(p) = path {
+                arrays.insert(name, io::read(p, name)?);
+            }
+        }
+        Ok(Inputs { arrays })
+    }
+}
+
+fn flags(required: &[&str], optional: &[&str]) -> String {
+    let mut s: Vec<String> = required.iter().map(|n| format!("--{n}")).collect();
+    s.extend(optional.iter().map(|n| format!("[--{n}]")));
+    s.join(" ")
+}
+
+impl Inputs {
+    pub fn array(&self, name: &str) -> Result<&Array, Fail> {
+        self.arrays.get(name).ok_or_else(|| usage(format!("missing --{name}")))
+    }
+
+    /// The float type to compute in: `--dtype`, else float64 if any floating-point input
+    /// is float64, else float32 if any is float32, else float64.
+    pub fn compute_dtype(&self, forced: Option<DTypeArg>) -> DTypeArg {
+        if let Some(d) = forced {
+            return d;
+        }
+        let floats: Vec<DType> = self.arrays.values().map(|a| a.dtype).filter(|d| d.is_float()).collect();
+        if floats.contains(&DType::F64) {
+            DTypeArg::F64
+        } else if floats.contains(&DType::F32) {
+            DTypeArg::F32
+        } else {
+            DTypeArg::F64
+        }
+    }
+
+    /// A floating-point view of `name` (ints and bools are converted).
+    pub fn float<T: Float>(&self, name: &str) -> Result<Tensor<T>, Fail> {
+        let a = self.array(name)?;
+        Ok(Tensor { shape: a.shape.clone(), data: a.values.iter().map(|&v| T::of(v)).collect() })
+    }
+
+    /// An integer view of `name` (class indices).
+    #[allow(dead_code)] // the class-index losses of the family use it Float files are accepted when every
+    /// value is integral.
+    pub fn index(&self, name: &str) -> Result<Tensor<i64>, Fail> {
+        let a = self.array(name)?;
+        if let Some(ints) = &a.ints {
+            return Ok(Tensor { shape: a.shape.clone(), data: ints.clone() });
+        }
+        match a.values.iter().position(|v| v.fract() != 0.0 || !v.is_finite()) {
+            Some(i) => Err(data(format!(
+                "--{name} {}: class indices must be integers, got {} at {name}[{i}]",
+                a.display(),
+                a.values[i]
+            ))),
+            None => Ok(Tensor { shape: a.shape.clone(), data: a.values.iter().map(|&v| v as i64).collect() }),
+        }
+    }
+}
+
+/// A data error unless `b`'s shape equals `a`'s.
+pub fn same_shape<T, U>(a: (&str, &Tensor<T>), b: (&str, &Tensor<U>)) -> Result<(), Fail> {
+    if a.1.shape == b.1.shape {
+        Ok(())
+    } else {
+        Err(data(format!(
+            "--{} has shape {:?} but --{} has shape {:?}; they must match (no broadcasting)",
+            b.0, b.1.shape, a.0, a.1.shape
+        )))
+    }
+}
