@@ -22,7 +22,7 @@ enum Command {
     /// Walk through the HingeEmbeddingLoss-vs-hinge pitfall and the cosine-distance example.
     Demo,
     /// Evaluate a loss (and its gradients) on .npy/.csv files.
-    Eval(eval::EvalArgs),
+    Eval(Box<eval::EvalArgs>),
 }
 
 fn main() {
