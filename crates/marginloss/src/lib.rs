@@ -35,7 +35,7 @@
 //! default) or reproduces torch in [`Mode::TorchCompat`]; the checks ride along in the
 //! kernel's single pass.
 //!
-//! The [`reference`] module holds plain, unfused implementations of the same formulas,
+//! The [`reference`](mod@reference) module holds plain, unfused implementations of the same formulas,
 //! written the way PyTorch composes them; the tests hold the kernels equal to them.
 
 #![deny(missing_docs)]

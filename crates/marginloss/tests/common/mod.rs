@@ -203,3 +203,48 @@ pub fn for_each_case(loss: &str, mut f32_case: impl FnMut(&Case), mut f64_case: 
     }
     cases.len()
 }
+
+/// A small deterministic generator (xorshift64*) for property-style tests.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    /// Uniform in [lo, hi).
+    pub fn uniform(&mut self, lo: f64, hi: f64) -> f64 {
+        lo + (hi - lo) * (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+    /// ±1 with equal probability.
+    pub fn sign(&mut self) -> f64 {
+        if self.next_u64() & 1 == 0 {
+            1.0
+        } else {
+            -1.0
+        }
+    }
+    pub fn vec(&mut self, n: usize, lo: f64, hi: f64) -> Vec<f64> {
+        (0..n).map(|_| self.uniform(lo, hi)).collect()
+    }
+}
+
+/// Central finite difference of `f` at `x` with respect to element `i`.
+pub fn central_diff(f: &mut dyn FnMut(&[f64]) -> f64, x: &[f64], i: usize, h: f64) -> f64 {
+    let mut xp = x.to_vec();
+    xp[i] += h;
+    let fp = f(&xp);
+    xp[i] -= 2.0 * h;
+    let fm = f(&xp);
+    (fp - fm) / (2.0 * h)
+}
+
+/// Asserts `a ≈ b` to `rtol` relative (with an absolute floor of `rtol`).
+pub fn assert_rel(what: &str, a: f64, b: f64, rtol: f64) {
+    assert!((a - b).abs() <= rtol * b.abs().max(1.0), "{what}: {a} vs {b} (diff {:e})", (a - b).abs());
+}
