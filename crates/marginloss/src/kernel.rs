@@ -13,7 +13,7 @@ use crate::reduction::{check_buffer, check_upstream, Reduction};
 
 /// Lanes of independent `f64` accumulators: lets the compiler vectorise the reduction and
 /// keeps the rounding error of long sums small.
-const LANES: usize = 8;
+pub(crate) const LANES: usize = 8;
 
 /// An element-wise loss `l(x, t)` with derivative `∂l/∂x`.
 pub(crate) trait Pointwise<T: Float> {

@@ -8,11 +8,17 @@
 use crate::float::Float;
 use crate::reduction::Reduction;
 
+mod margin_ranking;
+mod multilabel_soft_margin;
 mod pointwise;
 mod rows;
+mod soft_margin;
 
+pub use margin_ranking::*;
+pub use multilabel_soft_margin::*;
 pub use pointwise::{hinge, hinge_embedding, squared_hinge};
 pub use rows::{cosine_similarity, pairwise_distance};
+pub use soft_margin::*;
 
 /// Reduces per-element losses and scales per-element gradients as PyTorch's reduction
 /// and its backward would: returns the output values and the input gradient for an

@@ -1,0 +1,510 @@
+//! PyTorch's `MarginRankingLoss`: a hinge on the difference of two scores.
+
+use crate::error::{Error, Result, Value};
+use crate::float::Float;
+use crate::kernel::{finite_option, non_finite, relu, sum_lanes, LANES};
+use crate::options::{Kink, Labels, Mode};
+use crate::reduction::{check_buffer, check_upstream, Output, Reduction};
+
+const LOSS: &str = "margin_ranking";
+
+/// PyTorch's `MarginRankingLoss` on pairs of **scores** `(x1_i, x2_i)` with a target
+/// `y_i ∈ {−1, +1}` saying which of the two should rank higher:
+///
+/// ```text
+/// l_i = max(0, −y_i · (x1_i − x2_i) + margin)        margin = 0 by default
+/// ```
+///
+/// then reduced by [`Reduction`] (mean by default). `y = 1` asks for `x1 ≥ x2 + margin`,
+/// `y = −1` for `x2 ≥ x1 + margin`. With [`Labels::ZeroOne`] the stored target `t` is read
+/// as `y = 2t − 1`. Computed in `T` as torch does: `(−y)·(x1 − x2) + margin`.
+///
+/// * **Shapes:** `input1`, `input2` and `target` have the same number of elements (any
+///   shape, flattened row-major; torch's same-ndim broadcasting is not reproduced: expand
+///   the arguments first). The output has one element per pair, or one value.
+/// * **Gradient:** with `a_i = [−y_i·(x1_i − x2_i) + margin > 0]`,
+///   `∂l_i/∂x1_i = −y_i·a_i` and `∂l_i/∂x2_i = +y_i·a_i`. **At the kink** (the argument is
+///   exactly 0) it is 0 by default, as torch 2.15's `clamp_min` gives (1 in older torch);
+///   see [`Kink`]. Torch also differentiates the target (`∂l/∂y = −(x1 − x2)·a`); this
+///   crate treats the target as a label and computes no gradient for it.
+/// * **Errors (strict):** NaN/±Inf in any argument (`margin_ranking got NaN at
+///   input2[3]; …`), a target outside the encoding (with a hint to use
+///   [`Labels::ZeroOne`] when it is 0), empty input, a non-finite margin; in both modes,
+///   arguments of different lengths.
+/// * **Torch-compat** reproduces torch 2.15: any real target is used as a multiplier
+///   (`y = 0` gives `max(0, margin)` and gradient 0, `y = 2` doubles the slope), NaN
+///   propagates (its gradient is 0, as `clamp_min`'s), empty input gives NaN (mean) or
+///   0 (sum).
+///
+/// | framework | equivalent |
+/// |---|---|
+/// | PyTorch | `nn.MarginRankingLoss(margin)`, `F.margin_ranking_loss` |
+/// | Keras | none |
+/// | scikit-learn | none |
+/// | optax | none (`optax.losses.hinge_loss(x1 - x2, y)` is the margin-1 case) |
+///
+/// ```
+/// use marginloss::{MarginRanking, Reduction};
+/// // torch 2.15 (fixture kink_margin_0): the first two pairs sit exactly on the kink.
+/// let (x1, x2, y) = ([1.0f64, -0.5, 2.0], [1.0, -0.5, 3.0], [1.0, -1.0, 1.0]);
+/// let (mut out, mut g1, mut g2) = ([0.0; 3], [0.0; 3], [0.0; 3]);
+/// MarginRanking::new().forward_backward(
+///     &x1, &x2, &y, Reduction::None, &[1.0], &mut out, &mut g1, &mut g2,
+/// )?;
+/// assert_eq!(out, [0.0, 0.0, 1.0]);
+/// assert_eq!((g1, g2), ([0.0, 0.0, -1.0], [0.0, 0.0, 1.0]));
+/// # Ok::<(), marginloss::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct MarginRanking {
+    /// The margin (default 0.0, as torch).
+    pub margin: f64,
+    /// The target encoding (default ±1).
+    pub labels: Labels,
+    /// Strict (default) or torch-compat.
+    pub mode: Mode,
+    /// The subgradient at the kink (default 0, torch 2.15).
+    pub kink: Kink,
+}
+
+impl Default for MarginRanking {
+    fn default() -> Self {
+        MarginRanking { margin: 0.0, labels: Labels::PlusMinusOne, mode: Mode::Strict, kink: Kink::Zero }
+    }
+}
+
+impl MarginRanking {
+    /// The loss with its defaults: margin 0, ±1 labels, strict, kink gradient 0.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Sets the margin.
+    pub fn margin(mut self, margin: f64) -> Self {
+        self.margin = margin;
+        self
+    }
+    /// Sets the target encoding.
+    pub fn labels(mut self, labels: Labels) -> Self {
+        self.labels = labels;
+        self
+    }
+    /// Sets the validation mode.
+    pub fn mode(mut self, mode: Mode) -> Self {
+        self.mode = mode;
+        self
+    }
+    /// Sets the kink convention.
+    pub fn kink(mut self, kink: Kink) -> Self {
+        self.kink = kink;
+        self
+    }
+
+    fn kernel<T: Float>(&self) -> Result<Kernel<T>> {
+        finite_option(LOSS, "margin", self.margin, self.mode)?;
+        Ok(Kernel { margin: T::of(self.margin), labels: self.labels, kink: self.kink })
+    }
+
+    /// The number of pairs, after checking that the three arguments have equal lengths
+    /// (and, in strict mode, that there is at least one pair).
+    fn pairs<T: Float>(&self, input1: &[T], input2: &[T], target: &[T]) -> Result<usize> {
+        let n = input1.len();
+        for (arg, len) in [("input2", input2.len()), ("target", target.len())] {
+            if len != n {
+                return Err(Error::Shape {
+                    loss: LOSS,
+                    arg,
+                    got: vec![len],
+                    expected: format!("input1 has shape [{n}]"),
+                });
+            }
+        }
+        if n == 0 && self.mode.is_strict() {
+            return Err(Error::Empty { loss: LOSS, arg: "input1" });
+        }
+        Ok(n)
+    }
+
+    /// Computes the loss, allocating the result (a scalar, or one value per pair for
+    /// [`Reduction::None`]).
+    ///
+    /// # Errors
+    /// In strict mode, the errors listed in this type's docs; in both modes, arguments
+    /// of different lengths.
+    pub fn forward<T: Float>(
+        &self,
+        input1: &[T],
+        input2: &[T],
+        target: &[T],
+        reduction: Reduction,
+    ) -> Result<Output<T>> {
+        let mut out = vec![T::zero(); reduction.output_len(input1.len())];
+        self.forward_into(input1, input2, target, reduction, &mut out)?;
+        Ok(Output::from_buffer(reduction, out))
+    }
+
+    /// Computes the loss into `out` without allocating: `out` holds one value for
+    /// `Mean`/`Sum` and `input1.len()` values for `None`.
+    ///
+    /// # Errors
+    /// As [`forward`](Self::forward), plus a wrongly sized `out`.
+    pub fn forward_into<T: Float>(
+        &self,
+        input1: &[T],
+        input2: &[T],
+        target: &[T],
+        reduction: Reduction,
+        out: &mut [T],
+    ) -> Result<()> {
+        let k = self.kernel::<T>()?;
+        let n = self.pairs(input1, input2, target)?;
+        check_buffer(LOSS, "output", out.len(), reduction.output_len(n))?;
+        let ok = if self.mode.is_strict() {
+            k.forward::<true>(input1, input2, target, reduction, out)
+        } else {
+            k.forward::<false>(input1, input2, target, reduction, out)
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(k.locate(input1, input2, target))
+        }
+    }
+
+    /// Fused forward and backward in one pass over memory: writes the loss into `out` (as
+    /// [`forward_into`](Self::forward_into)), `upstream · ∂out/∂input1` into `grad_input1`
+    /// and `upstream · ∂out/∂input2` into `grad_input2` (each as long as `input1`),
+    /// allocating nothing. The gradient buffers are overwritten.
+    ///
+    /// `upstream` is the gradient flowing into the output: one value for `Mean`/`Sum`;
+    /// for `None`, one value per pair, or a single value applied to every pair (`&[1.0]`
+    /// gives the gradient of the sum of the output).
+    ///
+    /// # Errors
+    /// As [`forward_into`](Self::forward_into), plus wrongly sized `upstream`,
+    /// `grad_input1` or `grad_input2`. On error the buffers' contents are unspecified.
+    #[allow(clippy::too_many_arguments)]
+    pub fn forward_backward<T: Float>(
+        &self,
+        input1: &[T],
+        input2: &[T],
+        target: &[T],
+        reduction: Reduction,
+        upstream: &[T],
+        out: &mut [T],
+        grad_input1: &mut [T],
+        grad_input2: &mut [T],
+    ) -> Result<()> {
+        let k = self.kernel::<T>()?;
+        let n = self.pairs(input1, input2, target)?;
+        check_buffer(LOSS, "output", out.len(), reduction.output_len(n))?;
+        check_buffer(LOSS, "grad input1", grad_input1.len(), n)?;
+        check_buffer(LOSS, "grad input2", grad_input2.len(), n)?;
+        check_upstream(LOSS, reduction, upstream.len(), n)?;
+        let bufs = (out, grad_input1, grad_input2);
+        let ok = if self.mode.is_strict() {
+            k.fused::<true>(input1, input2, target, reduction, upstream, bufs)
+        } else {
+            k.fused::<false>(input1, input2, target, reduction, upstream, bufs)
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(k.locate(input1, input2, target))
+        }
+    }
+}
+
+/// [`MarginRanking`] with its defaults (margin 0) on `f32` or `f64` slices.
+///
+/// # Errors
+/// As [`MarginRanking::forward`].
+pub fn margin_ranking<T: Float>(
+    input1: &[T],
+    input2: &[T],
+    target: &[T],
+    reduction: Reduction,
+) -> Result<Output<T>> {
+    MarginRanking::new().forward(input1, input2, target, reduction)
+}
+
+struct Kernel<T> {
+    margin: T,
+    labels: Labels,
+    kink: Kink,
+}
+
+impl<T: Float> Kernel<T> {
+    #[inline(always)]
+    fn valid(&self, a: T, b: T, t: T) -> bool {
+        a.is_finite() & b.is_finite() & self.labels.accepts(t)
+    }
+
+    /// The hinge argument `(−y)·(x1 − x2) + margin` and the decoded target `y`.
+    #[inline(always)]
+    fn arg(&self, a: T, b: T, t: T) -> (T, T) {
+        let y = self.labels.decode(t);
+        (-y * (a - b) + self.margin, y)
+    }
+
+    /// The first offending element (error path only).
+    #[cold]
+    fn locate(&self, input1: &[T], input2: &[T], target: &[T]) -> Error {
+        for (i, ((&a, &b), &t)) in input1.iter().zip(input2).zip(target).enumerate() {
+            for (arg, v) in [("input1", a), ("input2", b), ("target", t)] {
+                if !v.is_finite() {
+                    return non_finite(LOSS, arg, i, v);
+                }
+            }
+            if !self.labels.accepts(t) {
+                return Error::Domain {
+                    loss: LOSS,
+                    arg: "target",
+                    index: i,
+                    value: Value(t.f64()),
+                    expected: self.labels.expected(),
+                    hint: self.labels.hint(t),
+                };
+            }
+        }
+        // The pass said some element was invalid; `valid` is deterministic, so this is
+        // not reached. Report the mismatch rather than panic.
+        Error::Empty { loss: LOSS, arg: "input1" }
+    }
+
+    fn forward<const STRICT: bool>(
+        &self,
+        input1: &[T],
+        input2: &[T],
+        target: &[T],
+        reduction: Reduction,
+        out: &mut [T],
+    ) -> bool {
+        drive(input1.len(), reduction, out, |i| {
+            let (a, b, t) = (input1[i], input2[i], target[i]);
+            (relu(self.arg(a, b, t).0), !STRICT || self.valid(a, b, t))
+        })
+    }
+
+    fn fused<const STRICT: bool>(
+        &self,
+        input1: &[T],
+        input2: &[T],
+        target: &[T],
+        reduction: Reduction,
+        upstream: &[T],
+        (out, grad1, grad2): (&mut [T], &mut [T], &mut [T]),
+    ) -> bool {
+        let n = input1.len();
+        let per_pair = reduction == Reduction::None && upstream.len() != 1;
+        // `upstream` is empty only for an empty `None` call, which reads no element.
+        let g = reduction.scale(upstream.first().copied().unwrap_or_else(T::zero), n);
+        drive(n, reduction, out, |i| {
+            let (a, b, t) = (input1[i], input2[i], target[i]);
+            let (u, y) = self.arg(a, b, t);
+            let gi = if per_pair { upstream[i] } else { g };
+            let d1 = -y * self.kink.step(u) * gi;
+            grad1[i] = d1;
+            grad2[i] = -d1;
+            (relu(u), !STRICT || self.valid(a, b, t))
+        })
+    }
+}
+
+/// Runs `elem` (the loss of pair `i` and its validity) over `0..n` once, writing each
+/// loss into `out` for `None` or reducing them in `f64` lanes for `Mean`/`Sum`. Returns
+/// whether every pair was valid.
+#[inline(always)]
+fn drive<T: Float>(
+    n: usize,
+    reduction: Reduction,
+    out: &mut [T],
+    mut elem: impl FnMut(usize) -> (T, bool),
+) -> bool {
+    let mut ok = true;
+    match reduction {
+        Reduction::None => {
+            for (i, o) in out.iter_mut().enumerate() {
+                let (v, valid) = elem(i);
+                *o = v;
+                ok &= valid;
+            }
+        }
+        Reduction::Mean | Reduction::Sum => {
+            let mut acc = [0.0f64; LANES];
+            let full = n - n % LANES;
+            for base in (0..full).step_by(LANES) {
+                for (k, lane) in acc.iter_mut().enumerate() {
+                    let (v, valid) = elem(base + k);
+                    *lane += v.f64();
+                    ok &= valid;
+                }
+            }
+            for (lane, i) in acc.iter_mut().zip(full..n) {
+                let (v, valid) = elem(i);
+                *lane += v.f64();
+                ok &= valid;
+            }
+            out[0] = reduction.finish(sum_lanes(&acc), n);
+        }
+    }
+    ok
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fb(
+        l: MarginRanking,
+        x1: &[f64],
+        x2: &[f64],
+        y: &[f64],
+        r: Reduction,
+    ) -> Result<(Vec<f64>, Vec<f64>, Vec<f64>)> {
+        let n = x1.len();
+        let (mut out, mut g1, mut g2) = (vec![0.0; r.output_len(n)], vec![9.0; n], vec![9.0; n]);
+        l.forward_backward(x1, x2, y, r, &[1.0], &mut out, &mut g1, &mut g2)?;
+        Ok((out, g1, g2))
+    }
+
+    #[test]
+    fn loss_is_the_hinge_of_the_signed_difference() {
+        // y = 1 wants x1 ≥ x2 + margin, y = −1 wants x2 ≥ x1 + margin.
+        let (out, g1, g2) = fb(
+            MarginRanking::new().margin(0.5),
+            &[1.0, 1.0, 3.0],
+            &[2.0, 2.0, 0.0],
+            &[1.0, -1.0, 1.0],
+            Reduction::None,
+        )
+        .unwrap();
+        assert_eq!(out, [1.5, 0.0, 0.0]);
+        assert_eq!(g1, [-1.0, 0.0, 0.0]);
+        assert_eq!(g2, [1.0, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn kink_gradient_follows_the_chosen_convention() {
+        // −y·(x1 − x2) + margin = −(1 − 0.5) + 0.5 = 0 exactly.
+        for (kink, want) in [(Kink::Zero, 0.0), (Kink::Half, -0.5), (Kink::One, -1.0)] {
+            let l = MarginRanking::new().margin(0.5).kink(kink);
+            let (out, g1, g2) = fb(l, &[1.0], &[0.5], &[1.0], Reduction::Sum).unwrap();
+            assert_eq!((out[0], g1[0], g2[0]), (0.0, want, -want), "{kink:?}");
+        }
+    }
+
+    #[test]
+    fn zero_one_labels_decode_zero_as_minus_one() {
+        let l = MarginRanking::new().labels(Labels::ZeroOne);
+        let out = l.forward(&[1.0f32, 1.0], &[2.0, 2.0], &[0.0, 1.0], Reduction::None).unwrap().into_vec();
+        assert_eq!(out, [0.0, 1.0]);
+    }
+
+    #[test]
+    fn strict_zero_target_suggests_zero_one_labels() {
+        let e = margin_ranking(&[1.0f32, 2.0], &[0.0, 0.0], &[1.0, 0.0], Reduction::Mean).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "margin_ranking expects target in {-1, 1}, got 0 at target[1]; for {0, 1} labels choose \
+             Labels::ZeroOne (CLI: --labels 01)"
+        );
+    }
+
+    #[test]
+    fn strict_rejects_non_finite_naming_the_argument() {
+        let e = margin_ranking(&[1.0f64, 2.0], &[0.0, f64::NAN], &[1.0, 1.0], Reduction::Sum).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "margin_ranking got NaN at input2[1]; strict mode rejects NaN and infinities \
+             (torch-compat mode propagates them as PyTorch does)"
+        );
+        let e = MarginRanking::new().margin(f64::NAN).forward(&[1.0f32], &[0.0], &[1.0], Reduction::Sum);
+        assert_eq!(e.unwrap_err().to_string(), "margin_ranking: option margin must be finite, got NaN");
+    }
+
+    #[test]
+    fn strict_rejects_empty_input() {
+        let e = margin_ranking::<f32>(&[], &[], &[], Reduction::Mean).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "margin_ranking got an empty input1; strict mode rejects it because the mean of nothing is \
+             undefined (torch-compat mode gives NaN for mean, 0 for sum)"
+        );
+    }
+
+    #[test]
+    fn mismatched_lengths_are_a_shape_error_in_both_modes() {
+        for mode in [Mode::Strict, Mode::TorchCompat] {
+            let l = MarginRanking::new().mode(mode);
+            let e = l.forward(&[1.0f64, 2.0], &[0.0, 1.0], &[1.0], Reduction::Mean).unwrap_err();
+            assert_eq!(e.to_string(), "margin_ranking: target has shape [1] but input1 has shape [2]");
+            let (mut out, mut g1, mut g2) = ([0.0], [0.0; 2], [0.0; 3]);
+            let e = l
+                .forward_backward(
+                    &[1.0, 2.0],
+                    &[0.0, 1.0],
+                    &[1.0, 1.0],
+                    Reduction::Sum,
+                    &[1.0],
+                    &mut out,
+                    &mut g1,
+                    &mut g2,
+                )
+                .unwrap_err();
+            assert_eq!(e.to_string(), "margin_ranking: the grad input2 buffer has length 3, expected 2");
+        }
+    }
+
+    /* torch 2.15 (fixture target_zero):
+    F.margin_ranking_loss(x1, x2, y, margin=0.5, reduction="none") with
+    x1 = [1, 0.3, -2], x2 = [0.5, 0.6, 1], y = [0, 1, 0]  ->  [0.5, 0.8, 0.5]
+    */
+    #[test]
+    fn torch_compat_uses_any_target_as_a_multiplier() {
+        let l = MarginRanking::new().margin(0.5).mode(Mode::TorchCompat);
+        let (out, g1, g2) =
+            fb(l, &[1.0, 0.3, -2.0], &[0.5, 0.6, 1.0], &[0.0, 1.0, 0.0], Reduction::None).unwrap();
+        assert_eq!(out[0], 0.5);
+        assert!((out[1] - 0.8).abs() < 1e-15);
+        assert_eq!(out[2], 0.5);
+        assert_eq!((g1, g2), (vec![0.0, -1.0, 0.0], vec![0.0, 1.0, 0.0]));
+        // y = 2 doubles the slope.
+        let (out, g1, _) = fb(l, &[0.0], &[1.0], &[2.0], Reduction::Sum).unwrap();
+        assert_eq!((out[0], g1[0]), (2.5, -2.0));
+    }
+
+    #[test]
+    fn torch_compat_propagates_nan_with_zero_gradient_and_empty_gives_nan_mean() {
+        let l = MarginRanking::new().mode(Mode::TorchCompat);
+        let (out, g1, g2) = fb(l, &[f64::NAN, 1.0], &[0.0, 0.0], &[1.0, -1.0], Reduction::None).unwrap();
+        assert!(out[0].is_nan());
+        assert_eq!(out[1], 1.0);
+        assert_eq!((g1, g2), (vec![0.0, 1.0], vec![0.0, -1.0]));
+        assert!(l.forward::<f32>(&[], &[], &[], Reduction::Mean).unwrap().scalar().unwrap().is_nan());
+        assert_eq!(l.forward::<f32>(&[], &[], &[], Reduction::Sum).unwrap().scalar(), Some(0.0));
+        let (out, _, _) = fb(l, &[], &[], &[], Reduction::None).unwrap();
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn per_pair_upstream_scales_each_gradient() {
+        let (mut out, mut g1, mut g2) = ([0.0f64; 2], [0.0; 2], [0.0; 2]);
+        MarginRanking::new()
+            .margin(1.0)
+            .forward_backward(
+                &[0.0, 0.0],
+                &[0.0, 0.0],
+                &[1.0, -1.0],
+                Reduction::None,
+                &[2.0, 3.0],
+                &mut out,
+                &mut g1,
+                &mut g2,
+            )
+            .unwrap();
+        assert_eq!(out, [1.0, 1.0]);
+        assert_eq!(g1, [-2.0, 3.0]);
+        assert_eq!(g2, [2.0, -3.0]);
+    }
+}

@@ -1,0 +1,469 @@
+//! PyTorch's `MultiLabelSoftMarginLoss`: one logistic loss per class, averaged over C.
+
+use crate::distance::rows_of;
+use crate::error::{Error, Result, Value};
+use crate::float::Float;
+use crate::kernel::non_finite;
+use crate::options::Mode;
+use crate::reduction::{check_buffer, check_upstream, Output, Reduction};
+
+const LOSS: &str = "multilabel_soft_margin";
+
+/// PyTorch's `MultiLabelSoftMarginLoss` on `(N, C)` logits with per-class targets
+/// `t_nc ∈ [0, 1]` (multi-hot, or soft labels):
+///
+/// ```text
+/// l_n = −(1/C) · Σ_c w_c · [ t_nc · logσ(x_nc) + (1 − t_nc) · logσ(−x_nc) ]
+/// logσ(v) = min(v, 0) − log1p(exp(−|v|))          (stable, as torch's log_sigmoid)
+/// ```
+///
+/// `w` is the optional class weight (all ones when absent). The sum is divided by **C,
+/// not by Σw** (as torch), then the per-sample losses are reduced by [`Reduction`] (mean
+/// over the N samples by default).
+///
+/// * **Shapes:** `input` and `target` are flat row-major `(N, C)` buffers with
+///   `classes = C`; a 1-D input of C logits is N = 1. `weight`, if given, has C
+///   elements (torch's broadcasting of `target` and `weight` is not reproduced). The
+///   output has N values for `None`, else one.
+/// * **Gradient:** `∂l_n/∂x_nc = (w_c/C)·(σ(x_nc) − t_nc)`, computed as
+///   `(1 − t)·σ(x) − t·σ(−x)` so that it does not cancel for large `|x|`. The loss is
+///   smooth (no kink); `target` and `weight` get no gradient.
+/// * **Errors (strict):** NaN/±Inf in `input`, `target` or `weight`, a target outside
+///   `[0, 1]` (with a hint when it looks like a ±1 label), empty input. In both modes:
+///   `classes == 0`, an input that is not a whole number of rows, a target of another
+///   length, a weight of length ≠ C.
+/// * **Torch-compat** uses any real target as it is (a target of −1 weights the
+///   `logσ(−x)` term by 2), propagates NaN, and gives NaN (mean) or 0 (sum) for an empty
+///   batch. Negative weights are accepted in both modes, as torch accepts them.
+///
+/// | framework | equivalent |
+/// |---|---|
+/// | PyTorch | `nn.MultiLabelSoftMarginLoss(weight)`, `F.multilabel_soft_margin_loss` |
+/// | Keras | `keras.losses.BinaryCrossentropy(from_logits=True)` (mean over the last axis; weights differ) |
+/// | scikit-learn | none (`metrics.log_loss` per label on `sigmoid(x)`) |
+/// | optax | `optax.losses.sigmoid_binary_cross_entropy(x, t).mean(-1)` (no class weight) |
+///
+/// ```
+/// use marginloss::{MultilabelSoftMargin, Reduction};
+/// // The spec's golden vectors (torch 2.15, fixture spec_golden).
+/// let x = [0.3f64, -1.2, 2.0, 0.0, 0.5, -0.5];
+/// let t = [1.0, 0.0, 1.0, 0.0, 1.0, 1.0];
+/// let l = MultilabelSoftMargin::new().forward(&x, &t, 3, None, Reduction::None)?.into_vec();
+/// assert!((l[0] - 0.31485525).abs() < 1e-8 && (l[1] - 0.71376705).abs() < 1e-8);
+/// let w = [1.0, 2.0, 0.5];
+/// let l = MultilabelSoftMargin::new().forward(&x, &t, 3, Some(&w), Reduction::None)?.into_vec();
+/// assert!((l[0] - 0.381461394888692).abs() < 1e-14 && (l[1] - 0.709446547003404).abs() < 1e-14);
+/// # Ok::<(), marginloss::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[non_exhaustive]
+pub struct MultilabelSoftMargin {
+    /// Strict (default) or torch-compat.
+    pub mode: Mode,
+}
+
+impl MultilabelSoftMargin {
+    /// The loss with its defaults: strict.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Sets the validation mode.
+    pub fn mode(mut self, mode: Mode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// Checks the shapes and the weight; returns the number of samples N.
+    fn check<T: Float>(
+        &self,
+        input: &[T],
+        target: &[T],
+        classes: usize,
+        weight: Option<&[T]>,
+    ) -> Result<usize> {
+        let n = rows_of(LOSS, ("input", "target"), input, target, classes, self.mode)?;
+        if let Some(w) = weight {
+            if w.len() != classes {
+                return Err(Error::Shape {
+                    loss: LOSS,
+                    arg: "weight",
+                    got: vec![w.len()],
+                    expected: format!("input has {classes} classes"),
+                });
+            }
+            if self.mode.is_strict() {
+                if let Some(c) = w.iter().position(|v| !v.is_finite()) {
+                    return Err(non_finite(LOSS, "weight", c, w[c]));
+                }
+            }
+        }
+        Ok(n)
+    }
+
+    /// Computes the loss, allocating the result (a scalar, or one value per sample for
+    /// [`Reduction::None`]).
+    ///
+    /// # Errors
+    /// In strict mode, the errors listed in this type's docs; in both modes, the shape
+    /// errors.
+    pub fn forward<T: Float>(
+        &self,
+        input: &[T],
+        target: &[T],
+        classes: usize,
+        weight: Option<&[T]>,
+        reduction: Reduction,
+    ) -> Result<Output<T>> {
+        let n = input.len().checked_div(classes).unwrap_or(0);
+        let mut out = vec![T::zero(); reduction.output_len(n)];
+        self.forward_into(input, target, classes, weight, reduction, &mut out)?;
+        Ok(Output::from_buffer(reduction, out))
+    }
+
+    /// Computes the loss into `out` without allocating: `out` holds one value for
+    /// `Mean`/`Sum` and N = `input.len() / classes` values for `None`.
+    ///
+    /// # Errors
+    /// As [`forward`](Self::forward), plus a wrongly sized `out`.
+    pub fn forward_into<T: Float>(
+        &self,
+        input: &[T],
+        target: &[T],
+        classes: usize,
+        weight: Option<&[T]>,
+        reduction: Reduction,
+        out: &mut [T],
+    ) -> Result<()> {
+        let n = self.check(input, target, classes, weight)?;
+        check_buffer(LOSS, "output", out.len(), reduction.output_len(n))?;
+        let ok = if self.mode.is_strict() {
+            pass::<T, true>(input, target, classes, weight, reduction, None, out)
+        } else {
+            pass::<T, false>(input, target, classes, weight, reduction, None, out)
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(locate(input, target))
+        }
+    }
+
+    /// Fused forward and backward in one pass over memory: writes the loss into `out` (as
+    /// [`forward_into`](Self::forward_into)) and `upstream · ∂out/∂input` into
+    /// `grad_input` (same length as `input`, overwritten), allocating nothing.
+    ///
+    /// `upstream` is the gradient flowing into the output: one value for `Mean`/`Sum`;
+    /// for `None`, one value per sample, or a single value applied to every sample
+    /// (`&[1.0]` gives the gradient of the sum of the output).
+    ///
+    /// # Errors
+    /// As [`forward_into`](Self::forward_into), plus wrongly sized `upstream` or
+    /// `grad_input`. On error the buffers' contents are unspecified.
+    #[allow(clippy::too_many_arguments)]
+    pub fn forward_backward<T: Float>(
+        &self,
+        input: &[T],
+        target: &[T],
+        classes: usize,
+        weight: Option<&[T]>,
+        reduction: Reduction,
+        upstream: &[T],
+        out: &mut [T],
+        grad_input: &mut [T],
+    ) -> Result<()> {
+        let n = self.check(input, target, classes, weight)?;
+        check_buffer(LOSS, "output", out.len(), reduction.output_len(n))?;
+        check_buffer(LOSS, "grad input", grad_input.len(), input.len())?;
+        check_upstream(LOSS, reduction, upstream.len(), n)?;
+        let grad = Some((upstream, grad_input));
+        let ok = if self.mode.is_strict() {
+            pass::<T, true>(input, target, classes, weight, reduction, grad, out)
+        } else {
+            pass::<T, false>(input, target, classes, weight, reduction, grad, out)
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(locate(input, target))
+        }
+    }
+}
+
+/// [`MultilabelSoftMargin`] with its defaults and no class weight on `f32` or `f64`
+/// slices of `classes` columns.
+///
+/// # Errors
+/// As [`MultilabelSoftMargin::forward`].
+pub fn multilabel_soft_margin<T: Float>(
+    input: &[T],
+    target: &[T],
+    classes: usize,
+    reduction: Reduction,
+) -> Result<Output<T>> {
+    MultilabelSoftMargin::new().forward(input, target, classes, None, reduction)
+}
+
+#[inline(always)]
+fn valid<T: Float>(x: T, t: T) -> bool {
+    x.is_finite() & (t >= T::zero()) & (t <= T::one())
+}
+
+/// `min(v, 0)` that keeps NaN.
+#[inline(always)]
+fn min0<T: Float>(v: T) -> T {
+    if v >= T::zero() {
+        T::zero()
+    } else {
+        v
+    }
+}
+
+/// The element's loss `−[t·logσ(x) + (1 − t)·logσ(−x)]` and `e = exp(−|x|)`.
+#[inline(always)]
+fn element<T: Float>(x: T, t: T) -> (T, T) {
+    let e = (-x.abs()).exp();
+    let sp = e.ln_1p();
+    let (pos, neg) = (min0(x) - sp, min0(-x) - sp);
+    (-(t * pos + (T::one() - t) * neg), e)
+}
+
+/// `∂/∂x` of the element's loss, `(1 − t)·σ(x) − t·σ(−x)`, from `e = exp(−|x|)`.
+#[inline(always)]
+fn element_grad<T: Float>(x: T, t: T, e: T) -> T {
+    let near = T::one() / (T::one() + e); // σ(|x|)
+    let far = e / (T::one() + e); // σ(−|x|)
+    let (sx, snx) = if x >= T::zero() { (near, far) } else { (far, near) };
+    (T::one() - t) * sx - t * snx
+}
+
+/// The single pass: each row's loss goes to `out` (`None`) or into an `f64` sum; with
+/// `grad = Some((upstream, grad_input))` the gradient is written in the same pass.
+/// Returns whether every element was valid (always true unless `STRICT`).
+#[inline(always)]
+fn pass<T: Float, const STRICT: bool>(
+    input: &[T],
+    target: &[T],
+    classes: usize,
+    weight: Option<&[T]>,
+    reduction: Reduction,
+    mut grad: Option<(&[T], &mut [T])>,
+    out: &mut [T],
+) -> bool {
+    let n = input.len() / classes;
+    let c = T::of(classes as f64);
+    let (per_sample, g) = match &grad {
+        // `upstream` is empty only for an empty `None` call, which reads no row.
+        Some((up, _)) => (
+            reduction == Reduction::None && up.len() != 1,
+            reduction.scale(up.first().copied().unwrap_or_else(T::zero), n),
+        ),
+        None => (false, T::zero()),
+    };
+    let mut ok = true;
+    let mut total = 0.0f64;
+    for (r, (xs, ts)) in input.chunks_exact(classes).zip(target.chunks_exact(classes)).enumerate() {
+        let mut row = 0.0f64;
+        match &mut grad {
+            None => {
+                for (j, (&x, &t)) in xs.iter().zip(ts).enumerate() {
+                    let w = weight.map_or(T::one(), |w| w[j]);
+                    row += (element(x, t).0 * w).f64();
+                    if STRICT {
+                        ok &= valid(x, t);
+                    }
+                }
+            }
+            Some((up, gs)) => {
+                let gr = (if per_sample { up[r] } else { g }) / c;
+                let grow = &mut gs[r * classes..(r + 1) * classes];
+                for (j, ((&x, &t), gx)) in xs.iter().zip(ts).zip(grow).enumerate() {
+                    let w = weight.map_or(T::one(), |w| w[j]);
+                    let (l, e) = element(x, t);
+                    row += (l * w).f64();
+                    *gx = element_grad(x, t, e) * w * gr;
+                    if STRICT {
+                        ok &= valid(x, t);
+                    }
+                }
+            }
+        }
+        // As torch: the row sum in T, then / C in T.
+        let v = T::of(row) / c;
+        match reduction {
+            Reduction::None => out[r] = v,
+            _ => total += v.f64(),
+        }
+    }
+    if reduction != Reduction::None {
+        out[0] = reduction.finish(total, n);
+    }
+    ok
+}
+
+/// The first offending element (error path only).
+#[cold]
+fn locate<T: Float>(input: &[T], target: &[T]) -> Error {
+    for (i, (&x, &t)) in input.iter().zip(target).enumerate() {
+        if !x.is_finite() {
+            return non_finite(LOSS, "input", i, x);
+        }
+        if !t.is_finite() {
+            return non_finite(LOSS, "target", i, t);
+        }
+        if !valid(x, t) {
+            let hint = if t == -T::one() {
+                Some("for {-1, 1} labels pass (y + 1) / 2, or use soft_margin per class")
+            } else {
+                None
+            };
+            return Error::Domain {
+                loss: LOSS,
+                arg: "target",
+                index: i,
+                value: Value(t.f64()),
+                expected: "target in [0, 1]",
+                hint,
+            };
+        }
+    }
+    // The pass said some element was invalid; `valid` is deterministic, so this is not
+    // reached. Report the mismatch rather than panic.
+    Error::Empty { loss: LOSS, arg: "input" }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type Fb = (Vec<f64>, Vec<f64>);
+
+    fn fb(
+        l: MultilabelSoftMargin,
+        x: &[f64],
+        t: &[f64],
+        c: usize,
+        w: Option<&[f64]>,
+        r: Reduction,
+    ) -> Result<Fb> {
+        let n = x.len() / c;
+        let (mut out, mut g) = (vec![0.0; r.output_len(n)], vec![9.0; x.len()]);
+        l.forward_backward(x, t, c, w, r, &[1.0], &mut out, &mut g)?;
+        Ok((out, g))
+    }
+
+    /* torch 2.15 (fixture spec_golden_f64_none):
+    x = [[0.3,-1.2,2.0],[0,0.5,-0.5]], y = [[1,0,1],[0,1,1]], weight = [1,2,0.5]
+    out [0.381461394888692, 0.709446547003404]
+    grad [-0.14185249439611367, 0.15431681100065492, -0.019867153670352924,
+          0.16666666666666666, -0.2516937791987636, -0.10374322186697574]
+    */
+    #[test]
+    fn weighted_golden_divides_by_c_not_by_the_weight_sum() {
+        let x = [0.3, -1.2, 2.0, 0.0, 0.5, -0.5];
+        let t = [1.0, 0.0, 1.0, 0.0, 1.0, 1.0];
+        let (out, g) =
+            fb(MultilabelSoftMargin::new(), &x, &t, 3, Some(&[1.0, 2.0, 0.5]), Reduction::None).unwrap();
+        let want_out = [0.381461394888692, 0.709446547003404];
+        let want_g = [
+            -0.14185249439611367,
+            0.15431681100065492,
+            -0.019867153670352924,
+            0.16666666666666666,
+            -0.2516937791987636,
+            -0.10374322186697574,
+        ];
+        for (a, b) in out.iter().zip(&want_out).chain(g.iter().zip(&want_g)) {
+            assert!((a - b).abs() < 1e-15, "{a} vs {b}");
+        }
+    }
+
+    #[test]
+    fn huge_logits_stay_finite_and_exact() {
+        // torch: logits ±1000 give 1000 (spec §6b).
+        let (out, g) =
+            fb(MultilabelSoftMargin::new(), &[1000.0, -1000.0], &[0.0, 1.0], 2, None, Reduction::None)
+                .unwrap();
+        assert_eq!(out, [1000.0]);
+        assert_eq!(g, [0.5, -0.5]);
+        let (out, g) = fb(MultilabelSoftMargin::new(), &[1000.0], &[1.0], 1, None, Reduction::Sum).unwrap();
+        assert_eq!((out[0], g[0]), (0.0, 0.0));
+    }
+
+    #[test]
+    fn strict_rejects_a_pm1_target_with_a_hint() {
+        let e = multilabel_soft_margin(&[0.5f32, 1.0], &[1.0, -1.0], 2, Reduction::Mean).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "multilabel_soft_margin expects target in [0, 1], got -1 at target[1]; for {-1, 1} labels \
+             pass (y + 1) / 2, or use soft_margin per class"
+        );
+        let e = multilabel_soft_margin(&[0.5f32, 1.0], &[1.0, 1.5], 2, Reduction::Mean).unwrap_err();
+        assert_eq!(e.to_string(), "multilabel_soft_margin expects target in [0, 1], got 1.5 at target[1]");
+    }
+
+    #[test]
+    fn strict_rejects_non_finite_input_and_weight() {
+        let e = multilabel_soft_margin(&[0.5f64, f64::NAN], &[1.0, 0.0], 2, Reduction::Mean).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "multilabel_soft_margin got NaN at input[1]; strict mode rejects NaN and infinities \
+             (torch-compat mode propagates them as PyTorch does)"
+        );
+        let w = [1.0, f64::INFINITY];
+        let e =
+            MultilabelSoftMargin::new().forward(&[0.5f64, 1.0], &[1.0, 0.0], 2, Some(&w), Reduction::Mean);
+        assert!(e.unwrap_err().to_string().starts_with("multilabel_soft_margin got inf at weight[1];"));
+    }
+
+    #[test]
+    fn shape_errors_name_the_argument() {
+        let l = MultilabelSoftMargin::new().mode(Mode::TorchCompat);
+        let e = l.forward(&[0.5f32; 5], &[1.0; 5], 2, None, Reduction::Mean).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "multilabel_soft_margin: input has shape [5] but a whole number of rows of 2 elements"
+        );
+        let e = l.forward(&[0.5f32; 4], &[1.0; 2], 2, None, Reduction::Mean).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "multilabel_soft_margin: target has shape [1, 2] but input has shape [2, 2]"
+        );
+        let e = l.forward(&[0.5f32; 4], &[1.0; 4], 2, Some(&[1.0; 3]), Reduction::Mean).unwrap_err();
+        assert_eq!(e.to_string(), "multilabel_soft_margin: weight has shape [3] but input has 2 classes");
+        assert!(l.forward(&[0.5f32; 4], &[1.0; 4], 0, None, Reduction::Mean).is_err());
+        let e = multilabel_soft_margin::<f64>(&[], &[], 3, Reduction::Mean).unwrap_err();
+        assert!(e.to_string().starts_with("multilabel_soft_margin got an empty input;"), "{e}");
+    }
+
+    #[test]
+    fn torch_compat_uses_any_target_and_empty_batch_gives_nan_mean() {
+        // y = −1: −[−logσ(x) + 2·logσ(−x)] (spec §6b); at x = 0 that is log 2.
+        let l = MultilabelSoftMargin::new().mode(Mode::TorchCompat);
+        let (out, g) = fb(l, &[0.0], &[-1.0], 1, None, Reduction::None).unwrap();
+        assert!((out[0] - std::f64::consts::LN_2).abs() < 1e-15);
+        assert_eq!(g, [1.5]); // σ(0) − (−1)
+        assert!(l.forward::<f32>(&[], &[], 4, None, Reduction::Mean).unwrap().scalar().unwrap().is_nan());
+        assert_eq!(l.forward::<f32>(&[], &[], 4, None, Reduction::Sum).unwrap().scalar(), Some(0.0));
+        let (out, g) = fb(l, &[f64::NAN, 1.0], &[1.0, 0.0], 2, None, Reduction::Mean).unwrap();
+        assert!(out[0].is_nan() && g[0].is_nan() && !g[1].is_nan());
+    }
+
+    #[test]
+    fn per_sample_upstream_scales_each_row() {
+        let (mut out, mut g) = ([0.0f64; 2], [0.0; 4]);
+        MultilabelSoftMargin::new()
+            .forward_backward(
+                &[0.0; 4],
+                &[1.0, 0.0, 1.0, 0.0],
+                2,
+                None,
+                Reduction::None,
+                &[2.0, 4.0],
+                &mut out,
+                &mut g,
+            )
+            .unwrap();
+        assert_eq!(out, [std::f64::consts::LN_2; 2]);
+        assert_eq!(g, [-0.5, 0.5, -1.0, 1.0]); // (σ(0) − t)/C · upstream
+    }
+}
