@@ -4,7 +4,10 @@ use std::collections::BTreeMap;
 use std::io::Write;
 
 use clap::Args;
-use marginloss::{CosineSimilarity, Float, Hinge, HingeEmbedding, PairwiseDistance, Reduction, SquaredHinge};
+use marginloss::{
+    CosineSimilarity, Float, Hinge, HingeEmbedding, MarginRanking, MultilabelSoftMargin, PairwiseDistance,
+    Reduction, SoftMargin, SquaredHinge,
+};
 use serde::Serialize;
 
 use crate::fail::{data, usage, Fail};
@@ -52,6 +55,24 @@ pub const LOSSES: &[Spec] = &[
         options: &["margin", "labels", "reduction"],
     },
     Spec { name: "cosine-similarity", required: &["input1", "input2"], optional: &[], options: &["eps"] },
+    Spec {
+        name: "margin-ranking",
+        required: &["input1", "input2", "target"],
+        optional: &[],
+        options: &["margin", "labels", "reduction"],
+    },
+    Spec {
+        name: "soft-margin",
+        required: &["input", "target"],
+        optional: &[],
+        options: &["labels", "reduction"],
+    },
+    Spec {
+        name: "multilabel-soft-margin",
+        required: &["input", "target"],
+        optional: &["weight"],
+        options: &["reduction"],
+    },
     Spec {
         name: "pairwise-distance",
         required: &["input1", "input2"],
@@ -158,8 +179,10 @@ fn out_shape(reduction: Reduction, shape: &[usize]) -> Vec<usize> {
 
 pub fn evaluate<T: Float>(spec: &Spec, inputs: &Inputs, o: &OptionArgs) -> Result<Evaluated<T>, Fail> {
     match spec.name {
-        "hinge" | "squared-hinge" | "hinge-embedding" => pointwise::<T>(spec.name, inputs, o),
+        "hinge" | "squared-hinge" | "hinge-embedding" | "soft-margin" => pointwise::<T>(spec.name, inputs, o),
         "cosine-similarity" | "pairwise-distance" => distance::<T>(spec.name, inputs, o),
+        "margin-ranking" => margin_ranking::<T>(inputs, o),
+        "multilabel-soft-margin" => multilabel_soft_margin::<T>(inputs, o),
         other => Err(usage(format!("unknown loss '{other}'"))),
     }
 }
@@ -181,6 +204,10 @@ fn pointwise<T: Float>(name: &str, inputs: &Inputs, o: &OptionArgs) -> Result<Ev
             .forward_backward(&x.data, &t.data, r, &one, &mut out, &mut g),
         "squared-hinge" => SquaredHinge::new()
             .margin(o.margin.unwrap_or(1.0))
+            .labels(labels)
+            .mode(mode)
+            .forward_backward(&x.data, &t.data, r, &one, &mut out, &mut g),
+        "soft-margin" => SoftMargin::new()
             .labels(labels)
             .mode(mode)
             .forward_backward(&x.data, &t.data, r, &one, &mut out, &mut g),
@@ -237,5 +264,77 @@ fn distance<T: Float>(name: &str, inputs: &Inputs, o: &OptionArgs) -> Result<Eva
             ("input1", Tensor { shape: x1.shape, data: g1 }),
             ("input2", Tensor { shape: x2.shape, data: g2 }),
         ],
+    })
+}
+
+fn margin_ranking<T: Float>(inputs: &Inputs, o: &OptionArgs) -> Result<Evaluated<T>, Fail> {
+    let x1 = inputs.float::<T>("input1")?;
+    let x2 = inputs.float::<T>("input2")?;
+    let t = inputs.float::<T>("target")?;
+    same_shape(("input1", &x1), ("input2", &x2))?;
+    same_shape(("input1", &x1), ("target", &t))?;
+    let r = o.reduction();
+    let n = x1.data.len();
+    let (mut out, mut g1, mut g2) =
+        (vec![T::zero(); r.output_len(n)], vec![T::zero(); n], vec![T::zero(); n]);
+    MarginRanking::new().margin(o.margin.unwrap_or(0.0)).labels(o.labels()).mode(o.mode()).forward_backward(
+        &x1.data,
+        &x2.data,
+        &t.data,
+        r,
+        &[T::one()],
+        &mut out,
+        &mut g1,
+        &mut g2,
+    )?;
+    Ok(Evaluated {
+        loss: Tensor { shape: out_shape(r, &x1.shape), data: out },
+        grads: vec![
+            ("input1", Tensor { shape: x1.shape, data: g1 }),
+            ("input2", Tensor { shape: x2.shape, data: g2 }),
+        ],
+    })
+}
+
+/// The number of classes C and the per-sample shape of an (…, C) score array.
+fn classes_of(name: &str, shape: &[usize]) -> Result<(usize, Vec<usize>), Fail> {
+    match shape.split_last() {
+        Some((&c, rest)) if c > 0 => Ok((c, rest.to_vec())),
+        _ => {
+            Err(data(format!("--input has shape {shape:?}; {name} needs (N, C) or (C,) scores with C >= 1")))
+        }
+    }
+}
+
+fn multilabel_soft_margin<T: Float>(inputs: &Inputs, o: &OptionArgs) -> Result<Evaluated<T>, Fail> {
+    let x = inputs.float::<T>("input")?;
+    let t = inputs.float::<T>("target")?;
+    same_shape(("input", &x), ("target", &t))?;
+    let (c, rows) = classes_of("multilabel-soft-margin", &x.shape)?;
+    let w = if inputs.has("weight") { Some(inputs.float::<T>("weight")?) } else { None };
+    if let Some(w) = &w {
+        if w.shape != [c] {
+            return Err(data(format!(
+                "--weight has shape {:?}; it needs one value per class, [{c}]",
+                w.shape
+            )));
+        }
+    }
+    let r = o.reduction();
+    let n = x.data.len() / c;
+    let (mut out, mut g) = (vec![T::zero(); r.output_len(n)], vec![T::zero(); x.data.len()]);
+    MultilabelSoftMargin::new().mode(o.mode()).forward_backward(
+        &x.data,
+        &t.data,
+        c,
+        w.as_ref().map(|w| w.data.as_slice()),
+        r,
+        &[T::one()],
+        &mut out,
+        &mut g,
+    )?;
+    Ok(Evaluated {
+        loss: Tensor { shape: out_shape(r, &rows), data: out },
+        grads: vec![("input", Tensor { shape: x.shape, data: g })],
     })
 }

@@ -205,6 +205,10 @@ fn flags(required: &[&str], optional: &[&str]) -> String {
 }
 
 impl Inputs {
+    pub fn has(&self, name: &str) -> bool {
+        self.arrays.contains_key(name)
+    }
+
     pub fn array(&self, name: &str) -> Result<&Array, Fail> {
         self.arrays.get(name).ok_or_else(|| usage(format!("missing --{name}")))
     }

@@ -155,6 +155,21 @@ fn eval_pairwise_distance_matches_torch() {
 }
 
 #[test]
+fn eval_margin_ranking_matches_torch() {
+    assert!(eval_matches_fixture("margin_ranking", "margin-ranking") >= 30);
+}
+
+#[test]
+fn eval_soft_margin_matches_torch() {
+    assert!(eval_matches_fixture("soft_margin", "soft-margin") >= 20);
+}
+
+#[test]
+fn eval_multilabel_soft_margin_matches_torch() {
+    assert!(eval_matches_fixture("multilabel_soft_margin", "multilabel-soft-margin") >= 20);
+}
+
+#[test]
 fn eval_reads_csv_with_a_header_and_computes_in_float64() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("x.csv"), "score\n0.8\n-0.5\n2.0\n").unwrap();
