@@ -94,9 +94,9 @@ fn pointwise_gradients_match_finite_differences() {
                 fused(xs, &t, r, &[1.0], &mut o, &mut g).unwrap();
                 o[0]
             };
-            for i in 0..x.len() {
+            for (i, &gi) in grad.iter().enumerate() {
                 let fd = central_diff(&mut f, &x, i, 1e-6);
-                assert_rel(&format!("{name} {r:?} d/dx[{i}]"), grad[i], fd, 1e-6);
+                assert_rel(&format!("{name} {r:?} d/dx[{i}]"), gi, fd, 1e-6);
             }
         }
     }
@@ -135,7 +135,8 @@ fn distance_gradients_match_finite_differences() {
     let x2 = rng.vec(n * d, -2.0, 2.0);
     let up = rng.vec(n, -1.0, 1.0);
     // f(x1, x2) = Σ_n up_n · dist_n, so its gradient is what forward_backward writes.
-    let cases: [(&str, &dyn Fn(&[f64], &[f64], &mut [f64], &mut [f64], &mut [f64])); 4] = [
+    type Run<'a> = &'a dyn Fn(&[f64], &[f64], &mut [f64], &mut [f64], &mut [f64]);
+    let cases: [(&str, Run); 4] = [
         ("cosine", &|a, b, o, g1, g2| {
             CosineSimilarity::new().forward_backward(a, b, d, &up, o, g1, g2).unwrap()
         }),
