@@ -57,3 +57,8 @@ pub use float::Float;
 pub use loss::*;
 pub use options::{Kink, Labels, Mode};
 pub use reduction::{Output, Reduction};
+
+/// The README's Rust example, compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;
