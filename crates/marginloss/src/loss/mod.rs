@@ -1,9 +1,18 @@
 //! The losses, one file each.
 
+mod class_rows;
 mod hinge;
 mod hinge_embedding;
+mod multi_margin;
+mod multiclass_hinge;
+mod multilabel_margin;
 mod squared_hinge;
 
 pub use hinge::{hinge, Hinge};
 pub use hinge_embedding::{hinge_embedding, HingeEmbedding};
+pub use multi_margin::{multi_margin, MultiMargin};
+pub use multiclass_hinge::{multiclass_hinge, MulticlassHinge};
+pub use multilabel_margin::{
+    multilabel_margin, multilabel_target_from_indicator, multilabel_target_from_sets, MultilabelMargin,
+};
 pub use squared_hinge::{squared_hinge, SquaredHinge};

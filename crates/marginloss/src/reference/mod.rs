@@ -8,9 +8,15 @@
 use crate::float::Float;
 use crate::reduction::Reduction;
 
+mod multi_margin;
+mod multiclass_hinge;
+mod multilabel_margin;
 mod pointwise;
 mod rows;
 
+pub use multi_margin::*;
+pub use multiclass_hinge::*;
+pub use multilabel_margin::*;
 pub use pointwise::{hinge, hinge_embedding, squared_hinge};
 pub use rows::{cosine_similarity, pairwise_distance};
 
