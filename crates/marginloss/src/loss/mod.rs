@@ -1,8 +1,12 @@
 //! The losses, one file each.
 
+mod class_rows;
 mod hinge;
 mod hinge_embedding;
 mod margin_ranking;
+mod multi_margin;
+mod multiclass_hinge;
+mod multilabel_margin;
 mod multilabel_soft_margin;
 mod soft_margin;
 mod squared_hinge;
@@ -10,6 +14,11 @@ mod squared_hinge;
 pub use hinge::{hinge, Hinge};
 pub use hinge_embedding::{hinge_embedding, HingeEmbedding};
 pub use margin_ranking::{margin_ranking, MarginRanking};
+pub use multi_margin::{multi_margin, MultiMargin};
+pub use multiclass_hinge::{multiclass_hinge, MulticlassHinge};
+pub use multilabel_margin::{
+    multilabel_margin, multilabel_target_from_indicator, multilabel_target_from_sets, MultilabelMargin,
+};
 pub use multilabel_soft_margin::{multilabel_soft_margin, MultilabelSoftMargin};
 pub use soft_margin::{soft_margin, SoftMargin};
 pub use squared_hinge::{squared_hinge, SquaredHinge};

@@ -9,12 +9,18 @@ use crate::float::Float;
 use crate::reduction::Reduction;
 
 mod margin_ranking;
+mod multi_margin;
+mod multiclass_hinge;
+mod multilabel_margin;
 mod multilabel_soft_margin;
 mod pointwise;
 mod rows;
 mod soft_margin;
 
 pub use margin_ranking::*;
+pub use multi_margin::*;
+pub use multiclass_hinge::*;
+pub use multilabel_margin::*;
 pub use multilabel_soft_margin::*;
 pub use pointwise::{hinge, hinge_embedding, squared_hinge};
 pub use rows::{cosine_similarity, pairwise_distance};

@@ -1,0 +1,206 @@
+//! The single-pass row driver shared by the class-index losses (`multi_margin`,
+//! `multiclass_hinge`, `multilabel_margin`).
+//!
+//! The input is a flat row-major `(N, C)` buffer; each row has `targets_per_row(C)`
+//! `i64` targets (one class index, or a `−1`-terminated list of C entries). A loss
+//! supplies the per-row formula ([`ClassRows`]); the driver checks shapes, walks the rows
+//! once (the target range check and the strict finiteness check ride along), reduces, and
+//! locates the first offender only after a pass has failed.
+
+use crate::error::{Error, Result};
+use crate::float::Float;
+use crate::kernel::non_finite;
+use crate::options::Mode;
+use crate::reduction::{check_buffer, check_upstream, Reduction};
+
+/// One row's loss: the per-sample value as torch's `reduction='none'` output gives it (in
+/// `T`), its contribution to a `mean`/`sum` reduction (in `f64`), and whether every input
+/// element of the row is finite.
+pub(crate) struct RowLoss<T> {
+    pub value: T,
+    pub reduced: f64,
+    pub finite: bool,
+}
+
+/// A loss over rows of C class scores with integer targets.
+pub(crate) trait ClassRows<T: Float> {
+    /// The loss's name in errors.
+    const LOSS: &'static str;
+    /// Number of `i64` targets per row of `classes` scores.
+    fn targets_per_row(classes: usize) -> usize;
+    /// Whether one target entry is in range (checked in both modes, before `row`).
+    fn target_ok(v: i64, classes: usize) -> bool;
+    /// Whether every target entry of a row is in range.
+    #[inline(always)]
+    fn targets_ok(t: &[i64], classes: usize) -> bool {
+        t.iter().fold(true, |ok, &v| ok & Self::target_ok(v, classes))
+    }
+    /// The error for the out-of-range target `value` at flat index `index`.
+    fn target_error(index: usize, value: i64, classes: usize) -> Error;
+    /// The loss of one row whose targets passed `targets_ok`.
+    fn row(&mut self, x: &[T], t: &[i64]) -> RowLoss<T>;
+    /// The loss of one row and its gradient: overwrites `grad` (the row's C elements) with
+    /// `up · ∂(per-sample loss)/∂x`, `scale` being [`grad_scale`](Self::grad_scale)'s value.
+    fn row_grad(&mut self, x: &[T], t: &[i64], scale: T, up: T, grad: &mut [T]) -> RowLoss<T>;
+    /// The per-call gradient factor for `n` rows of `classes` (e.g. torch's
+    /// `1/(N·C)` for mean).
+    fn grad_scale(reduction: Reduction, n: usize, classes: usize) -> T;
+}
+
+/// Checks `classes`, the input and target lengths, and emptiness; returns N.
+pub(crate) fn rows_of<T: Float, K: ClassRows<T>>(
+    input: &[T],
+    target: &[i64],
+    classes: usize,
+    mode: Mode,
+) -> Result<usize> {
+    if classes == 0 {
+        return Err(Error::Shape {
+            loss: K::LOSS,
+            arg: "input",
+            got: vec![input.len(), 0],
+            expected: "at least one class (classes >= 1)".into(),
+        });
+    }
+    if input.len() % classes != 0 {
+        return Err(Error::Shape {
+            loss: K::LOSS,
+            arg: "input",
+            got: vec![input.len()],
+            expected: format!("a whole number of rows of {classes} classes"),
+        });
+    }
+    let n = input.len() / classes;
+    let tpr = K::targets_per_row(classes);
+    if target.len() != n * tpr {
+        let got = if tpr > 1 && target.len() % tpr == 0 {
+            vec![target.len() / tpr, tpr]
+        } else {
+            vec![target.len()]
+        };
+        let expected = if tpr == 1 {
+            format!("one class index per row of input, shape [{n}]")
+        } else {
+            format!("the shape of input, [{n}, {classes}]")
+        };
+        return Err(Error::Shape { loss: K::LOSS, arg: "target", got, expected });
+    }
+    if n == 0 && mode.is_strict() {
+        return Err(Error::Empty { loss: K::LOSS, arg: "input" });
+    }
+    Ok(n)
+}
+
+/// The first out-of-range target (error path only).
+#[cold]
+fn locate_target<T: Float, K: ClassRows<T>>(target: &[i64], classes: usize) -> Error {
+    match target.iter().position(|&v| !K::target_ok(v, classes)) {
+        Some(i) => K::target_error(i, target[i], classes),
+        None => Error::Empty { loss: K::LOSS, arg: "target" },
+    }
+}
+
+/// The first non-finite input element (error path only).
+#[cold]
+fn locate_non_finite_input<T: Float>(loss: &'static str, input: &[T]) -> Error {
+    match input.iter().position(|v| !v.is_finite()) {
+        Some(i) => non_finite(loss, "input", i, input[i]),
+        None => Error::Empty { loss, arg: "input" },
+    }
+}
+
+/// Forward only: `out` has `reduction.output_len(N)` elements.
+pub(crate) fn forward<T: Float, K: ClassRows<T>>(
+    k: &mut K,
+    mode: Mode,
+    input: &[T],
+    target: &[i64],
+    classes: usize,
+    reduction: Reduction,
+    out: &mut [T],
+) -> Result<()> {
+    let n = rows_of::<T, K>(input, target, classes, mode)?;
+    check_buffer(K::LOSS, "output", out.len(), reduction.output_len(n))?;
+    let tpr = K::targets_per_row(classes);
+    let (mut finite, mut in_range) = (true, true);
+    let mut acc = [0.0f64; 4];
+    for (i, (x, t)) in input.chunks_exact(classes).zip(target.chunks_exact(tpr)).enumerate() {
+        if !K::targets_ok(t, classes) {
+            in_range = false;
+            break;
+        }
+        let r = k.row(x, t);
+        finite &= r.finite;
+        match reduction {
+            Reduction::None => out[i] = r.value,
+            _ => acc[i % 4] += r.reduced,
+        }
+    }
+    finish::<T, K>(mode, input, target, classes, reduction, n, in_range, finite, &acc, out)
+}
+
+/// Fused forward and backward: one pass writes the loss into `out` and
+/// `upstream · ∂out/∂input` into `grad` (overwritten).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn forward_backward<T: Float, K: ClassRows<T>>(
+    k: &mut K,
+    mode: Mode,
+    input: &[T],
+    target: &[i64],
+    classes: usize,
+    reduction: Reduction,
+    upstream: &[T],
+    out: &mut [T],
+    grad: &mut [T],
+) -> Result<()> {
+    let n = rows_of::<T, K>(input, target, classes, mode)?;
+    check_buffer(K::LOSS, "output", out.len(), reduction.output_len(n))?;
+    check_buffer(K::LOSS, "grad input", grad.len(), input.len())?;
+    check_upstream(K::LOSS, reduction, upstream.len(), n)?;
+    let tpr = K::targets_per_row(classes);
+    let scale = K::grad_scale(reduction, n, classes);
+    let per_row_upstream = upstream.len() != 1;
+    let (mut finite, mut in_range) = (true, true);
+    let mut acc = [0.0f64; 4];
+    let rows = input.chunks_exact(classes).zip(target.chunks_exact(tpr)).zip(grad.chunks_exact_mut(classes));
+    for (i, ((x, t), g)) in rows.enumerate() {
+        if !K::targets_ok(t, classes) {
+            in_range = false;
+            break;
+        }
+        let up = if per_row_upstream { upstream[i] } else { upstream[0] };
+        let r = k.row_grad(x, t, scale, up, g);
+        finite &= r.finite;
+        match reduction {
+            Reduction::None => out[i] = r.value,
+            _ => acc[i % 4] += r.reduced,
+        }
+    }
+    finish::<T, K>(mode, input, target, classes, reduction, n, in_range, finite, &acc, out)
+}
+
+#[allow(clippy::too_many_arguments)]
+#[inline]
+fn finish<T: Float, K: ClassRows<T>>(
+    mode: Mode,
+    input: &[T],
+    target: &[i64],
+    classes: usize,
+    reduction: Reduction,
+    n: usize,
+    in_range: bool,
+    finite: bool,
+    acc: &[f64; 4],
+    out: &mut [T],
+) -> Result<()> {
+    if !in_range {
+        return Err(locate_target::<T, K>(target, classes));
+    }
+    if mode.is_strict() && !finite {
+        return Err(locate_non_finite_input(K::LOSS, input));
+    }
+    if reduction != Reduction::None {
+        out[0] = reduction.finish((acc[0] + acc[2]) + (acc[1] + acc[3]), n);
+    }
+    Ok(())
+}

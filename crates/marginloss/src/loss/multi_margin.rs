@@ -1,0 +1,470 @@
+//! PyTorch's `MultiMarginLoss`: the Weston–Watkins multiclass hinge, divided by C.
+
+use super::class_rows::{self, ClassRows, RowLoss};
+use crate::error::{Error, Result, Value};
+use crate::float::Float;
+use crate::kernel::{finite_option, non_finite};
+use crate::options::Mode;
+use crate::reduction::{Output, Reduction};
+
+const LOSS: &str = "multi_margin";
+
+/// PyTorch's `MultiMarginLoss` on rows of C class **scores** `x` with class-index targets
+/// `y` (the Weston–Watkins multiclass hinge, summed over the wrong classes and divided by C):
+///
+/// ```text
+/// z_i = margin − x[y] + x[i]                              (i ≠ y)
+/// l   = ( Σ_{i ≠ y, z_i > 0} w[y] · z_i^p ) / C           p ∈ {1, 2}, margin = 1 by default
+/// ```
+///
+/// then reduced over the N rows by [`Reduction`]: `mean` is `Σ l / N`, `sum` is `Σ l`; the
+/// `/C` is always applied. The optional class weight is the **target's** weight `w[y]`,
+/// applied after the power (`w[y]·z^p`, not `(w[y]·z)^p`), and the mean does not divide by
+/// the sum of the weights (unlike `NLLLoss`).
+///
+/// * **Shapes:** `input` is `(N, C)` row-major with `C = classes`; `target` holds N class
+///   indices in `0..C`; `weight`, if given, has C elements. A 1-D input `(C,)` is N = 1
+///   with one target (torch's 0-d target); torch then returns a 0-d tensor where this
+///   returns one element. The output has N values for `None`, else one.
+/// * **Accumulation:** as torch's CPU kernel: each row's sum and its `/C` in `T`, the batch
+///   sum and `/N` in `f64`.
+/// * **Gradient:** for `i ≠ y` with `z_i > 0`, `∂l/∂x_i = w[y]·(1 or 2·z_i)/C` and
+///   `∂l/∂x_y = −Σ_i ∂l/∂x_i` (times `1/N` for mean), computed as torch's backward kernel
+///   with `g = (T)(1/(N·C))` or `(T)(1/C)`. **Kink:** `z_i == 0` is inactive, gradient 0,
+///   in every torch version (the kernel tests `z > 0`). `weight` gets no gradient (torch
+///   refuses to differentiate it).
+/// * **Errors (strict):** `p` not 1 or 2 (both modes), a non-finite margin, a class index
+///   outside `0..C` (both modes, as torch's `target out of range`), NaN/±Inf in `input`
+///   or `weight`, a negative weight (torch accepts it; it makes the loss unbounded below),
+///   an empty batch, `classes == 0` or lengths that do not match (both modes).
+/// * **Torch-compat** reproduces eager torch 2.15: a NaN score makes `z > 0` false, so it
+///   is **silently skipped** (a NaN non-target score contributes 0; a NaN target score
+///   zeroes the whole row and its gradient); `+inf` gives an infinite loss with a finite
+///   gradient for p = 1. Under `torch.compile` the decomposition propagates NaN instead;
+///   [`reference::multi_margin`](crate::reference::multi_margin) follows that. An empty
+///   batch gives NaN for mean and 0 for sum, where eager torch returns an **uninitialised**
+///   scalar (garbage), and an empty output for `None`.
+///
+/// | framework | equivalent |
+/// |---|---|
+/// | PyTorch | `nn.MultiMarginLoss(p, margin, weight)`, `F.multi_margin_loss` |
+/// | Keras | none (`CategoricalHinge` is a Crammer–Singer variant: see [`MulticlassHinge`](crate::MulticlassHinge)) |
+/// | scikit-learn | none (`metrics.hinge_loss` is Crammer–Singer) |
+/// | optax | none (`multiclass_hinge_loss` is Crammer–Singer) |
+///
+/// ```
+/// use marginloss::{MultiMargin, Reduction};
+/// // loss-spec §2 golden vector (torch 2.15): none [0.325, 0.475], mean 0.4.
+/// let x = [0.1f64, 0.2, 0.4, 0.8, 0.5, 0.1, 0.3, 0.0];
+/// let y = [3i64, 0];
+/// let l = MultiMargin::new().forward(&x, &y, 4, None, Reduction::None)?.into_vec();
+/// assert!((l[0] - 0.325).abs() < 1e-15 && (l[1] - 0.475).abs() < 1e-15);
+/// let w = [1.0, 2.0, 3.0, 4.0];
+/// let l = MultiMargin::new().forward(&x, &y, 4, Some(&w[..]), Reduction::None)?.into_vec();
+/// assert!((l[0] - 1.3).abs() < 1e-15 && (l[1] - 0.475).abs() < 1e-15);
+/// # Ok::<(), marginloss::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct MultiMargin {
+    /// The exponent p, 1 (default) or 2.
+    pub p: u32,
+    /// The margin (default 1.0).
+    pub margin: f64,
+    /// Strict (default) or torch-compat.
+    pub mode: Mode,
+}
+
+impl Default for MultiMargin {
+    fn default() -> Self {
+        MultiMargin { p: 1, margin: 1.0, mode: Mode::Strict }
+    }
+}
+
+impl MultiMargin {
+    /// The loss with torch's defaults: p = 1, margin 1, strict.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Sets the exponent p (1 or 2; anything else is rejected when the loss is computed).
+    pub fn p(mut self, p: u32) -> Self {
+        self.p = p;
+        self
+    }
+    /// Sets the margin.
+    pub fn margin(mut self, margin: f64) -> Self {
+        self.margin = margin;
+        self
+    }
+    /// Sets the validation mode.
+    pub fn mode(mut self, mode: Mode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    fn kernel<'w, T: Float>(
+        &self,
+        weight: Option<&'w [T]>,
+        classes: usize,
+    ) -> Result<MultiMarginKernel<'w, T>> {
+        if self.p != 1 && self.p != 2 {
+            return Err(Error::Option {
+                loss: LOSS,
+                option: "p",
+                value: Value(f64::from(self.p)),
+                expected: "1 or 2",
+            });
+        }
+        finite_option(LOSS, "margin", self.margin, self.mode)?;
+        if let Some(w) = weight {
+            if classes > 0 && w.len() != classes {
+                return Err(Error::Shape {
+                    loss: LOSS,
+                    arg: "weight",
+                    got: vec![w.len()],
+                    expected: format!("one weight per class, shape [{classes}]"),
+                });
+            }
+            if self.mode.is_strict() {
+                if let Some(i) = w.iter().position(|v| !v.is_finite()) {
+                    return Err(non_finite(LOSS, "weight", i, w[i]));
+                }
+                if let Some(i) = w.iter().position(|&v| v < T::zero()) {
+                    return Err(Error::Domain {
+                        loss: LOSS,
+                        arg: "weight",
+                        index: i,
+                        value: Value(w[i].f64()),
+                        expected: "class weights >= 0",
+                        hint: Some("torch-compat mode accepts negative weights as PyTorch does"),
+                    });
+                }
+            }
+        }
+        Ok(MultiMarginKernel {
+            squared: self.p == 2,
+            margin: T::of(self.margin),
+            weight,
+            classes: T::of(classes as f64),
+        })
+    }
+
+    /// Computes the loss, allocating the result (a scalar, or one value per row for
+    /// [`Reduction::None`]). `classes` is C, the row length of `input`.
+    ///
+    /// # Errors
+    /// As listed in this type's docs.
+    pub fn forward<T: Float>(
+        &self,
+        input: &[T],
+        target: &[i64],
+        classes: usize,
+        weight: Option<&[T]>,
+        reduction: Reduction,
+    ) -> Result<Output<T>> {
+        self.kernel(weight, classes)?;
+        let n = class_rows::rows_of::<T, MultiMarginKernel<'_, T>>(input, target, classes, self.mode)?;
+        let mut out = vec![T::zero(); reduction.output_len(n)];
+        self.forward_into(input, target, classes, weight, reduction, &mut out)?;
+        Ok(Output::from_buffer(reduction, out))
+    }
+
+    /// Computes the loss into `out` without allocating: `out` holds one value for
+    /// `Mean`/`Sum` and N values for `None`.
+    ///
+    /// # Errors
+    /// As [`forward`](Self::forward), plus a wrongly sized `out`.
+    pub fn forward_into<T: Float>(
+        &self,
+        input: &[T],
+        target: &[i64],
+        classes: usize,
+        weight: Option<&[T]>,
+        reduction: Reduction,
+        out: &mut [T],
+    ) -> Result<()> {
+        let mut k = self.kernel(weight, classes)?;
+        class_rows::forward(&mut k, self.mode, input, target, classes, reduction, out)
+    }
+
+    /// Fused forward and backward in one pass over memory: writes the loss into `out` (as
+    /// [`forward_into`](Self::forward_into)) and `upstream · ∂out/∂input` into `grad_input`
+    /// (same length as `input`, overwritten), allocating nothing.
+    ///
+    /// `upstream` is the gradient flowing into the output: one value for `Mean`/`Sum`; for
+    /// `None`, one value per row, or a single value applied to every row.
+    ///
+    /// # Errors
+    /// As [`forward_into`](Self::forward_into), plus wrongly sized `upstream` or
+    /// `grad_input`. On error the buffers' contents are unspecified.
+    #[allow(clippy::too_many_arguments)]
+    pub fn forward_backward<T: Float>(
+        &self,
+        input: &[T],
+        target: &[i64],
+        classes: usize,
+        weight: Option<&[T]>,
+        reduction: Reduction,
+        upstream: &[T],
+        out: &mut [T],
+        grad_input: &mut [T],
+    ) -> Result<()> {
+        let mut k = self.kernel(weight, classes)?;
+        class_rows::forward_backward(
+            &mut k, self.mode, input, target, classes, reduction, upstream, out, grad_input,
+        )
+    }
+}
+
+/// [`MultiMargin`] with torch's defaults (p = 1, margin 1, no weight, strict) on an
+/// `(N, classes)` input.
+///
+/// # Errors
+/// As [`MultiMargin::forward`].
+pub fn multi_margin<T: Float>(
+    input: &[T],
+    target: &[i64],
+    classes: usize,
+    reduction: Reduction,
+) -> Result<Output<T>> {
+    MultiMargin::new().forward(input, target, classes, None, reduction)
+}
+
+struct MultiMarginKernel<'w, T> {
+    squared: bool,
+    margin: T,
+    weight: Option<&'w [T]>,
+    /// C as `T`, the divisor.
+    classes: T,
+}
+
+impl<T: Float> ClassRows<T> for MultiMarginKernel<'_, T> {
+    const LOSS: &'static str = LOSS;
+
+    fn targets_per_row(_classes: usize) -> usize {
+        1
+    }
+
+    #[inline(always)]
+    fn target_ok(v: i64, classes: usize) -> bool {
+        v >= 0 && (v as u64) < classes as u64
+    }
+
+    fn target_error(index: usize, value: i64, classes: usize) -> Error {
+        Error::ClassIndex { loss: LOSS, arg: "target", index, value, classes }
+    }
+
+    #[inline]
+    fn row(&mut self, x: &[T], t: &[i64]) -> RowLoss<T> {
+        let y = t[0] as usize;
+        let base = self.margin - x[y];
+        let w = self.weight.map(|w| w[y]);
+        let mut sum = T::zero();
+        let mut finite = true;
+        for (i, &xi) in x.iter().enumerate() {
+            finite &= xi.is_finite();
+            let z = base + xi;
+            // `z > 0` is false for NaN: eager torch skips it.
+            if i != y && z > T::zero() {
+                let h = if self.squared { z * z } else { z };
+                sum = sum + w.map_or(h, |w| h * w);
+            }
+        }
+        let value = sum / self.classes;
+        RowLoss { value, reduced: value.f64(), finite }
+    }
+
+    #[inline]
+    fn row_grad(&mut self, x: &[T], t: &[i64], g: T, up: T, grad: &mut [T]) -> RowLoss<T> {
+        let y = t[0] as usize;
+        let base = self.margin - x[y];
+        let w = self.weight.map(|w| w[y]);
+        let two_g = g + g;
+        let (mut sum, mut grad_y) = (T::zero(), T::zero());
+        let mut finite = true;
+        for (i, (&xi, gi)) in x.iter().zip(grad.iter_mut()).enumerate() {
+            finite &= xi.is_finite();
+            let z = base + xi;
+            if i != y && z > T::zero() {
+                let (h, d) = if self.squared { (z * z, two_g * z) } else { (z, g) };
+                let (h, d) = match w {
+                    Some(w) => (h * w, d * w),
+                    None => (h, d),
+                };
+                sum = sum + h;
+                grad_y = grad_y - d;
+                *gi = d * up;
+            } else {
+                *gi = T::zero();
+            }
+        }
+        grad[y] = grad_y * up;
+        let value = sum / self.classes;
+        RowLoss { value, reduced: value.f64(), finite }
+    }
+
+    fn grad_scale(reduction: Reduction, n: usize, classes: usize) -> T {
+        match reduction {
+            Reduction::Mean => T::of(1.0 / (n as f64 * classes as f64)),
+            _ => T::of(1.0 / classes as f64),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fused(
+        l: MultiMargin,
+        x: &[f64],
+        y: &[i64],
+        c: usize,
+        w: Option<&[f64]>,
+        r: Reduction,
+    ) -> (Vec<f64>, Vec<f64>) {
+        let n = x.len() / c;
+        let (mut out, mut g) = (vec![0.0; r.output_len(n)], vec![0.0; x.len()]);
+        l.forward_backward(x, y, c, w, r, &[1.0], &mut out, &mut g).unwrap();
+        (out, g)
+    }
+
+    /* torch 2.15 docs example:
+    x = torch.tensor([[0.1, 0.2, 0.4, 0.8]], requires_grad=True); y = torch.tensor([3])
+    F.multi_margin_loss(x, y).backward()   # 0.325, grad [0.25, 0.25, 0.25, -0.75]
+    */
+    #[test]
+    fn docs_example_value_and_gradient() {
+        let (out, g) = fused(MultiMargin::new(), &[0.1, 0.2, 0.4, 0.8], &[3], 4, None, Reduction::Mean);
+        assert!((out[0] - 0.325).abs() < 1e-15);
+        assert_eq!(g, vec![0.25, 0.25, 0.25, -0.75]);
+    }
+
+    #[test]
+    fn target_weight_multiplies_after_the_power() {
+        // p = 2, w[y] = 2, z = 0.5: 2 · 0.25 / 2 = 0.25, not (2 · 0.5)² / 2 = 0.5.
+        let w = [2.0, 1.0];
+        let (out, g) = fused(MultiMargin::new().p(2), &[0.5, 0.0], &[0], 2, Some(&w), Reduction::Sum);
+        assert_eq!(out, vec![0.25]);
+        assert_eq!(g, vec![-1.0, 1.0]); // 2·z·w[y]/C = 2·0.5·2/2
+    }
+
+    #[test]
+    fn kink_gradient_is_zero() {
+        // z = 1 − 1 + 0 = 0 exactly: inactive.
+        let (out, g) = fused(MultiMargin::new(), &[1.0, 0.0, 0.5], &[0], 3, None, Reduction::Sum);
+        assert_eq!(out, vec![0.5 / 3.0]);
+        assert_eq!(g, vec![-1.0 / 3.0, 0.0, 1.0 / 3.0]);
+    }
+
+    #[test]
+    fn torch_compat_skips_nan_and_keeps_the_inf_gradient_finite() {
+        let l = MultiMargin::new().mode(Mode::TorchCompat);
+        // a NaN target score zeroes the row; a NaN wrong-class score is skipped
+        let x = [0.1, f64::NAN, 0.4, 0.8, f64::NAN, 0.1, 0.3, 0.0];
+        let (out, g) = fused(l, &x, &[3, 0], 4, None, Reduction::None);
+        assert_eq!(out, vec![(0.3 + 0.6) / 4.0, 0.0]);
+        assert_eq!(&g[4..], &[0.0; 4]);
+        // loss-spec §2: x[i] = +inf gives an infinite loss with gradient [-2/3, 1/3, 1/3]
+        let (out, g) = fused(l, &[0.0, f64::INFINITY, 0.0], &[0], 3, None, Reduction::Sum);
+        assert_eq!(out, vec![f64::INFINITY]);
+        assert_eq!(g, vec![-2.0 / 3.0, 1.0 / 3.0, 1.0 / 3.0]);
+    }
+
+    #[test]
+    fn strict_mode_rejects_nan_with_its_index() {
+        let e = multi_margin(&[0.1f32, f32::NAN, 0.4, 0.8], &[3], 4, Reduction::Mean).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "multi_margin got NaN at input[1]; strict mode rejects NaN and infinities (torch-compat mode \
+             propagates them as PyTorch does)"
+        );
+    }
+
+    #[test]
+    fn class_index_out_of_range_is_an_error_in_both_modes() {
+        for mode in [Mode::Strict, Mode::TorchCompat] {
+            let e = MultiMargin::new()
+                .mode(mode)
+                .forward(&[0.0f64; 8], &[0, 4], 4, None, Reduction::Sum)
+                .unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                "multi_margin: class index 4 at target[1] is out of range for 4 classes (expected 0..=3)"
+            );
+        }
+        let e = multi_margin(&[0.0f64; 4], &[-1], 4, Reduction::Sum).unwrap_err();
+        assert!(e.to_string().contains("class index -1 at target[0]"), "{e}");
+    }
+
+    #[test]
+    fn p_other_than_1_or_2_is_rejected() {
+        let e = MultiMargin::new().p(3).forward(&[0.0f32; 2], &[0], 2, None, Reduction::Sum).unwrap_err();
+        assert_eq!(e.to_string(), "multi_margin: option p must be 1 or 2, got 3");
+        let e = MultiMargin::new()
+            .p(0)
+            .mode(Mode::TorchCompat)
+            .forward(&[0.0f32; 2], &[0], 2, None, Reduction::Sum)
+            .unwrap_err();
+        assert_eq!(e.to_string(), "multi_margin: option p must be 1 or 2, got 0");
+    }
+
+    #[test]
+    fn weight_shape_sign_and_finiteness_are_checked() {
+        let x = [0.0f64; 4];
+        let e =
+            MultiMargin::new().forward(&x, &[0], 4, Some(&[1.0, 1.0, 1.0][..]), Reduction::Sum).unwrap_err();
+        assert_eq!(e.to_string(), "multi_margin: weight has shape [3] but one weight per class, shape [4]");
+        let w = [1.0, 1.0, -1.5, 1.0];
+        let e = MultiMargin::new().forward(&x, &[0], 4, Some(&w[..]), Reduction::Sum).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "multi_margin expects class weights >= 0, got -1.5 at weight[2]; torch-compat mode accepts \
+             negative weights as PyTorch does"
+        );
+        let l = MultiMargin::new().mode(Mode::TorchCompat);
+        let v = l.forward(&[0.0, 0.0], &[0], 2, Some(&[-1.5, 1.0][..]), Reduction::Sum).unwrap();
+        assert_eq!(v.scalar(), Some(-0.75));
+        let w = [1.0, f64::INFINITY, 1.0, 1.0];
+        let e = MultiMargin::new().forward(&x, &[0], 4, Some(&w[..]), Reduction::Sum).unwrap_err();
+        assert!(e.to_string().starts_with("multi_margin got inf at weight[1]"), "{e}");
+    }
+
+    #[test]
+    fn shapes_are_checked() {
+        let e = multi_margin(&[0.0f64; 7], &[0, 0], 4, Reduction::Sum).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "multi_margin: input has shape [7] but a whole number of rows of 4 classes"
+        );
+        let e = multi_margin(&[0.0f64; 8], &[0, 0, 0], 4, Reduction::Sum).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "multi_margin: target has shape [3] but one class index per row of input, shape [2]"
+        );
+        let e = multi_margin(&[0.0f64; 0], &[], 0, Reduction::Sum).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "multi_margin: input has shape [0, 0] but at least one class (classes >= 1)"
+        );
+        let (mut out, mut g) = ([0.0f64], [0.0f64; 3]);
+        let e = MultiMargin::new()
+            .forward_backward(&[0.0; 4], &[0], 4, None, Reduction::Sum, &[1.0], &mut out, &mut g)
+            .unwrap_err();
+        assert_eq!(e.to_string(), "multi_margin: the grad input buffer has length 3, expected 4");
+    }
+
+    #[test]
+    fn empty_batch_is_rejected_strictly_and_nan_or_zero_in_torch_compat() {
+        let e = multi_margin::<f32>(&[], &[], 3, Reduction::Mean).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "multi_margin got an empty input; strict mode rejects it because the mean of nothing is \
+             undefined (torch-compat mode gives NaN for mean, 0 for sum)"
+        );
+        let l = MultiMargin::new().mode(Mode::TorchCompat);
+        assert!(l.forward::<f32>(&[], &[], 3, None, Reduction::Mean).unwrap().scalar().unwrap().is_nan());
+        assert_eq!(l.forward::<f32>(&[], &[], 3, None, Reduction::Sum).unwrap().scalar(), Some(0.0));
+        assert_eq!(l.forward::<f32>(&[], &[], 3, None, Reduction::None).unwrap(), Output::Elements(vec![]));
+    }
+}

@@ -1,0 +1,540 @@
+//! PyTorch's `MultiLabelMarginLoss`, and helpers that build its `−1`-padded targets.
+
+use super::class_rows::{self, ClassRows, RowLoss};
+use crate::error::{Error, Result, Value};
+use crate::float::Float;
+use crate::kernel::non_finite;
+use crate::options::Mode;
+use crate::reduction::{Output, Reduction};
+
+const LOSS: &str = "multilabel_margin";
+
+/// Largest C whose "is a target" mask fits the on-stack bitset (64 words of 64 bits).
+const STACK_CLASSES: usize = 4096;
+
+/// PyTorch's `MultiLabelMarginLoss`: a multilabel hinge on rows of C class **scores** `x`,
+/// each with a list of target classes:
+///
+/// ```text
+/// T = target row read up to its first −1        (a list: duplicates are kept)
+/// S = set(T)
+/// l = ( Σ_{j ∈ T} Σ_{i ∉ S} max(0, 1 − (x[j] − x[i])) ) / C
+/// ```
+///
+/// then reduced over the N rows by [`Reduction`] (`mean` is `Σ l / N`; the `/C` is always
+/// applied). The margin is fixed at 1 and there is no weight, as in torch.
+///
+/// * **Target encoding:** each target row has C entries: class indices, then `−1`, then
+///   anything in `−1..C` (ignored). `[3, 0, −1, 1]` means classes {3, 0}. A class listed
+///   twice counts twice (`[3, 3, −1, 0]` gives twice the loss of `[3, −1, 0, 0]`), as
+///   torch does. Build targets with [`multilabel_target_from_sets`] or
+///   [`multilabel_target_from_indicator`]; **passing a 0/1 indicator row directly is a
+///   silent mistake** (it reads as classes 0 and 1).
+/// * **Shapes:** `input` and `target` are `(N, C)` row-major with `C = classes`. A 1-D
+///   input `(C,)` is N = 1 (torch then returns a 0-d tensor; this returns one element).
+/// * **Accumulation:** each row's double sum in `f64` (torch's `acc_type`), then `/C`.
+/// * **Gradient:** each pair `(j ∈ T, i ∉ S)` with `z = 1 − x[j] + x[i] > 0` adds `−1/C`
+///   to `∂l/∂x[j]` and `+1/C` to `∂l/∂x[i]` (times `1/N` for mean), accumulated in `T` as
+///   torch's backward kernel. **Kink:** `z == 0` is inactive, gradient 0, in every torch
+///   version (the kernel tests `z > 0`).
+/// * **Target range:** every entry of the whole target, **including those after the first
+///   −1**, must lie in `−1..C`, in both modes (torch: `argument #2 'target' is out of
+///   range`): an index ≥ C is a `ClassIndex` error, an entry below −1 a `Domain` error.
+/// * **Errors (strict):** NaN/±Inf in `input`, empty input; in both modes the target range
+///   above, `classes == 0` and lengths that do not match.
+/// * **Torch-compat** reproduces eager torch 2.15: a NaN score makes `z > 0` false and is
+///   **silently skipped** (`x = [0.1, NaN, 0.4, 0.8]`, targets {3} give 0.225); an empty
+///   batch gives NaN for mean and 0 for sum (eager torch returns an **uninitialised**
+///   scalar there) and an empty output for `None`.
+/// * **Scratch:** the per-row "is a target" mask is a bitset on the stack for
+///   `classes ≤ 4096`; above that one `Vec<u64>` of `⌈C/64⌉` words is allocated per call
+///   (O(C), not O(N)).
+///
+/// | framework | equivalent |
+/// |---|---|
+/// | PyTorch | `nn.MultiLabelMarginLoss()`, `F.multilabel_margin_loss` |
+/// | Keras | none |
+/// | scikit-learn | none |
+/// | optax | none |
+///
+/// ```
+/// use marginloss::{MultilabelMargin, Reduction};
+/// // loss-spec §3 golden vector (torch 2.15): none [0.85, 0.175], mean 0.5125.
+/// let x = [0.1f64, 0.2, 0.4, 0.8, 0.3, 0.9, 0.1, 0.0];
+/// let t = [3i64, 0, -1, 1, 1, -1, 2, 2];
+/// let l = MultilabelMargin::new().forward(&x, &t, 4, Reduction::None)?.into_vec();
+/// assert!((l[0] - 0.85).abs() < 1e-15 && (l[1] - 0.175).abs() < 1e-15);
+/// let m = MultilabelMargin::new().forward(&x, &t, 4, Reduction::Mean)?.scalar().unwrap();
+/// assert!((m - 0.5125).abs() < 1e-15);
+/// # Ok::<(), marginloss::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct MultilabelMargin {
+    /// Strict (default) or torch-compat.
+    pub mode: Mode,
+}
+
+impl Default for MultilabelMargin {
+    fn default() -> Self {
+        MultilabelMargin { mode: Mode::Strict }
+    }
+}
+
+impl MultilabelMargin {
+    /// The loss, strict.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Sets the validation mode.
+    pub fn mode(mut self, mode: Mode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// Computes the loss, allocating the result (a scalar, or one value per row for
+    /// [`Reduction::None`]). `classes` is C, the row length of `input` and `target`.
+    ///
+    /// # Errors
+    /// As listed in this type's docs.
+    pub fn forward<T: Float>(
+        &self,
+        input: &[T],
+        target: &[i64],
+        classes: usize,
+        reduction: Reduction,
+    ) -> Result<Output<T>> {
+        let n = class_rows::rows_of::<T, MultilabelMarginKernel<T>>(input, target, classes, self.mode)?;
+        let mut out = vec![T::zero(); reduction.output_len(n)];
+        self.forward_into(input, target, classes, reduction, &mut out)?;
+        Ok(Output::from_buffer(reduction, out))
+    }
+
+    /// Computes the loss into `out`: `out` holds one value for `Mean`/`Sum` and N values
+    /// for `None`. Allocates nothing for `classes ≤ 4096`.
+    ///
+    /// # Errors
+    /// As [`forward`](Self::forward), plus a wrongly sized `out`.
+    pub fn forward_into<T: Float>(
+        &self,
+        input: &[T],
+        target: &[i64],
+        classes: usize,
+        reduction: Reduction,
+        out: &mut [T],
+    ) -> Result<()> {
+        let mut k = MultilabelMarginKernel::new(classes);
+        class_rows::forward(&mut k, self.mode, input, target, classes, reduction, out)
+    }
+
+    /// Fused forward and backward in one pass over memory: writes the loss into `out` (as
+    /// [`forward_into`](Self::forward_into)) and `upstream · ∂out/∂input` into `grad_input`
+    /// (same length as `input`, overwritten). Allocates nothing for `classes ≤ 4096`.
+    ///
+    /// `upstream` is the gradient flowing into the output: one value for `Mean`/`Sum`; for
+    /// `None`, one value per row, or a single value applied to every row.
+    ///
+    /// # Errors
+    /// As [`forward_into`](Self::forward_into), plus wrongly sized `upstream` or
+    /// `grad_input`. On error the buffers' contents are unspecified.
+    #[allow(clippy::too_many_arguments)]
+    pub fn forward_backward<T: Float>(
+        &self,
+        input: &[T],
+        target: &[i64],
+        classes: usize,
+        reduction: Reduction,
+        upstream: &[T],
+        out: &mut [T],
+        grad_input: &mut [T],
+    ) -> Result<()> {
+        let mut k = MultilabelMarginKernel::new(classes);
+        class_rows::forward_backward(
+            &mut k, self.mode, input, target, classes, reduction, upstream, out, grad_input,
+        )
+    }
+}
+
+/// [`MultilabelMargin`] (strict) on an `(N, classes)` input with `−1`-padded targets.
+///
+/// # Errors
+/// As [`MultilabelMargin::forward`].
+pub fn multilabel_margin<T: Float>(
+    input: &[T],
+    target: &[i64],
+    classes: usize,
+    reduction: Reduction,
+) -> Result<Output<T>> {
+    MultilabelMargin::new().forward(input, target, classes, reduction)
+}
+
+/// Builds a [`MultilabelMargin`] target from label sets: row `n` lists `sets[n]` in the
+/// given order, then `−1` up to `classes` entries. The result is `(sets.len(), classes)`
+/// row-major.
+///
+/// ```
+/// use marginloss::multilabel_target_from_sets;
+/// let t = multilabel_target_from_sets(&[vec![3, 0], vec![], vec![1]], 4)?;
+/// assert_eq!(t, vec![3, 0, -1, -1, -1, -1, -1, -1, 1, -1, -1, -1]);
+/// # Ok::<(), marginloss::Error>(())
+/// ```
+///
+/// # Errors
+/// `classes == 0` (`Shape`); a label `≥ classes` (`ClassIndex`) or a label repeated within
+/// a set (`Domain`: torch would count it twice), with the index the label would take in the
+/// produced target (`n·classes + position`).
+pub fn multilabel_target_from_sets(sets: &[Vec<usize>], classes: usize) -> Result<Vec<i64>> {
+    const HELPER: &str = "multilabel_target_from_sets";
+    if classes == 0 {
+        return Err(Error::Shape {
+            loss: HELPER,
+            arg: "classes",
+            got: vec![0],
+            expected: "at least one class (classes >= 1)".into(),
+        });
+    }
+    let mut out = vec![-1i64; sets.len() * classes];
+    let mut seen = vec![0u64; classes.div_ceil(64)];
+    for (n, (set, row)) in sets.iter().zip(out.chunks_exact_mut(classes)).enumerate() {
+        seen.fill(0);
+        for (j, &label) in set.iter().enumerate() {
+            let index = n * classes + j;
+            if label >= classes {
+                let value = i64::try_from(label).unwrap_or(i64::MAX);
+                return Err(Error::ClassIndex { loss: HELPER, arg: "sets", index, value, classes });
+            }
+            if is_set(&seen, label) {
+                return Err(Error::Domain {
+                    loss: HELPER,
+                    arg: "sets",
+                    index,
+                    value: Value(label as f64),
+                    expected: "each label at most once per set",
+                    hint: Some("torch counts a repeated label twice; remove the duplicate"),
+                });
+            }
+            // distinct labels below `classes` number at most `classes`, so `j < classes`
+            row[j] = label as i64;
+            seen[label / 64] |= 1 << (label % 64);
+        }
+    }
+    Ok(out)
+}
+
+/// Builds a [`MultilabelMargin`] target from a `(N, classes)` 0/1 indicator (multi-hot)
+/// matrix: row `n` lists the classes whose indicator is 1, ascending, then `−1`.
+///
+/// ```
+/// use marginloss::multilabel_target_from_indicator;
+/// let t = multilabel_target_from_indicator(&[0.0f32, 1.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0], 4)?;
+/// assert_eq!(t, vec![1, 3, -1, -1, -1, -1, -1, -1]);
+/// # Ok::<(), marginloss::Error>(())
+/// ```
+///
+/// # Errors
+/// `classes == 0` or a length that is not a multiple of `classes` (`Shape`); a NaN/±Inf
+/// (`NonFinite`) or any other value than exactly 0 or 1 (`Domain`), with its flat index.
+pub fn multilabel_target_from_indicator<T: Float>(indicator: &[T], classes: usize) -> Result<Vec<i64>> {
+    const HELPER: &str = "multilabel_target_from_indicator";
+    if classes == 0 || indicator.len() % classes != 0 {
+        return Err(Error::Shape {
+            loss: HELPER,
+            arg: "indicator",
+            got: vec![indicator.len()],
+            expected: format!("a whole number of rows of {classes} classes (classes >= 1)"),
+        });
+    }
+    let mut out = vec![-1i64; indicator.len()];
+    for (n, (ind, row)) in indicator.chunks_exact(classes).zip(out.chunks_exact_mut(classes)).enumerate() {
+        let mut k = 0;
+        for (c, &v) in ind.iter().enumerate() {
+            if v == T::one() {
+                row[k] = c as i64;
+                k += 1;
+            } else if v != T::zero() {
+                let index = n * classes + c;
+                if !v.is_finite() {
+                    return Err(non_finite(HELPER, "indicator", index, v));
+                }
+                return Err(Error::Domain {
+                    loss: HELPER,
+                    arg: "indicator",
+                    index,
+                    value: Value(v.f64()),
+                    expected: "indicator values in {0, 1}",
+                    hint: None,
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The per-row "is a target" bitset.
+// Deliberately 512 bytes inline: the stack variant is what keeps C ≤ 4096 allocation-free.
+#[allow(clippy::large_enum_variant)]
+enum Mask {
+    Stack([u64; STACK_CLASSES / 64]),
+    Heap(Vec<u64>),
+}
+
+struct MultilabelMarginKernel<T> {
+    mask: Mask,
+    words: usize,
+    /// C as `T`, the divisor.
+    classes_t: T,
+    classes: f64,
+}
+
+impl<T: Float> MultilabelMarginKernel<T> {
+    fn new(classes: usize) -> Self {
+        let words = classes.div_ceil(64);
+        let mask = if classes <= STACK_CLASSES {
+            Mask::Stack([0; STACK_CLASSES / 64])
+        } else {
+            Mask::Heap(vec![0; words])
+        };
+        MultilabelMarginKernel { mask, words, classes_t: T::of(classes as f64), classes: classes as f64 }
+    }
+
+    /// Fills the mask from a row's targets (read up to the first −1) and returns it.
+    #[inline(always)]
+    fn mask(&mut self, t: &[i64]) -> &[u64] {
+        let bits = match &mut self.mask {
+            Mask::Stack(a) => &mut a[..self.words],
+            Mask::Heap(v) => &mut v[..],
+        };
+        bits.fill(0);
+        for &v in t.iter().take_while(|&&v| v >= 0) {
+            let v = v as usize;
+            bits[v / 64] |= 1 << (v % 64);
+        }
+        bits
+    }
+}
+
+#[inline(always)]
+fn is_set(bits: &[u64], i: usize) -> bool {
+    bits[i / 64] >> (i % 64) & 1 != 0
+}
+
+impl<T: Float> ClassRows<T> for MultilabelMarginKernel<T> {
+    const LOSS: &'static str = LOSS;
+
+    fn targets_per_row(classes: usize) -> usize {
+        classes
+    }
+
+    #[inline(always)]
+    fn target_ok(v: i64, classes: usize) -> bool {
+        v >= -1 && v < classes as i64
+    }
+
+    fn target_error(index: usize, value: i64, classes: usize) -> Error {
+        if value < -1 {
+            Error::Domain {
+                loss: LOSS,
+                arg: "target",
+                index,
+                value: Value(value as f64),
+                expected: "class indices in -1..C (-1 ends a row's label list)",
+                hint: None,
+            }
+        } else {
+            Error::ClassIndex { loss: LOSS, arg: "target", index, value, classes }
+        }
+    }
+
+    #[inline]
+    fn row(&mut self, x: &[T], t: &[i64]) -> RowLoss<T> {
+        let bits = self.mask(t);
+        let finite = x.iter().fold(true, |ok, v| ok & v.is_finite());
+        let mut sum = 0.0f64;
+        for &j in t.iter().take_while(|&&v| v >= 0) {
+            let base = T::one() - x[j as usize];
+            for (i, &xi) in x.iter().enumerate() {
+                let z = base + xi;
+                // `z > 0` is false for NaN: eager torch skips it.
+                if z > T::zero() && !is_set(bits, i) {
+                    sum += z.f64();
+                }
+            }
+        }
+        let value = T::of(sum) / self.classes_t;
+        RowLoss { value, reduced: sum / self.classes, finite }
+    }
+
+    #[inline]
+    fn row_grad(&mut self, x: &[T], t: &[i64], g: T, up: T, grad: &mut [T]) -> RowLoss<T> {
+        let bits = self.mask(t);
+        let finite = x.iter().fold(true, |ok, v| ok & v.is_finite());
+        grad.fill(T::zero());
+        let mut sum = 0.0f64;
+        for &j in t.iter().take_while(|&&v| v >= 0) {
+            let j = j as usize;
+            let base = T::one() - x[j];
+            for i in 0..x.len() {
+                let z = base + x[i];
+                if z > T::zero() && !is_set(bits, i) {
+                    sum += z.f64();
+                    grad[j] = grad[j] - g;
+                    grad[i] = grad[i] + g;
+                }
+            }
+        }
+        if up != T::one() {
+            for gi in grad.iter_mut() {
+                *gi = *gi * up;
+            }
+        }
+        let value = T::of(sum) / self.classes_t;
+        RowLoss { value, reduced: sum / self.classes, finite }
+    }
+
+    fn grad_scale(reduction: Reduction, n: usize, classes: usize) -> T {
+        match reduction {
+            Reduction::Mean => T::of(1.0 / (n as f64 * classes as f64)),
+            _ => T::of(1.0 / classes as f64),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fused(l: MultilabelMargin, x: &[f64], t: &[i64], c: usize, r: Reduction) -> (Vec<f64>, Vec<f64>) {
+        let n = x.len() / c;
+        let (mut out, mut g) = (vec![0.0; r.output_len(n)], vec![0.0; x.len()]);
+        l.forward_backward(x, t, c, r, &[1.0], &mut out, &mut g).unwrap();
+        (out, g)
+    }
+
+    /* torch 2.15 docs example:
+    x = torch.tensor([[0.1, 0.2, 0.4, 0.8]], requires_grad=True); y = torch.tensor([[3, 0, -1, 1]])
+    F.multilabel_margin_loss(x, y).backward()   # 0.85, grad [-0.5, 0.5, 0.5, -0.5]
+    */
+    #[test]
+    fn docs_example_value_and_gradient() {
+        let (out, g) =
+            fused(MultilabelMargin::new(), &[0.1, 0.2, 0.4, 0.8], &[3, 0, -1, 1], 4, Reduction::Mean);
+        assert!((out[0] - 0.85).abs() < 1e-15);
+        assert_eq!(g, vec![-0.5, 0.5, 0.5, -0.5]);
+    }
+
+    #[test]
+    fn kink_gradient_is_zero() {
+        // z = 1 − 1 + 0 = 0 for class 1: inactive
+        let (out, g) =
+            fused(MultilabelMargin::new(), &[1.0, 0.0, 0.5, 0.25], &[0, -1, -1, -1], 4, Reduction::Sum);
+        assert_eq!(out, vec![0.1875]);
+        assert_eq!(g, vec![-0.5, 0.0, 0.25, 0.25]);
+    }
+
+    #[test]
+    fn duplicate_labels_count_twice_as_in_torch() {
+        let x = [0.1f64, 0.2, 0.4, 0.8];
+        let once = multilabel_margin(&x, &[3, -1, 0, 0], 4, Reduction::Sum).unwrap().scalar().unwrap();
+        let twice = multilabel_margin(&x, &[3, 3, -1, 0], 4, Reduction::Sum).unwrap().scalar().unwrap();
+        assert!((once - 0.325).abs() < 1e-15 && (twice - 0.65).abs() < 1e-15);
+    }
+
+    #[test]
+    fn torch_compat_skips_nan() {
+        let l = MultilabelMargin::new().mode(Mode::TorchCompat);
+        let (out, g) = fused(l, &[0.1, f64::NAN, 0.4, 0.8], &[3, -1, 0, 0], 4, Reduction::Sum);
+        assert!((out[0] - 0.225).abs() < 1e-15);
+        assert_eq!(g, vec![0.25, 0.0, 0.25, -0.5]);
+        let e = multilabel_margin(&[0.1, f64::NAN, 0.4, 0.8], &[3, -1, 0, 0], 4, Reduction::Sum).unwrap_err();
+        assert!(e.to_string().starts_with("multilabel_margin got NaN at input[1]; strict mode"), "{e}");
+    }
+
+    #[test]
+    fn whole_target_is_range_checked_in_both_modes() {
+        for mode in [Mode::Strict, Mode::TorchCompat] {
+            let l = MultilabelMargin::new().mode(mode);
+            // 9 sits after the first -1, where torch still checks it
+            let e = l.forward(&[0.0f32; 4], &[3, -1, 9, 0], 4, Reduction::Sum).unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                "multilabel_margin: class index 9 at target[2] is out of range for 4 classes (expected 0..=3)"
+            );
+            let e = l.forward(&[0.0f32; 4], &[3, -2, 0, 0], 4, Reduction::Sum).unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                "multilabel_margin expects class indices in -1..C (-1 ends a row's label list), got -2 at \
+                 target[1]"
+            );
+        }
+    }
+
+    #[test]
+    fn shapes_and_empty_input() {
+        let e = multilabel_margin(&[0.0f64; 8], &[0, -1, -1, -1], 4, Reduction::Sum).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "multilabel_margin: target has shape [1, 4] but the shape of input, [2, 4]"
+        );
+        let e = multilabel_margin::<f64>(&[], &[], 4, Reduction::Sum).unwrap_err();
+        assert!(e.to_string().starts_with("multilabel_margin got an empty input"), "{e}");
+        let l = MultilabelMargin::new().mode(Mode::TorchCompat);
+        assert!(l.forward::<f64>(&[], &[], 4, Reduction::Mean).unwrap().scalar().unwrap().is_nan());
+        assert_eq!(l.forward::<f64>(&[], &[], 4, Reduction::Sum).unwrap().scalar(), Some(0.0));
+    }
+
+    #[test]
+    fn target_from_sets_pads_with_minus_one() {
+        let t = multilabel_target_from_sets(&[vec![2, 0], vec![], vec![1, 2, 3, 0]], 4).unwrap();
+        assert_eq!(t, vec![2, 0, -1, -1, -1, -1, -1, -1, 1, 2, 3, 0]);
+        assert_eq!(multilabel_target_from_sets(&[], 3).unwrap(), Vec::<i64>::new());
+    }
+
+    #[test]
+    fn target_from_sets_rejects_bad_labels() {
+        let e = multilabel_target_from_sets(&[vec![0], vec![1, 4]], 4).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "multilabel_target_from_sets: class index 4 at sets[5] is out of range for 4 classes (expected 0..=3)"
+        );
+        let e = multilabel_target_from_sets(&[vec![1, 2, 1]], 4).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "multilabel_target_from_sets expects each label at most once per set, got 1 at sets[2]; torch \
+             counts a repeated label twice; remove the duplicate"
+        );
+        let e = multilabel_target_from_sets(&[vec![0]], 0).unwrap_err();
+        assert!(e.to_string().contains("at least one class"), "{e}");
+    }
+
+    #[test]
+    fn target_from_indicator_lists_ones_ascending() {
+        let ind = [1.0f64, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0];
+        let t = multilabel_target_from_indicator(&ind, 4).unwrap();
+        assert_eq!(t, vec![0, 2, 3, -1, -1, -1, -1, -1, 1, -1, -1, -1]);
+        // the silent mistake it prevents: the indicator row read as class indices {1, 0}
+        let x = [0.3f64, 0.9, 0.1, 0.0];
+        let right = multilabel_margin(&x, &[1, -1, -1, -1], 4, Reduction::Sum).unwrap().scalar().unwrap();
+        let wrong = multilabel_margin(&x, &[0, 1, 0, 0], 4, Reduction::Sum).unwrap().scalar().unwrap();
+        let built = multilabel_target_from_indicator(&[0.0, 1.0, 0.0, 0.0], 4).unwrap();
+        assert_eq!(built, vec![1, -1, -1, -1]);
+        assert_eq!(multilabel_margin(&x, &built, 4, Reduction::Sum).unwrap().scalar().unwrap(), right);
+        assert!((right - wrong).abs() > 0.1);
+    }
+
+    #[test]
+    fn target_from_indicator_rejects_values_other_than_0_and_1() {
+        let e = multilabel_target_from_indicator(&[0.0f32, 1.0, 0.5, 0.0], 2).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "multilabel_target_from_indicator expects indicator values in {0, 1}, got 0.5 at indicator[2]"
+        );
+        let e = multilabel_target_from_indicator(&[0.0f32, f32::NAN], 2).unwrap_err();
+        assert!(e.to_string().starts_with("multilabel_target_from_indicator got NaN at indicator[1]"), "{e}");
+        let e = multilabel_target_from_indicator(&[0.0f32, 1.0, 0.0], 2).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "multilabel_target_from_indicator: indicator has shape [3] but a whole number of rows of 2 \
+             classes (classes >= 1)"
+        );
+    }
+}
