@@ -5,8 +5,8 @@ use std::io::Write;
 
 use clap::Args;
 use marginloss::{
-    CosineSimilarity, Float, Hinge, HingeEmbedding, MarginRanking, MultilabelSoftMargin, PairwiseDistance,
-    Reduction, SoftMargin, SquaredHinge,
+    CosineSimilarity, Float, Hinge, HingeEmbedding, MarginRanking, MultiMargin, MulticlassHinge,
+    MultilabelMargin, MultilabelSoftMargin, PairwiseDistance, Reduction, SoftMargin, SquaredHinge,
 };
 use serde::Serialize;
 
@@ -66,6 +66,24 @@ pub const LOSSES: &[Spec] = &[
         required: &["input", "target"],
         optional: &[],
         options: &["labels", "reduction"],
+    },
+    Spec {
+        name: "multi-margin",
+        required: &["input", "target"],
+        optional: &["weight"],
+        options: &["p", "margin", "reduction"],
+    },
+    Spec {
+        name: "multiclass-hinge",
+        required: &["input", "target"],
+        optional: &[],
+        options: &["margin", "reduction"],
+    },
+    Spec {
+        name: "multilabel-margin",
+        required: &["input", "target"],
+        optional: &[],
+        options: &["reduction"],
     },
     Spec {
         name: "multilabel-soft-margin",
@@ -182,6 +200,7 @@ pub fn evaluate<T: Float>(spec: &Spec, inputs: &Inputs, o: &OptionArgs) -> Resul
         "hinge" | "squared-hinge" | "hinge-embedding" | "soft-margin" => pointwise::<T>(spec.name, inputs, o),
         "cosine-similarity" | "pairwise-distance" => distance::<T>(spec.name, inputs, o),
         "margin-ranking" => margin_ranking::<T>(inputs, o),
+        "multi-margin" | "multiclass-hinge" | "multilabel-margin" => class_index::<T>(spec.name, inputs, o),
         "multilabel-soft-margin" => multilabel_soft_margin::<T>(inputs, o),
         other => Err(usage(format!("unknown loss '{other}'"))),
     }
@@ -333,6 +352,68 @@ fn multilabel_soft_margin<T: Float>(inputs: &Inputs, o: &OptionArgs) -> Result<E
         &mut out,
         &mut g,
     )?;
+    Ok(Evaluated {
+        loss: Tensor { shape: out_shape(r, &rows), data: out },
+        grads: vec![("input", Tensor { shape: x.shape, data: g })],
+    })
+}
+
+/// The optional class weights, checked to hold one value per class.
+fn class_weight<T: Float>(inputs: &Inputs, c: usize) -> Result<Option<Tensor<T>>, Fail> {
+    if !inputs.has("weight") {
+        return Ok(None);
+    }
+    let w = inputs.float::<T>("weight")?;
+    if w.shape != [c] {
+        return Err(data(format!("--weight has shape {:?}; it needs one value per class, [{c}]", w.shape)));
+    }
+    Ok(Some(w))
+}
+
+/// multi-margin, multiclass-hinge and multilabel-margin: (N, C) or (C,) scores and integer
+/// targets (one class index per row, or −1-padded index rows for multilabel-margin).
+fn class_index<T: Float>(name: &str, inputs: &Inputs, o: &OptionArgs) -> Result<Evaluated<T>, Fail> {
+    let x = inputs.float::<T>("input")?;
+    let t = inputs.index("target")?;
+    let (c, rows) = classes_of(name, &x.shape)?;
+    if name == "multilabel-margin" {
+        same_shape(("input", &x), ("target", &t))?;
+    } else if t.shape != rows && !(rows.is_empty() && t.shape == [1]) {
+        return Err(data(format!(
+            "--target has shape {:?} but --input has shape {:?}; {name} needs one class index per row, shape {rows:?}",
+            t.shape, x.shape
+        )));
+    }
+    let r = o.reduction();
+    let n = x.data.len() / c;
+    let (mut out, mut g) = (vec![T::zero(); r.output_len(n)], vec![T::zero(); x.data.len()]);
+    let one = [T::one()];
+    match name {
+        "multi-margin" => {
+            let p = o.p.unwrap_or(1.0);
+            if p != 1.0 && p != 2.0 {
+                return Err(data(format!("multi_margin: option p must be 1 or 2, got {p}")));
+            }
+            let w = class_weight::<T>(inputs, c)?;
+            MultiMargin::new().p(p as u32).margin(o.margin.unwrap_or(1.0)).mode(o.mode()).forward_backward(
+                &x.data,
+                &t.data,
+                c,
+                w.as_ref().map(|w| w.data.as_slice()),
+                r,
+                &one,
+                &mut out,
+                &mut g,
+            )?
+        }
+        "multiclass-hinge" => MulticlassHinge::new()
+            .margin(o.margin.unwrap_or(1.0))
+            .mode(o.mode())
+            .forward_backward(&x.data, &t.data, c, r, &one, &mut out, &mut g)?,
+        _ => MultilabelMargin::new()
+            .mode(o.mode())
+            .forward_backward(&x.data, &t.data, c, r, &one, &mut out, &mut g)?,
+    }
     Ok(Evaluated {
         loss: Tensor { shape: out_shape(r, &rows), data: out },
         grads: vec![("input", Tensor { shape: x.shape, data: g })],

@@ -170,6 +170,21 @@ fn eval_multilabel_soft_margin_matches_torch() {
 }
 
 #[test]
+fn eval_multi_margin_matches_torch() {
+    assert!(eval_matches_fixture("multi_margin", "multi-margin") >= 50);
+}
+
+#[test]
+fn eval_multiclass_hinge_matches_torch() {
+    assert!(eval_matches_fixture("multiclass_hinge", "multiclass-hinge") >= 20);
+}
+
+#[test]
+fn eval_multilabel_margin_matches_torch() {
+    assert!(eval_matches_fixture("multilabel_margin", "multilabel-margin") >= 40);
+}
+
+#[test]
 fn eval_reads_csv_with_a_header_and_computes_in_float64() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("x.csv"), "score\n0.8\n-0.5\n2.0\n").unwrap();
@@ -355,4 +370,71 @@ fn torch_compat_accepts_what_strict_rejects() {
     assert!(out.status.success());
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!((v["loss"]["data"][0].as_f64().unwrap() + 0.1).abs() < 1e-7);
+}
+
+fn npy_i64(dir: &Path, name: &str, shape: &[u64], data: &[i64]) -> String {
+    let path = dir.join(name);
+    let file = std::fs::File::create(&path).unwrap();
+    let mut w = npyz::WriteOptions::new().default_dtype().shape(shape).writer(file).begin_nd().unwrap();
+    w.extend(data.iter().copied()).unwrap();
+    w.finish().unwrap();
+    path.display().to_string()
+}
+
+#[test]
+fn family_bad_inputs_fail_with_one_line_and_the_right_exit_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let s = |name: &str, shape: &[u64], v: &[f32]| npy_f32(d, name, shape, v).display().to_string();
+    let scores = s("scores.npy", &[2, 3], &[0.1, 0.5, -0.2, 1.0, 0.0, 0.3]);
+    let y = s("y.npy", &[3], &[1.0, -1.0, 1.0]);
+    let y01 = s("y01.npy", &[3], &[1.0, 0.0, 1.0]);
+    let v3 = s("v3.npy", &[3], &[0.1, 0.2, 0.3]);
+    let nan3 = s("nan3.npy", &[3], &[0.1, f32::NAN, 0.3]);
+    let cls_bad = npy_i64(d, "cls_bad.npy", &[2], &[0, 3]);
+    let cls = npy_i64(d, "cls.npy", &[2], &[0, 2]);
+    let cls_float = s("cls_float.npy", &[2], &[0.0, 1.5]);
+    let ml_bad = npy_i64(d, "ml_bad.npy", &[2, 3], &[0, 5, -1, 1, -1, -1]);
+    let soft_bad = s("soft_bad.npy", &[2, 3], &[1.0, 0.0, 2.0, 0.0, 1.0, 0.0]);
+    let w2 = s("w2.npy", &[2], &[1.0, 1.0]);
+    fails(
+        &["eval", "multi-margin", "--input", &scores, "--target", &cls_bad],
+        1,
+        "class index 3 at target[1] is out of range for 3 classes",
+    );
+    fails(
+        &["eval", "multi-margin", "--input", &scores, "--target", &cls, "--p", "3"],
+        1,
+        "option p must be 1 or 2",
+    );
+    fails(
+        &["eval", "multi-margin", "--input", &scores, "--target", &cls, "--weight", &w2],
+        1,
+        "--weight has shape [2]",
+    );
+    fails(
+        &["eval", "multi-margin", "--input", &scores, "--target", &cls_float],
+        1,
+        "class indices must be integers, got 1.5 at target[1]",
+    );
+    fails(
+        &["eval", "multiclass-hinge", "--input", &scores, "--target", &cls_bad],
+        1,
+        "out of range for 3 classes",
+    );
+    fails(&["eval", "multiclass-hinge", "--input", &scores, "--target", &y], 1, "--target has shape [3]");
+    fails(&["eval", "multilabel-margin", "--input", &scores, "--target", &ml_bad], 1, "class index 5");
+    fails(
+        &["eval", "multilabel-soft-margin", "--input", &scores, "--target", &soft_bad],
+        1,
+        "got 2 at target[2]",
+    );
+    fails(&["eval", "margin-ranking", "--input1", &v3, "--input2", &v3, "--target", &y01], 1, "--labels 01");
+    fails(&["eval", "margin-ranking", "--input1", &v3, "--input2", &v3], 2, "margin-ranking needs --target");
+    fails(&["eval", "soft-margin", "--input", &nan3, "--target", &y], 1, "soft_margin got NaN at input[1]");
+    fails(
+        &["eval", "soft-margin", "--input", &v3, "--target", &y, "--margin", "1"],
+        2,
+        "soft-margin does not take --margin",
+    );
 }
