@@ -16,7 +16,7 @@ use crate::reduction::{check_buffer, check_upstream, Reduction};
 pub(crate) const LANES: usize = 8;
 
 /// An element-wise loss `l(x, t)` with derivative `∂l/∂x`.
-pub(crate) trait Pointwise<T: Float> {
+pub(crate) trait Pointwise<T: Float>: Sync {
     /// The loss's name in errors.
     const LOSS: &'static str;
     /// Strict-mode validity of one element. Must be `false` for NaN/±Inf.
@@ -70,6 +70,31 @@ fn check_shapes<T: Float, L: Pointwise<T>>(input: &[T], target: &[T], mode: Mode
     Ok(())
 }
 
+/// Elements per part: inputs are cut into parts of a length that depends only on `n`
+/// (never on the thread count), each part is reduced on its own and the partial sums are
+/// added in order, so a result is bit-for-bit the same with one thread or many.
+const MIN_PART: usize = 1 << 16;
+/// At most this many parts.
+const MAX_PARTS: usize = 64;
+
+#[inline]
+fn part_len(n: usize) -> usize {
+    n.div_ceil(MAX_PARTS).max(MIN_PART).next_multiple_of(LANES)
+}
+
+/// Whether to spread `n` elements over rayon's threads.
+#[cfg(feature = "rayon")]
+#[inline]
+fn parallel(n: usize) -> bool {
+    n > MIN_PART && rayon::current_num_threads() > 1
+}
+
+/// Adds the per-part `(sum, ok)` results in order.
+#[inline]
+fn combine(parts: impl Iterator<Item = (f64, bool)>) -> (f64, bool) {
+    parts.fold((0.0, true), |(s, ok), (ps, pok)| (s + ps, ok & pok))
+}
+
 /// Forward only: `out` has `reduction.output_len(n)` elements.
 pub(crate) fn forward<T: Float, L: Pointwise<T>>(
     l: &L,
@@ -83,9 +108,9 @@ pub(crate) fn forward<T: Float, L: Pointwise<T>>(
     let n = input.len();
     check_buffer(L::LOSS, "output", out.len(), reduction.output_len(n))?;
     let ok = if mode.is_strict() {
-        forward_pass::<T, L, true>(l, input, target, reduction, out)
+        forward_parts::<T, L, true>(l, input, target, reduction, out)
     } else {
-        forward_pass::<T, L, false>(l, input, target, reduction, out)
+        forward_parts::<T, L, false>(l, input, target, reduction, out)
     };
     if ok {
         Ok(())
@@ -94,44 +119,198 @@ pub(crate) fn forward<T: Float, L: Pointwise<T>>(
     }
 }
 
-#[inline(always)]
-fn forward_pass<T: Float, L: Pointwise<T>, const STRICT: bool>(
+fn forward_parts<T: Float, L: Pointwise<T>, const STRICT: bool>(
     l: &L,
     input: &[T],
     target: &[T],
     reduction: Reduction,
     out: &mut [T],
 ) -> bool {
-    let mut ok = true;
+    let n = input.len();
     match reduction {
-        Reduction::None => {
-            for ((o, &x), &t) in out.iter_mut().zip(input).zip(target) {
-                *o = l.value(x, t);
+        Reduction::None => map_parts::<T, L, STRICT, false>(l, input, target, &[], T::zero(), out, &mut []),
+        Reduction::Mean | Reduction::Sum => {
+            let (sum, ok) = sum_parts::<T, L, STRICT, false>(l, input, target, T::zero(), &mut []);
+            out[0] = reduction.finish(sum, n);
+            ok
+        }
+    }
+}
+
+/// A reduced pass over all parts, in parallel when it pays: the sum of the losses (parts
+/// added in order) and, with `GRAD`, `d · g` into `grad`.
+fn sum_parts<T: Float, L: Pointwise<T>, const STRICT: bool, const GRAD: bool>(
+    l: &L,
+    input: &[T],
+    target: &[T],
+    g: T,
+    grad: &mut [T],
+) -> (f64, bool) {
+    let part = part_len(input.len());
+    #[cfg(feature = "rayon")]
+    if parallel(input.len()) {
+        use rayon::prelude::*;
+        let xs = input.par_chunks(part).zip(target.par_chunks(part));
+        let parts: Vec<(f64, bool)> = if GRAD {
+            xs.zip(grad.par_chunks_mut(part))
+                .map(|((x, t), gr)| sum_part::<T, L, STRICT, true>(l, x, t, g, gr))
+                .collect()
+        } else {
+            xs.map(|(x, t)| sum_part::<T, L, STRICT, false>(l, x, t, g, &mut [])).collect()
+        };
+        return combine(parts.into_iter());
+    }
+    let xs = input.chunks(part).zip(target.chunks(part));
+    if GRAD {
+        combine(
+            xs.zip(grad.chunks_mut(part)).map(|((x, t), gr)| sum_part::<T, L, STRICT, true>(l, x, t, g, gr)),
+        )
+    } else {
+        combine(xs.map(|(x, t)| sum_part::<T, L, STRICT, false>(l, x, t, g, &mut [])))
+    }
+}
+
+/// An unreduced pass over all parts, in parallel when it pays: losses into `out` and, with
+/// `GRAD`, the gradient times `upstream` (one per element) or `g` (when `upstream` is
+/// empty) into `grad`.
+#[allow(clippy::too_many_arguments)]
+fn map_parts<T: Float, L: Pointwise<T>, const STRICT: bool, const GRAD: bool>(
+    l: &L,
+    input: &[T],
+    target: &[T],
+    upstream: &[T],
+    g: T,
+    out: &mut [T],
+    grad: &mut [T],
+) -> bool {
+    let part = part_len(input.len());
+    // Without GRAD or with one upstream value, parts get empty slices for what they lack.
+    let ups = |k: usize| {
+        if upstream.is_empty() {
+            &[][..]
+        } else {
+            &upstream[k * part..((k + 1) * part).min(upstream.len())]
+        }
+    };
+    #[cfg(feature = "rayon")]
+    if parallel(input.len()) {
+        use rayon::prelude::*;
+        let xs =
+            input.par_chunks(part).zip(target.par_chunks(part)).zip(out.par_chunks_mut(part)).enumerate();
+        return if GRAD {
+            xs.zip(grad.par_chunks_mut(part)).all(|((k, ((x, t), o)), gr)| {
+                map_part::<T, L, STRICT, GRAD>(l, x, t, Some((ups(k), g)), o, gr)
+            })
+        } else {
+            xs.all(|(_, ((x, t), o))| map_part::<T, L, STRICT, GRAD>(l, x, t, None, o, &mut []))
+        };
+    }
+    let xs = input.chunks(part).zip(target.chunks(part)).zip(out.chunks_mut(part));
+    if GRAD {
+        xs.enumerate()
+            .zip(grad.chunks_mut(part))
+            .map(|((k, ((x, t), o)), gr)| map_part::<T, L, STRICT, GRAD>(l, x, t, Some((ups(k), g)), o, gr))
+            .fold(true, |a, b| a & b)
+    } else {
+        xs.map(|((x, t), o)| map_part::<T, L, STRICT, GRAD>(l, x, t, None, o, &mut []))
+            .fold(true, |a, b| a & b)
+    }
+}
+
+/// One part of a reduced pass: the partial sum of the losses, and with `GRAD` the
+/// gradient `d · g` of every element into `grad`.
+#[inline(always)]
+fn sum_part<T: Float, L: Pointwise<T>, const STRICT: bool, const GRAD: bool>(
+    l: &L,
+    input: &[T],
+    target: &[T],
+    g: T,
+    grad: &mut [T],
+) -> (f64, bool) {
+    let mut ok = true;
+    let mut acc = [0.0f64; LANES];
+    let full = input.len() / LANES * LANES;
+    for base in (0..full).step_by(LANES) {
+        let xs = &input[base..base + LANES];
+        let ts = &target[base..base + LANES];
+        if GRAD {
+            let gs = &mut grad[base..base + LANES];
+            for k in 0..LANES {
+                let (v, d) = l.value_grad(xs[k], ts[k]);
+                acc[k] += v.f64();
+                gs[k] = d * g;
+                if STRICT {
+                    ok &= l.valid(xs[k], ts[k]);
+                }
+            }
+        } else {
+            for k in 0..LANES {
+                acc[k] += l.value(xs[k], ts[k]).f64();
+                if STRICT {
+                    ok &= l.valid(xs[k], ts[k]);
+                }
+            }
+        }
+    }
+    for i in full..input.len() {
+        let (x, t) = (input[i], target[i]);
+        if GRAD {
+            let (v, d) = l.value_grad(x, t);
+            acc[i - full] += v.f64();
+            grad[i] = d * g;
+        } else {
+            acc[i - full] += l.value(x, t).f64();
+        }
+        if STRICT {
+            ok &= l.valid(x, t);
+        }
+    }
+    (sum_lanes(&acc), ok)
+}
+
+/// One part of an unreduced pass: the loss of every element into `out`, and with `GRAD`
+/// the gradient times the upstream gradient (`upstream` per element, or `g` for all).
+#[inline(always)]
+fn map_part<T: Float, L: Pointwise<T>, const STRICT: bool, const GRAD: bool>(
+    l: &L,
+    input: &[T],
+    target: &[T],
+    upstream: Option<(&[T], T)>,
+    out: &mut [T],
+    grad: &mut [T],
+) -> bool {
+    let mut ok = true;
+    match upstream {
+        Some((ups, _)) if GRAD && !ups.is_empty() => {
+            for i in 0..input.len() {
+                let (x, t) = (input[i], target[i]);
+                let (v, d) = l.value_grad(x, t);
+                out[i] = v;
+                grad[i] = d * ups[i];
                 if STRICT {
                     ok &= l.valid(x, t);
                 }
             }
         }
-        Reduction::Mean | Reduction::Sum => {
-            let mut acc = [0.0f64; LANES];
-            let xs = input.chunks_exact(LANES);
-            let ts = target.chunks_exact(LANES);
-            let (xr, tr) = (xs.remainder(), ts.remainder());
-            for (xc, tc) in xs.zip(ts) {
-                for k in 0..LANES {
-                    acc[k] += l.value(xc[k], tc[k]).f64();
-                    if STRICT {
-                        ok &= l.valid(xc[k], tc[k]);
-                    }
-                }
-            }
-            for (k, (&x, &t)) in xr.iter().zip(tr).enumerate() {
-                acc[k] += l.value(x, t).f64();
+        Some((_, g)) if GRAD => {
+            for i in 0..input.len() {
+                let (x, t) = (input[i], target[i]);
+                let (v, d) = l.value_grad(x, t);
+                out[i] = v;
+                grad[i] = d * g;
                 if STRICT {
                     ok &= l.valid(x, t);
                 }
             }
-            out[0] = reduction.finish(sum_lanes(&acc), input.len());
+        }
+        _ => {
+            for i in 0..input.len() {
+                let (x, t) = (input[i], target[i]);
+                out[i] = l.value(x, t);
+                if STRICT {
+                    ok &= l.valid(x, t);
+                }
+            }
         }
     }
     ok
@@ -156,9 +335,9 @@ pub(crate) fn forward_backward<T: Float, L: Pointwise<T>>(
     check_buffer(L::LOSS, "grad input", grad.len(), n)?;
     check_upstream(L::LOSS, reduction, upstream.len(), n)?;
     let ok = if mode.is_strict() {
-        fused_pass::<T, L, true>(l, input, target, reduction, upstream, out, grad)
+        fused_parts::<T, L, true>(l, input, target, reduction, upstream, out, grad)
     } else {
-        fused_pass::<T, L, false>(l, input, target, reduction, upstream, out, grad)
+        fused_parts::<T, L, false>(l, input, target, reduction, upstream, out, grad)
     };
     if ok {
         Ok(())
@@ -167,8 +346,7 @@ pub(crate) fn forward_backward<T: Float, L: Pointwise<T>>(
     }
 }
 
-#[inline(always)]
-fn fused_pass<T: Float, L: Pointwise<T>, const STRICT: bool>(
+fn fused_parts<T: Float, L: Pointwise<T>, const STRICT: bool>(
     l: &L,
     input: &[T],
     target: &[T],
@@ -177,61 +355,19 @@ fn fused_pass<T: Float, L: Pointwise<T>, const STRICT: bool>(
     out: &mut [T],
     grad: &mut [T],
 ) -> bool {
-    let mut ok = true;
+    let n = input.len();
     match reduction {
-        Reduction::None if upstream.len() != 1 => {
-            for i in 0..input.len() {
-                let (x, t) = (input[i], target[i]);
-                let (v, d) = l.value_grad(x, t);
-                out[i] = v;
-                grad[i] = d * upstream[i];
-                if STRICT {
-                    ok &= l.valid(x, t);
-                }
-            }
-        }
         Reduction::None => {
-            let g = upstream[0];
-            for i in 0..input.len() {
-                let (x, t) = (input[i], target[i]);
-                let (v, d) = l.value_grad(x, t);
-                out[i] = v;
-                grad[i] = d * g;
-                if STRICT {
-                    ok &= l.valid(x, t);
-                }
-            }
+            let ups = if upstream.len() == 1 { &[][..] } else { upstream };
+            map_parts::<T, L, STRICT, true>(l, input, target, ups, upstream[0], out, grad)
         }
         Reduction::Mean | Reduction::Sum => {
-            let g = reduction.scale(upstream[0], input.len());
-            let mut acc = [0.0f64; LANES];
-            let xs = input.chunks_exact(LANES);
-            let ts = target.chunks_exact(LANES);
-            let (xr, tr) = (xs.remainder(), ts.remainder());
-            let mut gs = grad.chunks_exact_mut(LANES);
-            for ((xc, tc), gc) in xs.zip(ts).zip(&mut gs) {
-                for k in 0..LANES {
-                    let (v, d) = l.value_grad(xc[k], tc[k]);
-                    acc[k] += v.f64();
-                    gc[k] = d * g;
-                    if STRICT {
-                        ok &= l.valid(xc[k], tc[k]);
-                    }
-                }
-            }
-            let gr = gs.into_remainder();
-            for k in 0..xr.len() {
-                let (v, d) = l.value_grad(xr[k], tr[k]);
-                acc[k] += v.f64();
-                gr[k] = d * g;
-                if STRICT {
-                    ok &= l.valid(xr[k], tr[k]);
-                }
-            }
-            out[0] = reduction.finish(sum_lanes(&acc), input.len());
+            let g = reduction.scale(upstream[0], n);
+            let (sum, ok) = sum_parts::<T, L, STRICT, true>(l, input, target, g, grad);
+            out[0] = reduction.finish(sum, n);
+            ok
         }
     }
-    ok
 }
 
 #[inline(always)]
