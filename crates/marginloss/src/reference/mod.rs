@@ -8,11 +8,19 @@
 use crate::float::Float;
 use crate::reduction::Reduction;
 
+mod contrastive;
+mod cosine_embedding;
 mod pointwise;
 mod rows;
+mod triplet_margin;
+mod triplet_margin_with_distance;
 
+pub use contrastive::*;
+pub use cosine_embedding::*;
 pub use pointwise::{hinge, hinge_embedding, squared_hinge};
 pub use rows::{cosine_similarity, pairwise_distance};
+pub use triplet_margin::*;
+pub use triplet_margin_with_distance::*;
 
 /// Reduces per-element losses and scales per-element gradients as PyTorch's reduction
 /// and its backward would: returns the output values and the input gradient for an
