@@ -391,5 +391,8 @@ mod tests {
         let l = CosineEmbedding::new().mode(Mode::TorchCompat);
         assert!(l.forward::<f32>(&[], &[], &[], 3, Reduction::Mean).unwrap().scalar().unwrap().is_nan());
         assert_eq!(l.forward::<f32>(&[], &[], &[], 3, Reduction::Sum).unwrap().scalar(), Some(0.0));
+        // an empty per-row upstream matches the empty output
+        let (mut out, mut g1, mut g2) = ([0.0f32; 0], [0.0f32; 0], [0.0f32; 0]);
+        l.forward_backward(&[], &[], &[], 3, Reduction::None, &[], &mut out, &mut g1, &mut g2).unwrap();
     }
 }

@@ -190,7 +190,11 @@ fn fused_pass<T: Float, L: PairRow<T>, const STRICT: bool>(
     let labels = l.labels();
     let n = target.len();
     let reduced = reduction != Reduction::None;
-    let g0 = if reduced { reduction.scale(upstream[0], n) } else { upstream[0] };
+    let g0 = if reduced {
+        reduction.scale(upstream[0], n)
+    } else {
+        upstream.first().copied().unwrap_or(T::zero())
+    };
     let per_row = !reduced && upstream.len() != 1;
     let mut ok = true;
     let mut acc = 0.0f64;

@@ -443,7 +443,11 @@ impl<T: Float, D: Distance<T>> Triplet<'_, T, D> {
     ) -> bool {
         let count = a.len() / dim;
         let reduced = reduction != Reduction::None;
-        let g0 = if reduced { reduction.scale(upstream[0], count) } else { upstream[0] };
+        let g0 = if reduced {
+            reduction.scale(upstream[0], count)
+        } else {
+            upstream.first().copied().unwrap_or(T::zero())
+        };
         let per_row = !reduced && upstream.len() != 1;
         let mut ok = true;
         let mut acc = 0.0f64;
@@ -628,6 +632,19 @@ mod tests {
             .forward(&[1.0f32], &[1.0], &[1.0], 1, Reduction::Sum)
             .unwrap_err();
         assert_eq!(e.to_string(), "triplet_margin_with_distance: option eps must be finite and >= 0, got -1");
+    }
+
+    #[test]
+    fn torch_compat_empty_batch_is_nan_for_mean() {
+        let l = TripletMarginWithDistance::euclidean().mode(Mode::TorchCompat);
+        assert!(l.forward::<f64>(&[], &[], &[], 2, Reduction::Mean).unwrap().scalar().unwrap().is_nan());
+        let (mut out, mut ga, mut gp, mut gn) = ([0.0f64; 0], [0.0; 0], [0.0; 0], [0.0; 0]);
+        l.forward_backward(&[], &[], &[], 2, Reduction::None, &[], &mut out, &mut ga, &mut gp, &mut gn)
+            .unwrap();
+        let mut out = [0.0f64];
+        l.forward_backward(&[], &[], &[], 2, Reduction::Sum, &[1.0], &mut out, &mut ga, &mut gp, &mut gn)
+            .unwrap();
+        assert_eq!(out, [0.0]);
     }
 
     #[test]
