@@ -257,6 +257,19 @@ impl<T: Float> Distance<T> for CosineDistance {
         let r = cos_row(x1, x2, self.eps);
         cos_row_backward::<T, true>(x1, x2, &r, -g.f64(), grad1, grad2);
     }
+
+    /// Strict mode: a finite eps >= 0.
+    fn check(&self, loss: &'static str, mode: Mode) -> Result<()> {
+        if mode.is_strict() && !(self.eps >= 0.0 && self.eps.is_finite()) {
+            return Err(Error::Option {
+                loss,
+                option: "eps",
+                value: Value(self.eps),
+                expected: "finite and >= 0",
+            });
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -27,6 +27,17 @@ pub trait Distance<T: Float>: Sync {
     /// Adds `g · ∂d/∂x1` to `grad1` and `g · ∂d/∂x2` to `grad2` (accumulates: a row that
     /// takes part in two distances receives both contributions).
     fn backward(&self, x1: &[T], x2: &[T], g: T, grad1: &mut [T], grad2: &mut [T]);
+
+    /// Validates the distance's own options before a loss in `mode` uses it (e.g.
+    /// [`PairwiseDistance`] rejects `p <= 0` in strict mode); `loss` names the caller in the
+    /// error. The default accepts everything.
+    ///
+    /// # Errors
+    /// An [`Error::Option`] for an option outside its domain.
+    fn check(&self, loss: &'static str, mode: Mode) -> Result<()> {
+        let _ = (loss, mode);
+        Ok(())
+    }
 }
 
 /// Number of rows of a flat `(N, D)` buffer pair, checked.

@@ -302,6 +302,12 @@ impl<T: Float> Distance<T> for PairwiseDistance {
         let d = dist_row(x1, x2, norm, eps).0;
         dist_row_backward::<T, true>(x1, x2, norm, eps, d, g.f64(), grad1, grad2);
     }
+
+    /// Strict mode: `p > 0` and a finite eps (this distance's own `mode` is ignored: the
+    /// loss's mode governs).
+    fn check(&self, loss: &'static str, mode: Mode) -> Result<()> {
+        PairwiseDistance { mode, ..*self }.check_options(loss)
+    }
 }
 
 /// [`PairwiseDistance`] with p = 2, eps = 1e-6 over rows of length `dim`.

@@ -1,6 +1,8 @@
 //! The losses, one file each.
 
 mod class_rows;
+mod contrastive;
+mod cosine_embedding;
 mod hinge;
 mod hinge_embedding;
 mod margin_ranking;
@@ -8,9 +10,14 @@ mod multi_margin;
 mod multiclass_hinge;
 mod multilabel_margin;
 mod multilabel_soft_margin;
+mod pair;
 mod soft_margin;
 mod squared_hinge;
+mod triplet_margin;
+mod triplet_margin_with_distance;
 
+pub use contrastive::{contrastive, Contrastive};
+pub use cosine_embedding::{cosine_embedding, CosineEmbedding};
 pub use hinge::{hinge, Hinge};
 pub use hinge_embedding::{hinge_embedding, HingeEmbedding};
 pub use margin_ranking::{margin_ranking, MarginRanking};
@@ -22,3 +29,5 @@ pub use multilabel_margin::{
 pub use multilabel_soft_margin::{multilabel_soft_margin, MultilabelSoftMargin};
 pub use soft_margin::{soft_margin, SoftMargin};
 pub use squared_hinge::{squared_hinge, SquaredHinge};
+pub use triplet_margin::{triplet_margin, TripletMargin};
+pub use triplet_margin_with_distance::TripletMarginWithDistance;

@@ -25,6 +25,15 @@ pub use multilabel_soft_margin::*;
 pub use pointwise::{hinge, hinge_embedding, squared_hinge};
 pub use rows::{cosine_similarity, pairwise_distance};
 pub use soft_margin::*;
+mod contrastive;
+mod cosine_embedding;
+mod triplet_margin;
+mod triplet_margin_with_distance;
+
+pub use contrastive::*;
+pub use cosine_embedding::*;
+pub use triplet_margin::*;
+pub use triplet_margin_with_distance::*;
 
 /// Reduces per-element losses and scales per-element gradients as PyTorch's reduction
 /// and its backward would: returns the output values and the input gradient for an
