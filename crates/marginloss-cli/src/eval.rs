@@ -5,17 +5,20 @@ use std::io::Write;
 
 use clap::Args;
 use marginloss::{
-    CosineSimilarity, Float, Hinge, HingeEmbedding, MarginRanking, MultiMargin, MulticlassHinge,
-    MultilabelMargin, MultilabelSoftMargin, PairwiseDistance, Reduction, SoftMargin, SquaredHinge,
+    Contrastive, CosineDistance, CosineEmbedding, CosineSimilarity, Float, Hinge, HingeEmbedding,
+    MarginRanking, MultiMargin, MulticlassHinge, MultilabelMargin, MultilabelSoftMargin, PairwiseDistance,
+    Reduction, SoftMargin, SquaredHinge, TripletMargin, TripletMarginWithDistance,
 };
 use serde::Serialize;
 
 use crate::fail::{data, usage, Fail};
-use crate::inputs::{same_shape, DTypeArg, InputArgs, Inputs, OptionArgs, Tensor};
+use crate::inputs::{same_shape, DTypeArg, DistanceArg, InputArgs, Inputs, OptionArgs, Tensor};
 
 #[derive(Args, Debug)]
 pub struct EvalArgs {
-    /// The loss: hinge, squared-hinge, hinge-embedding, cosine-similarity, pairwise-distance.
+    /// The loss: hinge, squared-hinge, hinge-embedding, cosine-similarity, pairwise-distance,
+    /// margin-ranking, soft-margin, multilabel-soft-margin, cosine-embedding, contrastive,
+    /// triplet-margin, multi-margin, multiclass-hinge, multilabel-margin.
     pub loss: String,
     #[command(flatten)]
     pub inputs: InputArgs,
@@ -66,6 +69,24 @@ pub const LOSSES: &[Spec] = &[
         required: &["input", "target"],
         optional: &[],
         options: &["labels", "reduction"],
+    },
+    Spec {
+        name: "cosine-embedding",
+        required: &["input1", "input2", "target"],
+        optional: &[],
+        options: &["margin", "labels", "reduction"],
+    },
+    Spec {
+        name: "contrastive",
+        required: &["input1", "input2", "target"],
+        optional: &[],
+        options: &["margin", "labels", "reduction"],
+    },
+    Spec {
+        name: "triplet-margin",
+        required: &["anchor", "positive", "negative"],
+        optional: &[],
+        options: &["margin", "p", "eps", "swap", "distance", "reduction"],
     },
     Spec {
         name: "multi-margin",
@@ -200,6 +221,8 @@ pub fn evaluate<T: Float>(spec: &Spec, inputs: &Inputs, o: &OptionArgs) -> Resul
         "hinge" | "squared-hinge" | "hinge-embedding" | "soft-margin" => pointwise::<T>(spec.name, inputs, o),
         "cosine-similarity" | "pairwise-distance" => distance::<T>(spec.name, inputs, o),
         "margin-ranking" => margin_ranking::<T>(inputs, o),
+        "cosine-embedding" | "contrastive" => embedding_pair::<T>(spec.name, inputs, o),
+        "triplet-margin" => triplet::<T>(inputs, o),
         "multi-margin" | "multiclass-hinge" | "multilabel-margin" => class_index::<T>(spec.name, inputs, o),
         "multilabel-soft-margin" => multilabel_soft_margin::<T>(inputs, o),
         other => Err(usage(format!("unknown loss '{other}'"))),
@@ -417,5 +440,98 @@ fn class_index<T: Float>(name: &str, inputs: &Inputs, o: &OptionArgs) -> Result<
     Ok(Evaluated {
         loss: Tensor { shape: out_shape(r, &rows), data: out },
         grads: vec![("input", Tensor { shape: x.shape, data: g })],
+    })
+}
+
+/// cosine-embedding and contrastive: (…, D) pairs of rows and one ±1 target per row.
+fn embedding_pair<T: Float>(name: &str, inputs: &Inputs, o: &OptionArgs) -> Result<Evaluated<T>, Fail> {
+    let x1 = inputs.float::<T>("input1")?;
+    let x2 = inputs.float::<T>("input2")?;
+    let t = inputs.float::<T>("target")?;
+    let (dim, rows) = rows_shape(name, ("input1", &x1.shape), ("input2", &x2.shape))?;
+    if t.shape != rows {
+        return Err(data(format!(
+            "--target has shape {:?} but --input1 has shape {:?}; {name} needs one target per row, shape {rows:?}",
+            t.shape, x1.shape
+        )));
+    }
+    let r = o.reduction();
+    let n = x1.data.len() / dim;
+    let (mut out, mut g1, mut g2) =
+        (vec![T::zero(); r.output_len(n)], vec![T::zero(); x1.data.len()], vec![T::zero(); x2.data.len()]);
+    let one = [T::one()];
+    if name == "cosine-embedding" {
+        CosineEmbedding::new()
+            .margin(o.margin.unwrap_or(0.0))
+            .labels(o.labels())
+            .mode(o.mode())
+            .forward_backward(&x1.data, &x2.data, &t.data, dim, r, &one, &mut out, &mut g1, &mut g2)?;
+    } else {
+        Contrastive::new()
+            .margin(o.margin.unwrap_or(1.0))
+            .labels(o.labels())
+            .mode(o.mode())
+            .forward_backward(&x1.data, &x2.data, &t.data, dim, r, &one, &mut out, &mut g1, &mut g2)?;
+    }
+    Ok(Evaluated {
+        loss: Tensor { shape: out_shape(r, &rows), data: out },
+        grads: vec![
+            ("input1", Tensor { shape: x1.shape, data: g1 }),
+            ("input2", Tensor { shape: x2.shape, data: g2 }),
+        ],
+    })
+}
+
+/// triplet-margin: `TripletMarginLoss`, or `TripletMarginWithDistanceLoss` with `--distance`.
+fn triplet<T: Float>(inputs: &Inputs, o: &OptionArgs) -> Result<Evaluated<T>, Fail> {
+    const NAME: &str = "triplet-margin";
+    let a = inputs.float::<T>("anchor")?;
+    let p = inputs.float::<T>("positive")?;
+    let n = inputs.float::<T>("negative")?;
+    let (dim, rows) = rows_shape(NAME, ("anchor", &a.shape), ("positive", &p.shape))?;
+    rows_shape(NAME, ("anchor", &a.shape), ("negative", &n.shape))?;
+    let r = o.reduction();
+    let count = a.data.len() / dim;
+    let len = a.data.len();
+    let (mut out, mut ga, mut gp, mut gn) = (
+        vec![T::zero(); r.output_len(count)],
+        vec![T::zero(); len],
+        vec![T::zero(); len],
+        vec![T::zero(); len],
+    );
+    let one = [T::one()];
+    let (margin, mode) = (o.margin.unwrap_or(1.0), o.mode());
+    match o.distance {
+        None => TripletMargin::new()
+            .margin(margin)
+            .p(o.p.unwrap_or(2.0))
+            .eps(o.eps.unwrap_or(1e-6))
+            .swap(o.swap)
+            .mode(mode)
+            .forward_backward(&a.data, &p.data, &n.data, dim, r, &one, &mut out, &mut ga, &mut gp, &mut gn)?,
+        Some(DistanceArg::Euclidean) => {
+            let d = PairwiseDistance::new().p(o.p.unwrap_or(2.0)).eps(o.eps.unwrap_or(1e-6)).mode(mode);
+            TripletMarginWithDistance::new(d).margin(margin).swap(o.swap).mode(mode).forward_backward(
+                &a.data, &p.data, &n.data, dim, r, &one, &mut out, &mut ga, &mut gp, &mut gn,
+            )?
+        }
+        Some(DistanceArg::Cosine) => {
+            if o.p.is_some() {
+                return Err(usage("triplet-margin --distance cosine does not take --p"));
+            }
+            let mut d = CosineDistance::default();
+            d.eps = o.eps.unwrap_or(1e-8);
+            TripletMarginWithDistance::new(d).margin(margin).swap(o.swap).mode(mode).forward_backward(
+                &a.data, &p.data, &n.data, dim, r, &one, &mut out, &mut ga, &mut gp, &mut gn,
+            )?
+        }
+    }
+    Ok(Evaluated {
+        loss: Tensor { shape: out_shape(r, &rows), data: out },
+        grads: vec![
+            ("anchor", Tensor { shape: a.shape, data: ga }),
+            ("positive", Tensor { shape: p.shape, data: gp }),
+            ("negative", Tensor { shape: n.shape, data: gn }),
+        ],
     })
 }

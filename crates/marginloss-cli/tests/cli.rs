@@ -185,6 +185,26 @@ fn eval_multilabel_margin_matches_torch() {
 }
 
 #[test]
+fn eval_cosine_embedding_matches_torch() {
+    assert!(eval_matches_fixture("cosine_embedding", "cosine-embedding") >= 40);
+}
+
+#[test]
+fn eval_contrastive_matches_torch() {
+    assert!(eval_matches_fixture("contrastive", "contrastive") >= 20);
+}
+
+#[test]
+fn eval_triplet_margin_matches_torch() {
+    assert!(eval_matches_fixture("triplet_margin", "triplet-margin") >= 40);
+}
+
+#[test]
+fn eval_triplet_margin_with_distance_matches_torch() {
+    assert!(eval_matches_fixture("triplet_margin_with_distance", "triplet-margin") >= 30);
+}
+
+#[test]
 fn eval_reads_csv_with_a_header_and_computes_in_float64() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("x.csv"), "score\n0.8\n-0.5\n2.0\n").unwrap();
