@@ -46,7 +46,14 @@ fn main() {
             }
             // One line: clap's first line, without its "error: " prefix.
             let text = e.render().to_string();
-            let first = text.lines().next().unwrap_or("invalid arguments");
+            // (A first line ending in ':' continues on the indented lines below it.)
+            let mut lines = text.lines();
+            let mut first = lines.next().unwrap_or("invalid arguments").to_string();
+            if first.ends_with(':') {
+                for more in lines.take_while(|l| l.starts_with(' ')) {
+                    first = format!("{first} {}", more.trim());
+                }
+            }
             eprintln!("marginloss: {} (see marginloss --help)", first.trim_start_matches("error: "));
             std::process::exit(2);
         }
