@@ -417,7 +417,13 @@ impl<'a> Checker<'a> {
                     self.flag(name),
                     a.shape
                 );
-                self.push(Severity::Error, "empty-input", msg, ev, Some("drop empty batches before the loss".into()));
+                self.push(
+                    Severity::Error,
+                    "empty-input",
+                    msg,
+                    ev,
+                    Some("drop empty batches before the loss".into()),
+                );
                 self.broken.push(name);
                 continue;
             }
@@ -450,7 +456,8 @@ impl<'a> Checker<'a> {
             total: want.iter().product(),
             ..Evidence::default()
         };
-        let msg = format!("{} has shape {:?}; {} needs {want:?} ({why})", self.flag(b), arr.shape, self.spec.name);
+        let msg =
+            format!("{} has shape {:?}; {} needs {want:?} ({why})", self.flag(b), arr.shape, self.spec.name);
         let fix = format!("pass a --{b} of shape {want:?} (eval does not broadcast)");
         self.push(Severity::Error, "shape-mismatch", msg, ev, Some(fix));
         false
@@ -518,7 +525,8 @@ impl<'a> Checker<'a> {
             return;
         }
         let (lo, hi) = a.values.iter().fold((f64::MAX, f64::MIN), |(l, h), &v| (l.min(v), h.max(v)));
-        let mut ev = Evidence { arg: Some(arg), count: a.values.len(), total: a.values.len(), ..Default::default() };
+        let mut ev =
+            Evidence { arg: Some(arg), count: a.values.len(), total: a.values.len(), ..Default::default() };
         ev.stats.insert("min", Num(lo));
         ev.stats.insert("max", Num(hi));
         let msg = format!(
@@ -580,8 +588,11 @@ impl<'a> Checker<'a> {
             if let Ok(pd) = spec("pairwise-distance") {
                 fix = Some(format!(
                     "distances come from embeddings: {} (or 1 - cosine-similarity)",
-                    Line { loss: pd.name, flags: vec![("input1", Some("A.npy".into())), ("input2", Some("B.npy".into()))] }
-                        .render()
+                    Line {
+                        loss: pd.name,
+                        flags: vec![("input1", Some("A.npy".into())), ("input2", Some("B.npy".into()))]
+                    }
+                    .render()
                 ));
             }
         }
@@ -596,7 +607,8 @@ impl<'a> Checker<'a> {
             return;
         }
         let eps = self.args.options.eps.unwrap_or(1e-8);
-        let norms: Vec<f64> = a.values.chunks(d).map(|r| r.iter().map(|v| v * v).sum::<f64>().sqrt()).collect();
+        let norms: Vec<f64> =
+            a.values.chunks(d).map(|r| r.iter().map(|v| v * v).sum::<f64>().sqrt()).collect();
         let mut sorted: Vec<f64> = norms.clone();
         sorted.sort_by(f64::total_cmp);
         let median = sorted[sorted.len() / 2];
@@ -729,11 +741,8 @@ impl<'a> Checker<'a> {
             let (lo, hi) = t.values.iter().fold((f64::MAX, f64::MIN), |(l, h), &v| (l.min(v), h.max(v)));
             let mut ev = ev;
             ev.stats.insert("classes", Num(c as f64));
-            let hint = if hi == c as f64 && lo >= 1.0 {
-                "; the indices look 1-based: subtract 1"
-            } else {
-                ""
-            };
+            let hint =
+                if hi == c as f64 && lo >= 1.0 { "; the indices look 1-based: subtract 1" } else { "" };
             let msg = format!(
                 "{}: {} of {} class indices are outside {}..{} (the input has C = {c} columns; the targets span {}..{}){hint}",
                 self.flag("target"),
@@ -745,7 +754,11 @@ impl<'a> Checker<'a> {
                 fmt_num(hi)
             );
             let fix = if hint.is_empty() {
-                format!("pass scores with one column per class (C > {}) or remap the labels to 0..{}", fmt_num(hi), c - 1)
+                format!(
+                    "pass scores with one column per class (C > {}) or remap the labels to 0..{}",
+                    fmt_num(hi),
+                    c - 1
+                )
             } else {
                 "use 0-based class indices: target - 1".into()
             };
@@ -775,7 +788,12 @@ impl<'a> Checker<'a> {
                 self.spec.name
             );
             let fix = spec("multilabel-soft-margin")
-                .map(|s| format!("{} (it takes indicators), or convert with multilabel_target_from_indicator", self.line.for_loss(s).render()))
+                .map(|s| {
+                    format!(
+                        "{} (it takes indicators), or convert with multilabel_target_from_indicator",
+                        self.line.for_loss(s).render()
+                    )
+                })
                 .ok();
             self.push(Severity::Error, "indicator-target", msg, ev, fix);
             return;
@@ -842,7 +860,11 @@ impl<'a> Checker<'a> {
                 ev.total,
                 if pm1 { "; they look like ±1 labels" } else { "" }
             );
-            let fix = if pm1 { "map ±1 labels to indicators: (y + 1) / 2" } else { "pass 0/1 indicators (or soft labels in [0, 1])" };
+            let fix = if pm1 {
+                "map ±1 labels to indicators: (y + 1) / 2"
+            } else {
+                "pass 0/1 indicators (or soft labels in [0, 1])"
+            };
             self.push(Severity::Error, "target-out-of-domain", msg, ev, Some(fix.into()));
         }
     }
@@ -907,14 +929,24 @@ impl<'a> Checker<'a> {
             Kind::Distance => {
                 let x = self.ok("input")?;
                 let t = self.ok("target")?;
-                let q: Vec<f64> =
-                    x.values.iter().zip(&t.values).filter(|(_, t)| decode(**t) == -1.0).map(|(x, _)| *x).collect();
+                let q: Vec<f64> = x
+                    .values
+                    .iter()
+                    .zip(&t.values)
+                    .filter(|(_, t)| decode(**t) == -1.0)
+                    .map(|(x, _)| *x)
+                    .collect();
                 Some((q, x.values.clone(), "the distance x of dissimilar pairs (y = -1)"))
             }
             Kind::Ranking => {
                 let (a, b, t) = (self.ok("input1")?, self.ok("input2")?, self.ok("target")?);
-                let q: Vec<f64> =
-                    a.values.iter().zip(&b.values).zip(&t.values).map(|((a, b), t)| decode(*t) * (a - b)).collect();
+                let q: Vec<f64> = a
+                    .values
+                    .iter()
+                    .zip(&b.values)
+                    .zip(&t.values)
+                    .map(|((a, b), t)| decode(*t) * (a - b))
+                    .collect();
                 Some((q.clone(), q, "y·(x1 - x2)"))
             }
             Kind::ClassIndex => {
@@ -929,7 +961,11 @@ impl<'a> Checker<'a> {
                     .zip(&t.values)
                     .map(|(row, &y)| {
                         let y = y as usize;
-                        let other = row.iter().enumerate().filter(|(j, _)| *j != y).fold(f64::MIN, |m, (_, v)| m.max(*v));
+                        let other = row
+                            .iter()
+                            .enumerate()
+                            .filter(|(j, _)| *j != y)
+                            .fold(f64::MIN, |m, (_, v)| m.max(*v));
                         row[y] - other
                     })
                     .collect();
@@ -940,7 +976,8 @@ impl<'a> Checker<'a> {
                 let c = *x.shape.last()?;
                 let mut q = Vec::new();
                 for (row, trow) in x.values.chunks(c).zip(t.values.chunks(c)) {
-                    let labels: Vec<usize> = trow.iter().take_while(|&&v| v != -1.0).map(|&v| v as usize).collect();
+                    let labels: Vec<usize> =
+                        trow.iter().take_while(|&&v| v != -1.0).map(|&v| v as usize).collect();
                     let pos = labels.iter().map(|&j| row[j]).fold(f64::MAX, f64::min);
                     let neg = (0..c).filter(|i| !labels.contains(i)).map(|i| row[i]).fold(f64::MIN, f64::max);
                     if !labels.is_empty() && labels.len() < c && neg > f64::MIN {
@@ -994,7 +1031,10 @@ impl<'a> Checker<'a> {
             if takes_margin {
                 line.set("margin", Some(round1(m).to_string())).render()
             } else {
-                format!("rescale the scores so that their spread is about the fixed margin {}", fmt_num(margin))
+                format!(
+                    "rescale the scores so that their spread is about the fixed margin {}",
+                    fmt_num(margin)
+                )
             }
         };
         let mut scale_warned = false;
@@ -1005,7 +1045,11 @@ impl<'a> Checker<'a> {
                 let msg = format!(
                     "margin {} is {} the spread of the data ({} {}): {}",
                     fmt_num(margin),
-                    if large { format!("{ratio:.0}× (>= 10×)") } else { format!("{ratio:.2}× (<= 0.1×)") },
+                    if large {
+                        format!("{ratio:.0}× (>= 10×)")
+                    } else {
+                        format!("{ratio:.2}× (<= 0.1×)")
+                    },
                     spread.1,
                     fmt_num(spread.0),
                     if large {
@@ -1014,7 +1058,13 @@ impl<'a> Checker<'a> {
                         "it has almost no effect; the loss behaves like a perceptron loss at 0"
                     }
                 );
-                self.push(Severity::Warning, "margin-scale", msg, base.clone(), Some(suggest(spread.0, &self.line)));
+                self.push(
+                    Severity::Warning,
+                    "margin-scale",
+                    msg,
+                    base.clone(),
+                    Some(suggest(spread.0, &self.line)),
+                );
                 scale_warned = true;
             }
         }
@@ -1035,7 +1085,11 @@ impl<'a> Checker<'a> {
             let msg = format!(
                 "no sample reaches the margin {} ({what} < margin for all {n}){}",
                 fmt_num(margin),
-                if all_wrong { "; every sample is on the wrong side: the labels or the scores look inverted" } else { "" }
+                if all_wrong {
+                    "; every sample is on the wrong side: the labels or the scores look inverted"
+                } else {
+                    ""
+                }
             );
             let fix = if all_wrong {
                 "check the label encoding: negate the targets (or the scores)".to_string()
@@ -1190,7 +1244,11 @@ fn human(spec: &Spec, inputs: &Inputs, findings: &[Finding], (e, w, n): (usize, 
                     format!("{arg}[{}] = {}", idx.join(", "), fmt_num(it.value.0))
                 })
                 .collect();
-            let more = if ev.count > ev.first.len() { format!(", … {} more", ev.count - ev.first.len()) } else { String::new() };
+            let more = if ev.count > ev.first.len() {
+                format!(", … {} more", ev.count - ev.first.len())
+            } else {
+                String::new()
+            };
             let _ = writeln!(s, "  evidence: {}{more}", items.join(", "));
         }
         if !ev.stats.is_empty() {

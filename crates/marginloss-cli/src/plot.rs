@@ -71,10 +71,12 @@ fn evaluate(loss: &str, margin: Option<f64>, y: f64, xs: &[f64]) -> Result<(Vec<
     let (mut out, mut g) = (vec![0.0; n], vec![0.0; n]);
     let (r, one) = (Reduction::None, [1.0]);
     match loss {
-        "hinge" => Hinge::new().margin(margin.unwrap_or(1.0)).forward_backward(xs, &t, r, &one, &mut out, &mut g),
-        "squared-hinge" => {
-            SquaredHinge::new().margin(margin.unwrap_or(1.0)).forward_backward(xs, &t, r, &one, &mut out, &mut g)
+        "hinge" => {
+            Hinge::new().margin(margin.unwrap_or(1.0)).forward_backward(xs, &t, r, &one, &mut out, &mut g)
         }
+        "squared-hinge" => SquaredHinge::new()
+            .margin(margin.unwrap_or(1.0))
+            .forward_backward(xs, &t, r, &one, &mut out, &mut g),
         "hinge-embedding" => HingeEmbedding::new()
             .margin(margin.unwrap_or(1.0))
             .forward_backward(xs, &t, r, &one, &mut out, &mut g),
@@ -201,7 +203,8 @@ fn render(args: &PlotArgs, curves: &[Curve], (a, b): (f64, f64)) -> Result<Strin
             .y_desc("loss")
             .label_style(("sans-serif", 15))
             .axis_desc_style(("sans-serif", 16))
-            .draw().map_err(draw_err)?;
+            .draw()
+            .map_err(draw_err)?;
         for (i, c) in curves.iter().enumerate() {
             let color = COLORS[i % COLORS.len()];
             chart
@@ -236,7 +239,8 @@ fn render(args: &PlotArgs, curves: &[Curve], (a, b): (f64, f64)) -> Result<Strin
                 .y_desc("dloss/dx")
                 .label_style(("sans-serif", 15))
                 .axis_desc_style(("sans-serif", 16))
-                .draw().map_err(draw_err)?;
+                .draw()
+                .map_err(draw_err)?;
             for (i, c) in curves.iter().enumerate() {
                 let color = COLORS[i % COLORS.len()];
                 chart

@@ -173,7 +173,10 @@ fn binary_target_mistakes() {
     let r = expect(&["hinge", "--input", &x, "--target", &y01], 1, &["labels-01"]);
     let f = finding(&r, "labels-01");
     assert!(f["message"].as_str().unwrap().contains("pass `--labels 01`"));
-    assert_eq!(f["fix"].as_str().unwrap(), format!("marginloss eval hinge --input {x} --target {y01} --labels 01"));
+    assert_eq!(
+        f["fix"].as_str().unwrap(),
+        format!("marginloss eval hinge --input {x} --target {y01} --labels 01")
+    );
     assert_eq!(f["evidence"]["count"], 4);
     // ... and with --labels 01 the same data is clean
     expect(&["hinge", "--input", &x, "--target", &y01, "--labels", "01"], 0, &["margin-summary"]);
@@ -245,7 +248,11 @@ fn class_index_mistakes() {
     assert_eq!(f["evidence"]["first"][0]["index"], serde_json::json!([1]));
     assert_eq!(f["evidence"]["first"][0]["value"], 3.0);
     let one_based = npy_i64(&d, "one_based.npy", &[2], &[1, 3]);
-    let r = expect(&["multiclass-hinge", "--input", &s, "--target", &one_based], 1, &["class-index-out-of-range"]);
+    let r = expect(
+        &["multiclass-hinge", "--input", &s, "--target", &one_based],
+        1,
+        &["class-index-out-of-range"],
+    );
     assert!(finding(&r, "class-index-out-of-range")["fix"].as_str().unwrap().contains("target - 1"));
     let frac = npy_f32(&d, "frac.npy", &[2], &[0.0, 1.5]);
     expect(&["multi-margin", "--input", &s, "--target", &frac], 1, &["class-index-not-integer"]);
@@ -288,12 +295,19 @@ fn margin_diagnostics() {
     assert_eq!(finding(&r, "margin-summary")["evidence"]["stats"]["kink_share"], 0.25);
     assert_eq!(finding(&r, "margin-kink")["severity"], "warning");
     run("never", &[0.1, 0.5, 0.9, -0.3, 0.2, 0.6], &[], &["margin-never-reached", "margin-summary"]);
-    let r = run("wrong", &[-0.1, -0.5, -0.9, -0.3, -0.2, -0.6], &[], &["margin-never-reached", "margin-summary"]);
+    let r =
+        run("wrong", &[-0.1, -0.5, -0.9, -0.3, -0.2, -0.6], &[], &["margin-never-reached", "margin-summary"]);
     assert!(finding(&r, "margin-never-reached")["message"].as_str().unwrap().contains("inverted"));
-    let r = run("always", &[1.5, 2.0, 2.6, 1.2, 3.1, 1.8], &[], &["margin-always-satisfied", "margin-summary"]);
+    let r =
+        run("always", &[1.5, 2.0, 2.6, 1.2, 3.1, 1.8], &[], &["margin-always-satisfied", "margin-summary"]);
     assert!(finding(&r, "margin-always-satisfied")["fix"].as_str().unwrap().contains("--margin 2"));
     // margin 1 against scores spread over ±30: <= 0.1× the spread
-    let r = run("small", &[-30.0, -10.0, 10.0, 30.0, 5.0, -5.0, 20.0, -20.0], &[], &["margin-scale", "margin-summary"]);
+    let r = run(
+        "small",
+        &[-30.0, -10.0, 10.0, 30.0, 5.0, -5.0, 20.0, -20.0],
+        &[],
+        &["margin-scale", "margin-summary"],
+    );
     let f = finding(&r, "margin-scale");
     assert!(f["message"].as_str().unwrap().contains("<= 0.1×"), "{f}");
     assert!(f["fix"].as_str().unwrap().ends_with("--margin 30"), "{f}");
@@ -311,7 +325,10 @@ fn json_report_schema() {
     let keys: BTreeSet<&str> = r.as_object().unwrap().keys().map(String::as_str).collect();
     assert_eq!(keys, BTreeSet::from(["loss", "ok", "errors", "warnings", "notes", "inputs", "findings"]));
     assert_eq!(r["loss"], "hinge");
-    assert_eq!((r["errors"].as_u64(), r["warnings"].as_u64(), r["notes"].as_u64()), (Some(0), Some(0), Some(1)));
+    assert_eq!(
+        (r["errors"].as_u64(), r["warnings"].as_u64(), r["notes"].as_u64()),
+        (Some(0), Some(0), Some(1))
+    );
     assert_eq!(r["inputs"]["input"]["dtype"], "float32");
     assert_eq!(r["inputs"]["input"]["shape"], serde_json::json!([8]));
     assert_eq!(r["inputs"]["target"]["path"], y.as_str());
@@ -354,7 +371,11 @@ fn check_cli_errors_follow_the_eval_contract() {
     fails(&["check", "hinge_embedding", "--input", &x], 2, "did you mean hinge-embedding?");
     fails(&["check", "hinge", "--input", &x], 2, "hinge needs --target");
     fails(&["check", "hinge", "--input", &x, "--target", &y, "--p", "2"], 2, "hinge does not take --p");
-    fails(&["check", "soft-margin", "--input", &x, "--target", &y, "--margin", "1"], 2, "does not take --margin");
+    fails(
+        &["check", "soft-margin", "--input", &x, "--target", &y, "--margin", "1"],
+        2,
+        "does not take --margin",
+    );
     fails(&["check", "hinge", "--input", &x, "--target", &y, "--frobnicate"], 2, "unexpected argument");
     fails(&["check", "hinge", "--input", &missing, "--target", &y], 1, "missing.npy: cannot read");
     fails(&["check"], 2, "");
@@ -378,7 +399,11 @@ fn curves(doc: &roxmltree::Document) -> Vec<usize> {
 }
 
 fn texts(doc: &roxmltree::Document) -> Vec<String> {
-    doc.descendants().filter(|n| n.has_tag_name("text")).filter_map(|n| n.text()).map(|s| s.trim().to_string()).collect()
+    doc.descendants()
+        .filter(|n| n.has_tag_name("text"))
+        .filter_map(|n| n.text())
+        .map(|s| s.trim().to_string())
+        .collect()
 }
 
 #[test]
