@@ -232,7 +232,11 @@ fn scan(arg: &'static str, a: &Array, bad: impl Fn(f64) -> bool) -> Evidence {
 fn fmt_num(v: f64) -> String {
     if v.is_finite() {
         let r: f64 = format!("{v:.5e}").parse().unwrap_or(v);
-        format!("{r}")
+        if r != 0.0 && (r.abs() < 1e-4 || r.abs() >= 1e6) {
+            format!("{r:e}")
+        } else {
+            format!("{r}")
+        }
     } else if v.is_nan() {
         "NaN".into()
     } else if v > 0.0 {
@@ -296,15 +300,14 @@ impl Line {
             }
         }
         let o = &args.options;
-        let value = |v: &dyn Fn() -> Option<String>| v();
         for (name, v) in [
-            ("margin", value(&|| o.margin.map(|m| m.to_string()))),
-            ("p", value(&|| o.p.map(|m| m.to_string()))),
-            ("eps", value(&|| o.eps.map(|m| m.to_string()))),
-            ("reduction", value(&|| o.reduction.map(|r| enum_name(&r)))),
-            ("labels", value(&|| o.labels.map(|r| enum_name(&r)))),
-            ("distance", value(&|| o.distance.map(|r| enum_name(&r)))),
-            ("dtype", value(&|| o.dtype.map(|r| enum_name(&r)))),
+            ("margin", o.margin.map(|m| m.to_string())),
+            ("p", o.p.map(|m| m.to_string())),
+            ("eps", o.eps.map(|m| m.to_string())),
+            ("reduction", o.reduction.map(|r| enum_name(&r))),
+            ("labels", o.labels.map(|r| enum_name(&r))),
+            ("distance", o.distance.map(|r| enum_name(&r))),
+            ("dtype", o.dtype.map(|r| enum_name(&r))),
         ] {
             if let Some(v) = v {
                 flags.push((name, Some(v)));
@@ -1083,12 +1086,12 @@ impl<'a> Checker<'a> {
         if zero == 0 {
             let all_wrong = q.iter().all(|&v| v < 0.0) && profile.kind != Kind::Distance;
             let msg = format!(
-                "no sample reaches the margin {} ({what} < margin for all {n}){}",
+                "no sample reaches the margin {} ({what} < margin for all {n}): every sample keeps a loss and a gradient{}",
                 fmt_num(margin),
                 if all_wrong {
                     "; every sample is on the wrong side: the labels or the scores look inverted"
                 } else {
-                    ""
+                    "; a margin near the median leaves about half of them past it"
                 }
             );
             let fix = if all_wrong {
