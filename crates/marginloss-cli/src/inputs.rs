@@ -209,6 +209,11 @@ impl Inputs {
         self.arrays.contains_key(name)
     }
 
+    /// The arrays read, by argument name.
+    pub fn arrays(&self) -> impl Iterator<Item = (&'static str, &Array)> {
+        self.arrays.iter().map(|(k, v)| (*k, v))
+    }
+
     pub fn array(&self, name: &str) -> Result<&Array, Fail> {
         self.arrays.get(name).ok_or_else(|| usage(format!("missing --{name}")))
     }

@@ -1,10 +1,12 @@
 //! The `marginloss` command-line tool.
 
+mod check;
 mod demo;
 mod eval;
 mod fail;
 mod inputs;
 mod io;
+mod plot;
 
 use clap::{Parser, Subcommand};
 
@@ -23,6 +25,10 @@ enum Command {
     Demo,
     /// Evaluate a loss (and its gradients) on .npy/.csv files.
     Eval(Box<eval::EvalArgs>),
+    /// Diagnose loss misuse in .npy/.csv data: findings with evidence and the fix.
+    Check(Box<check::CheckArgs>),
+    /// Draw losses (and gradients) against their scalar input, for y = +1 and y = -1, as SVG.
+    Plot(plot::PlotArgs),
 }
 
 fn main() {
@@ -40,7 +46,14 @@ fn main() {
             }
             // One line: clap's first line, without its "error: " prefix.
             let text = e.render().to_string();
-            let first = text.lines().next().unwrap_or("invalid arguments");
+            // (A first line ending in ':' continues on the indented lines below it.)
+            let mut lines = text.lines();
+            let mut first = lines.next().unwrap_or("invalid arguments").to_string();
+            if first.ends_with(':') {
+                for more in lines.take_while(|l| l.starts_with(' ')) {
+                    first = format!("{first} {}", more.trim());
+                }
+            }
             eprintln!("marginloss: {} (see marginloss --help)", first.trim_start_matches("error: "));
             std::process::exit(2);
         }
@@ -48,6 +61,8 @@ fn main() {
     let result = match &cli.command {
         Command::Demo => demo::run(),
         Command::Eval(args) => eval::run(args),
+        Command::Check(args) => check::run(args),
+        Command::Plot(args) => plot::run(args),
     };
     if let Err(e) = result {
         eprintln!("marginloss: {e}");
