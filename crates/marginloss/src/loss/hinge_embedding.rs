@@ -1,5 +1,7 @@
 //! PyTorch's `HingeEmbeddingLoss`: a loss on **distances**, not scores.
 
+use super::pair::{self, PairRow};
+use crate::distance::Distance;
 use crate::error::{Error, Result, Value};
 use crate::float::Float;
 use crate::kernel::{finite_option, pointwise_api, relu, Pointwise};
@@ -166,6 +168,160 @@ impl<T: Float> Pointwise<T> for HingeEmbeddingKernel<T> {
                 hint: self.labels.hint(t),
             }
         }
+    }
+}
+
+/// [`HingeEmbedding`] of a [`Distance`] between row pairs, fused into one pass: the
+/// common pipeline `HingeEmbeddingLoss(margin)(1 - F.cosine_similarity(a, b), y)` (or any
+/// other distance) computed and differentiated row by row, reading `a` and `b` once.
+///
+/// ```text
+/// l_n = HingeEmbedding(d(a_n, b_n), y_n)
+/// ```
+///
+/// Built with [`HingeEmbedding::on`]. Gradients flow to both inputs through the distance's
+/// [`Distance::backward`]; values and gradients equal composing [`HingeEmbedding`] with
+/// the distance (the distance is never negative, so the strict distance check is moot;
+/// strict mode still rejects NaN/±Inf and targets outside the encoding).
+///
+/// ```
+/// use marginloss::{CosineDistance, HingeEmbedding, Reduction};
+/// // Two pairs: identical rows (distance 0) labelled similar, orthogonal rows (distance 1)
+/// // labelled dissimilar with margin 0.2: both losses are 0.
+/// let a = [1.0f64, 0.0, 1.0, 0.0];
+/// let b = [1.0f64, 0.0, 0.0, 1.0];
+/// let loss = HingeEmbedding::new().margin(0.2).on(CosineDistance::default());
+/// let v = loss.forward(&a, &b, &[1.0, -1.0], 2, Reduction::None)?.into_vec();
+/// assert_eq!(v, vec![0.0, 0.0]);
+/// # Ok::<(), marginloss::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct DistanceHingeEmbedding<D> {
+    /// The loss applied to each distance.
+    pub loss: HingeEmbedding,
+    /// The distance between `input1[n]` and `input2[n]`.
+    pub distance: D,
+}
+
+impl HingeEmbedding {
+    /// This loss applied to `distance(input1[n], input2[n])` for row pairs, fused.
+    pub fn on<D>(self, distance: D) -> DistanceHingeEmbedding<D> {
+        DistanceHingeEmbedding { loss: self, distance }
+    }
+}
+
+struct OnDistance<'a, T, D> {
+    he: HingeEmbeddingKernel<T>,
+    distance: &'a D,
+}
+
+impl<T: Float, D: Distance<T>> PairRow<T> for OnDistance<'_, T, D> {
+    const LOSS: &'static str = "hinge_embedding";
+
+    fn labels(&self) -> Labels {
+        self.he.labels
+    }
+
+    #[inline]
+    fn value(&self, a: &[T], b: &[T], t: T) -> T {
+        self.he.value(self.distance.distance(a, b), t)
+    }
+
+    #[inline]
+    fn value_grad(&self, a: &[T], b: &[T], t: T, g: T, ga: &mut [T], gb: &mut [T]) -> T {
+        let (v, dx) = self.he.value_grad(self.distance.distance(a, b), t);
+        ga.fill(T::zero());
+        gb.fill(T::zero());
+        self.distance.backward(a, b, dx * g, ga, gb);
+        v
+    }
+}
+
+impl<D> DistanceHingeEmbedding<D> {
+    fn kernel<T: Float>(&self) -> Result<OnDistance<'_, T, D>>
+    where
+        D: Distance<T>,
+    {
+        self.distance.check("hinge_embedding", self.loss.mode)?;
+        Ok(OnDistance { he: self.loss.kernel()?, distance: &self.distance })
+    }
+
+    /// The loss of each row pair of the `(N, dim)` inputs, reduced.
+    ///
+    /// # Errors
+    /// Mismatched shapes; in strict mode NaN/±Inf, empty input, targets outside the
+    /// encoding and bad options.
+    pub fn forward<T: Float>(
+        &self,
+        input1: &[T],
+        input2: &[T],
+        target: &[T],
+        dim: usize,
+        reduction: Reduction,
+    ) -> Result<Output<T>>
+    where
+        D: Distance<T>,
+    {
+        let mut out = vec![T::zero(); reduction.output_len(target.len())];
+        self.forward_into(input1, input2, target, dim, reduction, &mut out)?;
+        Ok(Output::from_buffer(reduction, out))
+    }
+
+    /// As [`forward`](Self::forward), into `out` (`reduction.output_len(N)` elements).
+    ///
+    /// # Errors
+    /// As [`forward`](Self::forward), plus a wrongly sized `out`.
+    pub fn forward_into<T: Float>(
+        &self,
+        input1: &[T],
+        input2: &[T],
+        target: &[T],
+        dim: usize,
+        reduction: Reduction,
+        out: &mut [T],
+    ) -> Result<()>
+    where
+        D: Distance<T>,
+    {
+        let k = self.kernel::<T>()?;
+        pair::forward(&k, self.loss.mode, input1, input2, target, dim, reduction, out)
+    }
+
+    /// Fused forward and backward in one pass over the rows: the loss into `out` and
+    /// `upstream · ∂out/∂input{1,2}` into `grad_input1`, `grad_input2`.
+    ///
+    /// # Errors
+    /// As [`forward_into`](Self::forward_into), plus wrongly sized buffers.
+    #[allow(clippy::too_many_arguments)]
+    pub fn forward_backward<T: Float>(
+        &self,
+        input1: &[T],
+        input2: &[T],
+        target: &[T],
+        dim: usize,
+        reduction: Reduction,
+        upstream: &[T],
+        out: &mut [T],
+        grad_input1: &mut [T],
+        grad_input2: &mut [T],
+    ) -> Result<()>
+    where
+        D: Distance<T>,
+    {
+        let k = self.kernel::<T>()?;
+        pair::forward_backward(
+            &k,
+            self.loss.mode,
+            input1,
+            input2,
+            target,
+            dim,
+            reduction,
+            upstream,
+            out,
+            grad_input1,
+            grad_input2,
+        )
     }
 }
 

@@ -19,7 +19,7 @@ mod triplet_margin_with_distance;
 pub use contrastive::{contrastive, Contrastive};
 pub use cosine_embedding::{cosine_embedding, CosineEmbedding};
 pub use hinge::{hinge, Hinge};
-pub use hinge_embedding::{hinge_embedding, HingeEmbedding};
+pub use hinge_embedding::{hinge_embedding, DistanceHingeEmbedding, HingeEmbedding};
 pub use margin_ranking::{margin_ranking, MarginRanking};
 pub use multi_margin::{multi_margin, MultiMargin};
 pub use multiclass_hinge::{multiclass_hinge, MulticlassHinge};

@@ -98,7 +98,7 @@ fn num(v: &Value) -> f64 {
     }
 }
 
-fn read_npy(path: PathBuf) -> Vec<f64> {
+pub fn read_npy(path: PathBuf) -> Vec<f64> {
     let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let npy = npyz::NpyFile::new(&bytes[..]).expect("npy header");
     let dtype = npy.dtype();
