@@ -1,5 +1,6 @@
 //! The `marginloss` command-line tool.
 
+mod bench;
 mod check;
 mod demo;
 mod eval;
@@ -25,6 +26,8 @@ enum Command {
     Demo,
     /// Evaluate a loss (and its gradients) on .npy/.csv files.
     Eval(Box<eval::EvalArgs>),
+    /// Time the fused kernels on generated data, beside the machine's streaming bandwidth.
+    Bench(bench::BenchArgs),
     /// Diagnose loss misuse in .npy/.csv data: findings with evidence and the fix.
     Check(Box<check::CheckArgs>),
     /// Draw losses (and gradients) against their scalar input, for y = +1 and y = -1, as SVG.
@@ -61,6 +64,7 @@ fn main() {
     let result = match &cli.command {
         Command::Demo => demo::run(),
         Command::Eval(args) => eval::run(args),
+        Command::Bench(args) => bench::run(args),
         Command::Check(args) => check::run(args),
         Command::Plot(args) => plot::run(args),
     };

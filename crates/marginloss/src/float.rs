@@ -24,6 +24,10 @@ pub trait Float:
 
     /// Converts to `f64` exactly.
     fn f64(self) -> f64;
+
+    /// `if c { a } else { b }` without a branch (a bitwise blend), so that kernels whose
+    /// lanes take different sides stay vectorised.
+    fn select(c: bool, a: Self, b: Self) -> Self;
 }
 
 impl Float for f32 {
@@ -36,6 +40,11 @@ impl Float for f32 {
     fn f64(self) -> f64 {
         f64::from(self)
     }
+    #[inline(always)]
+    fn select(c: bool, a: Self, b: Self) -> Self {
+        let m = u32::from(c).wrapping_neg();
+        f32::from_bits((a.to_bits() & m) | (b.to_bits() & !m))
+    }
 }
 
 impl Float for f64 {
@@ -47,5 +56,10 @@ impl Float for f64 {
     #[inline(always)]
     fn f64(self) -> f64 {
         self
+    }
+    #[inline(always)]
+    fn select(c: bool, a: Self, b: Self) -> Self {
+        let m = u64::from(c).wrapping_neg();
+        f64::from_bits((a.to_bits() & m) | (b.to_bits() & !m))
     }
 }

@@ -229,40 +229,43 @@ fn sum_part<T: Float, L: Pointwise<T>, const STRICT: bool, const GRAD: bool>(
 ) -> (f64, bool) {
     let mut ok = true;
     let mut acc = [0.0f64; LANES];
-    let full = input.len() / LANES * LANES;
-    for base in (0..full).step_by(LANES) {
-        let xs = &input[base..base + LANES];
-        let ts = &target[base..base + LANES];
-        if GRAD {
-            let gs = &mut grad[base..base + LANES];
+    let xs = input.chunks_exact(LANES);
+    let ts = target.chunks_exact(LANES);
+    let (xr, tr) = (xs.remainder(), ts.remainder());
+    if GRAD {
+        let mut gs = grad.chunks_exact_mut(LANES);
+        for ((xc, tc), gc) in xs.zip(ts).zip(&mut gs) {
             for k in 0..LANES {
-                let (v, d) = l.value_grad(xs[k], ts[k]);
+                let (v, d) = l.value_grad(xc[k], tc[k]);
                 acc[k] += v.f64();
-                gs[k] = d * g;
+                gc[k] = d * g;
                 if STRICT {
-                    ok &= l.valid(xs[k], ts[k]);
-                }
-            }
-        } else {
-            for k in 0..LANES {
-                acc[k] += l.value(xs[k], ts[k]).f64();
-                if STRICT {
-                    ok &= l.valid(xs[k], ts[k]);
+                    ok &= l.valid(xc[k], tc[k]);
                 }
             }
         }
-    }
-    for i in full..input.len() {
-        let (x, t) = (input[i], target[i]);
-        if GRAD {
+        for (k, ((&x, &t), gr)) in xr.iter().zip(tr).zip(gs.into_remainder()).enumerate() {
             let (v, d) = l.value_grad(x, t);
-            acc[i - full] += v.f64();
-            grad[i] = d * g;
-        } else {
-            acc[i - full] += l.value(x, t).f64();
+            acc[k] += v.f64();
+            *gr = d * g;
+            if STRICT {
+                ok &= l.valid(x, t);
+            }
         }
-        if STRICT {
-            ok &= l.valid(x, t);
+    } else {
+        for (xc, tc) in xs.zip(ts) {
+            for k in 0..LANES {
+                acc[k] += l.value(xc[k], tc[k]).f64();
+                if STRICT {
+                    ok &= l.valid(xc[k], tc[k]);
+                }
+            }
+        }
+        for (k, (&x, &t)) in xr.iter().zip(tr).enumerate() {
+            acc[k] += l.value(x, t).f64();
+            if STRICT {
+                ok &= l.valid(x, t);
+            }
         }
     }
     (sum_lanes(&acc), ok)
@@ -453,9 +456,5 @@ pub(crate) fn finite_option(loss: &'static str, option: &'static str, v: f64, mo
 /// `max(0, u)` that propagates NaN, as torch's `clamp_min`.
 #[inline(always)]
 pub(crate) fn relu<T: Float>(u: T) -> T {
-    if u <= T::zero() {
-        T::zero()
-    } else {
-        u
-    }
+    T::select(u <= T::zero(), T::zero(), u)
 }

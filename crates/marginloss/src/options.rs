@@ -48,8 +48,8 @@ impl Labels {
     #[inline(always)]
     pub(crate) fn accepts<T: Float>(self, t: T) -> bool {
         match self {
-            Labels::PlusMinusOne => t == T::one() || t == -T::one(),
-            Labels::ZeroOne => t == T::one() || t == T::zero(),
+            Labels::PlusMinusOne => (t == T::one()) | (t == -T::one()),
+            Labels::ZeroOne => (t == T::one()) | (t == T::zero()),
         }
     }
 
@@ -95,16 +95,11 @@ impl Kink {
     /// d max(0, u) / du with this convention.
     #[inline(always)]
     pub(crate) fn step<T: Float>(self, u: T) -> T {
-        if u > T::zero() {
-            T::one()
-        } else if u == T::zero() {
-            match self {
-                Kink::Zero => T::zero(),
-                Kink::Half => T::of(0.5),
-                Kink::One => T::one(),
-            }
-        } else {
-            T::zero()
-        }
+        let at_kink = match self {
+            Kink::Zero => T::zero(),
+            Kink::Half => T::of(0.5),
+            Kink::One => T::one(),
+        };
+        T::select(u > T::zero(), T::one(), T::select(u == T::zero(), at_kink, T::zero()))
     }
 }

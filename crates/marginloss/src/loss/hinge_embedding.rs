@@ -128,14 +128,14 @@ impl<T: Float> Pointwise<T> for HingeEmbeddingKernel<T> {
 
     #[inline(always)]
     fn valid(&self, x: T, t: T) -> bool {
-        x >= T::zero() && x.is_finite() && self.labels.accepts(t)
+        (x >= T::zero()) & x.is_finite() & self.labels.accepts(t)
     }
 
     #[inline(always)]
     fn value(&self, x: T, t: T) -> T {
         let y = self.labels.decode(t);
-        let neg = if y != T::one() { relu(self.margin - x) } else { T::zero() };
-        let pos = if y != -T::one() { x } else { T::zero() };
+        let neg = T::select(y != T::one(), relu(self.margin - x), T::zero());
+        let pos = T::select(y != -T::one(), x, T::zero());
         neg + pos
     }
 
@@ -143,8 +143,11 @@ impl<T: Float> Pointwise<T> for HingeEmbeddingKernel<T> {
     fn value_grad(&self, x: T, t: T) -> (T, T) {
         let y = self.labels.decode(t);
         let u = self.margin - x;
-        let (neg, dneg) = if y != T::one() { (relu(u), self.kink.step(u)) } else { (T::zero(), T::zero()) };
-        let (pos, dpos) = if y != -T::one() { (x, T::one()) } else { (T::zero(), T::zero()) };
+        let (is_neg, is_pos) = (y != T::one(), y != -T::one());
+        let neg = T::select(is_neg, relu(u), T::zero());
+        let dneg = T::select(is_neg, self.kink.step(u), T::zero());
+        let pos = T::select(is_pos, x, T::zero());
+        let dpos = T::select(is_pos, T::one(), T::zero());
         (neg + pos, dpos - dneg)
     }
 

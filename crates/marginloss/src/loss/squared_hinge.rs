@@ -102,7 +102,7 @@ impl<T: Float> Pointwise<T> for SquaredHingeKernel<T> {
 
     #[inline(always)]
     fn valid(&self, x: T, t: T) -> bool {
-        x.is_finite() && self.labels.accepts(t)
+        x.is_finite() & self.labels.accepts(t)
     }
 
     #[inline(always)]

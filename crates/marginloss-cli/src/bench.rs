@@ -1,0 +1,421 @@
+//! `marginloss bench NAME`: times the fused forward and forward+backward kernels on
+//! generated data, beside the machine's streaming bandwidth measured in the same run.
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use clap::Args;
+use marginloss::{
+    Contrastive, CosineDistance, CosineEmbedding, CosineSimilarity, Float, Hinge, HingeEmbedding,
+    MarginRanking, MultiMargin, MulticlassHinge, MultilabelMargin, MultilabelSoftMargin, PairwiseDistance,
+    Reduction, SoftMargin, SquaredHinge, TripletMargin,
+};
+use serde::Serialize;
+
+use crate::eval::LOSSES;
+use crate::fail::{data, usage, Fail};
+use crate::inputs::DTypeArg;
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Any `eval` loss name, or `article` (x = 1 - cosine_similarity(a, b), hinge_embedding
+    /// with margin 0.2, forward and backward to a and b).
+    pub name: String,
+    /// Elements (element-wise losses) or rows/samples (row and class losses).
+    #[arg(long, default_value_t = 1_000_000)]
+    pub n: usize,
+    /// Row length D of the row losses and distances.
+    #[arg(long, default_value_t = 128)]
+    pub dim: usize,
+    /// Classes C of the class losses.
+    #[arg(long, default_value_t = 1000)]
+    pub classes: usize,
+    /// Element type.
+    #[arg(long, value_enum, default_value_t = DTypeArg::F32)]
+    pub dtype: DTypeArg,
+    /// Threads (default: every core).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Timed repetitions of each kernel (medians are reported).
+    #[arg(long, default_value_t = 20)]
+    pub reps: usize,
+    /// Print one JSON object: name, n, dim, classes, dtype, threads, fwd_ns, fwd_bwd_ns,
+    /// bytes_fwd_bwd, gbps, roofline_gbps.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Serialize)]
+struct Report {
+    name: String,
+    n: usize,
+    dim: usize,
+    classes: usize,
+    dtype: &'static str,
+    threads: usize,
+    fwd_ns: f64,
+    fwd_bwd_ns: f64,
+    bytes_fwd_bwd: u64,
+    gbps: f64,
+    roofline_gbps: f64,
+}
+
+/// A generated workload: its two timed kernels and the bytes the fused call moves.
+struct Work<'a> {
+    fwd: Box<dyn FnMut() + 'a>,
+    fwd_bwd: Box<dyn FnMut() + 'a>,
+    bytes: u64,
+}
+
+/// xorshift64*: deterministic data without a dependency.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> f64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        (self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
+    }
+    fn vec<T: Float>(&mut self, n: usize, lo: f64, hi: f64) -> Vec<T> {
+        (0..n).map(|_| T::of(lo + (hi - lo) * self.next())).collect()
+    }
+    fn signs<T: Float>(&mut self, n: usize) -> Vec<T> {
+        (0..n).map(|_| if self.next() < 0.5 { -T::one() } else { T::one() }).collect()
+    }
+    fn classes(&mut self, n: usize, c: usize) -> Vec<i64> {
+        (0..n).map(|_| ((self.next() * c as f64) as i64).min(c as i64 - 1)).collect()
+    }
+}
+
+pub fn run(args: &BenchArgs) -> Result<(), Fail> {
+    if args.name != "article" && !LOSSES.iter().any(|s| s.name == args.name) {
+        let names: Vec<&str> = LOSSES.iter().map(|s| s.name).collect();
+        return Err(usage(format!(
+            "unknown benchmark '{}'; expected article or one of: {}",
+            args.name,
+            names.join(", ")
+        )));
+    }
+    if args.n == 0 || args.dim == 0 || args.classes < 2 || args.reps == 0 {
+        return Err(usage("--n, --dim and --reps must be at least 1, --classes at least 2"));
+    }
+    let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    if threads == 0 {
+        return Err(usage("--threads must be at least 1"));
+    }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map_err(|e| data(format!("cannot start {threads} threads: {e}")))?;
+    let report = pool.install(|| match args.dtype {
+        DTypeArg::F32 => measure::<f32>(args, threads),
+        DTypeArg::F64 => measure::<f64>(args, threads),
+    })?;
+    if args.json {
+        let s = serde_json::to_string(&report).map_err(|e| data(format!("cannot encode JSON: {e}")))?;
+        println!("{s}");
+    } else {
+        let per = |ns: f64| ns / elements(args) as f64;
+        println!(
+            "{}  n {}  dim {}  classes {}  {}  {} thread(s)  {} reps",
+            report.name, report.n, report.dim, report.classes, report.dtype, report.threads, args.reps
+        );
+        println!(
+            "forward            {:>12.0} ns/call  {:>8.3} ns/element",
+            report.fwd_ns,
+            per(report.fwd_ns)
+        );
+        println!(
+            "forward+backward   {:>12.0} ns/call  {:>8.3} ns/element",
+            report.fwd_bwd_ns,
+            per(report.fwd_bwd_ns)
+        );
+        println!(
+            "bandwidth          {:>12.2} GB/s ({} bytes read and written per call) = {:.0}% of the {:.2} GB/s triad roofline",
+            report.gbps,
+            report.bytes_fwd_bwd,
+            100.0 * report.gbps / report.roofline_gbps,
+            report.roofline_gbps
+        );
+    }
+    Ok(())
+}
+
+/// The element count the per-element figures divide by.
+fn elements(args: &BenchArgs) -> usize {
+    match kind(&args.name) {
+        Kind::Elementwise => args.n,
+        Kind::Rows => args.n * args.dim,
+        Kind::Classes => args.n * args.classes,
+    }
+}
+
+enum Kind {
+    Elementwise,
+    Rows,
+    Classes,
+}
+
+fn kind(name: &str) -> Kind {
+    match name {
+        "hinge" | "squared-hinge" | "hinge-embedding" | "soft-margin" | "margin-ranking" => Kind::Elementwise,
+        "multi-margin" | "multiclass-hinge" | "multilabel-margin" | "multilabel-soft-margin" => Kind::Classes,
+        _ => Kind::Rows,
+    }
+}
+
+fn measure<T: Float>(args: &BenchArgs, threads: usize) -> Result<Report, Fail> {
+    let roofline = triad_gbps(args.reps.clamp(3, 10));
+    let (n, d, c) = (args.n, args.dim, args.classes);
+    let s = std::mem::size_of::<T>() as u64;
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let r = Reduction::Mean;
+    let one = [T::one()];
+    let name = args.name.as_str();
+    // Every buffer lives here; the closures borrow them.
+    let x: Vec<T>;
+    let x2: Vec<T>;
+    let x3: Vec<T>;
+    let t: Vec<T>;
+    let cls: Vec<i64>;
+    let mut out = vec![T::zero(); 1];
+    let mut out2 = vec![T::zero(); 1];
+    let mut g1: Vec<T>;
+    let mut g2: Vec<T>;
+    let mut g3: Vec<T>;
+    let work: Work<'_> = match name {
+        "hinge" | "squared-hinge" | "hinge-embedding" | "soft-margin" => {
+            x = if name == "hinge-embedding" { rng.vec(n, 0.0, 2.0) } else { rng.vec(n, -3.0, 3.0) };
+            t = rng.signs(n);
+            g1 = vec![T::zero(); n];
+            let (x, t) = (&x, &t);
+            macro_rules! pw {
+                ($loss:expr) => {{
+                    let l = $loss;
+                    Work {
+                        fwd: Box::new(move || l.forward_into(x, t, r, black_box(&mut out)).unwrap_or(())),
+                        fwd_bwd: Box::new(move || {
+                            l.forward_backward(x, t, r, &one, black_box(&mut out2), &mut g1).unwrap_or(())
+                        }),
+                        bytes: 3 * n as u64 * s,
+                    }
+                }};
+            }
+            match name {
+                "hinge" => pw!(Hinge::new()),
+                "squared-hinge" => pw!(SquaredHinge::new()),
+                "soft-margin" => pw!(SoftMargin::new()),
+                _ => pw!(HingeEmbedding::new()),
+            }
+        }
+        "margin-ranking" => {
+            (x, x2, t) = (rng.vec(n, -3.0, 3.0), rng.vec(n, -3.0, 3.0), rng.signs(n));
+            (g1, g2) = (vec![T::zero(); n], vec![T::zero(); n]);
+            let l = MarginRanking::new().margin(0.1);
+            let (x, x2, t) = (&x, &x2, &t);
+            Work {
+                fwd: Box::new(move || l.forward_into(x, x2, t, r, &mut out).unwrap_or(())),
+                fwd_bwd: Box::new(move || {
+                    l.forward_backward(x, x2, t, r, &one, &mut out2, &mut g1, &mut g2).unwrap_or(())
+                }),
+                bytes: 5 * n as u64 * s,
+            }
+        }
+        "cosine-similarity" | "pairwise-distance" => {
+            (x, x2) = (rng.vec(n * d, -1.0, 1.0), rng.vec(n * d, -1.0, 1.0));
+            (g1, g2) = (vec![T::zero(); n * d], vec![T::zero(); n * d]);
+            out = vec![T::zero(); n];
+            out2 = vec![T::zero(); n];
+            let (x, x2) = (&x, &x2);
+            let bytes = (4 * n * d + n) as u64 * s;
+            if name == "cosine-similarity" {
+                let l = CosineSimilarity::new();
+                Work {
+                    fwd: Box::new(move || l.forward_into(x, x2, d, &mut out).unwrap_or(())),
+                    fwd_bwd: Box::new(move || {
+                        l.forward_backward(x, x2, d, &one, &mut out2, &mut g1, &mut g2).unwrap_or(())
+                    }),
+                    bytes,
+                }
+            } else {
+                let l = PairwiseDistance::new();
+                Work {
+                    fwd: Box::new(move || l.forward_into(x, x2, d, &mut out).unwrap_or(())),
+                    fwd_bwd: Box::new(move || {
+                        l.forward_backward(x, x2, d, &one, &mut out2, &mut g1, &mut g2).unwrap_or(())
+                    }),
+                    bytes,
+                }
+            }
+        }
+        "cosine-embedding" | "contrastive" | "article" => {
+            (x, x2, t) = (rng.vec(n * d, -1.0, 1.0), rng.vec(n * d, -1.0, 1.0), rng.signs(n));
+            (g1, g2) = (vec![T::zero(); n * d], vec![T::zero(); n * d]);
+            let (x, x2, t) = (&x, &x2, &t);
+            let bytes = (4 * n * d + n) as u64 * s;
+            macro_rules! pair {
+                ($loss:expr) => {{
+                    let l = $loss;
+                    Work {
+                        fwd: Box::new(move || l.forward_into(x, x2, t, d, r, &mut out).unwrap_or(())),
+                        fwd_bwd: Box::new(move || {
+                            l.forward_backward(x, x2, t, d, r, &one, &mut out2, &mut g1, &mut g2)
+                                .unwrap_or(())
+                        }),
+                        bytes,
+                    }
+                }};
+            }
+            match name {
+                "cosine-embedding" => pair!(CosineEmbedding::new()),
+                "contrastive" => pair!(Contrastive::new()),
+                _ => pair!(HingeEmbedding::new().margin(0.2).on(CosineDistance::default())),
+            }
+        }
+        "triplet-margin" => {
+            (x, x2, x3) = (rng.vec(n * d, -1.0, 1.0), rng.vec(n * d, -1.0, 1.0), rng.vec(n * d, -1.0, 1.0));
+            (g1, g2, g3) = (vec![T::zero(); n * d], vec![T::zero(); n * d], vec![T::zero(); n * d]);
+            let l = TripletMargin::new();
+            let (x, x2, x3) = (&x, &x2, &x3);
+            Work {
+                fwd: Box::new(move || l.forward_into(x, x2, x3, d, r, &mut out).unwrap_or(())),
+                fwd_bwd: Box::new(move || {
+                    l.forward_backward(x, x2, x3, d, r, &one, &mut out2, &mut g1, &mut g2, &mut g3)
+                        .unwrap_or(())
+                }),
+                bytes: 6 * (n * d) as u64 * s,
+            }
+        }
+        "multi-margin" | "multiclass-hinge" => {
+            (x, cls) = (rng.vec(n * c, -1.0, 1.0), rng.classes(n, c));
+            g1 = vec![T::zero(); n * c];
+            let (x, cls) = (&x, &cls);
+            let bytes = 2 * (n * c) as u64 * s + 8 * n as u64;
+            if name == "multi-margin" {
+                let l = MultiMargin::new();
+                Work {
+                    fwd: Box::new(move || l.forward_into(x, cls, c, None, r, &mut out).unwrap_or(())),
+                    fwd_bwd: Box::new(move || {
+                        l.forward_backward(x, cls, c, None, r, &one, &mut out2, &mut g1).unwrap_or(())
+                    }),
+                    bytes,
+                }
+            } else {
+                let l = MulticlassHinge::new();
+                Work {
+                    fwd: Box::new(move || l.forward_into(x, cls, c, r, &mut out).unwrap_or(())),
+                    fwd_bwd: Box::new(move || {
+                        l.forward_backward(x, cls, c, r, &one, &mut out2, &mut g1).unwrap_or(())
+                    }),
+                    bytes,
+                }
+            }
+        }
+        "multilabel-margin" => {
+            x = rng.vec(n * c, -1.0, 1.0);
+            // two labels per row, then -1 padding
+            cls = (0..n)
+                .flat_map(|_| {
+                    let (a, b) = (rng.classes(1, c)[0], rng.classes(1, c)[0]);
+                    let mut row = vec![-1i64; c];
+                    row[0] = a;
+                    if b != a {
+                        row[1] = b;
+                    }
+                    row
+                })
+                .collect();
+            g1 = vec![T::zero(); n * c];
+            let l = MultilabelMargin::new();
+            let (x, cls) = (&x, &cls);
+            Work {
+                fwd: Box::new(move || l.forward_into(x, cls, c, r, &mut out).unwrap_or(())),
+                fwd_bwd: Box::new(move || {
+                    l.forward_backward(x, cls, c, r, &one, &mut out2, &mut g1).unwrap_or(())
+                }),
+                bytes: (2 * s + 8) * (n * c) as u64,
+            }
+        }
+        "multilabel-soft-margin" => {
+            x = rng.vec(n * c, -3.0, 3.0);
+            t = (0..n * c).map(|_| if rng.next() < 0.2 { T::one() } else { T::zero() }).collect();
+            g1 = vec![T::zero(); n * c];
+            let l = MultilabelSoftMargin::new();
+            let (x, t) = (&x, &t);
+            Work {
+                fwd: Box::new(move || l.forward_into(x, t, c, None, r, &mut out).unwrap_or(())),
+                fwd_bwd: Box::new(move || {
+                    l.forward_backward(x, t, c, None, r, &one, &mut out2, &mut g1).unwrap_or(())
+                }),
+                bytes: 3 * (n * c) as u64 * s,
+            }
+        }
+        other => return Err(usage(format!("bench has no workload for '{other}'"))),
+    };
+    let Work { mut fwd, mut fwd_bwd, bytes } = work;
+    let fwd_ns = median_ns(&mut fwd, args.reps);
+    let fwd_bwd_ns = median_ns(&mut fwd_bwd, args.reps);
+    Ok(Report {
+        name: args.name.clone(),
+        n,
+        dim: d,
+        classes: c,
+        dtype: T::DTYPE,
+        threads,
+        fwd_ns,
+        fwd_bwd_ns,
+        bytes_fwd_bwd: bytes,
+        gbps: bytes as f64 / fwd_bwd_ns,
+        roofline_gbps: roofline,
+    })
+}
+
+/// Warms up (at least 3 calls and 20 ms), then returns the median of `reps` timed calls.
+fn median_ns(f: &mut dyn FnMut(), reps: usize) -> f64 {
+    let start = Instant::now();
+    let mut warm = 0;
+    while warm < 3 || start.elapsed().as_millis() < 20 {
+        f();
+        warm += 1;
+    }
+    // Calls much shorter than the clock's resolution are timed in batches.
+    let once = start.elapsed().as_nanos() as f64 / warm as f64;
+    let batch = ((20_000.0 / once.max(1.0)).ceil() as usize).clamp(1, 100_000);
+    let mut times: Vec<f64> = (0..reps)
+        .map(|_| {
+            let t = Instant::now();
+            for _ in 0..batch {
+                f();
+            }
+            t.elapsed().as_nanos() as f64 / batch as f64
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}
+
+/// The machine's streaming bandwidth: the STREAM triad `a[i] = b[i] + s·c[i]` over three
+/// f64 arrays of 2^24 elements (384 MiB, far past any last-level cache) on the current
+/// rayon pool, counting 24 bytes per element (STREAM's convention); the best of `reps`.
+fn triad_gbps(reps: usize) -> f64 {
+    use rayon::prelude::*;
+    const N: usize = 1 << 24;
+    const CHUNK: usize = 1 << 16;
+    let mut a = vec![0.0f64; N];
+    let b = vec![1.0f64; N];
+    let c = vec![2.0f64; N];
+    let s = black_box(3.0);
+    let mut best = f64::INFINITY;
+    for _ in 0..reps + 1 {
+        let t = Instant::now();
+        a.par_chunks_mut(CHUNK).zip(b.par_chunks(CHUNK)).zip(c.par_chunks(CHUNK)).for_each(|((a, b), c)| {
+            for i in 0..a.len() {
+                a[i] = b[i] + s * c[i];
+            }
+        });
+        black_box(&a);
+        best = best.min(t.elapsed().as_nanos() as f64);
+    }
+    (24 * N) as f64 / best
+}
