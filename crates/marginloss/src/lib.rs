@@ -39,6 +39,7 @@
 //! written the way PyTorch composes them; the tests hold the kernels equal to them.
 
 #![deny(missing_docs)]
+#![forbid(unsafe_code)]
 
 pub mod distance;
 mod error;

@@ -117,7 +117,7 @@ impl<T: Float> Pointwise<T> for SquaredHingeKernel<T> {
         let u = self.margin - y * x;
         let r = relu(u);
         // As torch's chain: the clamp's mask is applied last, so NaN gets gradient 0.
-        let d = if u > T::zero() { -(u + u) * y } else { T::zero() };
+        let d = T::select(u > T::zero(), -(u + u) * y, T::zero());
         (r * r, d)
     }
 
