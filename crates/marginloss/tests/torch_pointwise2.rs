@@ -157,7 +157,11 @@ fn soft_margin_overflow_cases_record_where_torch_overflows() {
             SoftMargin::new().forward(&x, &t, r).unwrap().into_vec()
         };
         assert!(ours.iter().all(|v| v.is_finite()), "{}: {ours:?}", c.id());
-        assert_eq!(ours, c.output.data, "{}: the stable value", c.id());
+        // f32 uses a vectorised exp/ln_1p (a few ulp); f64 uses libm and is exact here.
+        let rtol = if c.dtype == "float32" { 1e-6 } else { 0.0 };
+        for (o, w) in ours.iter().zip(&c.output.data) {
+            assert!((o - w).abs() <= rtol * w.abs(), "{}: the stable value: {o} vs {w}", c.id());
+        }
         if c.dtype == "float32" {
             assert!(torch.iter().any(|v| v.is_infinite()), "{}: torch did not overflow: {torch:?}", c.id());
         } else {

@@ -211,18 +211,14 @@ fn valid<T: Float>(x: T, t: T) -> bool {
 /// `min(v, 0)` that keeps NaN.
 #[inline(always)]
 fn min0<T: Float>(v: T) -> T {
-    if v >= T::zero() {
-        T::zero()
-    } else {
-        v
-    }
+    T::select(v >= T::zero(), T::zero(), v)
 }
 
 /// The element's loss `−[t·logσ(x) + (1 − t)·logσ(−x)]` and `e = exp(−|x|)`.
 #[inline(always)]
 fn element<T: Float>(x: T, t: T) -> (T, T) {
-    let e = (-x.abs()).exp();
-    let sp = e.ln_1p();
+    let e = (-x.abs()).exp_nonpos();
+    let sp = e.ln_1p_unit();
     let (pos, neg) = (min0(x) - sp, min0(-x) - sp);
     (-(t * pos + (T::one() - t) * neg), e)
 }
@@ -230,9 +226,10 @@ fn element<T: Float>(x: T, t: T) -> (T, T) {
 /// `∂/∂x` of the element's loss, `(1 − t)·σ(x) − t·σ(−x)`, from `e = exp(−|x|)`.
 #[inline(always)]
 fn element_grad<T: Float>(x: T, t: T, e: T) -> T {
-    let near = T::one() / (T::one() + e); // σ(|x|)
-    let far = e / (T::one() + e); // σ(−|x|)
-    let (sx, snx) = if x >= T::zero() { (near, far) } else { (far, near) };
+    let inv = T::one() / (T::one() + e);
+    let (near, far) = (inv, e * inv); // σ(|x|), σ(−|x|)
+    let pos = x >= T::zero();
+    let (sx, snx) = (T::select(pos, near, far), T::select(pos, far, near));
     (T::one() - t) * sx - t * snx
 }
 

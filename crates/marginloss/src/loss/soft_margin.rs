@@ -101,7 +101,7 @@ pub(crate) struct SoftMarginKernel {
 /// `log(1 + exp(v))` without overflow: `max(v, 0) + log1p(exp(−|v|))`, NaN-propagating.
 #[inline(always)]
 fn softplus<T: Float>(v: T) -> T {
-    relu(v) + (-v.abs()).exp().ln_1p()
+    relu(v) + (-v.abs()).exp_nonpos().ln_1p_unit()
 }
 
 impl<T: Float> Pointwise<T> for SoftMarginKernel {
@@ -122,10 +122,10 @@ impl<T: Float> Pointwise<T> for SoftMarginKernel {
         let y = self.labels.decode(t);
         let z = y * x;
         // One exp serves both: e = exp(−|z|) ≤ 1, so nothing overflows.
-        let e = (-z.abs()).exp();
-        let loss = relu(-z) + e.ln_1p();
+        let e = (-z.abs()).exp_nonpos();
+        let loss = relu(-z) + e.ln_1p_unit();
         // σ(−z) = e/(1 + e) for z ≥ 0, 1/(1 + e) for z < 0 (NaN stays NaN).
-        let s = if z >= T::zero() { e / (T::one() + e) } else { T::one() / (T::one() + e) };
+        let s = T::select(z >= T::zero(), e, T::one()) / (T::one() + e);
         (loss, -y * s)
     }
 
