@@ -85,7 +85,7 @@ fn soft_margin(c: &mut Criterion) {
         "soft_margin",
         |r, n| r.vec(n, -2.0, 2.0),
         |x, y, out, grad| loss.forward_backward(x, y, Reduction::Mean, &[1.0], out, grad).unwrap(),
-        |x, y| reference::soft_margin(x, y),
+        reference::soft_margin,
     );
 }
 

@@ -126,7 +126,7 @@ fn triplet_with<D: Distance<f32>>(
     c: &mut Criterion,
     name: &str,
     d: D,
-    dist: &dyn Fn(&[f32], &[f32], usize) -> (Vec<f32>, Vec<f32>, Vec<f32>),
+    dist: reference::RowDistance<'_, f32>,
 ) {
     let loss = TripletMarginWithDistance::new(d);
     bench_triplet(
