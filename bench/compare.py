@@ -133,7 +133,11 @@ def machine():
             mem = f"{kb / 2**20:.0f} GiB"
     except (OSError, ValueError, IndexError):
         pass
-    return {"cpu": model, "cores": os.cpu_count(), "memory": mem, "os": platform.platform()}
+    try:
+        load = " ".join(f"{v:.2f}" for v in os.getloadavg())
+    except OSError:
+        load = "n/a"
+    return {"cpu": model, "cores": os.cpu_count(), "memory": mem, "os": platform.platform(), "loadavg": load}
 
 
 # --------------------------------------------------------------------------- torch
@@ -382,7 +386,8 @@ def fmt_ratio(x):
     return "n/a" if x is None else f"{x:.1f}×"
 
 
-def build_report(mach, torch_res, ml_res, ml_note, candle, candle_note, threads_all, reps, command, when):
+def build_report(mach, torch_res, ml_res, ml_note, candle, candle_note, threads_all, reps, command, when,
+                 torch_when=None):
     t = {(r["name"], r["n"], r["dim"], r["classes"], r["threads"]): r for r in torch_res}
     m = {tuple(r["_key"]): r for r in ml_res}
 
@@ -394,7 +399,9 @@ def build_report(mach, torch_res, ml_res, ml_note, candle, candle_note, threads_
     lines.append("# Benchmarks\n")
     lines.append("marginloss's fused forward+backward kernels against PyTorch's CPU autograd on the same "
                  "workloads: one table, one machine, one run.\n")
-    lines.append(f"- Machine: {mach['cpu']}, {mach['cores']} cores, {mach['memory']} RAM; {mach['os']}")
+    lines.append(f"- Machine: {mach['cpu']}, {mach['cores']} cores, {mach['memory']} RAM; {mach['os']}; load average "
+                 f"at the start {mach.get('loadavg', 'n/a')} (the machine is shared: a load above the core "
+                 "count inflates every figure)")
     lines.append(f"- Run: {when}; torch {TORCH_VERSION} (CPU), float32, medians over up to {reps} "
                  "repetitions after warm-up (fewer, at least 5, where one torch call is long)")
     lines.append(f"- Threads: \"1t\" = one thread (`torch.set_num_threads(1)`, `--threads 1`); "
@@ -404,6 +411,10 @@ def build_report(mach, torch_res, ml_res, ml_note, candle, candle_note, threads_
                  "`torch.autograd.grad`")
     if ml_note:
         lines.append(f"- marginloss: n/a: {ml_note}")
+    if not torch_res:
+        lines.append("- torch: n/a: not timed in this run")
+    elif torch_when:
+        lines.append(f"- torch figures: {torch_when}")
     lines.append("")
     lines.append("## Forward + backward\n")
     hdr = ["loss", "size", "torch 1t", f"torch {threads_all}t", "marginloss 1t", f"marginloss {threads_all}t",
@@ -540,10 +551,13 @@ def main():
     when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     print(f"machine: {mach['cpu']}, {mach['cores']} cores, {mach['memory']}", file=sys.stderr)
 
+    torch_when = None
     if args.torch_from:
         with open(args.torch_from) as f:
             saved = json.load(f)
         torch_res = saved["results"]
+        torch_when = (f"reused from {os.path.relpath(args.torch_from, ROOT)} (timed {saved.get('when')}, "
+                      f"load average {saved.get('machine', {}).get('loadavg', 'n/a')})")
     elif args.skip_torch:
         torch_res = []
     else:
@@ -564,7 +578,7 @@ def main():
     if not args.no_report:
         cmd = "python3 bench/compare.py" + (f" --reps {args.reps}" if args.reps != 20 else "")
         report = build_report(mach, torch_res, ml_res, ml_note, candle, candle_note, threads_all, args.reps,
-                              cmd, when)
+                              cmd, when, torch_when)
         os.makedirs(os.path.dirname(args.out), exist_ok=True)
         with open(args.out, "w") as f:
             f.write(report)
