@@ -286,7 +286,7 @@ def time_torch(workloads, reps, threads_all):
 
 def bench_supported(binary):
     if not os.path.exists(binary):
-        return False, f"{binary} not built"
+        return False, f"{os.path.relpath(binary, ROOT)} not built"
     p = subprocess.run([binary, "bench", "--help"], capture_output=True, text=True)
     if p.returncode != 0:
         return False, f"{os.path.relpath(binary, ROOT)} has no `bench` command"
