@@ -1,0 +1,589 @@
+#!/usr/bin/env python3
+"""Side-by-side benchmark: marginloss's fused kernels against PyTorch's CPU autograd.
+
+    python3 bench/compare.py [--reps 20] [--only hinge-embedding --only article ...]
+        [--bin target/release/marginloss] [--torch-json bench/results/torch-DATE.json]
+        [--torch-from bench/results/torch-DATE.json] [--out docs/BENCHMARKS.md]
+
+What it does, in one process, one machine, one run:
+
+1. Python: re-executes itself under a virtualenv that has torch 2.15.0 and numpy: the
+   interpreter in $MARGINLOSS_BENCH_PYTHON if set, else `tools/.venv` (the fixtures'
+   venv) if it exists, else `bench/.venv`, created on first use with
+   `pip install torch==2.15.0 numpy` from PyPI.
+2. torch: for every workload (below) builds the inputs as float32 leaves with
+   `requires_grad`, and times the forward alone and the forward + backward
+   (`torch.autograd.grad`, i.e. autograd's graph and every op's allocation included),
+   median over R repetitions after warm-up; once with `torch.set_num_threads(1)` and once
+   with all threads. `--torch-json` saves these raw figures; `--torch-from` reuses a saved
+   file instead of timing torch again.
+3. marginloss: runs `BIN bench NAME --n N [--dim D] [--classes C] --dtype f32
+   --threads T --reps R --json` (T = 1 and T = all cores) and reads its JSON object
+   (`name, n, dim, classes, dtype, threads, fwd_ns, fwd_bwd_ns, bytes_fwd_bwd, gbps,
+   roofline_gbps`). A binary without `bench` (or missing) gives "n/a" in the table.
+4. candle (optional): if the workspace has a `marginloss-candle` crate with an example
+   `compare`, runs `cargo run --release -p marginloss-candle --example compare -- --json`
+   and reads one JSON object per line, `{"name", "n", "composed_ns", "fused_ns"}`;
+   otherwise that section says n/a.
+5. Writes `docs/BENCHMARKS.md`: one table with torch 1-thread / all-threads, marginloss
+   1-thread / all-threads, the ratios, the fraction of the roofline, and the issue's
+   targets with met / missed.
+
+Workloads: every loss is timed with reduction "mean" and upstream gradient 1, except the
+distances (cosine-similarity, pairwise-distance), which are unreduced, with an upstream
+gradient of ones per row. `n` is the number of samples (elements for elementwise losses,
+rows otherwise), `dim` the row length D, `classes` C. `article` is the article's pipeline
+x = 1 - cosine_similarity(a, b), hinge_embedding_loss(x, y, margin=0.2), forward and
+backward to a and b (a, b of n x dim).
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+TORCH_VERSION = "2.15.0"
+
+# (name, n, dim, classes): the "large size" of every eval name, plus the issue's extra sizes.
+WORKLOADS = [
+    ("hinge-embedding", 10_000_000, None, None),
+    ("hinge-embedding", 1_000_000, None, None),
+    ("hinge-embedding", 100, None, None),
+    ("hinge", 10_000_000, None, None),
+    ("squared-hinge", 10_000_000, None, None),
+    ("soft-margin", 10_000_000, None, None),
+    ("margin-ranking", 10_000_000, None, None),
+    ("cosine-similarity", 4096, 128, None),
+    ("pairwise-distance", 4096, 128, None),
+    ("cosine-embedding", 4096, 128, None),
+    ("contrastive", 4096, 128, None),
+    ("triplet-margin", 4096, 128, None),
+    ("article", 4096, 128, None),
+    ("multi-margin", 4096, None, 1000),
+    ("multiclass-hinge", 4096, None, 1000),
+    ("multilabel-margin", 4096, None, 1000),
+    ("multilabel-soft-margin", 4096, None, 1000),
+]
+
+# Targets from issue 6 (ratios are torch time / marginloss time, both one thread).
+SPEEDUP_TARGET = {
+    ("hinge-embedding", 10_000_000): 30.0,
+    ("article", 4096): 8.0,
+    ("multi-margin", 4096): 8.0,
+}
+DEFAULT_SPEEDUP = 5.0
+
+
+# --------------------------------------------------------------------------- venv
+
+
+def has_torch():
+    try:
+        import numpy  # noqa: F401
+        import torch
+    except ImportError:
+        return False
+    return torch.__version__.split("+")[0] == TORCH_VERSION
+
+
+def ensure_venv():
+    """Re-executes this script under a Python with torch 2.15.0 and numpy."""
+    if has_torch():
+        return
+    candidates = [os.environ.get("MARGINLOSS_BENCH_PYTHON"),
+                  os.path.join(ROOT, "tools", ".venv", "bin", "python"),
+                  os.path.join(HERE, ".venv", "bin", "python")]
+    for py in candidates:
+        if py and os.path.exists(py) and os.path.realpath(py) != os.path.realpath(sys.executable):
+            ok = subprocess.run([py, "-c", "import numpy, torch; assert torch.__version__.split('+')[0] == "
+                                 f"{TORCH_VERSION!r}"], capture_output=True).returncode == 0
+            if ok:
+                os.execv(py, [py] + sys.argv)
+    venv = os.path.join(HERE, ".venv")
+    print(f"creating {venv} and installing torch=={TORCH_VERSION} numpy (once)", file=sys.stderr)
+    subprocess.run([sys.executable, "-m", "venv", venv], check=True)
+    py = os.path.join(venv, "bin", "python")
+    subprocess.run([py, "-m", "pip", "install", "--quiet", f"torch=={TORCH_VERSION}", "numpy"], check=True)
+    os.execv(py, [py] + sys.argv)
+
+
+# --------------------------------------------------------------------------- machine
+
+
+def machine():
+    model = platform.processor() or "unknown"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    mem = ""
+    try:
+        with open("/proc/meminfo") as f:
+            kb = int(f.readline().split()[1])
+            mem = f"{kb / 2**20:.0f} GiB"
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        load = " ".join(f"{v:.2f}" for v in os.getloadavg())
+    except OSError:
+        load = "n/a"
+    return {"cpu": model, "cores": os.cpu_count(), "memory": mem, "os": platform.platform(), "loadavg": load}
+
+
+# --------------------------------------------------------------------------- torch
+
+
+def torch_workload(name, n, dim, classes, seed=6):
+    """Returns (leaves, fn): fn(*leaves) is the loss tensor (or per-row output)."""
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+
+    r = np.random.default_rng(seed)
+    f32 = np.float32
+
+    def leaf(a):
+        return torch.from_numpy(np.ascontiguousarray(a, dtype=f32)).requires_grad_(True)
+
+    def const(a, dt=f32):
+        return torch.from_numpy(np.ascontiguousarray(a, dtype=dt))
+
+    def pm1(k):
+        return const(np.where(r.random(k) < 0.5, -1.0, 1.0))
+
+    def normal(*shape):
+        return r.standard_normal(shape, dtype=f32)
+
+    if name == "hinge":
+        x, y = leaf(normal(n)), pm1(n)
+        return [x], lambda x: torch.clamp_min(1.0 - y * x, 0).mean()
+    if name == "squared-hinge":
+        x, y = leaf(normal(n)), pm1(n)
+        return [x], lambda x: (torch.clamp_min(1.0 - y * x, 0) ** 2).mean()
+    if name == "hinge-embedding":
+        x, y = leaf(np.abs(normal(n))), pm1(n)
+        return [x], lambda x: F.hinge_embedding_loss(x, y)
+    if name == "soft-margin":
+        x, y = leaf(normal(n)), pm1(n)
+        return [x], lambda x: F.soft_margin_loss(x, y)
+    if name == "margin-ranking":
+        a, b, y = leaf(normal(n)), leaf(normal(n)), pm1(n)
+        return [a, b], lambda a, b: F.margin_ranking_loss(a, b, y)
+    if name == "cosine-similarity":
+        a, b = leaf(normal(n, dim)), leaf(normal(n, dim))
+        return [a, b], lambda a, b: F.cosine_similarity(a, b, dim=1)
+    if name == "pairwise-distance":
+        a, b = leaf(normal(n, dim)), leaf(normal(n, dim))
+        return [a, b], lambda a, b: F.pairwise_distance(a, b)
+    if name == "cosine-embedding":
+        a, b, y = leaf(normal(n, dim)), leaf(normal(n, dim)), pm1(n)
+        return [a, b], lambda a, b: F.cosine_embedding_loss(a, b, y)
+    if name == "contrastive":
+        a, b, y = leaf(normal(n, dim) * 0.1), leaf(normal(n, dim) * 0.1), pm1(n)
+        is_pos = y == 1
+
+        def contrastive(a, b):
+            d = F.pairwise_distance(a, b)
+            return torch.where(is_pos, 0.5 * d ** 2, 0.5 * torch.clamp_min(1.0 - d, 0) ** 2).mean()
+        return [a, b], contrastive
+    if name == "triplet-margin":
+        a, p, q = leaf(normal(n, dim)), leaf(normal(n, dim)), leaf(normal(n, dim))
+        return [a, p, q], lambda a, p, q: F.triplet_margin_loss(a, p, q)
+    if name == "article":
+        a, b, y = leaf(normal(n, dim)), leaf(normal(n, dim)), pm1(n)
+
+        def article(a, b):
+            x = 1 - torch.cosine_similarity(a, b)
+            return F.hinge_embedding_loss(x, y, margin=0.2)
+        return [a, b], article
+    if name == "multi-margin":
+        x, y = leaf(normal(n, classes)), const(r.integers(0, classes, n), np.int64)
+        return [x], lambda x: F.multi_margin_loss(x, y)
+    if name == "multiclass-hinge":
+        x, y = leaf(normal(n, classes)), const(r.integers(0, classes, n), np.int64)
+        mask = F.one_hot(y, classes).bool()
+
+        def multiclass_hinge(x):
+            sy = x.gather(1, y[:, None])[:, 0]
+            other = x.masked_fill(mask, float("-inf")).max(dim=1).values
+            return torch.clamp_min(1.0 + other - sy, 0).mean()
+        return [x], multiclass_hinge
+    if name == "multilabel-margin":
+        t = -np.ones((n, classes), dtype=np.int64)
+        start, k = r.integers(0, classes, n), r.integers(1, 4, n)
+        for j in range(3):
+            rows = k > j
+            t[rows, j] = (start[rows] + j) % classes
+        x, y = leaf(normal(n, classes)), const(t, np.int64)
+        return [x], lambda x: F.multilabel_margin_loss(x, y)
+    if name == "multilabel-soft-margin":
+        x, y = leaf(normal(n, classes)), const((r.random((n, classes)) < 0.5).astype(f32))
+        return [x], lambda x: F.multilabel_soft_margin_loss(x, y)
+    raise ValueError(f"unknown workload {name}")
+
+
+def median_ns(call, reps, warmup):
+    for _ in range(warmup):
+        call()
+    ts = []
+    for _ in range(reps):
+        t0 = time.perf_counter_ns()
+        call()
+        ts.append(time.perf_counter_ns() - t0)
+    return statistics.median(ts)
+
+
+def reps_for(estimate_ns, reps):
+    """At most `reps`, fewer (at least 5) where one call is long, to keep the run short."""
+    budget_ns = 3e9
+    return max(5, min(reps, int(budget_ns / max(estimate_ns, 1))))
+
+
+def time_torch(workloads, reps, threads_all):
+    import torch
+
+    results = []
+    for name, n, dim, classes in workloads:
+        leaves, fn = torch_workload(name, n, dim, classes)
+        for threads in sorted({1, threads_all}):
+            torch.set_num_threads(threads)
+
+            def fwd():
+                with torch.no_grad():
+                    return fn(*leaves)
+
+            def fwd_bwd():
+                out = fn(*leaves)
+                up = torch.ones_like(out)
+                return torch.autograd.grad(out, leaves, grad_outputs=up)
+
+            t0 = time.perf_counter_ns()
+            fwd_bwd()
+            r = reps_for(time.perf_counter_ns() - t0, reps)
+            rec = {"name": name, "n": n, "dim": dim, "classes": classes, "dtype": "f32",
+                   "threads": threads, "reps": r,
+                   "fwd_ns": median_ns(fwd, r, 2), "fwd_bwd_ns": median_ns(fwd_bwd, r, 2)}
+            results.append(rec)
+            print(f"torch {name:24} n={n:<9} dim={dim} classes={classes} threads={threads}: "
+                  f"fwd {rec['fwd_ns'] / 1e3:10.1f} us  fwd+bwd {rec['fwd_bwd_ns'] / 1e3:10.1f} us",
+                  file=sys.stderr, flush=True)
+        del leaves, fn
+    return results
+
+
+# --------------------------------------------------------------------------- marginloss
+
+
+def bench_supported(binary):
+    if not os.path.exists(binary):
+        return False, f"{os.path.relpath(binary, ROOT)} not built"
+    p = subprocess.run([binary, "bench", "--help"], capture_output=True, text=True)
+    if p.returncode != 0:
+        return False, f"{os.path.relpath(binary, ROOT)} has no `bench` command"
+    return True, ""
+
+
+def ml_command(binary, name, n, dim, classes, threads, reps):
+    cmd = [binary, "bench", name, "--n", str(n)]
+    if dim is not None:
+        cmd += ["--dim", str(dim)]
+    if classes is not None:
+        cmd += ["--classes", str(classes)]
+    return cmd + ["--dtype", "f32", "--threads", str(threads), "--reps", str(reps), "--json"]
+
+
+def time_marginloss(binary, workloads, reps, threads_all):
+    results = []
+    for name, n, dim, classes in workloads:
+        for threads in sorted({1, threads_all}):
+            cmd = ml_command(binary, name, n, dim, classes, threads, reps)
+            p = subprocess.run(cmd, capture_output=True, text=True)
+            rec = None
+            if p.returncode == 0:
+                for line in reversed(p.stdout.strip().splitlines()):
+                    try:
+                        rec = json.loads(line)
+                        break
+                    except json.JSONDecodeError:
+                        continue
+                if rec is None:
+                    try:
+                        rec = json.loads(p.stdout)
+                    except json.JSONDecodeError:
+                        rec = None
+            if rec is None:
+                print(f"marginloss {name} n={n} threads={threads}: failed ({p.returncode}): "
+                      f"{p.stderr.strip()[:200]}", file=sys.stderr)
+                continue
+            rec.setdefault("threads", threads)
+            rec["_key"] = [name, n, dim, classes, threads]
+            results.append(rec)
+            print(f"marginloss {name:24} n={n:<9} threads={threads}: fwd+bwd {rec['fwd_bwd_ns'] / 1e3:10.2f} us"
+                  f"  {rec.get('gbps', 0):.1f} GB/s of {rec.get('roofline_gbps', 0):.1f}",
+                  file=sys.stderr, flush=True)
+    return results
+
+
+# --------------------------------------------------------------------------- candle
+
+
+def time_candle():
+    crate = os.path.join(ROOT, "crates", "marginloss-candle")
+    example = os.path.join(crate, "examples", "compare.rs")
+    if not os.path.exists(example):
+        return None, "no `marginloss-candle` crate with an example `compare` in this checkout"
+    cmd = ["cargo", "run", "--release", "-q", "-p", "marginloss-candle", "--example", "compare", "--", "--json"]
+    p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    if p.returncode != 0:
+        return None, f"`{' '.join(cmd)}` failed: {p.stderr.strip()[-300:]}"
+    rows = []
+    for line in p.stdout.splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            pass
+    return rows, " ".join(cmd)
+
+
+# --------------------------------------------------------------------------- report
+
+
+def fmt_ns(ns):
+    if ns is None:
+        return "n/a"
+    if ns < 1e3:
+        return f"{ns:.0f} ns"
+    if ns < 1e6:
+        return f"{ns / 1e3:.1f} µs"
+    if ns < 1e9:
+        return f"{ns / 1e6:.2f} ms"
+    return f"{ns / 1e9:.2f} s"
+
+
+def shape(name, n, dim, classes):
+    if dim is not None:
+        return f"{n}×{dim}"
+    if classes is not None:
+        return f"{n}×{classes}"
+    return f"N={n:.0e}".replace("e+0", "e").replace("e+", "e") if n >= 1000 else f"N={n}"
+
+
+def ratio(a, b):
+    return None if a is None or b is None or b == 0 else a / b
+
+
+def fmt_ratio(x):
+    return "n/a" if x is None else f"{x:.1f}×"
+
+
+def build_report(mach, torch_res, ml_res, ml_note, candle, candle_note, threads_all, reps, command, when,
+                 torch_when=None):
+    t = {(r["name"], r["n"], r["dim"], r["classes"], r["threads"]): r for r in torch_res}
+    m = {tuple(r["_key"]): r for r in ml_res}
+
+    def get(d, key, field):
+        r = d.get(key)
+        return None if r is None else r.get(field)
+
+    lines = []
+    lines.append("# Benchmarks\n")
+    lines.append("marginloss's fused forward+backward kernels against PyTorch's CPU autograd on the same "
+                 "workloads: one table, one machine, one run.\n")
+    lines.append(f"- Machine: {mach['cpu']}, {mach['cores']} cores, {mach['memory']} RAM; {mach['os']}; load average "
+                 f"at the start {mach.get('loadavg', 'n/a')} (the machine is shared: a load above the core "
+                 "count inflates every figure)")
+    lines.append(f"- Run: {when}; torch {TORCH_VERSION} (CPU), float32, medians over up to {reps} "
+                 "repetitions after warm-up (fewer, at least 5, where one torch call is long)")
+    lines.append(f"- Threads: \"1t\" = one thread (`torch.set_num_threads(1)`, `--threads 1`); "
+                 f"\"{threads_all}t\" = all cores")
+    lines.append("- Reduction: mean with upstream gradient 1, except the distances (unreduced, upstream "
+                 "ones); torch times the forward under `no_grad` and the forward+backward with "
+                 "`torch.autograd.grad`")
+    if ml_note:
+        lines.append(f"- marginloss: n/a: {ml_note}")
+    if not torch_res:
+        lines.append("- torch: n/a: not timed in this run")
+    elif torch_when:
+        lines.append(f"- torch figures: {torch_when}")
+    lines.append("")
+    lines.append("## Forward + backward\n")
+    hdr = ["loss", "size", "torch 1t", f"torch {threads_all}t", "marginloss 1t", f"marginloss {threads_all}t",
+           "speed-up 1t", f"speed-up {threads_all}t", "GB/s (1t)", "roofline", "of roofline",
+           "target", "met?"]
+    lines.append("| " + " | ".join(hdr) + " |")
+    lines.append("|" + "---|" * len(hdr))
+    verdicts = []
+    for name, n, dim, classes in WORKLOADS:
+        k1, ka = (name, n, dim, classes, 1), (name, n, dim, classes, threads_all)
+        t1, ta = get(t, k1, "fwd_bwd_ns"), get(t, ka, "fwd_bwd_ns")
+        m1, ma = get(m, k1, "fwd_bwd_ns"), get(m, ka, "fwd_bwd_ns")
+        s1, sa = ratio(t1, m1), ratio(ta, ma)
+        gbps, roof = get(m, k1, "gbps"), get(m, k1, "roofline_gbps")
+        frac = ratio(gbps, roof)
+        if name == "hinge-embedding" and n == 100:
+            target = "< 1 µs per call"
+            met = None if m1 is None else m1 < 1000
+        elif name == "hinge-embedding" and n == 1_000_000:
+            target = "(threads row)"
+            met = "—"
+        else:
+            want = SPEEDUP_TARGET.get((name, n), DEFAULT_SPEEDUP)
+            target = f"≥ {want:g}× torch"
+            met = None if s1 is None else s1 >= want
+            if name == "hinge-embedding" and n == 10_000_000:
+                target += ", ≤ 1.5× roofline time"
+                if met is not None and frac is not None:
+                    met = met and frac >= 1 / 1.5
+        verdict = "n/a" if met is None else met if isinstance(met, str) else ("met" if met else "**missed**")
+        verdicts.append((name, shape(name, n, dim, classes), target, verdict))
+        row = [name, shape(name, n, dim, classes), fmt_ns(t1), fmt_ns(ta), fmt_ns(m1), fmt_ns(ma),
+               fmt_ratio(s1), fmt_ratio(sa),
+               "n/a" if gbps is None else f"{gbps:.1f}", "n/a" if roof is None else f"{roof:.1f} GB/s",
+               "n/a" if frac is None else f"{100 * frac:.0f}%", target, verdict]
+        lines.append("| " + " | ".join(row) + " |")
+    lines.append("")
+    lines.append("Per element, hinge-embedding at N = 1e7, one thread: torch "
+                 f"{fmt_per_elem(get(t, ('hinge-embedding', 10_000_000, None, None, 1), 'fwd_bwd_ns'))}, "
+                 f"marginloss {fmt_per_elem(get(m, ('hinge-embedding', 10_000_000, None, None, 1), 'fwd_bwd_ns'))}.")
+    lines.append("")
+
+    lines.append("## Forward only\n")
+    hdr = ["loss", "size", "torch 1t", f"torch {threads_all}t", "marginloss 1t", f"marginloss {threads_all}t",
+           "speed-up 1t"]
+    lines.append("| " + " | ".join(hdr) + " |")
+    lines.append("|" + "---|" * len(hdr))
+    for name, n, dim, classes in WORKLOADS:
+        k1, ka = (name, n, dim, classes, 1), (name, n, dim, classes, threads_all)
+        t1, ta = get(t, k1, "fwd_ns"), get(t, ka, "fwd_ns")
+        m1, ma = get(m, k1, "fwd_ns"), get(m, ka, "fwd_ns")
+        lines.append("| " + " | ".join([name, shape(name, n, dim, classes), fmt_ns(t1), fmt_ns(ta), fmt_ns(m1),
+                                         fmt_ns(ma), fmt_ratio(ratio(t1, m1))]) + " |")
+    lines.append("")
+
+    lines.append("## Threads (marginloss, rayon)\n")
+    lines.append("Target: at N ≥ 1e6 all threads at least 1.6× the one-thread speed; below the size where "
+                 "threads pay off, no slower than one thread.\n")
+    lines.append("| loss | size | 1t | all | speed-up | target | met? |")
+    lines.append("|---|---|---|---|---|---|---|")
+    for name, n, dim, classes in WORKLOADS:
+        big = n * (dim or 1) * (classes or 1) >= 1_000_000
+        if name not in ("hinge-embedding", "hinge", "margin-ranking") or (dim or classes):
+            continue
+        m1 = get(m, (name, n, dim, classes, 1), "fwd_bwd_ns")
+        ma = get(m, (name, n, dim, classes, threads_all), "fwd_bwd_ns")
+        s = ratio(m1, ma)
+        want = "≥ 1.6×" if big else "≥ 1.0× (no slower)"
+        met = None if s is None else (s >= 1.6 if big else s >= 1.0)
+        verdict = "n/a" if met is None else ("met" if met else "**missed**")
+        verdicts.append((f"{name} threads", shape(name, n, dim, classes), want, verdict))
+        lines.append(f"| {name} | {shape(name, n, dim, classes)} | {fmt_ns(m1)} | {fmt_ns(ma)} | "
+                     f"{fmt_ratio(s)} | {want} | {verdict} |")
+    lines.append("")
+
+    lines.append("## marginloss-candle: fused vs composed candle ops\n")
+    lines.append("Target: the fused op at least 5× the composed candle ops at N = 1e6.\n")
+    if not candle:
+        lines.append(f"n/a: {candle_note}.\n")
+    else:
+        lines.append("| loss | n | composed | fused | speed-up | met? |")
+        lines.append("|---|---|---|---|---|---|")
+        for r in candle:
+            s = ratio(r.get("composed_ns"), r.get("fused_ns"))
+            met = "n/a" if s is None else ("met" if s >= 5 or r.get("n", 0) < 1_000_000 else "**missed**")
+            lines.append(f"| {r.get('name')} | {r.get('n')} | {fmt_ns(r.get('composed_ns'))} | "
+                         f"{fmt_ns(r.get('fused_ns'))} | {fmt_ratio(s)} | {met} |")
+        lines.append(f"\nMeasured with `{candle_note}`.\n")
+
+    lines.append("## Targets\n")
+    missed = [v for v in verdicts if v[3] == "**missed**"]
+    na = [v for v in verdicts if v[3] == "n/a"]
+    lines.append(f"{sum(v[3] == 'met' for v in verdicts)} met, {len(missed)} missed, {len(na)} not measured.\n")
+    for v in missed:
+        lines.append(f"- missed: {v[0]} {v[1]} ({v[2]})")
+    lines.append("")
+    lines.append("## Reproduce\n")
+    lines.append("```sh")
+    lines.append("cargo build --release -p marginloss-cli")
+    lines.append(command)
+    lines.append("```\n")
+    lines.append("Single workloads: `target/release/marginloss bench NAME --n N [--dim D] [--classes C] "
+                 "--dtype f32 --threads T --reps R --json`; kernels against the plain reference "
+                 "implementations: `cargo bench -p marginloss --bench bench_main`.")
+    return "\n".join(lines) + "\n"
+
+
+def fmt_per_elem(ns):
+    return "n/a" if ns is None else f"{ns / 10_000_000:.2f} ns/element"
+
+
+# --------------------------------------------------------------------------- main
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--bin", default=os.path.join(ROOT, "target", "release", "marginloss"))
+    ap.add_argument("--reps", type=int, default=20)
+    ap.add_argument("--only", action="append", help="only this eval name (repeatable)")
+    ap.add_argument("--torch-json", help="save the raw torch figures here (default: bench/results/torch-DATE.json)")
+    ap.add_argument("--torch-from", help="reuse torch figures saved by --torch-json instead of timing torch")
+    ap.add_argument("--skip-torch", action="store_true", help="no torch figures (n/a)")
+    ap.add_argument("--out", default=os.path.join(ROOT, "docs", "BENCHMARKS.md"))
+    ap.add_argument("--no-report", action="store_true", help="do not write the markdown report")
+    args = ap.parse_args()
+    if not (args.torch_from or args.skip_torch):
+        ensure_venv()
+
+    global WORKLOADS
+    if args.only:
+        WORKLOADS = [w for w in WORKLOADS if w[0] in args.only]
+    threads_all = os.cpu_count() or 1
+    mach = machine()
+    when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    print(f"machine: {mach['cpu']}, {mach['cores']} cores, {mach['memory']}", file=sys.stderr)
+
+    torch_when = None
+    if args.torch_from:
+        with open(args.torch_from) as f:
+            saved = json.load(f)
+        torch_res = saved["results"]
+        torch_when = (f"reused from {os.path.relpath(args.torch_from, ROOT)} (timed {saved.get('when')}, "
+                      f"load average {saved.get('machine', {}).get('loadavg', 'n/a')})")
+    elif args.skip_torch:
+        torch_res = []
+    else:
+        torch_res = time_torch(WORKLOADS, args.reps, threads_all)
+        path = args.torch_json or os.path.join(
+            HERE, "results", f"torch-{datetime.date.today().isoformat()}.json")
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        import torch
+        with open(path, "w") as f:
+            json.dump({"torch_version": torch.__version__, "machine": mach, "when": when,
+                       "reps": args.reps, "results": torch_res}, f, indent=1)
+        print(f"wrote {os.path.relpath(path, ROOT)}", file=sys.stderr)
+
+    ok, ml_note = bench_supported(args.bin)
+    ml_res = time_marginloss(args.bin, WORKLOADS, args.reps, threads_all) if ok else []
+    candle, candle_note = time_candle()
+
+    if not args.no_report:
+        cmd = "python3 bench/compare.py" + (f" --reps {args.reps}" if args.reps != 20 else "")
+        report = build_report(mach, torch_res, ml_res, ml_note, candle, candle_note, threads_all, args.reps,
+                              cmd, when, torch_when)
+        os.makedirs(os.path.dirname(args.out), exist_ok=True)
+        with open(args.out, "w") as f:
+            f.write(report)
+        print(f"wrote {os.path.relpath(args.out, ROOT)}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
