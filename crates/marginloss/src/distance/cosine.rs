@@ -87,15 +87,16 @@ pub(crate) fn cos_row_backward<T: Float, const ADD: bool>(
     ga: &mut [T],
     gb: &mut [T],
 ) {
-    // (x2/c2 − cos·x1/‖x1‖)/c1, term by term as autograd forms it, so that exact cases
-    // (parallel rows, D = 1) give exactly 0. A zero row's norm has subgradient 0.
-    let (ga1, gb1) = (g / r.c1, g / r.c2);
-    let n1 = if r.n1 > 0.0 { r.n1 } else { f64::INFINITY };
-    let n2 = if r.n2 > 0.0 { r.n2 } else { f64::INFINITY };
+    // ∂cos/∂x1 = x2/(c1·c2) − (cos/c1)·x1/‖x1‖ (straight through the clamp; the second
+    // term is 0 for a zero row), and symmetrically for x2: two coefficients a row, so the
+    // element loop is two multiply-adds with no division.
+    let k12 = g / (r.c1 * r.c2);
+    let ka = if r.n1 > 0.0 { g * r.cos / (r.c1 * r.n1) } else { 0.0 };
+    let kb = if r.n2 > 0.0 { g * r.cos / (r.c2 * r.n2) } else { 0.0 };
     for i in 0..a.len() {
         let (p, q) = (a[i].f64(), b[i].f64());
-        let da = T::of((q / r.c2 - r.cos * (p / n1)) * ga1);
-        let db = T::of((p / r.c1 - r.cos * (q / n2)) * gb1);
+        let da = T::of(q * k12 - ka * p);
+        let db = T::of(p * k12 - kb * q);
         if ADD {
             ga[i] = ga[i] + da;
             gb[i] = gb[i] + db;

@@ -258,19 +258,15 @@ impl<T: Float> ClassRows<T> for MultiMarginKernel<'_, T> {
     fn row(&mut self, x: &[T], t: &[i64]) -> RowLoss<T> {
         let y = t[0] as usize;
         let base = self.margin - x[y];
-        let w = self.weight.map(|w| w[y]);
-        let mut sum = T::zero();
-        let mut finite = true;
-        for (i, &xi) in x.iter().enumerate() {
-            finite &= xi.is_finite();
-            let z = base + xi;
-            // `z > 0` is false for NaN: eager torch skips it.
-            if i != y && z > T::zero() {
-                let h = if self.squared { z * z } else { z };
-                sum = sum + w.map_or(h, |w| h * w);
-            }
+        let w = self.weight.map_or(T::one(), |w| w[y]);
+        // The classes before and after y, each a branch-free loop over lanes.
+        let (mut acc, mut finite) = ([T::zero(); LANES], x[y].is_finite());
+        let mut unused = [T::zero(); LANES];
+        for part in [&x[..y], &x[y + 1..]] {
+            finite &=
+                terms(part, base, self.squared, w, (T::zero(), T::zero()), &mut acc, &mut unused, &mut []);
         }
-        let value = sum / self.classes;
+        let value = lane_sum(&acc) / self.classes;
         RowLoss { value, reduced: value.f64(), finite }
     }
 
@@ -278,28 +274,15 @@ impl<T: Float> ClassRows<T> for MultiMarginKernel<'_, T> {
     fn row_grad(&mut self, x: &[T], t: &[i64], g: T, up: T, grad: &mut [T]) -> RowLoss<T> {
         let y = t[0] as usize;
         let base = self.margin - x[y];
-        let w = self.weight.map(|w| w[y]);
-        let two_g = g + g;
-        let (mut sum, mut grad_y) = (T::zero(), T::zero());
-        let mut finite = true;
-        for (i, (&xi, gi)) in x.iter().zip(grad.iter_mut()).enumerate() {
-            finite &= xi.is_finite();
-            let z = base + xi;
-            if i != y && z > T::zero() {
-                let (h, d) = if self.squared { (z * z, two_g * z) } else { (z, g) };
-                let (h, d) = match w {
-                    Some(w) => (h * w, d * w),
-                    None => (h, d),
-                };
-                sum = sum + h;
-                grad_y = grad_y - d;
-                *gi = d * up;
-            } else {
-                *gi = T::zero();
-            }
-        }
-        grad[y] = grad_y * up;
-        let value = sum / self.classes;
+        let w = self.weight.map_or(T::one(), |w| w[y]);
+        let (mut acc, mut dacc, mut finite) = ([T::zero(); LANES], [T::zero(); LANES], x[y].is_finite());
+        let (gx, rest) = grad.split_at_mut(y);
+        let (gy, gz) = rest.split_at_mut(1);
+        finite &= terms(&x[..y], base, self.squared, w, (g, up), &mut acc, &mut dacc, gx);
+        finite &= terms(&x[y + 1..], base, self.squared, w, (g, up), &mut acc, &mut dacc, gz);
+        // ∂/∂x[y] = −Σ_{i≠y} ∂/∂x[i]
+        gy[0] = -lane_sum(&dacc) * up;
+        let value = lane_sum(&acc) / self.classes;
         RowLoss { value, reduced: value.f64(), finite }
     }
 
@@ -309,6 +292,75 @@ impl<T: Float> ClassRows<T> for MultiMarginKernel<'_, T> {
             _ => T::of(1.0 / classes as f64),
         }
     }
+}
+
+const LANES: usize = 8;
+
+#[inline(always)]
+fn lane_sum<T: Float>(acc: &[T; LANES]) -> T {
+    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]))
+}
+
+/// One class's term `w·z^p` (0 unless `z = base + x > 0`, so NaN is skipped as in eager
+/// torch) and its derivative `w·p·z^(p−1)·g`.
+#[inline(always)]
+fn term<T: Float>(x: T, base: T, squared: bool, w: T, g: T) -> (T, T) {
+    let z = base + x;
+    let on = z > T::zero();
+    let h = T::select(squared, z * z, z) * w;
+    let d = T::select(squared, (g + g) * z, g) * w;
+    (T::select(on, h, T::zero()), T::select(on, d, T::zero()))
+}
+
+/// Adds the terms of `x` to `acc` (8 lanes) and, when `grad` is not empty, writes
+/// `up ·` their derivatives into it and adds the derivatives to `dacc`. Returns whether
+/// every element was finite.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn terms<T: Float>(
+    x: &[T],
+    base: T,
+    squared: bool,
+    w: T,
+    (g, up): (T, T),
+    acc: &mut [T; LANES],
+    dacc: &mut [T; LANES],
+    grad: &mut [T],
+) -> bool {
+    let mut finite = true;
+    let chunks = x.chunks_exact(LANES);
+    let rem = chunks.remainder();
+    if grad.is_empty() {
+        for c in chunks {
+            for k in 0..LANES {
+                acc[k] = acc[k] + term(c[k], base, squared, w, g).0;
+                finite &= c[k].is_finite();
+            }
+        }
+        for (k, &v) in rem.iter().enumerate() {
+            acc[k] = acc[k] + term(v, base, squared, w, g).0;
+            finite &= v.is_finite();
+        }
+    } else {
+        let mut gs = grad.chunks_exact_mut(LANES);
+        for (c, gc) in chunks.zip(&mut gs) {
+            for k in 0..LANES {
+                let (h, d) = term(c[k], base, squared, w, g);
+                acc[k] = acc[k] + h;
+                dacc[k] = dacc[k] + d;
+                gc[k] = d * up;
+                finite &= c[k].is_finite();
+            }
+        }
+        for (k, (&v, gr)) in rem.iter().zip(gs.into_remainder()).enumerate() {
+            let (h, d) = term(v, base, squared, w, g);
+            acc[k] = acc[k] + h;
+            dacc[k] = dacc[k] + d;
+            *gr = d * up;
+            finite &= v.is_finite();
+        }
+    }
+    finite
 }
 
 #[cfg(test)]
