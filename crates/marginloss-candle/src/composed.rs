@@ -89,9 +89,12 @@ fn relu(u: &Tensor, kink: Kink) -> Result<Tensor> {
 }
 
 /// `softplus(z) = log(1 + exp(z))`, stably: `max(z, 0) + log(1 + exp(−|z|))`.
+///
+/// At `z = 0` candle differentiates `|z|` as +1, so the second term contributes −½ there;
+/// the `max` takes derivative 1 at its kink so that the sum is σ(0) = ½.
 fn softplus(z: &Tensor) -> Result<Tensor> {
     let e = z.abs()?.neg()?.exp()?;
-    relu(z, Kink::Zero)? + (e + 1.0)?.log()?
+    relu(z, Kink::One)? + (e + 1.0)?.log()?
 }
 
 /// [`crate::hinge`] as candle ops: `max(0, margin − y·x)`.
@@ -217,7 +220,7 @@ pub fn cosine_similarity(x1: &Tensor, x2: &Tensor, f: CosineSimilarity) -> Resul
 
 /// [`crate::pairwise_distance`] as candle ops: `‖x1 − x2 + eps‖_p` over the last
 /// dimension (p = 2 and p = 1 as the core; general p through `powf`; p = ∞ as the max,
-/// whose gradient candle gives to every tied entry where the core splits it evenly).
+/// its gradient split evenly among tied entries as the core does).
 ///
 /// # Errors
 /// As [`crate::pairwise_distance`].
@@ -231,7 +234,13 @@ pub fn pairwise_distance(x1: &Tensor, x2: &Tensor, f: PairwiseDistance) -> Resul
         } else if f.p == 1.0 {
             v.abs()?.sum(D::Minus1)
         } else if f.p == f64::INFINITY {
-            v.abs()?.max(D::Minus1)
+            // The max, with its gradient split evenly among tied entries (as the core).
+            let abs = v.abs()?;
+            let m = abs.detach().max_keepdim(D::Minus1)?;
+            let mask = abs.detach().broadcast_eq(&m)?.to_dtype(abs.dtype())?;
+            let count = mask.sum_keepdim(D::Minus1)?;
+            let share = (abs * mask)?.sum_keepdim(D::Minus1)?.broadcast_div(&count)?;
+            (m + (share.clone() - share.detach())?)?.squeeze(D::Minus1)
         } else {
             v.abs()?.powf(f.p)?.sum(D::Minus1)?.powf(1.0 / f.p)
         }
