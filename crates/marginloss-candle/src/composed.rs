@@ -17,13 +17,10 @@ use marginloss::{
 };
 
 /// Runs `check` on detached host copies of `args` when `mode` is strict.
-fn validate(
-    mode: Mode,
-    args: &[&Tensor],
-    check: impl FnOnce(&[&Tensor]) -> Result<Tensor>,
-) -> Result<()> {
+fn validate(mode: Mode, args: &[&Tensor], check: impl FnOnce(&[&Tensor]) -> Result<Tensor>) -> Result<()> {
     if mode == Mode::Strict {
-        let host: Vec<Tensor> = args.iter().map(|t| t.detach().to_device(&Device::Cpu)).collect::<Result<_>>()?;
+        let host: Vec<Tensor> =
+            args.iter().map(|t| t.detach().to_device(&Device::Cpu)).collect::<Result<_>>()?;
         let refs: Vec<&Tensor> = host.iter().collect();
         check(&refs)?;
     }
@@ -38,7 +35,9 @@ fn in_f32(args: &[Option<&Tensor>], f: impl FnOnce(&[Option<Tensor>]) -> Result<
     let cast: Vec<Option<Tensor>> = args
         .iter()
         .map(|t| match t {
-            Some(t) if half && matches!(t.dtype(), DType::F16 | DType::BF16) => t.to_dtype(DType::F32).map(Some),
+            Some(t) if half && matches!(t.dtype(), DType::F16 | DType::BF16) => {
+                t.to_dtype(DType::F32).map(Some)
+            }
             Some(t) => Ok(Some((*t).clone())),
             None => Ok(None),
         })
@@ -155,7 +154,12 @@ pub fn hinge_embedding(
 ///
 /// # Errors
 /// As [`crate::soft_margin`].
-pub fn soft_margin(input: &Tensor, target: &Tensor, loss: SoftMargin, reduction: Reduction) -> Result<Tensor> {
+pub fn soft_margin(
+    input: &Tensor,
+    target: &Tensor,
+    loss: SoftMargin,
+    reduction: Reduction,
+) -> Result<Tensor> {
     validate(loss.mode, &[input, target], |a| crate::soft_margin(a[0], a[1], loss, reduction))?;
     in_f32(&[Some(input), Some(target)], |a| {
         let y = decode(some(&a[1]), loss.labels)?;
@@ -175,7 +179,9 @@ pub fn margin_ranking(
     loss: MarginRanking,
     reduction: Reduction,
 ) -> Result<Tensor> {
-    validate(loss.mode, &[input1, input2, target], |a| crate::margin_ranking(a[0], a[1], a[2], loss, reduction))?;
+    validate(loss.mode, &[input1, input2, target], |a| {
+        crate::margin_ranking(a[0], a[1], a[2], loss, reduction)
+    })?;
     in_f32(&[Some(input1), Some(input2), Some(target)], |a| {
         let y = decode(some(&a[2]), loss.labels)?;
         let u = (y * (some(&a[0]) - some(&a[1]))?)?.affine(-1.0, loss.margin)?;

@@ -81,7 +81,11 @@ fn shape_err(loss: &'static str, arg: &'static str, got: &Tensor, expected: Stri
     core_err(marginloss::Error::Shape { loss, arg, got: got.dims().to_vec(), expected })
 }
 
-fn same_shape(loss: &'static str, first: (&'static str, &Tensor), other: (&'static str, &Tensor)) -> Result<()> {
+fn same_shape(
+    loss: &'static str,
+    first: (&'static str, &Tensor),
+    other: (&'static str, &Tensor),
+) -> Result<()> {
     if first.1.dims() != other.1.dims() {
         return Err(shape_err(loss, other.0, other.1, format!("{} has shape {:?}", first.0, first.1.dims())));
     }
@@ -182,7 +186,12 @@ pub fn hinge_embedding(
 ///
 /// # Errors
 /// As [`hinge`].
-pub fn soft_margin(input: &Tensor, target: &Tensor, loss: SoftMargin, reduction: Reduction) -> Result<Tensor> {
+pub fn soft_margin(
+    input: &Tensor,
+    target: &Tensor,
+    loss: SoftMargin,
+    reduction: Reduction,
+) -> Result<Tensor> {
     pointwise(loss, input, target, reduction, &|a| composed::soft_margin(a[0], a[1], loss, reduction))
 }
 
@@ -525,7 +534,9 @@ pub fn multilabel_soft_margin(
     let shape = reduced_shape(reduction, none);
     match weight {
         Some(w) => {
-            let c = move |a: &[&Tensor]| composed::multilabel_soft_margin(a[0], a[1], Some(a[2]), loss, reduction);
+            let c = move |a: &[&Tensor]| {
+                composed::multilabel_soft_margin(a[0], a[1], Some(a[2]), loss, reduction)
+            };
             apply(f, &[input, target, w], shape, Some(&c))
         }
         None => {

@@ -4,8 +4,8 @@
 use std::borrow::Cow;
 
 use candle_core::{
-    backend::BackendStorage, CpuStorage, CustomOp2, CustomOp3, DType, Device, Layout, Result, Shape,
-    Storage, Tensor, WithDType,
+    backend::BackendStorage, CpuStorage, CustomOp2, CustomOp3, DType, Device, Layout, Result, Shape, Storage,
+    Tensor, WithDType,
 };
 use marginloss::Float;
 
@@ -138,13 +138,19 @@ impl<F: Fused> FusedOp<F> {
         }
     }
 
-    fn bwd_typed<T: Float + WithDType>(&self, args: &[&Tensor], grad_res: &Tensor) -> Result<Vec<Option<Tensor>>> {
+    fn bwd_typed<T: Float + WithDType>(
+        &self,
+        args: &[&Tensor],
+        grad_res: &Tensor,
+    ) -> Result<Vec<Option<Tensor>>> {
         let guards: Vec<_> = args.iter().map(|t| t.storage_and_layout()).collect();
         let mut storages = Vec::with_capacity(args.len());
         for (g, l) in &guards {
             match &**g {
                 Storage::Cpu(s) => storages.push((s, *l)),
-                _ => candle_core::bail!("{}: internal error, the fused backward got a non-CPU tensor", F::NAME),
+                _ => {
+                    candle_core::bail!("{}: internal error, the fused backward got a non-CPU tensor", F::NAME)
+                }
             }
         }
         let a = args_of::<T, F>(&storages)?;
@@ -190,7 +196,13 @@ impl<F: Fused> CustomOp2 for FusedOp<F> {
         F::NAME
     }
 
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         self.cpu_fwd_any(&[(s1, l1), (s2, l2)])
     }
 
@@ -236,6 +248,9 @@ impl<F: Fused> CustomOp3 for FusedOp<F> {
     }
 }
 
+/// A composed (candle-op) implementation of a loss over the same arguments.
+pub(crate) type Composed<'a> = &'a dyn Fn(&[&Tensor]) -> Result<Tensor>;
+
 /// Whether a dtype is a half-precision float computed in f32.
 fn is_half(dt: DType) -> bool {
     matches!(dt, DType::F16 | DType::BF16)
@@ -253,21 +268,33 @@ pub(crate) fn apply<F: Fused>(
     f: F,
     args: &[&Tensor],
     out_shape: Shape,
-    composed: Option<&dyn Fn(&[&Tensor]) -> Result<Tensor>>,
+    composed: Option<Composed<'_>>,
 ) -> Result<Tensor> {
     let dev = args[0].device().clone();
     for (k, t) in args.iter().enumerate().skip(1) {
         if !t.device().same_device(&dev) {
-            candle_core::bail!("{}: argument {} is on {:?}, the input on {:?}", F::NAME, k + 1, t.device(), dev)
+            candle_core::bail!(
+                "{}: argument {} is on {:?}, the input on {:?}",
+                F::NAME,
+                k + 1,
+                t.device(),
+                dev
+            )
         }
     }
     let dt = args[0].dtype();
     if is_half(dt) {
-        let cast: Vec<Tensor> = args
-            .iter()
-            .enumerate()
-            .map(|(k, t)| if !F::INDEX[k] && is_half(t.dtype()) { t.to_dtype(DType::F32) } else { Ok((*t).clone()) })
-            .collect::<Result<_>>()?;
+        let cast: Vec<Tensor> =
+            args.iter()
+                .enumerate()
+                .map(|(k, t)| {
+                    if !F::INDEX[k] && is_half(t.dtype()) {
+                        t.to_dtype(DType::F32)
+                    } else {
+                        Ok((*t).clone())
+                    }
+                })
+                .collect::<Result<_>>()?;
         let refs: Vec<&Tensor> = cast.iter().collect();
         return apply(f, &refs, out_shape, composed)?.to_dtype(dt);
     }

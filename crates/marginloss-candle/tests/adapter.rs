@@ -65,7 +65,8 @@ fn transposed_and_sliced_inputs_give_the_contiguous_result() {
         let (v2, g2) = value_and_grads(&out2, &[&x2]);
         assert_eq!(v, v2, "{r:?}: values");
         // The gradient of x is the transpose of the gradient of its transpose.
-        let g2t = f64s(&Tensor::from_slice(&g2[0], (4, 3), &dev()).unwrap().t().unwrap().contiguous().unwrap());
+        let g2t =
+            f64s(&Tensor::from_slice(&g2[0], (4, 3), &dev()).unwrap().t().unwrap().contiguous().unwrap());
         assert_eq!(g[0], g2t, "{r:?}: gradients");
 
         // A slice with an offset: columns 1..3 of a (3, 4) matrix.
@@ -111,10 +112,24 @@ fn broadcast_views_and_shapes_reach_the_fused_op() {
         let rep: Vec<f64> = (0..n).flat_map(|_| b.clone()).collect();
         let (mut o, mut g1, mut g2) = (vec![0.0; n], vec![0.0; n * d], vec![0.0; n * d]);
         match f {
-            "cosine" => {
-                marginloss::CosineSimilarity::new().forward_backward(&a, &rep, d, &[1.0], &mut o, &mut g1, &mut g2)
-            }
-            _ => marginloss::PairwiseDistance::new().forward_backward(&a, &rep, d, &[1.0], &mut o, &mut g1, &mut g2),
+            "cosine" => marginloss::CosineSimilarity::new().forward_backward(
+                &a,
+                &rep,
+                d,
+                &[1.0],
+                &mut o,
+                &mut g1,
+                &mut g2,
+            ),
+            _ => marginloss::PairwiseDistance::new().forward_backward(
+                &a,
+                &rep,
+                d,
+                &[1.0],
+                &mut o,
+                &mut g1,
+                &mut g2,
+            ),
         }
         .unwrap();
         assert_eq!(v, o, "{f}: values");
@@ -151,7 +166,8 @@ fn f16_and_bf16_compute_in_f32_within_half_precision() {
         let (ah, bh) = (var(&a, &[n, d], dt), var(&b, &[n, d], dt));
         let (af, bf) = (var(&f64s(&ah), &[n, d], DType::F32), var(&f64s(&bh), &[n, d], DType::F32));
         let run = |a: &Tensor, b: &Tensor, yt: &Tensor| {
-            let x = mc::cosine_similarity(a, b, mc::CosineSimilarity::new()).unwrap().affine(-1.0, 1.0).unwrap();
+            let x =
+                mc::cosine_similarity(a, b, mc::CosineSimilarity::new()).unwrap().affine(-1.0, 1.0).unwrap();
             mc::hinge_embedding(&x, yt, mc::HingeEmbedding::new().margin(0.5), Reduction::Mean).unwrap()
         };
         let lh = run(&ah, &bh, &tensor(&y, &[n], dt));
@@ -170,7 +186,8 @@ fn f16_and_bf16_compute_in_f32_within_half_precision() {
                 mc::hinge(&x, &yt, mc::Hinge::new(), r).unwrap(),
                 mc::squared_hinge(&x, &yt, mc::SquaredHinge::new(), r).unwrap(),
                 mc::soft_margin(&x, &yt, mc::SoftMargin::new(), r).unwrap(),
-                mc::margin_ranking(&x, &x.affine(0.5, 0.0).unwrap(), &yt, mc::MarginRanking::new(), r).unwrap(),
+                mc::margin_ranking(&x, &x.affine(0.5, 0.0).unwrap(), &yt, mc::MarginRanking::new(), r)
+                    .unwrap(),
             ];
             for o in outs {
                 assert_eq!(o.dtype(), dt);
@@ -181,8 +198,14 @@ fn f16_and_bf16_compute_in_f32_within_half_precision() {
         let cls = Tensor::new(&[0i64, 2, 1], &dev()).unwrap();
         let s = var(&a[..12], &[3, 4], dt);
         let o = mc::multi_margin(&s, &cls, None, mc::MultiMargin::new(), Reduction::Mean).unwrap();
-        let o32 = mc::multi_margin(&s.to_dtype(DType::F32).unwrap(), &cls, None, mc::MultiMargin::new(), Reduction::Mean)
-            .unwrap();
+        let o32 = mc::multi_margin(
+            &s.to_dtype(DType::F32).unwrap(),
+            &cls,
+            None,
+            mc::MultiMargin::new(),
+            Reduction::Mean,
+        )
+        .unwrap();
         close(&format!("{dt:?} multi_margin"), &f64s(&o), &f64s(&o32), tol);
     }
 }
@@ -238,28 +261,47 @@ fn composed_equals_fused_for_the_elementwise_losses() {
                 });
                 let s = mc::SquaredHinge::new().margin(margin).labels(labels);
                 compare(&format!("squared_hinge {id}"), &[&x], rtol, |fused| {
-                    if fused { mc::squared_hinge(&x, &t, s, r) } else { composed::squared_hinge(&x, &t, s, r) }.unwrap()
+                    if fused {
+                        mc::squared_hinge(&x, &t, s, r)
+                    } else {
+                        composed::squared_hinge(&x, &t, s, r)
+                    }
+                    .unwrap()
                 });
                 let sm = mc::SoftMargin::new().labels(labels);
                 compare(&format!("soft_margin {id}"), &[&x], rtol, |fused| {
-                    if fused { mc::soft_margin(&x, &t, sm, r) } else { composed::soft_margin(&x, &t, sm, r) }.unwrap()
+                    if fused { mc::soft_margin(&x, &t, sm, r) } else { composed::soft_margin(&x, &t, sm, r) }
+                        .unwrap()
                 });
                 // hinge_embedding takes distances ≥ 0, with kinks at x == margin.
-                let ds: Vec<f64> = xs.iter().enumerate().map(|(i, v)| if i % 5 == 0 { margin } else { v.abs() }).collect();
+                let ds: Vec<f64> =
+                    xs.iter().enumerate().map(|(i, v)| if i % 5 == 0 { margin } else { v.abs() }).collect();
                 let dx = var(&ds, &[n], dt);
                 let he = mc::HingeEmbedding::new().margin(margin).labels(labels).kink(kink);
                 compare(&format!("hinge_embedding {id}"), &[&dx], rtol, |fused| {
-                    if fused { mc::hinge_embedding(&dx, &t, he, r) } else { composed::hinge_embedding(&dx, &t, he, r) }
-                        .unwrap()
+                    if fused {
+                        mc::hinge_embedding(&dx, &t, he, r)
+                    } else {
+                        composed::hinge_embedding(&dx, &t, he, r)
+                    }
+                    .unwrap()
                 });
                 // margin_ranking: kinks where −y·(x1 − x2) + margin == 0.
-                let x2s: Vec<f64> =
-                    xs.iter().zip(&y).enumerate().map(|(i, (a, y))| if i % 4 == 0 { a - margin * y } else { -a / 2.0 }).collect();
+                let x2s: Vec<f64> = xs
+                    .iter()
+                    .zip(&y)
+                    .enumerate()
+                    .map(|(i, (a, y))| if i % 4 == 0 { a - margin * y } else { -a / 2.0 })
+                    .collect();
                 let x2 = var(&x2s, &[n], dt);
                 let mr = mc::MarginRanking::new().margin(margin).labels(labels).kink(kink);
                 compare(&format!("margin_ranking {id}"), &[&x, &x2], rtol, |fused| {
-                    if fused { mc::margin_ranking(&x, &x2, &t, mr, r) } else { composed::margin_ranking(&x, &x2, &t, mr, r) }
-                        .unwrap()
+                    if fused {
+                        mc::margin_ranking(&x, &x2, &t, mr, r)
+                    } else {
+                        composed::margin_ranking(&x, &x2, &t, mr, r)
+                    }
+                    .unwrap()
                 });
             }
         }
@@ -282,30 +324,55 @@ fn composed_equals_fused_for_the_distances_and_multilabel_soft_margin() {
         for eps in [1e-8, 1e-3] {
             let f = mc::CosineSimilarity::new().eps(eps);
             compare(&format!("cosine {dt:?} eps {eps}"), &[&x1, &x2], rtol, |fused| {
-                if fused { mc::cosine_similarity(&x1, &x2, f) } else { composed::cosine_similarity(&x1, &x2, f) }.unwrap()
+                if fused {
+                    mc::cosine_similarity(&x1, &x2, f)
+                } else {
+                    composed::cosine_similarity(&x1, &x2, f)
+                }
+                .unwrap()
             });
         }
         for p in [2.0, 1.0, 3.0, f64::INFINITY] {
             let f = mc::PairwiseDistance::new().p(p);
             compare(&format!("pairwise {dt:?} p {p}"), &[&x1, &x2], rtol * 10.0, |fused| {
-                if fused { mc::pairwise_distance(&x1, &x2, f) } else { composed::pairwise_distance(&x1, &x2, f) }.unwrap()
+                if fused {
+                    mc::pairwise_distance(&x1, &x2, f)
+                } else {
+                    composed::pairwise_distance(&x1, &x2, f)
+                }
+                .unwrap()
             });
         }
-        let t: Vec<f64> = (0..n * d).map(|i| if i % 3 == 0 { 1.0 } else if i % 3 == 1 { 0.0 } else { 0.25 }).collect();
+        let t: Vec<f64> = (0..n * d)
+            .map(|i| {
+                if i % 3 == 0 {
+                    1.0
+                } else if i % 3 == 1 {
+                    0.0
+                } else {
+                    0.25
+                }
+            })
+            .collect();
         let t = tensor(&t, &[n, d], dt);
         let w = tensor(&rng.vec(d, 0.5, 2.0), &[d], dt);
         let x = var(&rng.vec(n * d, -4.0, 4.0), &[n, d], dt);
         for r in REDUCTIONS {
             for weight in [None, Some(&w)] {
                 let l = mc::MultilabelSoftMargin::new();
-                compare(&format!("multilabel_soft_margin {dt:?} {r:?} {}", weight.is_some()), &[&x], rtol, |fused| {
-                    if fused {
-                        mc::multilabel_soft_margin(&x, &t, weight, l, r)
-                    } else {
-                        composed::multilabel_soft_margin(&x, &t, weight, l, r)
-                    }
-                    .unwrap()
-                });
+                compare(
+                    &format!("multilabel_soft_margin {dt:?} {r:?} {}", weight.is_some()),
+                    &[&x],
+                    rtol,
+                    |fused| {
+                        if fused {
+                            mc::multilabel_soft_margin(&x, &t, weight, l, r)
+                        } else {
+                            composed::multilabel_soft_margin(&x, &t, weight, l, r)
+                        }
+                        .unwrap()
+                    },
+                );
             }
         }
     }
@@ -320,7 +387,8 @@ fn composed_matches_torch_compat_quirks() {
     let h = mc::Hinge::new().mode(Mode::TorchCompat);
     for r in REDUCTIONS {
         compare("hinge_embedding compat", &[&x], 1e-15, |fused| {
-            if fused { mc::hinge_embedding(&x, &t, he, r) } else { composed::hinge_embedding(&x, &t, he, r) }.unwrap()
+            if fused { mc::hinge_embedding(&x, &t, he, r) } else { composed::hinge_embedding(&x, &t, he, r) }
+                .unwrap()
         });
         compare("hinge compat", &[&x], 1e-15, |fused| {
             if fused { mc::hinge(&x, &t, h, r) } else { composed::hinge(&x, &t, h, r) }.unwrap()
@@ -335,18 +403,26 @@ fn composed_matches_torch_compat_quirks() {
 fn strict_errors_carry_the_core_message_on_both_paths() {
     let x = tensor(&[0.8, -0.5, 2.0], &[3], DType::F32);
     let t = tensor(&[0.0, 1.0, -1.0], &[3], DType::F32);
-    let core = marginloss::Hinge::new().forward(&[0.8f32, -0.5, 2.0], &[0.0, 1.0, -1.0], Reduction::Mean).unwrap_err();
+    let core = marginloss::Hinge::new()
+        .forward(&[0.8f32, -0.5, 2.0], &[0.0, 1.0, -1.0], Reduction::Mean)
+        .unwrap_err();
     let fused = mc::hinge(&x, &t, mc::Hinge::new(), Reduction::Mean).unwrap_err();
     let comp = composed::hinge(&x, &t, mc::Hinge::new(), Reduction::Mean).unwrap_err();
     assert_eq!(fused.to_string(), core.to_string());
     assert_eq!(comp.to_string(), core.to_string());
     assert!(fused.to_string().contains("Labels::ZeroOne"), "{fused}");
     // The article's mistake: scores fed to hinge_embedding.
-    let e = mc::hinge_embedding(&x, &tensor(&[-1.0, 1.0, -1.0], &[3], DType::F32), mc::HingeEmbedding::new(), Reduction::Mean)
-        .unwrap_err();
+    let e = mc::hinge_embedding(
+        &x,
+        &tensor(&[-1.0, 1.0, -1.0], &[3], DType::F32),
+        mc::HingeEmbedding::new(),
+        Reduction::Mean,
+    )
+    .unwrap_err();
     assert!(e.to_string().starts_with("hinge_embedding expects distances >= 0, got -0.5 at input[1]"), "{e}");
     // Shapes.
-    let e = mc::hinge(&x, &tensor(&[1.0, 1.0], &[2], DType::F32), mc::Hinge::new(), Reduction::Mean).unwrap_err();
+    let e =
+        mc::hinge(&x, &tensor(&[1.0, 1.0], &[2], DType::F32), mc::Hinge::new(), Reduction::Mean).unwrap_err();
     assert!(e.to_string().contains("target has shape [2]"), "{e}");
     let e = mc::hinge(&x, &x.to_dtype(DType::F64).unwrap(), mc::Hinge::new(), Reduction::Mean).unwrap_err();
     assert!(e.to_string().contains("dtype"), "{e}");

@@ -8,7 +8,9 @@ mod common;
 
 use candle_core::{DType, Device, Tensor, Var};
 use common::{f64s, fixtures_dir};
-use marginloss_candle::{composed, cosine_similarity, hinge_embedding, CosineSimilarity, HingeEmbedding, Reduction};
+use marginloss_candle::{
+    composed, cosine_similarity, hinge_embedding, CosineSimilarity, HingeEmbedding, Reduction,
+};
 use serde_json::Value;
 
 fn npy_f32(name: &str) -> (Vec<f32>, Vec<usize>) {
@@ -36,7 +38,8 @@ fn assert_close(what: &str, got: &[f64], want: &[f32], rtol: f64) {
 
 fn run(fused: bool) {
     let expected: Value =
-        serde_json::from_str(&std::fs::read_to_string(fixtures_dir().join("article/expected.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(fixtures_dir().join("article/expected.json")).unwrap())
+            .unwrap();
     let (a, b) = (var("a.npy"), var("b.npy"));
     let (y, _) = npy_f32("y.npy");
     let y = Tensor::from_vec(y, 100, &Device::Cpu).unwrap();
@@ -44,27 +47,35 @@ fn run(fused: bool) {
 
     let f = CosineSimilarity::new();
     let loss = HingeEmbedding::new().margin(0.2);
-    let cos = if fused { cosine_similarity(&a, &b, f) } else { composed::cosine_similarity(&a, &b, f) }.unwrap();
+    let cos =
+        if fused { cosine_similarity(&a, &b, f) } else { composed::cosine_similarity(&a, &b, f) }.unwrap();
     let x = cos.affine(-1.0, 1.0).unwrap(); // 1 − cos
-    let out = if fused { hinge_embedding(&x, &y, loss, Reduction::Mean) } else { composed::hinge_embedding(&x, &y, loss, Reduction::Mean) }
-        .unwrap();
+    let out = if fused {
+        hinge_embedding(&x, &y, loss, Reduction::Mean)
+    } else {
+        composed::hinge_embedding(&x, &y, loss, Reduction::Mean)
+    }
+    .unwrap();
     assert_eq!(out.dtype(), DType::F32);
 
-    let want_x: Vec<f32> = expected["x"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
+    let want_x: Vec<f32> =
+        expected["x"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
     assert_close("x", &f64s(&x), &want_x, 3e-5);
     let mean = f64::from(out.to_scalar::<f32>().unwrap());
     let want = expected["mean"].as_f64().unwrap();
     assert!((mean - want).abs() <= 3e-5 * want, "loss {mean} vs torch {want}");
     if fused {
         // The core's f64-accumulated f32 mean, 1 ulp from torch's f32 sum.
-        assert_eq!(mean as f32, 0.493_856_01_f32);
+        assert_eq!(mean as f32, 0.493_856_f32); // 0.4938560128211975 as f64
     }
 
     let grads = out.backward().unwrap();
     let (ga, gb) = (grads.get(&a).expect("grad a"), grads.get(&b).expect("grad b"));
     assert_close("grad a", &f64s(ga), &npy_f32("grad_a.npy").0, 3e-5);
     assert_close("grad b", &f64s(gb), &npy_f32("grad_b.npy").0, 3e-5);
-    let norm = |g: &Tensor| g.sqr().unwrap().sum_all().unwrap().to_dtype(DType::F64).unwrap().to_scalar::<f64>().unwrap().sqrt();
+    let norm = |g: &Tensor| {
+        g.sqr().unwrap().sum_all().unwrap().to_dtype(DType::F64).unwrap().to_scalar::<f64>().unwrap().sqrt()
+    };
     let (na, nb) = (expected["grad_a_norm"].as_f64().unwrap(), expected["grad_b_norm"].as_f64().unwrap());
     assert!((norm(ga) - na).abs() <= 1e-5 * na, "‖grad a‖ {} vs {na}", norm(ga));
     assert!((norm(gb) - nb).abs() <= 1e-5 * nb, "‖grad b‖ {} vs {nb}", norm(gb));

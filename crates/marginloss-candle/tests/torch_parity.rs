@@ -10,7 +10,7 @@ mod common;
 use std::collections::BTreeMap;
 
 use candle_core::{Tensor, Var, WithDType};
-use common::{assert_close, assert_close_floor, candle_dtype, for_each_case, values, Case, CandleDType};
+use common::{assert_close, assert_close_floor, candle_dtype, for_each_case, values, CandleDType, Case};
 use marginloss::Float;
 use marginloss_candle as mc;
 use mc::{Labels, Mode};
@@ -84,7 +84,8 @@ fn check<T: Elem>(
     let total = if out.rank() == 0 { out } else { out.sum_all().unwrap() };
     let grads = total.backward().unwrap();
     for (k, name) in diff.iter().enumerate() {
-        let g = grads.get(&inputs.vars[*name]).unwrap_or_else(|| panic!("{}: no gradient for {name}", c.id()));
+        let g =
+            grads.get(&inputs.vars[*name]).unwrap_or_else(|| panic!("{}: no gradient for {name}", c.id()));
         assert_eq!(g.dims(), &c.input(name).shape[..], "{}: grad {name} shape", c.id());
         let g: Vec<T> = values(g);
         if let Some(want) = c.grad(name) {
@@ -120,7 +121,9 @@ fn pointwise<T: Elem>(c: &Case, loss: &str) {
             "squared_hinge" => {
                 mc::squared_hinge(x, t, mc::SquaredHinge::new().margin(margin).labels(lab).mode(mode), r)
             }
-            "hinge_embedding" => mc::hinge_embedding(x, t, mc::HingeEmbedding::new().margin(margin).mode(mode), r),
+            "hinge_embedding" => {
+                mc::hinge_embedding(x, t, mc::HingeEmbedding::new().margin(margin).mode(mode), r)
+            }
             "soft_margin" => mc::soft_margin(x, t, mc::SoftMargin::new().mode(mode), r),
             _ => unreachable!(),
         }
@@ -130,14 +133,23 @@ fn pointwise<T: Elem>(c: &Case, loss: &str) {
         let mut g = vec![T::zero(); x.len()];
         let one = [T::one()];
         match loss {
-            "hinge" => marginloss::Hinge::new().margin(margin).labels(lab).mode(mode)
+            "hinge" => marginloss::Hinge::new()
+                .margin(margin)
+                .labels(lab)
+                .mode(mode)
                 .forward_backward(&x, &t, r, &one, &mut out, &mut g),
-            "squared_hinge" => marginloss::SquaredHinge::new().margin(margin).labels(lab).mode(mode)
+            "squared_hinge" => marginloss::SquaredHinge::new()
+                .margin(margin)
+                .labels(lab)
+                .mode(mode)
                 .forward_backward(&x, &t, r, &one, &mut out, &mut g),
-            "hinge_embedding" => marginloss::HingeEmbedding::new().margin(margin).mode(mode)
+            "hinge_embedding" => marginloss::HingeEmbedding::new()
+                .margin(margin)
+                .mode(mode)
                 .forward_backward(&x, &t, r, &one, &mut out, &mut g),
-            "soft_margin" => marginloss::SoftMargin::new().mode(mode)
-                .forward_backward(&x, &t, r, &one, &mut out, &mut g),
+            "soft_margin" => {
+                marginloss::SoftMargin::new().mode(mode).forward_backward(&x, &t, r, &one, &mut out, &mut g)
+            }
             _ => unreachable!(),
         }?;
         Ok((out, vec![g]))
@@ -152,7 +164,11 @@ fn hinge_matches_torch_and_core() {
 
 #[test]
 fn squared_hinge_matches_torch_and_core() {
-    run_file("squared_hinge", |c| pointwise::<f32>(c, "squared_hinge"), |c| pointwise::<f64>(c, "squared_hinge"));
+    run_file(
+        "squared_hinge",
+        |c| pointwise::<f32>(c, "squared_hinge"),
+        |c| pointwise::<f64>(c, "squared_hinge"),
+    );
 }
 
 #[test]
@@ -180,7 +196,8 @@ fn margin_ranking<T: Elem>(c: &Case) {
     };
     let core = |mode: Mode| {
         let n = x1.len();
-        let (mut out, mut g1, mut g2) = (vec![T::zero(); r.output_len(n)], vec![T::zero(); n], vec![T::zero(); n]);
+        let (mut out, mut g1, mut g2) =
+            (vec![T::zero(); r.output_len(n)], vec![T::zero(); n], vec![T::zero(); n]);
         marginloss::MarginRanking::new().margin(margin).mode(mode).forward_backward(
             &x1,
             &x2,
@@ -212,7 +229,8 @@ fn distance<T: Elem>(c: &Case, loss: &str) {
     };
     let core = |mode: Mode| {
         let n = x1.len() / dim;
-        let (mut out, mut g1, mut g2) = (vec![T::zero(); n], vec![T::zero(); x1.len()], vec![T::zero(); x2.len()]);
+        let (mut out, mut g1, mut g2) =
+            (vec![T::zero(); n], vec![T::zero(); x1.len()], vec![T::zero(); x2.len()]);
         let one = [T::one()];
         match loss {
             "cosine_similarity" => {
@@ -263,9 +281,17 @@ fn class_loss<T: Elem>(c: &Case, loss: &str) {
                 let l = mc::MultiMargin::new().p(p).margin(margin).mode(mode);
                 mc::multi_margin(x, t, i.opt("weight"), l, r)
             }
-            "multiclass_hinge" => mc::multiclass_hinge(x, t, mc::MulticlassHinge::new().margin(margin).mode(mode), r),
+            "multiclass_hinge" => {
+                mc::multiclass_hinge(x, t, mc::MulticlassHinge::new().margin(margin).mode(mode), r)
+            }
             "multilabel_margin" => mc::multilabel_margin(x, t, mc::MultilabelMargin::new().mode(mode), r),
-            _ => mc::multilabel_soft_margin(x, t, i.opt("weight"), mc::MultilabelSoftMargin::new().mode(mode), r),
+            _ => mc::multilabel_soft_margin(
+                x,
+                t,
+                i.opt("weight"),
+                mc::MultilabelSoftMargin::new().mode(mode),
+                r,
+            ),
         }
     };
     let core = |mode: Mode| {
@@ -288,12 +314,16 @@ fn class_loss<T: Elem>(c: &Case, loss: &str) {
             }
             "multiclass_hinge" => {
                 let t = c.input("target").as_i64();
-                marginloss::MulticlassHinge::new().margin(margin).mode(mode)
+                marginloss::MulticlassHinge::new()
+                    .margin(margin)
+                    .mode(mode)
                     .forward_backward(&x, &t, cl, r, &one, &mut out, &mut g)
             }
             "multilabel_margin" => {
                 let t = c.input("target").as_i64();
-                marginloss::MultilabelMargin::new().mode(mode).forward_backward(&x, &t, cl, r, &one, &mut out, &mut g)
+                marginloss::MultilabelMargin::new()
+                    .mode(mode)
+                    .forward_backward(&x, &t, cl, r, &one, &mut out, &mut g)
             }
             _ => {
                 let t = c.input("target").as_vec::<T>();
@@ -317,7 +347,11 @@ fn class_loss<T: Elem>(c: &Case, loss: &str) {
 
 #[test]
 fn multi_margin_matches_torch_and_core() {
-    run_file("multi_margin", |c| class_loss::<f32>(c, "multi_margin"), |c| class_loss::<f64>(c, "multi_margin"));
+    run_file(
+        "multi_margin",
+        |c| class_loss::<f32>(c, "multi_margin"),
+        |c| class_loss::<f64>(c, "multi_margin"),
+    );
 }
 
 #[test]

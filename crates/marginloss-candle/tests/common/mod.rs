@@ -274,7 +274,8 @@ impl Tensor {
     }
     /// A candle i64 tensor of this fixture's class indices.
     pub fn candle_i64(&self) -> candle_core::Tensor {
-        candle_core::Tensor::from_vec(self.as_i64(), self.shape.clone(), &candle_core::Device::Cpu).expect("i64")
+        candle_core::Tensor::from_vec(self.as_i64(), self.shape.clone(), &candle_core::Device::Cpu)
+            .expect("i64")
     }
 }
 
