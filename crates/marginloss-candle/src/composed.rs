@@ -286,3 +286,134 @@ pub fn multilabel_soft_margin(
         reduce(l, reduction)
     })
 }
+
+/// The class-index arguments of a row loss: `input` as `(N, C)` and `target` as i64.
+fn as_rows(input: &Tensor, target: &Tensor) -> Result<(Tensor, Tensor)> {
+    let x = if input.rank() == 1 { input.unsqueeze(0)? } else { input.clone() };
+    let t = target.detach().to_dtype(DType::I64)?;
+    Ok((x, t))
+}
+
+/// The per-row result back in the input's layout: `()` for a 1-D input.
+fn unrow(l: Tensor, input: &Tensor, reduction: Reduction) -> Result<Tensor> {
+    let l = if input.rank() == 1 && reduction == Reduction::None { l.squeeze(0)? } else { l };
+    reduce(l, reduction)
+}
+
+/// The `(N, C)` one-hot mask (in `dt`) of class indices `y (N,)`.
+fn one_hot(y: &Tensor, classes: usize, dt: DType) -> Result<Tensor> {
+    let range = Tensor::arange(0i64, classes as i64, y.device())?.unsqueeze(0)?;
+    y.reshape(((), 1))?.broadcast_eq(&range)?.to_dtype(dt)
+}
+
+/// [`crate::multi_margin`] as candle ops, as torch composes it:
+/// `Σ_{i ≠ y} w[y]·max(0, margin − x[y] + x[i])^p / C` per row.
+///
+/// The class indices are always checked on the host (in both modes, as the core does).
+///
+/// # Errors
+/// As [`crate::multi_margin`].
+pub fn multi_margin(
+    input: &Tensor,
+    target: &Tensor,
+    weight: Option<&Tensor>,
+    loss: marginloss::MultiMargin,
+    reduction: Reduction,
+) -> Result<Tensor> {
+    let host = |t: &Tensor| t.detach().to_device(&Device::Cpu);
+    let w_host = weight.map(host).transpose()?;
+    crate::multi_margin(&host(input)?, &host(target)?, w_host.as_ref(), loss, reduction)?;
+    in_f32(&[Some(input), weight], |a| {
+        let (x, y) = as_rows(some(&a[0]), target)?;
+        let classes = x.dim(1)?;
+        let dt = x.dtype();
+        let xy = x.gather(&y.reshape(((), 1))?, 1)?;
+        let z = x.broadcast_sub(&xy)?.affine(1.0, loss.margin)?;
+        let mut l = relu(&z, Kink::Zero)?;
+        if loss.p == 2 {
+            l = l.sqr()?;
+        }
+        let others = one_hot(&y, classes, dt)?.affine(-1.0, 1.0)?;
+        l = (l * others)?;
+        if let Some(w) = &a[1] {
+            let wy = w.detach().index_select(&y, 0)?.reshape(((), 1))?;
+            l = l.broadcast_mul(&wy)?;
+        }
+        let l = (l.sum(1)? / classes as f64)?;
+        unrow(l, input, reduction)
+    })
+}
+
+/// [`crate::multiclass_hinge`] as candle ops, as torch composes it:
+/// `max(0, margin + s[j*] − s[y])` with `j*` the lowest index of the largest wrong-class
+/// score (its gradient goes to that one class).
+///
+/// The class indices are always checked on the host (in both modes, as the core does).
+///
+/// # Errors
+/// As [`crate::multiclass_hinge`].
+pub fn multiclass_hinge(
+    input: &Tensor,
+    target: &Tensor,
+    loss: marginloss::MulticlassHinge,
+    reduction: Reduction,
+) -> Result<Tensor> {
+    let host = |t: &Tensor| t.detach().to_device(&Device::Cpu);
+    crate::multiclass_hinge(&host(input)?, &host(target)?, loss, reduction)?;
+    in_f32(&[Some(input)], |a| {
+        let (x, y) = as_rows(some(&a[0]), target)?;
+        let classes = x.dim(1)?;
+        if classes < 2 {
+            // Torch-compat: no wrong class, max_other = −inf, loss 0.
+            let l = (x.sum(1)? * 0.0)?;
+            return unrow(l, input, reduction);
+        }
+        let dt = x.dtype();
+        let is_y = one_hot(&y, classes, dt)?;
+        let masked = is_y.ne(0.0)?.where_cond(
+            &Tensor::full(f32::NEG_INFINITY, x.shape(), x.device())?.to_dtype(dt)?,
+            &x.detach(),
+        )?;
+        let j = masked.argmax_keepdim(1)?;
+        let other = x.gather(&j.to_dtype(DType::I64)?, 1)?;
+        let xy = x.gather(&y.reshape(((), 1))?, 1)?;
+        let u = (other.affine(1.0, loss.margin)? - xy)?.squeeze(1)?;
+        unrow(relu(&u, Kink::Zero)?, input, reduction)
+    })
+}
+
+/// [`crate::multilabel_margin`] as candle ops:
+/// `Σ_{j ∈ T} Σ_{i ∉ T} max(0, 1 − x[j] + x[i]) / C` per row, the target read up to its
+/// first −1 (a class listed twice counts twice). Uses an `(N, C, C)` intermediate.
+///
+/// The class indices are always checked on the host (in both modes, as the core does).
+///
+/// # Errors
+/// As [`crate::multilabel_margin`].
+pub fn multilabel_margin(
+    input: &Tensor,
+    target: &Tensor,
+    loss: marginloss::MultilabelMargin,
+    reduction: Reduction,
+) -> Result<Tensor> {
+    let host = |t: &Tensor| t.detach().to_device(&Device::Cpu);
+    crate::multilabel_margin(&host(input)?, &host(target)?, loss, reduction)?;
+    in_f32(&[Some(input)], |a| {
+        let x = if some(&a[0]).rank() == 1 { some(&a[0]).unsqueeze(0)? } else { some(&a[0]).clone() };
+        let t = target.detach().to_dtype(DType::I64)?.reshape(x.shape())?;
+        let (n, classes) = x.dims2()?;
+        let dt = x.dtype();
+        // Entries before the first −1.
+        let valid = t.eq(-1.0)?.to_dtype(dt)?.cumsum(1)?.eq(0.0)?.to_dtype(dt)?;
+        // count[n, c]: how often class c is listed.
+        let range = Tensor::arange(0i64, classes as i64, x.device())?.reshape((1, 1, classes))?;
+        let hits = t.unsqueeze(2)?.broadcast_eq(&range)?.to_dtype(dt)?;
+        let count = hits.broadcast_mul(&valid.unsqueeze(2)?)?.sum(1)?;
+        let non_target = count.eq(0.0)?.to_dtype(dt)?;
+        // z[n, j, i] = 1 − x[j] + x[i], weighted by count[j]·[i ∉ T].
+        let z = x.unsqueeze(1)?.broadcast_sub(&x.unsqueeze(2)?)?.affine(1.0, 1.0)?;
+        let w = count.unsqueeze(2)?.broadcast_mul(&non_target.unsqueeze(1)?)?;
+        let l = (relu(&z, Kink::Zero)? * w.broadcast_as((n, classes, classes))?)?.sum((1, 2))?;
+        unrow((l / classes as f64)?, input, reduction)
+    })
+}

@@ -33,15 +33,14 @@
 //! * **Strided inputs** (transposed, sliced, broadcast views) are made contiguous first
 //!   (a no-op for contiguous ones; the copy is differentiable).
 //! * **f16/bf16:** computed in f32 and the result cast back (both casts differentiable).
-//! * **Other devices (CUDA, Metal):** [`hinge`], [`squared_hinge`], [`hinge_embedding`],
-//!   [`soft_margin`], [`margin_ranking`], [`cosine_similarity`], [`pairwise_distance`] and
-//!   [`multilabel_soft_margin`] run as a composition of candle ops with the same semantics
-//!   (the functions of [`composed`], which also run on CPU and are tested equal to the
-//!   fused path there). The class-index losses ([`multi_margin`], [`multiclass_hinge`],
-//!   [`multilabel_margin`]) copy their inputs to the CPU, run the fused op and copy the
-//!   result back (`to_device` is differentiable, so gradients flow). In [`Mode::Strict`]
-//!   the composed path validates its inputs by running the core's checks on a host copy;
-//!   use [`Mode::TorchCompat`] to stay on the device.
+//! * **Other devices (CUDA, Metal):** every function runs as a composition of candle ops
+//!   with the same semantics: the functions of [`composed`], which also run on CPU and
+//!   are tested equal to the fused path there (values and gradients, kinks included).
+//!   In [`Mode::Strict`] the composed path validates its inputs by running the core's
+//!   checks on a host copy (use [`Mode::TorchCompat`] to stay on the device; the
+//!   class-index losses always check their indices on the host, as the core does in
+//!   both modes). The CUDA/Metal builds are not exercised by this crate's CI, which has
+//!   no GPU: only the composed functions' CPU behaviour is tested.
 //!
 //! ## Shapes
 //!
@@ -396,9 +395,10 @@ pub fn multi_margin(
     let (classes, none) = rows("multi_margin", input)?;
     let f = MultiMarginOp { loss, classes, reduction };
     let shape = reduced_shape(reduction, none);
+    let c = move |a: &[&Tensor]| composed::multi_margin(a[0], a[1], a.get(2).copied(), loss, reduction);
     match weight {
-        Some(w) => apply(f, &[input, target, w], shape, None),
-        None => apply(f, &[input, target], shape, None),
+        Some(w) => apply(f, &[input, target, w], shape, Some(&c)),
+        None => apply(f, &[input, target], shape, Some(&c)),
     }
 }
 
@@ -441,7 +441,8 @@ pub fn multiclass_hinge(
 ) -> Result<Tensor> {
     let (classes, none) = rows("multiclass_hinge", input)?;
     let f = MulticlassHingeOp { loss, classes, reduction };
-    apply(f, &[input, target], reduced_shape(reduction, none), None)
+    let c = move |a: &[&Tensor]| composed::multiclass_hinge(a[0], a[1], loss, reduction);
+    apply(f, &[input, target], reduced_shape(reduction, none), Some(&c))
 }
 
 #[derive(Clone)]
@@ -484,7 +485,8 @@ pub fn multilabel_margin(
 ) -> Result<Tensor> {
     let (classes, none) = rows("multilabel_margin", input)?;
     let f = MultilabelMarginOp { loss, classes, reduction };
-    apply(f, &[input, target], reduced_shape(reduction, none), None)
+    let c = move |a: &[&Tensor]| composed::multilabel_margin(a[0], a[1], loss, reduction);
+    apply(f, &[input, target], reduced_shape(reduction, none), Some(&c))
 }
 
 #[derive(Clone)]

@@ -507,3 +507,87 @@ fn a_candle_nn_training_step_lowers_the_loss() {
     let last = loss(&lin).to_scalar::<f32>().unwrap();
     assert!(last < 0.5 * first, "hinge loss {first} → {last}");
 }
+
+#[test]
+fn composed_equals_fused_for_the_class_index_losses() {
+    let mut rng = Rng::new(7);
+    let (n, c) = (9, 5);
+    for (dt, rtol) in [(DType::F64, 1e-12), (DType::F32, 2e-6)] {
+        for trial in 0..4 {
+            // Scores on a coarse grid, so that ties and exact kinks (z == 0) occur.
+            let xs: Vec<f64> = (0..n * c).map(|_| (rng.uniform(-4.0, 4.0)).round() / 4.0).collect();
+            let x = var(&xs, &[n, c], dt);
+            let y: Vec<i64> = (0..n).map(|i| ((i * 3 + trial) % c) as i64).collect();
+            let yt = Tensor::new(y.as_slice(), &dev()).unwrap();
+            let yu = yt.to_dtype(DType::U32).unwrap();
+            let w = tensor(&rng.vec(c, 0.5, 2.0), &[c], dt);
+            // Multilabel targets: 0–3 classes then −1, some listed twice.
+            let mut ml = vec![-1i64; n * c];
+            for row in 0..n {
+                let k = row % 4;
+                for j in 0..k {
+                    ml[row * c + j] = ((row + 2 * j + trial) % c) as i64;
+                }
+                if row % 5 == 0 && k > 0 {
+                    ml[row * c + k] = ml[row * c];
+                }
+            }
+            let mlt = Tensor::from_vec(ml, (n, c), &dev()).unwrap();
+            for r in REDUCTIONS {
+                for p in [1, 2] {
+                    for weight in [None, Some(&w)] {
+                        let l = mc::MultiMargin::new().p(p).margin([1.0, 0.5][trial % 2]);
+                        let id = format!("multi_margin {dt:?} {trial} {r:?} p{p} w{}", weight.is_some());
+                        compare(&id, &[&x], rtol, |fused| {
+                            if fused {
+                                mc::multi_margin(&x, &yt, weight, l, r)
+                            } else {
+                                composed::multi_margin(&x, &yu, weight, l, r)
+                            }
+                            .unwrap()
+                        });
+                    }
+                }
+                let l = mc::MulticlassHinge::new().margin([1.0, 0.5][trial % 2]);
+                compare(&format!("multiclass_hinge {dt:?} {trial} {r:?}"), &[&x], rtol, |fused| {
+                    if fused {
+                        mc::multiclass_hinge(&x, &yt, l, r)
+                    } else {
+                        composed::multiclass_hinge(&x, &yt, l, r)
+                    }
+                    .unwrap()
+                });
+                let l = mc::MultilabelMargin::new();
+                compare(&format!("multilabel_margin {dt:?} {trial} {r:?}"), &[&x], rtol, |fused| {
+                    if fused {
+                        mc::multilabel_margin(&x, &mlt, l, r)
+                    } else {
+                        composed::multilabel_margin(&x, &mlt, l, r)
+                    }
+                    .unwrap()
+                });
+            }
+            // A 1-D input is one row with a 0-d target.
+            let x1 = var(&xs[..c], &[c], dt);
+            let y0 = Tensor::new(2i64, &dev()).unwrap();
+            for r in REDUCTIONS {
+                compare(&format!("multi_margin 1-D {dt:?} {r:?}"), &[&x1], rtol, |fused| {
+                    let l = mc::MultiMargin::new();
+                    if fused {
+                        mc::multi_margin(&x1, &y0, None, l, r)
+                    } else {
+                        composed::multi_margin(&x1, &y0, None, l, r)
+                    }
+                    .unwrap()
+                });
+            }
+        }
+    }
+    // Out-of-range indices are refused in both modes, with the core's message.
+    let x = var(&[0.1, 0.2, 0.3], &[1, 3], DType::F32);
+    let bad = Tensor::new(&[3i64], &dev()).unwrap();
+    let compat = mc::MultiMargin::new().mode(Mode::TorchCompat);
+    let e1 = mc::multi_margin(&x, &bad, None, compat, Reduction::Mean).unwrap_err();
+    let e2 = composed::multi_margin(&x, &bad, None, compat, Reduction::Mean).unwrap_err();
+    assert_eq!(e1.to_string(), e2.to_string());
+}
