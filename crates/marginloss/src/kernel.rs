@@ -361,8 +361,10 @@ fn fused_parts<T: Float, L: Pointwise<T>, const STRICT: bool>(
     let n = input.len();
     match reduction {
         Reduction::None => {
+            // One value applies to every element; an empty input has an empty upstream.
             let ups = if upstream.len() == 1 { &[][..] } else { upstream };
-            map_parts::<T, L, STRICT, true>(l, input, target, ups, upstream[0], out, grad)
+            let g = upstream.first().copied().unwrap_or(T::zero());
+            map_parts::<T, L, STRICT, true>(l, input, target, ups, g, out, grad)
         }
         Reduction::Mean | Reduction::Sum => {
             let g = reduction.scale(upstream[0], n);

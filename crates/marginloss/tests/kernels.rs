@@ -166,3 +166,15 @@ fn distance_gradients_match_finite_differences() {
         }
     }
 }
+
+#[test]
+fn empty_input_with_an_empty_upstream_is_not_a_panic() {
+    let h = HingeEmbedding::new().mode(marginloss::Mode::TorchCompat);
+    let (mut out, mut g) = ([0.0f32; 0], [0.0f32; 0]);
+    h.forward_backward(&[], &[], Reduction::None, &[], &mut out, &mut g).unwrap();
+    let mut one = [0.0f32];
+    h.forward_backward(&[], &[], Reduction::Sum, &[1.0], &mut one, &mut g).unwrap();
+    assert_eq!(one, [0.0]);
+    h.forward_backward(&[], &[], Reduction::Mean, &[1.0], &mut one, &mut g).unwrap();
+    assert!(one[0].is_nan());
+}

@@ -259,6 +259,21 @@ impl<T: Float> Distance<T> for CosineDistance {
         cos_row_backward::<T, true>(x1, x2, &r, -g.f64(), grad1, grad2);
     }
 
+    #[inline]
+    fn distance_backward<F: FnOnce(T) -> T>(
+        &self,
+        x1: &[T],
+        x2: &[T],
+        coef: F,
+        grad1: &mut [T],
+        grad2: &mut [T],
+    ) -> T {
+        let r = cos_row(x1, x2, self.eps);
+        let d = T::one() - T::of(r.cos);
+        cos_row_backward::<T, false>(x1, x2, &r, -coef(d).f64(), grad1, grad2);
+        d
+    }
+
     /// Strict mode: a finite eps >= 0.
     fn check(&self, loss: &'static str, mode: Mode) -> Result<()> {
         if mode.is_strict() && !(self.eps >= 0.0 && self.eps.is_finite()) {

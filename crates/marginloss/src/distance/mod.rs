@@ -38,6 +38,29 @@ pub trait Distance<T: Float>: Sync {
         let _ = (loss, mode);
         Ok(())
     }
+
+    /// The distance `d`, and `g·∂d/∂x1`, `g·∂d/∂x2` **written** (not added) into `grad1`,
+    /// `grad2`, where `g = coef(d)`: what a loss of the distance needs in one visit of the
+    /// rows. The default calls [`distance`](Self::distance) and
+    /// [`backward`](Self::backward); override it to share the work between the two.
+    #[inline]
+    fn distance_backward<F: FnOnce(T) -> T>(
+        &self,
+        x1: &[T],
+        x2: &[T],
+        coef: F,
+        grad1: &mut [T],
+        grad2: &mut [T],
+    ) -> T
+    where
+        Self: Sized,
+    {
+        let d = self.distance(x1, x2);
+        grad1.fill(T::zero());
+        grad2.fill(T::zero());
+        self.backward(x1, x2, coef(d), grad1, grad2);
+        d
+    }
 }
 
 /// Number of rows of a flat `(N, D)` buffer pair, checked.

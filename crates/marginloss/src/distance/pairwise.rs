@@ -303,6 +303,22 @@ impl<T: Float> Distance<T> for PairwiseDistance {
         dist_row_backward::<T, true>(x1, x2, norm, eps, d, g.f64(), grad1, grad2);
     }
 
+    #[inline]
+    fn distance_backward<F: FnOnce(T) -> T>(
+        &self,
+        x1: &[T],
+        x2: &[T],
+        coef: F,
+        grad1: &mut [T],
+        grad2: &mut [T],
+    ) -> T {
+        let (norm, eps) = (Norm::of(self.p), T::of(self.eps));
+        let d = dist_row(x1, x2, norm, eps).0;
+        let dt = T::of(d);
+        dist_row_backward::<T, false>(x1, x2, norm, eps, d, coef(dt).f64(), grad1, grad2);
+        dt
+    }
+
     /// Strict mode: `p > 0` and a finite eps (this distance's own `mode` is ignored: the
     /// loss's mode governs).
     fn check(&self, loss: &'static str, mode: Mode) -> Result<()> {

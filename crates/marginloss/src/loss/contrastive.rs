@@ -236,10 +236,18 @@ impl<T: Float> PairRow<T> for Kernel<T> {
 
     #[inline(always)]
     fn value_grad(&self, a: &[T], b: &[T], t: T, g: T, ga: &mut [T], gb: &mut [T]) -> T {
-        let (l, dd) = self.loss(self.dist.distance(a, b), t);
-        ga.fill(T::zero());
-        gb.fill(T::zero());
-        self.dist.backward(a, b, g * dd, ga, gb);
+        let mut l = T::zero();
+        self.dist.distance_backward(
+            a,
+            b,
+            |d| {
+                let (v, dd) = self.loss(d, t);
+                l = v;
+                g * dd
+            },
+            ga,
+            gb,
+        );
         l
     }
 }

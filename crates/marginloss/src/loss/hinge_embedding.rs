@@ -232,10 +232,18 @@ impl<T: Float, D: Distance<T>> PairRow<T> for OnDistance<'_, T, D> {
 
     #[inline]
     fn value_grad(&self, a: &[T], b: &[T], t: T, g: T, ga: &mut [T], gb: &mut [T]) -> T {
-        let (v, dx) = self.he.value_grad(self.distance.distance(a, b), t);
-        ga.fill(T::zero());
-        gb.fill(T::zero());
-        self.distance.backward(a, b, dx * g, ga, gb);
+        let mut v = T::zero();
+        self.distance.distance_backward(
+            a,
+            b,
+            |d| {
+                let (value, dx) = self.he.value_grad(d, t);
+                v = value;
+                dx * g
+            },
+            ga,
+            gb,
+        );
         v
     }
 }

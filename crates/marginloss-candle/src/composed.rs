@@ -1,0 +1,419 @@
+//! The losses as compositions of plain candle ops, with the same semantics (values,
+//! gradients, the [`Kink`] convention, torch's detached norm clamp) as the fused ops.
+//!
+//! These are what the crate's functions run on devices other than the CPU; they run on
+//! any device, and the tests hold them equal to the fused path on CPU. Sums are
+//! accumulated in the tensor's dtype here (the fused kernels accumulate in `f64`), so
+//! reduced results can differ from the fused ones in the last bits.
+//!
+//! In [`Mode::Strict`] each function first validates its inputs by running the core's
+//! checks on a host copy (a device-to-host transfer); in [`Mode::TorchCompat`] it stays
+//! on the device.
+
+use candle_core::{DType, Device, Result, Tensor, D};
+use marginloss::{
+    CosineSimilarity, Hinge, HingeEmbedding, Kink, Labels, MarginRanking, Mode, MultilabelSoftMargin,
+    PairwiseDistance, Reduction, SoftMargin, SquaredHinge,
+};
+
+/// Runs `check` on detached host copies of `args` when `mode` is strict.
+fn validate(mode: Mode, args: &[&Tensor], check: impl FnOnce(&[&Tensor]) -> Result<Tensor>) -> Result<()> {
+    if mode == Mode::Strict {
+        let host: Vec<Tensor> =
+            args.iter().map(|t| t.detach().to_device(&Device::Cpu)).collect::<Result<_>>()?;
+        let refs: Vec<&Tensor> = host.iter().collect();
+        check(&refs)?;
+    }
+    Ok(())
+}
+
+/// Runs `f` in f32 when the input is f16/bf16 (casting float arguments up and the
+/// result back), else as is.
+fn in_f32(args: &[Option<&Tensor>], f: impl FnOnce(&[Option<Tensor>]) -> Result<Tensor>) -> Result<Tensor> {
+    let dt = args[0].map_or(DType::F32, Tensor::dtype);
+    let half = matches!(dt, DType::F16 | DType::BF16);
+    let cast: Vec<Option<Tensor>> = args
+        .iter()
+        .map(|t| match t {
+            Some(t) if half && matches!(t.dtype(), DType::F16 | DType::BF16) => {
+                t.to_dtype(DType::F32).map(Some)
+            }
+            Some(t) => Ok(Some((*t).clone())),
+            None => Ok(None),
+        })
+        .collect::<Result<_>>()?;
+    let out = f(&cast)?;
+    if half {
+        out.to_dtype(dt)
+    } else {
+        Ok(out)
+    }
+}
+
+fn some(t: &Option<Tensor>) -> &Tensor {
+    t.as_ref().expect("argument present")
+}
+
+/// The reduction of per-element losses.
+fn reduce(l: Tensor, reduction: Reduction) -> Result<Tensor> {
+    match reduction {
+        Reduction::None => Ok(l),
+        Reduction::Mean => l.mean_all(),
+        Reduction::Sum => l.sum_all(),
+    }
+}
+
+/// The ±1 value of a (detached) target.
+fn decode(t: &Tensor, labels: Labels) -> Result<Tensor> {
+    let t = t.detach();
+    match labels {
+        Labels::PlusMinusOne => Ok(t),
+        Labels::ZeroOne => t.affine(2.0, -1.0),
+    }
+}
+
+/// `max(0, u)` with value as torch's `clamp_min(u, 0)` (NaN propagates) and derivative
+/// 1 for `u > 0`, 0 for `u < 0`, and at `u = 0` the value `kink` chooses.
+fn relu(u: &Tensor, kink: Kink) -> Result<Tensor> {
+    let zero = u.zeros_like()?;
+    // u ≤ 0 → 0, else u (for NaN the comparison is false, so NaN is kept).
+    let v = u.le(0.0)?.where_cond(&zero, u)?;
+    let at_kink = match kink {
+        Kink::Zero => return Ok(v),
+        Kink::Half => 0.5,
+        Kink::One => 1.0,
+    };
+    // Exactly at the kink: value u·k = 0, derivative k.
+    v + u.eq(0.0)?.where_cond(&(u * at_kink)?, &zero)?
+}
+
+/// `softplus(z) = log(1 + exp(z))`, stably: `max(z, 0) + log(1 + exp(−|z|))`.
+///
+/// At `z = 0` candle differentiates `|z|` as +1, so the second term contributes −½ there;
+/// the `max` takes derivative 1 at its kink so that the sum is σ(0) = ½.
+fn softplus(z: &Tensor) -> Result<Tensor> {
+    let e = z.abs()?.neg()?.exp()?;
+    relu(z, Kink::One)? + (e + 1.0)?.log()?
+}
+
+/// [`crate::hinge`] as candle ops: `max(0, margin − y·x)`.
+///
+/// # Errors
+/// As [`crate::hinge`].
+pub fn hinge(input: &Tensor, target: &Tensor, loss: Hinge, reduction: Reduction) -> Result<Tensor> {
+    validate(loss.mode, &[input, target], |a| crate::hinge(a[0], a[1], loss, reduction))?;
+    in_f32(&[Some(input), Some(target)], |a| {
+        let y = decode(some(&a[1]), loss.labels)?;
+        let u = (y * some(&a[0]))?.affine(-1.0, loss.margin)?;
+        reduce(relu(&u, loss.kink)?, reduction)
+    })
+}
+
+/// [`crate::squared_hinge`] as candle ops: `max(0, margin − y·x)²`.
+///
+/// # Errors
+/// As [`crate::squared_hinge`].
+pub fn squared_hinge(
+    input: &Tensor,
+    target: &Tensor,
+    loss: SquaredHinge,
+    reduction: Reduction,
+) -> Result<Tensor> {
+    validate(loss.mode, &[input, target], |a| crate::squared_hinge(a[0], a[1], loss, reduction))?;
+    in_f32(&[Some(input), Some(target)], |a| {
+        let y = decode(some(&a[1]), loss.labels)?;
+        let u = (y * some(&a[0]))?.affine(-1.0, loss.margin)?;
+        reduce(relu(&u, Kink::Zero)?.sqr()?, reduction)
+    })
+}
+
+/// [`crate::hinge_embedding`] as candle ops, as torch composes it:
+/// `where(y ≠ 1, max(0, margin − x), 0) + where(y ≠ −1, x, 0)`.
+///
+/// # Errors
+/// As [`crate::hinge_embedding`].
+pub fn hinge_embedding(
+    input: &Tensor,
+    target: &Tensor,
+    loss: HingeEmbedding,
+    reduction: Reduction,
+) -> Result<Tensor> {
+    validate(loss.mode, &[input, target], |a| crate::hinge_embedding(a[0], a[1], loss, reduction))?;
+    in_f32(&[Some(input), Some(target)], |a| {
+        let x = some(&a[0]);
+        let y = decode(some(&a[1]), loss.labels)?;
+        let zero = x.zeros_like()?;
+        let neg = relu(&x.affine(-1.0, loss.margin)?, loss.kink)?;
+        let neg = y.ne(1.0)?.where_cond(&neg, &zero)?;
+        let pos = y.ne(-1.0)?.where_cond(x, &zero)?;
+        reduce((neg + pos)?, reduction)
+    })
+}
+
+/// [`crate::soft_margin`] as candle ops: `softplus(−y·x)`, stably.
+///
+/// # Errors
+/// As [`crate::soft_margin`].
+pub fn soft_margin(
+    input: &Tensor,
+    target: &Tensor,
+    loss: SoftMargin,
+    reduction: Reduction,
+) -> Result<Tensor> {
+    validate(loss.mode, &[input, target], |a| crate::soft_margin(a[0], a[1], loss, reduction))?;
+    in_f32(&[Some(input), Some(target)], |a| {
+        let y = decode(some(&a[1]), loss.labels)?;
+        let z = (y * some(&a[0]))?.neg()?;
+        reduce(softplus(&z)?, reduction)
+    })
+}
+
+/// [`crate::margin_ranking`] as candle ops: `max(0, −y·(x1 − x2) + margin)`.
+///
+/// # Errors
+/// As [`crate::margin_ranking`].
+pub fn margin_ranking(
+    input1: &Tensor,
+    input2: &Tensor,
+    target: &Tensor,
+    loss: MarginRanking,
+    reduction: Reduction,
+) -> Result<Tensor> {
+    validate(loss.mode, &[input1, input2, target], |a| {
+        crate::margin_ranking(a[0], a[1], a[2], loss, reduction)
+    })?;
+    in_f32(&[Some(input1), Some(input2), Some(target)], |a| {
+        let y = decode(some(&a[2]), loss.labels)?;
+        let u = (y * (some(&a[0]) - some(&a[1]))?)?.affine(-1.0, loss.margin)?;
+        reduce(relu(&u, loss.kink)?, reduction)
+    })
+}
+
+/// `sqrt(s)` whose gradient at `s = 0` is 0 instead of infinite (torch's norm subgradient).
+fn safe_sqrt(s: &Tensor) -> Result<Tensor> {
+    let z = s.detach().eq(0.0)?.to_dtype(s.dtype())?;
+    (s + &z)?.sqrt()? - z
+}
+
+/// The broadcast pair for a row distance.
+fn pair(x1: &Tensor, x2: &Tensor, loss: &'static str) -> Result<(Tensor, Tensor)> {
+    if x1.dims() == x2.dims() {
+        return Ok((x1.clone(), x2.clone()));
+    }
+    let shape = x1.shape().broadcast_shape_binary_op(x2.shape(), loss)?;
+    Ok((x1.broadcast_as(&shape)?, x2.broadcast_as(&shape)?))
+}
+
+/// [`crate::cosine_similarity`] as candle ops: `Σ x1·x2 / (max(‖x1‖, eps)·max(‖x2‖, eps))`
+/// over the last dimension, the clamp detached as in torch 2.15.
+///
+/// # Errors
+/// As [`crate::cosine_similarity`].
+pub fn cosine_similarity(x1: &Tensor, x2: &Tensor, f: CosineSimilarity) -> Result<Tensor> {
+    validate(f.mode, &[x1, x2], |a| crate::cosine_similarity(a[0], a[1], f))?;
+    let (x1, x2) = pair(x1, x2, "cosine_similarity")?;
+    in_f32(&[Some(&x1), Some(&x2)], |a| {
+        let (a, b) = (some(&a[0]), some(&a[1]));
+        let clamp = |x: &Tensor| -> Result<Tensor> {
+            let n = safe_sqrt(&x.sqr()?.sum(D::Minus1)?)?;
+            let c = n.detach().maximum(f.eps)?;
+            n.clone() + (c - n.detach())?
+        };
+        let (c1, c2) = (clamp(a)?, clamp(b)?);
+        (a * b)?.sum(D::Minus1)? / (c1 * c2)?
+    })
+}
+
+/// [`crate::pairwise_distance`] as candle ops: `‖x1 − x2 + eps‖_p` over the last
+/// dimension (p = 2 and p = 1 as the core; general p through `powf`; p = ∞ as the max,
+/// its gradient split evenly among tied entries as the core does).
+///
+/// # Errors
+/// As [`crate::pairwise_distance`].
+pub fn pairwise_distance(x1: &Tensor, x2: &Tensor, f: PairwiseDistance) -> Result<Tensor> {
+    validate(f.mode, &[x1, x2], |a| crate::pairwise_distance(a[0], a[1], f))?;
+    let (x1, x2) = pair(x1, x2, "pairwise_distance")?;
+    in_f32(&[Some(&x1), Some(&x2)], |a| {
+        let v = (some(&a[0]) - some(&a[1]))?.affine(1.0, f.eps)?;
+        if f.p == 2.0 {
+            safe_sqrt(&v.sqr()?.sum(D::Minus1)?)
+        } else if f.p == 1.0 {
+            v.abs()?.sum(D::Minus1)
+        } else if f.p == f64::INFINITY {
+            // The max, with its gradient split evenly among tied entries (as the core).
+            let abs = v.abs()?;
+            let m = abs.detach().max_keepdim(D::Minus1)?;
+            let mask = abs.detach().broadcast_eq(&m)?.to_dtype(abs.dtype())?;
+            let count = mask.sum_keepdim(D::Minus1)?;
+            let share = (abs * mask)?.sum_keepdim(D::Minus1)?.broadcast_div(&count)?;
+            (m + (share.clone() - share.detach())?)?.squeeze(D::Minus1)
+        } else {
+            v.abs()?.powf(f.p)?.sum(D::Minus1)?.powf(1.0 / f.p)
+        }
+    })
+}
+
+/// [`crate::multilabel_soft_margin`] as candle ops, as torch composes it:
+/// `Σ_c w_c·(t·softplus(−x) + (1 − t)·softplus(x)) / C` per row.
+///
+/// # Errors
+/// As [`crate::multilabel_soft_margin`].
+pub fn multilabel_soft_margin(
+    input: &Tensor,
+    target: &Tensor,
+    weight: Option<&Tensor>,
+    loss: MultilabelSoftMargin,
+    reduction: Reduction,
+) -> Result<Tensor> {
+    validate(loss.mode, &[input, target], |a| match weight {
+        Some(w) => {
+            let w = w.detach().to_device(&Device::Cpu)?;
+            crate::multilabel_soft_margin(a[0], a[1], Some(&w), loss, reduction)
+        }
+        None => crate::multilabel_soft_margin(a[0], a[1], None, loss, reduction),
+    })?;
+    in_f32(&[Some(input), Some(target), weight], |a| {
+        let x = some(&a[0]);
+        let t = some(&a[1]).detach();
+        let classes = x.dim(D::Minus1)?;
+        let pos = (&t * softplus(&x.neg()?)?)?;
+        let neg = (t.affine(-1.0, 1.0)? * softplus(x)?)?;
+        let mut l = (pos + neg)?;
+        if let Some(w) = &a[2] {
+            l = l.broadcast_mul(&w.detach())?;
+        }
+        let l = (l.sum(D::Minus1)? / classes as f64)?;
+        reduce(l, reduction)
+    })
+}
+
+/// The class-index arguments of a row loss: `input` as `(N, C)` and `target` as i64.
+fn as_rows(input: &Tensor, target: &Tensor) -> Result<(Tensor, Tensor)> {
+    let x = if input.rank() == 1 { input.unsqueeze(0)? } else { input.clone() };
+    let t = target.detach().to_dtype(DType::I64)?;
+    Ok((x, t))
+}
+
+/// The per-row result back in the input's layout: `()` for a 1-D input.
+fn unrow(l: Tensor, input: &Tensor, reduction: Reduction) -> Result<Tensor> {
+    let l = if input.rank() == 1 && reduction == Reduction::None { l.squeeze(0)? } else { l };
+    reduce(l, reduction)
+}
+
+/// The `(N, C)` one-hot mask (in `dt`) of class indices `y (N,)`.
+fn one_hot(y: &Tensor, classes: usize, dt: DType) -> Result<Tensor> {
+    let range = Tensor::arange(0i64, classes as i64, y.device())?.unsqueeze(0)?;
+    y.reshape(((), 1))?.broadcast_eq(&range)?.to_dtype(dt)
+}
+
+/// [`crate::multi_margin`] as candle ops, as torch composes it:
+/// `Σ_{i ≠ y} w[y]·max(0, margin − x[y] + x[i])^p / C` per row.
+///
+/// The class indices are always checked on the host (in both modes, as the core does).
+///
+/// # Errors
+/// As [`crate::multi_margin`].
+pub fn multi_margin(
+    input: &Tensor,
+    target: &Tensor,
+    weight: Option<&Tensor>,
+    loss: marginloss::MultiMargin,
+    reduction: Reduction,
+) -> Result<Tensor> {
+    let host = |t: &Tensor| t.detach().to_device(&Device::Cpu);
+    let w_host = weight.map(host).transpose()?;
+    crate::multi_margin(&host(input)?, &host(target)?, w_host.as_ref(), loss, reduction)?;
+    in_f32(&[Some(input), weight], |a| {
+        let (x, y) = as_rows(some(&a[0]), target)?;
+        let classes = x.dim(1)?;
+        let dt = x.dtype();
+        let xy = x.gather(&y.reshape(((), 1))?, 1)?;
+        let z = x.broadcast_sub(&xy)?.affine(1.0, loss.margin)?;
+        let mut l = relu(&z, Kink::Zero)?;
+        if loss.p == 2 {
+            l = l.sqr()?;
+        }
+        let others = one_hot(&y, classes, dt)?.affine(-1.0, 1.0)?;
+        l = (l * others)?;
+        if let Some(w) = &a[1] {
+            let wy = w.detach().index_select(&y, 0)?.reshape(((), 1))?;
+            l = l.broadcast_mul(&wy)?;
+        }
+        let l = (l.sum(1)? / classes as f64)?;
+        unrow(l, input, reduction)
+    })
+}
+
+/// [`crate::multiclass_hinge`] as candle ops, as torch composes it:
+/// `max(0, margin + s[j*] − s[y])` with `j*` the lowest index of the largest wrong-class
+/// score (its gradient goes to that one class).
+///
+/// The class indices are always checked on the host (in both modes, as the core does).
+///
+/// # Errors
+/// As [`crate::multiclass_hinge`].
+pub fn multiclass_hinge(
+    input: &Tensor,
+    target: &Tensor,
+    loss: marginloss::MulticlassHinge,
+    reduction: Reduction,
+) -> Result<Tensor> {
+    let host = |t: &Tensor| t.detach().to_device(&Device::Cpu);
+    crate::multiclass_hinge(&host(input)?, &host(target)?, loss, reduction)?;
+    in_f32(&[Some(input)], |a| {
+        let (x, y) = as_rows(some(&a[0]), target)?;
+        let classes = x.dim(1)?;
+        if classes < 2 {
+            // Torch-compat: no wrong class, max_other = −inf, loss 0.
+            let l = (x.sum(1)? * 0.0)?;
+            return unrow(l, input, reduction);
+        }
+        let dt = x.dtype();
+        let is_y = one_hot(&y, classes, dt)?;
+        let masked = is_y.ne(0.0)?.where_cond(
+            &Tensor::full(f32::NEG_INFINITY, x.shape(), x.device())?.to_dtype(dt)?,
+            &x.detach(),
+        )?;
+        let j = masked.argmax_keepdim(1)?;
+        let other = x.gather(&j.to_dtype(DType::I64)?, 1)?;
+        let xy = x.gather(&y.reshape(((), 1))?, 1)?;
+        let u = (other.affine(1.0, loss.margin)? - xy)?.squeeze(1)?;
+        unrow(relu(&u, Kink::Zero)?, input, reduction)
+    })
+}
+
+/// [`crate::multilabel_margin`] as candle ops:
+/// `Σ_{j ∈ T} Σ_{i ∉ T} max(0, 1 − x[j] + x[i]) / C` per row, the target read up to its
+/// first −1 (a class listed twice counts twice). Uses an `(N, C, C)` intermediate.
+///
+/// The class indices are always checked on the host (in both modes, as the core does).
+///
+/// # Errors
+/// As [`crate::multilabel_margin`].
+pub fn multilabel_margin(
+    input: &Tensor,
+    target: &Tensor,
+    loss: marginloss::MultilabelMargin,
+    reduction: Reduction,
+) -> Result<Tensor> {
+    let host = |t: &Tensor| t.detach().to_device(&Device::Cpu);
+    crate::multilabel_margin(&host(input)?, &host(target)?, loss, reduction)?;
+    in_f32(&[Some(input)], |a| {
+        let x = if some(&a[0]).rank() == 1 { some(&a[0]).unsqueeze(0)? } else { some(&a[0]).clone() };
+        let t = target.detach().to_dtype(DType::I64)?.reshape(x.shape())?;
+        let (n, classes) = x.dims2()?;
+        let dt = x.dtype();
+        // Entries before the first −1.
+        let valid = t.eq(-1.0)?.to_dtype(dt)?.cumsum(1)?.eq(0.0)?.to_dtype(dt)?;
+        // count[n, c]: how often class c is listed.
+        let range = Tensor::arange(0i64, classes as i64, x.device())?.reshape((1, 1, classes))?;
+        let hits = t.unsqueeze(2)?.broadcast_eq(&range)?.to_dtype(dt)?;
+        let count = hits.broadcast_mul(&valid.unsqueeze(2)?)?.sum(1)?;
+        let non_target = count.eq(0.0)?.to_dtype(dt)?;
+        // z[n, j, i] = 1 − x[j] + x[i], weighted by count[j]·[i ∉ T].
+        let z = x.unsqueeze(1)?.broadcast_sub(&x.unsqueeze(2)?)?.affine(1.0, 1.0)?;
+        let w = count.unsqueeze(2)?.broadcast_mul(&non_target.unsqueeze(1)?)?;
+        let l = (relu(&z, Kink::Zero)? * w.broadcast_as((n, classes, classes))?)?.sum((1, 2))?;
+        unrow((l / classes as f64)?, input, reduction)
+    })
+}
