@@ -93,10 +93,11 @@ pub(crate) fn cos_row_backward<T: Float, const ADD: bool>(
     let k12 = g / (r.c1 * r.c2);
     let ka = if r.n1 > 0.0 { g * r.cos / (r.c1 * r.n1) } else { 0.0 };
     let kb = if r.n2 > 0.0 { g * r.cos / (r.c2 * r.n2) } else { 0.0 };
+    let (k12, ka, kb) = (T::of(k12), T::of(ka), T::of(kb));
     for i in 0..a.len() {
-        let (p, q) = (a[i].f64(), b[i].f64());
-        let da = T::of(q * k12 - ka * p);
-        let db = T::of(p * k12 - kb * q);
+        let (p, q) = (a[i], b[i]);
+        let da = q * k12 - ka * p;
+        let db = p * k12 - kb * q;
         if ADD {
             ga[i] = ga[i] + da;
             gb[i] = gb[i] + db;

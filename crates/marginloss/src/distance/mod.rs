@@ -102,31 +102,36 @@ pub(crate) fn rows_of<T: Float>(
     Ok(x1.len() / dim)
 }
 
-/// `Σ a_i·b_i`, `Σ a_i²`, `Σ b_i²` in `f64`, and whether every element is finite.
+/// `Σ a_i·b_i`, `Σ a_i²`, `Σ b_i²` and whether every element is finite. Accumulated in
+/// `T` over eight lanes (as torch accumulates in the tensor's dtype: f32 rows whose squared
+/// norm overflows give inf, as in torch), the lanes added in `f64`.
 #[inline(always)]
 pub(crate) fn dot3<T: Float>(a: &[T], b: &[T]) -> (f64, f64, f64, bool) {
-    let (mut ab, mut aa, mut bb) = ([0.0f64; 4], [0.0f64; 4], [0.0f64; 4]);
+    const L: usize = 8;
+    let (mut ab, mut aa, mut bb) = ([T::zero(); L], [T::zero(); L], [T::zero(); L]);
     let mut ok = true;
-    let ac = a.chunks_exact(4);
-    let bc = b.chunks_exact(4);
+    let ac = a.chunks_exact(L);
+    let bc = b.chunks_exact(L);
     let (ar, br) = (ac.remainder(), bc.remainder());
     for (x, y) in ac.zip(bc) {
-        for k in 0..4 {
-            let (p, q) = (x[k].f64(), y[k].f64());
-            ab[k] += p * q;
-            aa[k] += p * p;
-            bb[k] += q * q;
-            ok &= x[k].is_finite() & y[k].is_finite();
+        for k in 0..L {
+            let (p, q) = (x[k], y[k]);
+            ab[k] = ab[k] + p * q;
+            aa[k] = aa[k] + p * p;
+            bb[k] = bb[k] + q * q;
+            ok &= p.is_finite() & q.is_finite();
         }
     }
-    for (k, (x, y)) in ar.iter().zip(br).enumerate() {
-        let (p, q) = (x.f64(), y.f64());
-        ab[k] += p * q;
-        aa[k] += p * p;
-        bb[k] += q * q;
-        ok &= x.is_finite() & y.is_finite();
+    for (k, (&p, &q)) in ar.iter().zip(br).enumerate() {
+        ab[k] = ab[k] + p * q;
+        aa[k] = aa[k] + p * p;
+        bb[k] = bb[k] + q * q;
+        ok &= p.is_finite() & q.is_finite();
     }
-    let s = |v: [f64; 4]| (v[0] + v[2]) + (v[1] + v[3]);
+    let s = |v: [T; L]| {
+        let v = v.map(Float::f64);
+        ((v[0] + v[4]) + (v[1] + v[5])) + ((v[2] + v[6]) + (v[3] + v[7]))
+    };
     (s(ab), s(aa), s(bb), ok)
 }
 
