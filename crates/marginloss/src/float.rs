@@ -38,6 +38,15 @@ pub trait Float:
     /// branch-free series that vectorises (relative error below 2e-7); for `f64` libm.
     #[doc(hidden)]
     fn ln_1p_unit(self) -> Self;
+
+    /// For `a = self ≥ 0`: `(ln(1 + e), e, 1/(1 + e))` with `e = e^(−a)` — what the
+    /// softplus losses need for the value and `σ`, with a single division for `f32`.
+    #[doc(hidden)]
+    #[inline(always)]
+    fn softplus_parts(self) -> (Self, Self, Self) {
+        let e = (-self).exp_nonpos();
+        (e.ln_1p_unit(), e, Self::one() / (Self::one() + e))
+    }
 }
 
 /// `2^n · p(r)` with `x = n·ln 2 + r`: f32 exp for `x ≤ 0`, without branches.
@@ -70,7 +79,12 @@ fn exp_nonpos_f32(x: f32) -> f32 {
 /// f32 `ln(1 + x)` for `x ∈ [0, 1]`: `2·atanh(s)`, `s = x/(2 + x) ≤ 1/3`, by its series.
 #[inline(always)]
 fn ln_1p_unit_f32(x: f32) -> f32 {
-    let s = x / (2.0 + x);
+    ln_1p_from_s(x / (2.0 + x))
+}
+
+/// `2·atanh(s)` for `s ∈ [0, 1/3]`, i.e. `ln(1 + x)` with `s = x/(2 + x)`.
+#[inline(always)]
+fn ln_1p_from_s(s: f32) -> f32 {
     let s2 = s * s;
     // Σ s^(2k+1)/(2k+1) up to k = 8: remainder below (1/9)^9/19 ≈ 1.4e-10 relative.
     let q = 1.0
@@ -104,6 +118,14 @@ impl Float for f32 {
     #[inline(always)]
     fn ln_1p_unit(self) -> Self {
         ln_1p_unit_f32(self)
+    }
+    #[inline(always)]
+    fn softplus_parts(self) -> (Self, Self, Self) {
+        let e = exp_nonpos_f32(-self);
+        // One division: r = 1/((1 + e)(2 + e)) gives both e/(2 + e) and 1/(1 + e).
+        let (p1, p2) = (1.0 + e, 2.0 + e);
+        let r = 1.0 / (p1 * p2);
+        (ln_1p_from_s(e * p1 * r), e, p2 * r)
     }
 }
 
