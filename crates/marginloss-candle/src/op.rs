@@ -7,7 +7,9 @@ use candle_core::{
     backend::BackendStorage, CpuStorage, CustomOp2, CustomOp3, DType, Device, Layout, Result, Shape, Storage,
     Tensor, WithDType,
 };
-use marginloss::Float;
+use marginloss::{Float, TripletMarginWithDistance};
+
+use crate::CandleDistance;
 
 /// A core error as a candle error, with the core's message.
 pub(crate) fn core_err(e: marginloss::Error) -> candle_core::Error {
@@ -38,27 +40,87 @@ impl<T> Arg<'_, T> {
     }
 }
 
+/// The element types of the fused kernels (f32 and f64), with the calls that need a
+/// concrete type (a user distance is `Distance<f32> + Distance<f64>`, not generic).
+pub(crate) trait Elem: Float + WithDType {
+    #[allow(clippy::too_many_arguments)]
+    fn triplet_forward<D: CandleDistance>(
+        l: &TripletMarginWithDistance<D>,
+        a: &[Self],
+        p: &[Self],
+        n: &[Self],
+        dim: usize,
+        r: marginloss::Reduction,
+        out: &mut [Self],
+    ) -> marginloss::Result<()>;
+    #[allow(clippy::too_many_arguments)]
+    fn triplet_forward_backward<D: CandleDistance>(
+        l: &TripletMarginWithDistance<D>,
+        a: &[Self],
+        p: &[Self],
+        n: &[Self],
+        dim: usize,
+        r: marginloss::Reduction,
+        up: &[Self],
+        out: &mut [Self],
+        g: [&mut [Self]; 3],
+    ) -> marginloss::Result<()>;
+}
+
+macro_rules! elem {
+    ($t:ty) => {
+        impl Elem for $t {
+            fn triplet_forward<D: CandleDistance>(
+                l: &TripletMarginWithDistance<D>,
+                a: &[$t],
+                p: &[$t],
+                n: &[$t],
+                dim: usize,
+                r: marginloss::Reduction,
+                out: &mut [$t],
+            ) -> marginloss::Result<()> {
+                l.forward_into(a, p, n, dim, r, out)
+            }
+            fn triplet_forward_backward<D: CandleDistance>(
+                l: &TripletMarginWithDistance<D>,
+                a: &[$t],
+                p: &[$t],
+                n: &[$t],
+                dim: usize,
+                r: marginloss::Reduction,
+                up: &[$t],
+                out: &mut [$t],
+                [g1, g2, g3]: [&mut [$t]; 3],
+            ) -> marginloss::Result<()> {
+                l.forward_backward(a, p, n, dim, r, up, out, g1, g2, g3)
+            }
+        }
+    };
+}
+elem!(f32);
+elem!(f64);
+
 /// A loss (or distance) whose core kernels the fused op runs.
 pub(crate) trait Fused: Clone + Send + Sync + 'static {
     /// The op's name (the core loss name).
     const NAME: &'static str;
     /// For each argument: `true` if it holds class indices, `false` if floats.
     const INDEX: [bool; 3] = [false; 3];
-    /// For each argument: whether it receives a gradient. At most two do; the first
-    /// gets `g1`, the second `g2`.
+    /// For each argument: whether it receives a gradient; the first that does gets
+    /// `g[0]`, the second `g[1]`, the third `g[2]`.
     const GRAD: [bool; 3];
 
     /// The core forward into `out`.
-    fn forward<T: Float>(&self, a: &[Arg<'_, T>], out: &mut [T]) -> marginloss::Result<()>;
+    fn forward<T: Elem>(&self, a: &[Arg<'_, T>], out: &mut [T]) -> marginloss::Result<()>;
 
-    /// The core fused forward-backward with upstream gradient `up`.
-    fn forward_backward<T: Float>(
+    /// The core fused forward-backward with upstream gradient `up`; `g` holds one buffer
+    /// per argument with a gradient (in order), and empty ones after them.
+    fn forward_backward<T: Elem>(
         &self,
         a: &[Arg<'_, T>],
         up: &[T],
         out: &mut [T],
-        g1: &mut [T],
-        g2: &mut [T],
+        g: [&mut [T]; 3],
     ) -> marginloss::Result<()>;
 }
 
@@ -94,9 +156,7 @@ fn index_slice<'a>(s: &'a CpuStorage, l: &Layout, name: &str) -> Result<Cow<'a, 
     })
 }
 
-fn args_of<'a, T: Float + WithDType, F: Fused>(
-    storages: &[(&'a CpuStorage, &Layout)],
-) -> Result<Vec<Arg<'a, T>>> {
+fn args_of<'a, T: Elem, F: Fused>(storages: &[(&'a CpuStorage, &Layout)]) -> Result<Vec<Arg<'a, T>>> {
     storages
         .iter()
         .enumerate()
@@ -120,10 +180,7 @@ fn args_of<'a, T: Float + WithDType, F: Fused>(
 }
 
 impl<F: Fused> FusedOp<F> {
-    fn cpu_fwd_typed<T: Float + WithDType>(
-        &self,
-        storages: &[(&CpuStorage, &Layout)],
-    ) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd_typed<T: Elem>(&self, storages: &[(&CpuStorage, &Layout)]) -> Result<(CpuStorage, Shape)> {
         let args = args_of::<T, F>(storages)?;
         let mut out = vec![T::zero(); self.out_shape.elem_count()];
         self.f.forward(&args, &mut out).map_err(core_err)?;
@@ -138,11 +195,7 @@ impl<F: Fused> FusedOp<F> {
         }
     }
 
-    fn bwd_typed<T: Float + WithDType>(
-        &self,
-        args: &[&Tensor],
-        grad_res: &Tensor,
-    ) -> Result<Vec<Option<Tensor>>> {
+    fn bwd_typed<T: Elem>(&self, args: &[&Tensor], grad_res: &Tensor) -> Result<Vec<Option<Tensor>>> {
         let guards: Vec<_> = args.iter().map(|t| t.storage_and_layout()).collect();
         let mut storages = Vec::with_capacity(args.len());
         for (g, l) in &guards {
@@ -162,9 +215,9 @@ impl<F: Fused> FusedOp<F> {
                 bufs.push(vec![T::zero(); t.elem_count()]);
             }
         }
-        bufs.resize_with(2, Vec::new);
-        let (b1, b2) = bufs.split_at_mut(1);
-        self.f.forward_backward(&a, &up, &mut out, &mut b1[0], &mut b2[0]).map_err(core_err)?;
+        bufs.resize_with(3, Vec::new);
+        let [b1, b2, b3] = &mut bufs[..] else { unreachable!("three buffers") };
+        self.f.forward_backward(&a, &up, &mut out, [b1, b2, b3]).map_err(core_err)?;
         drop(a);
         drop(storages);
         drop(guards);
