@@ -50,9 +50,12 @@
 //! | [`margin_ranking`] | `input1`, `input2`, `target`: same shape | `input1`'s shape | `()` |
 //! | [`cosine_similarity`], [`pairwise_distance`] | `(…, D)`, broadcastable to each other | `(…)` | – |
 //! | row losses | `input (N, C)` or `(C,)` | `(N,)` or `()` | `()` |
+//! | [`cosine_embedding`], [`contrastive`] | `input1`, `input2`: `(N, D)` or `(D,)`; `target`: N values | `(N,)` or `()` | `()` |
+//! | [`triplet_margin`], [`triplet_margin_with_distance`] | `anchor`, `positive`, `negative`: `(N, D)` or `(D,)` | `(N,)` or `()` | `()` |
 //!
-//! Still to come (the core losses are being written): `cosine_embedding`,
-//! `triplet_margin`, `triplet_margin_with_distance`, `contrastive`.
+//! The triplet losses run a `CustomOp3` whose `bwd` returns all three gradients;
+//! [`triplet_margin_with_distance`] takes any [`CandleDistance`] ([`PairwiseDistance`],
+//! [`CosineDistance`], or your own).
 
 #![deny(missing_docs)]
 

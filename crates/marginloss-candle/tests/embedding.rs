@@ -214,6 +214,9 @@ fn swap_ties_split_the_gradient_on_both_paths() {
     }
 }
 
+/// A loss of up to three inputs.
+type Run<'a> = dyn Fn(&[&Tensor]) -> Tensor + 'a;
+
 #[test]
 fn transposed_and_sliced_inputs_give_the_contiguous_result() {
     let mut rng = Rng::new(43);
@@ -230,7 +233,7 @@ fn transposed_and_sliced_inputs_give_the_contiguous_result() {
         let dense: Vec<Var> =
             views.iter().map(|v| var(&f64s(&v.contiguous().unwrap()), &[n, d], dt)).collect();
         let t = tensor(&y, &[n], dt);
-        let runs: [&dyn Fn(&[&Tensor]) -> Tensor; 4] = [
+        let runs: [&Run; 4] = [
             &|x| mc::cosine_embedding(x[0], x[1], &t, mc::CosineEmbedding::new().margin(0.1), r).unwrap(),
             &|x| mc::contrastive(x[0], x[1], &t, mc::Contrastive::new(), r).unwrap(),
             &|x| mc::triplet_margin(x[0], x[1], x[2], mc::TripletMargin::new().swap(true), r).unwrap(),
