@@ -2,7 +2,7 @@
 //! `Tensor::backward`) on CPU in f32, median over the repetitions after a warm-up.
 //!
 //! ```sh
-//! cargo run --release -p marginloss-candle --example compare [-- --json] [--reps R]
+//! cargo run --release -p marginloss-candle --example compare [-- --json] [--reps R] [--only NAME]
 //! ```
 //!
 //! With `--json`, one object per line, `{"name", "n", "composed_ns", "fused_ns"}` (read by
@@ -79,6 +79,7 @@ fn main() -> Result<()> {
         .and_then(|i| args.get(i + 1))
         .and_then(|v| v.parse().ok())
         .unwrap_or(11usize);
+    let path = args.iter().position(|a| a == "--path").and_then(|i| args.get(i + 1)).map(String::as_str);
     let only: Vec<&str> = args
         .iter()
         .enumerate()
@@ -174,8 +175,15 @@ fn main() -> Result<()> {
         let (vf, vc) = (vf.sum_all()?.to_dtype(DType::F64)?, vc.sum_all()?.to_dtype(DType::F64)?);
         let (vf, vc) = (vf.to_scalar::<f64>()?, vc.to_scalar::<f64>()?);
         assert!((vf - vc).abs() <= 1e-4 * vf.abs().max(1.0), "{name}: fused {vf} vs composed {vc}");
-        let composed_ns = median_ns(reps, &|| fwd_bwd(loss.as_ref(), false))?;
-        let fused_ns = median_ns(reps, &|| fwd_bwd(loss.as_ref(), true))?;
+        // `--path fused` or `--path composed` times one path only (for a profiler).
+        let time = |fused: bool| -> Result<f64> {
+            match path {
+                Some(p) if (p == "fused") != fused => Ok(f64::NAN),
+                _ => median_ns(reps, &|| fwd_bwd(loss.as_ref(), fused)),
+            }
+        };
+        let composed_ns = time(false)?;
+        let fused_ns = time(true)?;
         let row = Row { name, n: *n, composed_ns, fused_ns };
         if json {
             println!(

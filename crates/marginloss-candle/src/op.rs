@@ -2,6 +2,7 @@
 //! marginloss kernel in `cpu_fwd` and the core's fused forward-backward kernel in `bwd`.
 
 use std::borrow::Cow;
+use std::sync::{Arc, Mutex};
 
 use candle_core::{
     backend::BackendStorage, CpuStorage, CustomOp2, CustomOp3, DType, Device, Layout, Result, Shape, Storage,
@@ -124,11 +125,52 @@ pub(crate) trait Fused: Clone + Send + Sync + 'static {
     ) -> marginloss::Result<()>;
 }
 
-/// The custom op: a loss, and the shape of its result.
+/// Gradients for an upstream gradient of ones, one per argument (`None` for those
+/// without), computed by the forward.
+type Grads = Vec<Option<Tensor>>;
+
+/// The custom op: a loss, the shape of its result, and whether the forward also computes
+/// the gradients.
+///
+/// When an argument that receives a gradient is tracked (a `Var`, or the result of a
+/// tracked op), `cpu_fwd` runs the core's fused `forward_backward` with upstream 1 instead
+/// of the forward alone (the same output, bitwise) and keeps the gradients; a `bwd` whose
+/// upstream gradient is all ones (what `loss.backward()` passes, and the sum of an
+/// unreduced loss) takes them, so a training step visits the data once in the kernel. Any
+/// other upstream, or a second backward, runs the fused kernel again with it.
 #[derive(Clone)]
 pub(crate) struct FusedOp<F> {
     pub(crate) f: F,
     pub(crate) out_shape: Shape,
+    pub(crate) eager: bool,
+    pub(crate) cache: Arc<Mutex<Option<Grads>>>,
+}
+
+/// One zeroed gradient buffer per argument that receives a gradient, then empty ones up
+/// to three.
+fn grad_bufs<T: Elem, F: Fused>(lens: impl Iterator<Item = usize>) -> Vec<Vec<T>> {
+    let mut bufs: Vec<Vec<T>> =
+        lens.enumerate().filter(|(k, _)| F::GRAD[*k]).map(|(_, n)| vec![T::zero(); n]).collect();
+    bufs.resize_with(3, Vec::new);
+    bufs
+}
+
+/// The buffers as candle tensors of the arguments' shapes (no copy), `None` for the
+/// arguments without a gradient.
+fn grad_tensors<T: Elem, F: Fused>(bufs: Vec<Vec<T>>, shapes: &[&Shape]) -> Result<Grads> {
+    let mut bufs = bufs.into_iter();
+    shapes
+        .iter()
+        .enumerate()
+        .map(|(k, shape)| {
+            if F::GRAD[k] {
+                let g = bufs.next().unwrap_or_default();
+                Ok(Some(Tensor::from_vec(g, *shape, &Device::Cpu)?))
+            } else {
+                Ok(None)
+            }
+        })
+        .collect()
 }
 
 fn float_slice<'a, T: WithDType>(s: &'a CpuStorage, l: &Layout, name: &str) -> Result<&'a [T]> {
@@ -183,7 +225,18 @@ impl<F: Fused> FusedOp<F> {
     fn cpu_fwd_typed<T: Elem>(&self, storages: &[(&CpuStorage, &Layout)]) -> Result<(CpuStorage, Shape)> {
         let args = args_of::<T, F>(storages)?;
         let mut out = vec![T::zero(); self.out_shape.elem_count()];
-        self.f.forward(&args, &mut out).map_err(core_err)?;
+        if self.eager {
+            let mut bufs = grad_bufs::<T, F>(storages.iter().map(|(_, l)| l.shape().elem_count()));
+            let [b1, b2, b3] = &mut bufs[..] else { unreachable!("three buffers") };
+            self.f.forward_backward(&args, &[T::one()], &mut out, [b1, b2, b3]).map_err(core_err)?;
+            let shapes: Vec<&Shape> = storages.iter().map(|(_, l)| l.shape()).collect();
+            let grads = grad_tensors::<T, F>(bufs, &shapes)?;
+            if let Ok(mut c) = self.cache.lock() {
+                *c = Some(grads);
+            }
+        } else {
+            self.f.forward(&args, &mut out).map_err(core_err)?;
+        }
         Ok((T::to_cpu_storage_owned(out), self.out_shape.clone()))
     }
 
@@ -206,33 +259,23 @@ impl<F: Fused> FusedOp<F> {
                 }
             }
         }
-        let a = args_of::<T, F>(&storages)?;
         let up: Vec<T> = grad_res.to_dtype(<T as WithDType>::DTYPE)?.flatten_all()?.to_vec1()?;
-        let mut out = vec![T::zero(); self.out_shape.elem_count()];
-        let mut bufs: Vec<Vec<T>> = Vec::new();
-        for (k, t) in args.iter().enumerate() {
-            if F::GRAD[k] {
-                bufs.push(vec![T::zero(); t.elem_count()]);
+        // The forward's gradients, for an upstream of ones (taken: a second backward recomputes).
+        if up.iter().all(|&u| u == T::one()) {
+            if let Some(grads) = self.cache.lock().ok().and_then(|mut c| c.take()) {
+                return Ok(grads);
             }
         }
-        bufs.resize_with(3, Vec::new);
+        let a = args_of::<T, F>(&storages)?;
+        let mut out = vec![T::zero(); self.out_shape.elem_count()];
+        let mut bufs = grad_bufs::<T, F>(args.iter().map(|t| t.elem_count()));
         let [b1, b2, b3] = &mut bufs[..] else { unreachable!("three buffers") };
         self.f.forward_backward(&a, &up, &mut out, [b1, b2, b3]).map_err(core_err)?;
         drop(a);
         drop(storages);
         drop(guards);
-        let mut bufs = bufs.into_iter();
-        args.iter()
-            .enumerate()
-            .map(|(k, t)| {
-                if F::GRAD[k] {
-                    let g = bufs.next().unwrap_or_default();
-                    Ok(Some(Tensor::from_vec(g, t.shape(), t.device())?))
-                } else {
-                    Ok(None)
-                }
-            })
-            .collect()
+        let shapes: Vec<&Shape> = args.iter().map(|t| t.shape()).collect();
+        grad_tensors::<T, F>(bufs, &shapes)
     }
 
     fn bwd_any(&self, args: &[&Tensor], grad_res: &Tensor) -> Result<Vec<Option<Tensor>>> {
@@ -360,7 +403,9 @@ pub(crate) fn apply<F: Fused>(
         return apply(f, &refs, out_shape, None)?.to_device(&dev);
     }
     let c: Vec<Tensor> = args.iter().map(|t| t.contiguous()).collect::<Result<_>>()?;
-    let op = FusedOp { f, out_shape };
+    // Compute the gradients in the forward when one will be asked for.
+    let eager = c.iter().enumerate().any(|(k, t)| F::GRAD[k] && t.track_op());
+    let op = FusedOp { f, out_shape, eager, cache: Arc::new(Mutex::new(None)) };
     match c.as_slice() {
         [a, b] => a.apply_op2(b, op),
         [a, b, d] => a.apply_op3(b, d, op),

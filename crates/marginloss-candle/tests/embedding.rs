@@ -383,3 +383,28 @@ fn errors_carry_the_core_message_on_both_paths() {
     )
     .is_err());
 }
+
+#[test]
+fn gradients_from_the_forward_serve_one_backward_and_any_upstream_recomputes() {
+    // The forward of a tracked input computes the gradients for an upstream of ones; a
+    // second backward, or a scaled upstream, runs the fused kernel again: all agree.
+    let mut rng = Rng::new(45);
+    let (n, d) = (6, 3);
+    let (a, p, q) = (
+        var(&rng.vec(n * d, -1.0, 1.0), &[n, d], DType::F64),
+        rng.vec(n * d, -1.0, 1.0),
+        rng.vec(n * d, -1.0, 1.0),
+    );
+    let (p, q) = (tensor(&p, &[n, d], DType::F64), tensor(&q, &[n, d], DType::F64));
+    for r in REDUCTIONS {
+        let out = mc::triplet_margin(&a, &p, &q, mc::TripletMargin::new().margin(2.0), r).unwrap();
+        let total = if out.rank() == 0 { out.clone() } else { out.sum_all().unwrap() };
+        let g1 = f64s(total.backward().unwrap().get(&a).unwrap());
+        let g2 = f64s(total.backward().unwrap().get(&a).unwrap());
+        assert_eq!(g1, g2, "{r:?}: second backward");
+        let g3 = f64s((total * 3.0).unwrap().backward().unwrap().get(&a).unwrap());
+        let want: Vec<f64> = g1.iter().map(|g| 3.0 * g).collect();
+        close(&format!("{r:?}: scaled upstream"), &g3, &want, 1e-15);
+        assert!(g1.iter().any(|&g| g != 0.0));
+    }
+}
