@@ -29,7 +29,12 @@
 //! * **CPU, f32/f64:** a `CustomOp2`/`CustomOp3` applied with `apply_op2`/`apply_op3` runs
 //!   the core's forward kernel; its `bwd` runs the core's fused forward-backward kernel
 //!   with candle's upstream gradient, so the gradient is exactly the core's. Targets,
-//!   class indices and weights get no gradient.
+//!   class indices and weights get no gradient. When an input that receives a gradient
+//!   is tracked (a `Var` or the result of tracked ops), the forward runs the fused
+//!   kernel with upstream 1 instead and keeps the gradients (the same output, bitwise):
+//!   a backward with an upstream of ones (`loss.backward()`, or the sum of an unreduced
+//!   loss) takes them without visiting the data again; any other upstream, or a second
+//!   backward, reruns the fused kernel with it.
 //! * **Strided inputs** (transposed, sliced, broadcast views) are made contiguous first
 //!   (a no-op for contiguous ones; the copy is differentiable).
 //! * **f16/bf16:** computed in f32 and the result cast back (both casts differentiable).
