@@ -12,8 +12,8 @@
 
 use candle_core::{DType, Device, Result, Tensor, D};
 use marginloss::{
-    CosineSimilarity, Hinge, HingeEmbedding, Kink, Labels, MarginRanking, Mode, MultilabelSoftMargin,
-    PairwiseDistance, Reduction, SoftMargin, SquaredHinge,
+    CosineSimilarity, Distance, Hinge, HingeEmbedding, Kink, Labels, MarginRanking, Mode,
+    MultilabelSoftMargin, PairwiseDistance, Reduction, SoftMargin, SquaredHinge,
 };
 
 /// Runs `check` on detached host copies of `args` when `mode` is strict.
@@ -248,7 +248,10 @@ pub fn pairwise_distance(x1: &Tensor, x2: &Tensor, f: PairwiseDistance) -> Resul
             let share = (abs * mask)?.sum_keepdim(D::Minus1)?.broadcast_div(&count)?;
             (m + (share.clone() - share.detach())?)?.squeeze(D::Minus1)
         } else {
-            v.abs()?.powf(f.p)?.sum(D::Minus1)?.powf(1.0 / f.p)
+            // s^(1/p) with the gradient 0 (not NaN) where s = 0, as the core.
+            let s = v.abs()?.powf(f.p)?.sum(D::Minus1)?;
+            let z = s.detach().eq(0.0)?.to_dtype(s.dtype())?;
+            (s + &z)?.powf(1.0 / f.p)? - z
         }
     })
 }
@@ -415,5 +418,158 @@ pub fn multilabel_margin(
         let w = count.unsqueeze(2)?.broadcast_mul(&non_target.unsqueeze(1)?)?;
         let l = (relu(&z, Kink::Zero)? * w.broadcast_as((n, classes, classes))?)?.sum((1, 2))?;
         unrow((l / classes as f64)?, input, reduction)
+    })
+}
+
+/// ATen's `EPSILON` in `cosine_embedding_loss`: a C++ `float` 1e-12.
+const COSINE_EMBEDDING_EPS: f64 = 1e-12_f32 as f64;
+
+/// [`crate::cosine_embedding`] as candle ops, as ATen composes it:
+/// `cos = Σ x1·x2 / sqrt((Σ x1² + EPS)(Σ x2² + EPS))`, then
+/// `where(y == 1, 1 − cos, 0) + where(y == −1, max(0, cos − margin), 0)` (so a target that
+/// is neither contributes 0 in torch-compat mode).
+///
+/// # Errors
+/// As [`crate::cosine_embedding`].
+pub fn cosine_embedding(
+    input1: &Tensor,
+    input2: &Tensor,
+    target: &Tensor,
+    loss: marginloss::CosineEmbedding,
+    reduction: Reduction,
+) -> Result<Tensor> {
+    validate(loss.mode, &[input1, input2, target], |a| {
+        crate::cosine_embedding(a[0], a[1], a[2], loss, reduction)
+    })?;
+    in_f32(&[Some(input1), Some(input2), Some(target)], |a| {
+        let (x1, x2) = (some(&a[0]), some(&a[1]));
+        let y = decode(some(&a[2]), loss.labels)?.flatten_all()?;
+        let prod = (x1 * x2)?.sum(D::Minus1)?.flatten_all()?;
+        let m1 = x1.sqr()?.sum(D::Minus1)?.affine(1.0, COSINE_EMBEDDING_EPS)?.flatten_all()?;
+        let m2 = x2.sqr()?.sum(D::Minus1)?.affine(1.0, COSINE_EMBEDDING_EPS)?.flatten_all()?;
+        let cos = (prod / (m1 * m2)?.sqrt()?)?;
+        let zero = cos.zeros_like()?;
+        let pos = y.eq(1.0)?.where_cond(&cos.affine(-1.0, 1.0)?, &zero)?;
+        let neg = relu(&cos.affine(1.0, -loss.margin)?, loss.kink)?;
+        let neg = y.eq(-1.0)?.where_cond(&neg, &zero)?;
+        let l = (pos + neg)?;
+        let l = if x1.rank() == 1 && reduction == Reduction::None { l.squeeze(0)? } else { l };
+        reduce(l, reduction)
+    })
+}
+
+/// [`crate::contrastive`] as candle ops, as the torch composition of the fixtures:
+/// `d = pairwise_distance(x1, x2)`, `where(y == 1, ½·d², ½·max(0, margin − d)²)`.
+///
+/// # Errors
+/// As [`crate::contrastive`].
+pub fn contrastive(
+    input1: &Tensor,
+    input2: &Tensor,
+    target: &Tensor,
+    loss: marginloss::Contrastive,
+    reduction: Reduction,
+) -> Result<Tensor> {
+    validate(loss.mode, &[input1, input2, target], |a| {
+        crate::contrastive(a[0], a[1], a[2], loss, reduction)
+    })?;
+    in_f32(&[Some(input1), Some(input2), Some(target)], |a| {
+        let d = pairwise_distance(some(&a[0]), some(&a[1]), PairwiseDistance::new().mode(Mode::TorchCompat))?;
+        let d = d.flatten_all()?;
+        let y = decode(some(&a[2]), loss.labels)?.flatten_all()?;
+        let pos = (d.sqr()? * 0.5)?;
+        let neg = (relu(&d.affine(-1.0, loss.margin)?, Kink::Zero)?.sqr()? * 0.5)?;
+        let l = y.eq(1.0)?.where_cond(&pos, &neg)?;
+        let l = if some(&a[0]).rank() == 1 && reduction == Reduction::None { l.squeeze(0)? } else { l };
+        reduce(l, reduction)
+    })
+}
+
+/// `min(x, y)` with torch's `minimum` gradient: all to the smaller, split 0.5 / 0.5 at an
+/// exact tie (whatever candle's own `minimum` backward does).
+fn min_split(x: &Tensor, y: &Tensor) -> Result<Tensor> {
+    let tie = ((x + y)? * 0.5)?;
+    let lt = x.detach().lt(&y.detach())?;
+    let gt = x.detach().gt(&y.detach())?;
+    lt.where_cond(x, &gt.where_cond(y, &tie)?)
+}
+
+/// The triplet loss on given distances: `max(0, margin + dp − dn)` with the swap.
+#[allow(clippy::too_many_arguments)]
+fn triplet(
+    d: &dyn Fn(&Tensor, &Tensor) -> Result<Tensor>,
+    a: &Tensor,
+    p: &Tensor,
+    n: &Tensor,
+    margin: f64,
+    swap: bool,
+    kink: Kink,
+    reduction: Reduction,
+) -> Result<Tensor> {
+    let dp = d(a, p)?;
+    let mut dn = d(a, n)?;
+    if swap {
+        dn = min_split(&dn, &d(p, n)?)?;
+    }
+    let l = relu(&(dp.affine(1.0, margin)? - dn)?, kink)?;
+    reduce(l, reduction)
+}
+
+/// [`crate::triplet_margin`] as candle ops, as torch composes it: `pairwise_distance`
+/// (eps added to the difference) for `d(a, p)`, `d(a, n)` (and `d(p, n)` with `swap`, the
+/// minimum's gradient split at ties), then `max(0, margin + d(a, p) − d(a, n))`.
+///
+/// # Errors
+/// As [`crate::triplet_margin`].
+pub fn triplet_margin(
+    anchor: &Tensor,
+    positive: &Tensor,
+    negative: &Tensor,
+    loss: marginloss::TripletMargin,
+    reduction: Reduction,
+) -> Result<Tensor> {
+    validate(loss.mode, &[anchor, positive, negative], |a| {
+        crate::triplet_margin(a[0], a[1], a[2], loss, reduction)
+    })?;
+    // The options the core rejects in both modes (a margin that is not > 0).
+    loss.mode(Mode::TorchCompat)
+        .forward::<f64>(&[], &[], &[], 1, Reduction::Sum)
+        .map_err(crate::op::core_err)?;
+    let f = PairwiseDistance::new().p(loss.p).eps(loss.eps).mode(Mode::TorchCompat);
+    in_f32(&[Some(anchor), Some(positive), Some(negative)], |x| {
+        let d = |u: &Tensor, v: &Tensor| pairwise_distance(u, v, f);
+        let (a, p, n) = (some(&x[0]), some(&x[1]), some(&x[2]));
+        triplet(&d, a, p, n, loss.margin, loss.swap, loss.kink, reduction)
+    })
+}
+
+/// [`crate::triplet_margin_with_distance`] as candle ops: the distance's
+/// [`composed`](crate::CandleDistance::composed) form, then as [`triplet_margin`].
+///
+/// # Errors
+/// As [`crate::triplet_margin_with_distance`]; a distance without a composition.
+pub fn triplet_margin_with_distance<Dist: crate::CandleDistance>(
+    anchor: &Tensor,
+    positive: &Tensor,
+    negative: &Tensor,
+    loss: marginloss::TripletMarginWithDistance<Dist>,
+    reduction: Reduction,
+) -> Result<Tensor> {
+    validate(loss.mode, &[anchor, positive, negative], |a| {
+        crate::triplet_margin_with_distance(a[0], a[1], a[2], loss.clone(), reduction)
+    })?;
+    // The options the core rejects in both modes (a margin that is not > 0).
+    let compat = loss.clone().mode(Mode::TorchCompat);
+    compat.forward::<f64>(&[], &[], &[], 1, Reduction::Sum).map_err(crate::op::core_err)?;
+    in_f32(&[Some(anchor), Some(positive), Some(negative)], |x| {
+        let d = |u: &Tensor, v: &Tensor| match loss.distance.composed(u, v) {
+            Some(r) => r,
+            None => candle_core::bail!(
+                "triplet_margin_with_distance: the distance {} has no candle-op composition",
+                Distance::<f32>::name(&loss.distance)
+            ),
+        };
+        let (a, p, n) = (some(&x[0]), some(&x[1]), some(&x[2]));
+        triplet(&d, a, p, n, loss.margin, loss.swap, loss.kink, reduction)
     })
 }

@@ -29,7 +29,12 @@
 //! * **CPU, f32/f64:** a `CustomOp2`/`CustomOp3` applied with `apply_op2`/`apply_op3` runs
 //!   the core's forward kernel; its `bwd` runs the core's fused forward-backward kernel
 //!   with candle's upstream gradient, so the gradient is exactly the core's. Targets,
-//!   class indices and weights get no gradient.
+//!   class indices and weights get no gradient. When an input that receives a gradient
+//!   is tracked (a `Var` or the result of tracked ops), the forward runs the fused
+//!   kernel with upstream 1 instead and keeps the gradients (the same output, bitwise):
+//!   a backward with an upstream of ones (`loss.backward()`, or the sum of an unreduced
+//!   loss) takes them without visiting the data again; any other upstream, or a second
+//!   backward, reruns the fused kernel with it.
 //! * **Strided inputs** (transposed, sliced, broadcast views) are made contiguous first
 //!   (a no-op for contiguous ones; the copy is differentiable).
 //! * **f16/bf16:** computed in f32 and the result cast back (both casts differentiable).
@@ -50,9 +55,12 @@
 //! | [`margin_ranking`] | `input1`, `input2`, `target`: same shape | `input1`'s shape | `()` |
 //! | [`cosine_similarity`], [`pairwise_distance`] | `(…, D)`, broadcastable to each other | `(…)` | – |
 //! | row losses | `input (N, C)` or `(C,)` | `(N,)` or `()` | `()` |
+//! | [`cosine_embedding`], [`contrastive`] | `input1`, `input2`: `(N, D)` or `(D,)`; `target`: N values | `(N,)` or `()` | `()` |
+//! | [`triplet_margin`], [`triplet_margin_with_distance`] | `anchor`, `positive`, `negative`: `(N, D)` or `(D,)` | `(N,)` or `()` | `()` |
 //!
-//! Still to come (the core losses are being written): `cosine_embedding`,
-//! `triplet_margin`, `triplet_margin_with_distance`, `contrastive`.
+//! The triplet losses run a `CustomOp3` whose `bwd` returns all three gradients;
+//! [`triplet_margin_with_distance`] takes any [`CandleDistance`] ([`PairwiseDistance`],
+//! [`CosineDistance`], or your own).
 
 #![deny(missing_docs)]
 
@@ -61,11 +69,11 @@ mod op;
 
 use candle_core::{Result, Shape, Tensor, D};
 pub use marginloss::{
-    CosineSimilarity, Float, Hinge, HingeEmbedding, Kink, Labels, MarginRanking, Mode, MultiMargin,
-    MulticlassHinge, MultilabelMargin, MultilabelSoftMargin, PairwiseDistance, Reduction, SoftMargin,
-    SquaredHinge,
+    Contrastive, CosineDistance, CosineEmbedding, CosineSimilarity, Distance, Float, Hinge, HingeEmbedding,
+    Kink, Labels, MarginRanking, Mode, MultiMargin, MulticlassHinge, MultilabelMargin, MultilabelSoftMargin,
+    PairwiseDistance, Reduction, SoftMargin, SquaredHinge, TripletMargin, TripletMarginWithDistance,
 };
-use op::{apply, core_err, Arg, Fused};
+use op::{apply, core_err, Arg, Elem, Fused};
 
 /// The result shape of a loss over elements (or rows) whose unreduced shape is `none`.
 fn reduced_shape(reduction: Reduction, none: Shape) -> Shape {
@@ -105,16 +113,15 @@ macro_rules! pointwise_fused {
         impl Fused for Pointwise<$Ty> {
             const NAME: &'static str = $name;
             const GRAD: [bool; 3] = [true, false, false];
-            fn forward<T: Float>(&self, a: &[Arg<'_, T>], out: &mut [T]) -> marginloss::Result<()> {
+            fn forward<T: Elem>(&self, a: &[Arg<'_, T>], out: &mut [T]) -> marginloss::Result<()> {
                 self.loss.forward_into(a[0].f(), a[1].f(), self.reduction, out)
             }
-            fn forward_backward<T: Float>(
+            fn forward_backward<T: Elem>(
                 &self,
                 a: &[Arg<'_, T>],
                 up: &[T],
                 out: &mut [T],
-                g1: &mut [T],
-                _g2: &mut [T],
+                [g1, _, _]: [&mut [T]; 3],
             ) -> marginloss::Result<()> {
                 self.loss.forward_backward(a[0].f(), a[1].f(), self.reduction, up, out, g1)
             }
@@ -206,16 +213,15 @@ struct Ranking {
 impl Fused for Ranking {
     const NAME: &'static str = "margin_ranking";
     const GRAD: [bool; 3] = [true, true, false];
-    fn forward<T: Float>(&self, a: &[Arg<'_, T>], out: &mut [T]) -> marginloss::Result<()> {
+    fn forward<T: Elem>(&self, a: &[Arg<'_, T>], out: &mut [T]) -> marginloss::Result<()> {
         self.loss.forward_into(a[0].f(), a[1].f(), a[2].f(), self.reduction, out)
     }
-    fn forward_backward<T: Float>(
+    fn forward_backward<T: Elem>(
         &self,
         a: &[Arg<'_, T>],
         up: &[T],
         out: &mut [T],
-        g1: &mut [T],
-        g2: &mut [T],
+        [g1, g2, _]: [&mut [T]; 3],
     ) -> marginloss::Result<()> {
         self.loss.forward_backward(a[0].f(), a[1].f(), a[2].f(), self.reduction, up, out, g1, g2)
     }
@@ -270,16 +276,15 @@ struct Cosine {
 impl Fused for Cosine {
     const NAME: &'static str = "cosine_similarity";
     const GRAD: [bool; 3] = [true, true, false];
-    fn forward<T: Float>(&self, a: &[Arg<'_, T>], out: &mut [T]) -> marginloss::Result<()> {
+    fn forward<T: Elem>(&self, a: &[Arg<'_, T>], out: &mut [T]) -> marginloss::Result<()> {
         self.f.forward_into(a[0].f(), a[1].f(), self.dim, out)
     }
-    fn forward_backward<T: Float>(
+    fn forward_backward<T: Elem>(
         &self,
         a: &[Arg<'_, T>],
         up: &[T],
         out: &mut [T],
-        g1: &mut [T],
-        g2: &mut [T],
+        [g1, g2, _]: [&mut [T]; 3],
     ) -> marginloss::Result<()> {
         self.f.forward_backward(a[0].f(), a[1].f(), self.dim, up, out, g1, g2)
     }
@@ -309,16 +314,15 @@ struct Pairwise {
 impl Fused for Pairwise {
     const NAME: &'static str = "pairwise_distance";
     const GRAD: [bool; 3] = [true, true, false];
-    fn forward<T: Float>(&self, a: &[Arg<'_, T>], out: &mut [T]) -> marginloss::Result<()> {
+    fn forward<T: Elem>(&self, a: &[Arg<'_, T>], out: &mut [T]) -> marginloss::Result<()> {
         self.f.forward_into(a[0].f(), a[1].f(), self.dim, out)
     }
-    fn forward_backward<T: Float>(
+    fn forward_backward<T: Elem>(
         &self,
         a: &[Arg<'_, T>],
         up: &[T],
         out: &mut [T],
-        g1: &mut [T],
-        g2: &mut [T],
+        [g1, g2, _]: [&mut [T]; 3],
     ) -> marginloss::Result<()> {
         self.f.forward_backward(a[0].f(), a[1].f(), self.dim, up, out, g1, g2)
     }
@@ -362,17 +366,16 @@ impl Fused for MultiMarginOp {
     const NAME: &'static str = "multi_margin";
     const INDEX: [bool; 3] = [false, true, false];
     const GRAD: [bool; 3] = [true, false, false];
-    fn forward<T: Float>(&self, a: &[Arg<'_, T>], out: &mut [T]) -> marginloss::Result<()> {
+    fn forward<T: Elem>(&self, a: &[Arg<'_, T>], out: &mut [T]) -> marginloss::Result<()> {
         let w = a.get(2).map(Arg::f);
         self.loss.forward_into(a[0].f(), a[1].i(), self.classes, w, self.reduction, out)
     }
-    fn forward_backward<T: Float>(
+    fn forward_backward<T: Elem>(
         &self,
         a: &[Arg<'_, T>],
         up: &[T],
         out: &mut [T],
-        g1: &mut [T],
-        _g2: &mut [T],
+        [g1, _, _]: [&mut [T]; 3],
     ) -> marginloss::Result<()> {
         let w = a.get(2).map(Arg::f);
         self.loss.forward_backward(a[0].f(), a[1].i(), self.classes, w, self.reduction, up, out, g1)
@@ -413,16 +416,15 @@ impl Fused for MulticlassHingeOp {
     const NAME: &'static str = "multiclass_hinge";
     const INDEX: [bool; 3] = [false, true, false];
     const GRAD: [bool; 3] = [true, false, false];
-    fn forward<T: Float>(&self, a: &[Arg<'_, T>], out: &mut [T]) -> marginloss::Result<()> {
+    fn forward<T: Elem>(&self, a: &[Arg<'_, T>], out: &mut [T]) -> marginloss::Result<()> {
         self.loss.forward_into(a[0].f(), a[1].i(), self.classes, self.reduction, out)
     }
-    fn forward_backward<T: Float>(
+    fn forward_backward<T: Elem>(
         &self,
         a: &[Arg<'_, T>],
         up: &[T],
         out: &mut [T],
-        g1: &mut [T],
-        _g2: &mut [T],
+        [g1, _, _]: [&mut [T]; 3],
     ) -> marginloss::Result<()> {
         self.loss.forward_backward(a[0].f(), a[1].i(), self.classes, self.reduction, up, out, g1)
     }
@@ -456,16 +458,15 @@ impl Fused for MultilabelMarginOp {
     const NAME: &'static str = "multilabel_margin";
     const INDEX: [bool; 3] = [false, true, false];
     const GRAD: [bool; 3] = [true, false, false];
-    fn forward<T: Float>(&self, a: &[Arg<'_, T>], out: &mut [T]) -> marginloss::Result<()> {
+    fn forward<T: Elem>(&self, a: &[Arg<'_, T>], out: &mut [T]) -> marginloss::Result<()> {
         self.loss.forward_into(a[0].f(), a[1].i(), self.classes, self.reduction, out)
     }
-    fn forward_backward<T: Float>(
+    fn forward_backward<T: Elem>(
         &self,
         a: &[Arg<'_, T>],
         up: &[T],
         out: &mut [T],
-        g1: &mut [T],
-        _g2: &mut [T],
+        [g1, _, _]: [&mut [T]; 3],
     ) -> marginloss::Result<()> {
         self.loss.forward_backward(a[0].f(), a[1].i(), self.classes, self.reduction, up, out, g1)
     }
@@ -499,17 +500,16 @@ struct MultilabelSoftMarginOp {
 impl Fused for MultilabelSoftMarginOp {
     const NAME: &'static str = "multilabel_soft_margin";
     const GRAD: [bool; 3] = [true, false, false];
-    fn forward<T: Float>(&self, a: &[Arg<'_, T>], out: &mut [T]) -> marginloss::Result<()> {
+    fn forward<T: Elem>(&self, a: &[Arg<'_, T>], out: &mut [T]) -> marginloss::Result<()> {
         let w = a.get(2).map(Arg::f);
         self.loss.forward_into(a[0].f(), a[1].f(), self.classes, w, self.reduction, out)
     }
-    fn forward_backward<T: Float>(
+    fn forward_backward<T: Elem>(
         &self,
         a: &[Arg<'_, T>],
         up: &[T],
         out: &mut [T],
-        g1: &mut [T],
-        _g2: &mut [T],
+        [g1, _, _]: [&mut [T]; 3],
     ) -> marginloss::Result<()> {
         let w = a.get(2).map(Arg::f);
         self.loss.forward_backward(a[0].f(), a[1].f(), self.classes, w, self.reduction, up, out, g1)
@@ -549,7 +549,266 @@ pub fn multilabel_soft_margin(
 }
 
 // ---------------------------------------------------------------------------------------
-// PENDING (issue 3, pair/triplet family, on another branch): cosine_embedding,
-// triplet_margin, triplet_margin_with_distance, contrastive. Each becomes a `Fused` impl
-// over (input1, input2, target) or (anchor, positive, negative) with `apply_op3`, as
-// `Ranking` above, once the core types land.
+// Pair losses over rows: (input1, input2, target).
+
+/// The row length D, the row count N and the unreduced result shape of a pair or triplet
+/// loss whose inputs are `(N, D)` (result `(N,)`) or `(D,)` (one row, result `()`).
+fn embedding_rows(loss: &'static str, arg: &'static str, x: &Tensor) -> Result<(usize, usize, Shape)> {
+    match x.dims() {
+        [d] => Ok((*d, 1, Shape::from(()))),
+        [n, d] => Ok((*d, *n, Shape::from(*n))),
+        _ => Err(shape_err(loss, arg, x, "an input of shape (N, D) or (D,)".into())),
+    }
+}
+
+/// Checks a pair loss's shapes: `input2` as `input1`, `target` with N elements.
+fn pair_shapes(loss: &'static str, x1: &Tensor, x2: &Tensor, t: &Tensor) -> Result<(usize, Shape)> {
+    let (dim, n, none) = embedding_rows(loss, "input1", x1)?;
+    same_shape(loss, ("input1", x1), ("input2", x2))?;
+    if t.elem_count() != n || t.rank() > 1 {
+        return Err(shape_err(loss, "target", t, format!("one value per row of input1 ({n})")));
+    }
+    Ok((dim, none))
+}
+
+#[derive(Clone)]
+struct CosineEmbeddingOp {
+    loss: CosineEmbedding,
+    dim: usize,
+    reduction: Reduction,
+}
+
+impl Fused for CosineEmbeddingOp {
+    const NAME: &'static str = "cosine_embedding";
+    const GRAD: [bool; 3] = [true, true, false];
+    fn forward<T: Elem>(&self, a: &[Arg<'_, T>], out: &mut [T]) -> marginloss::Result<()> {
+        self.loss.forward_into(a[0].f(), a[1].f(), a[2].f(), self.dim, self.reduction, out)
+    }
+    fn forward_backward<T: Elem>(
+        &self,
+        a: &[Arg<'_, T>],
+        up: &[T],
+        out: &mut [T],
+        [g1, g2, _]: [&mut [T]; 3],
+    ) -> marginloss::Result<()> {
+        self.loss.forward_backward(a[0].f(), a[1].f(), a[2].f(), self.dim, self.reduction, up, out, g1, g2)
+    }
+}
+
+/// PyTorch's `CosineEmbeddingLoss` ([`CosineEmbedding`]): `1 − cos` for similar pairs
+/// (`y = 1`), `max(0, cos − margin)` for dissimilar ones (`y = −1`), the cosine with
+/// ATen's eps `(f32)1e-12` added to each squared norm.
+///
+/// `input1` and `input2` are `(N, D)` (or `(D,)` for one pair), `target` has N values
+/// (±1, or 0/1 with [`Labels::ZeroOne`]). Both inputs get gradients, the target none.
+///
+/// # Errors
+/// As [`hinge`]; in strict mode also a margin outside [−1, 1].
+pub fn cosine_embedding(
+    input1: &Tensor,
+    input2: &Tensor,
+    target: &Tensor,
+    loss: CosineEmbedding,
+    reduction: Reduction,
+) -> Result<Tensor> {
+    let (dim, none) = pair_shapes("cosine_embedding", input1, input2, target)?;
+    let c = move |a: &[&Tensor]| composed::cosine_embedding(a[0], a[1], a[2], loss, reduction);
+    let f = CosineEmbeddingOp { loss, dim, reduction };
+    apply(f, &[input1, input2, target], reduced_shape(reduction, none), Some(&c))
+}
+
+#[derive(Clone)]
+struct ContrastiveOp {
+    loss: Contrastive,
+    dim: usize,
+    reduction: Reduction,
+}
+
+impl Fused for ContrastiveOp {
+    const NAME: &'static str = "contrastive";
+    const GRAD: [bool; 3] = [true, true, false];
+    fn forward<T: Elem>(&self, a: &[Arg<'_, T>], out: &mut [T]) -> marginloss::Result<()> {
+        self.loss.forward_into(a[0].f(), a[1].f(), a[2].f(), self.dim, self.reduction, out)
+    }
+    fn forward_backward<T: Elem>(
+        &self,
+        a: &[Arg<'_, T>],
+        up: &[T],
+        out: &mut [T],
+        [g1, g2, _]: [&mut [T]; 3],
+    ) -> marginloss::Result<()> {
+        self.loss.forward_backward(a[0].f(), a[1].f(), a[2].f(), self.dim, self.reduction, up, out, g1, g2)
+    }
+}
+
+/// The contrastive loss of Hadsell, Chopra & LeCun ([`Contrastive`]): with
+/// `d = ‖x1 − x2 + 1e-6‖₂`, `½·d²` for similar pairs (`y = +1`) and
+/// `½·max(0, margin − d)²` for dissimilar ones (`y = −1`).
+///
+/// Shapes as [`cosine_embedding`]. Both inputs get gradients, the target none.
+///
+/// # Errors
+/// As [`hinge`]; in strict mode also a negative or non-finite margin.
+pub fn contrastive(
+    input1: &Tensor,
+    input2: &Tensor,
+    target: &Tensor,
+    loss: Contrastive,
+    reduction: Reduction,
+) -> Result<Tensor> {
+    let (dim, none) = pair_shapes("contrastive", input1, input2, target)?;
+    let c = move |a: &[&Tensor]| composed::contrastive(a[0], a[1], a[2], loss, reduction);
+    let f = ContrastiveOp { loss, dim, reduction };
+    apply(f, &[input1, input2, target], reduced_shape(reduction, none), Some(&c))
+}
+
+// ---------------------------------------------------------------------------------------
+// Triplet losses: (anchor, positive, negative), all three with gradients.
+
+/// Checks a triplet loss's shapes: all three `(N, D)` (or `(D,)`).
+fn triplet_shapes(loss: &'static str, a: &Tensor, p: &Tensor, n: &Tensor) -> Result<(usize, Shape)> {
+    let (dim, _, none) = embedding_rows(loss, "anchor", a)?;
+    same_shape(loss, ("anchor", a), ("positive", p))?;
+    same_shape(loss, ("anchor", a), ("negative", n))?;
+    Ok((dim, none))
+}
+
+#[derive(Clone)]
+struct TripletMarginOp {
+    loss: TripletMargin,
+    dim: usize,
+    reduction: Reduction,
+}
+
+impl Fused for TripletMarginOp {
+    const NAME: &'static str = "triplet_margin";
+    const GRAD: [bool; 3] = [true, true, true];
+    fn forward<T: Elem>(&self, a: &[Arg<'_, T>], out: &mut [T]) -> marginloss::Result<()> {
+        self.loss.forward_into(a[0].f(), a[1].f(), a[2].f(), self.dim, self.reduction, out)
+    }
+    fn forward_backward<T: Elem>(
+        &self,
+        a: &[Arg<'_, T>],
+        up: &[T],
+        out: &mut [T],
+        [g1, g2, g3]: [&mut [T]; 3],
+    ) -> marginloss::Result<()> {
+        let (l, dim, r) = (&self.loss, self.dim, self.reduction);
+        l.forward_backward(a[0].f(), a[1].f(), a[2].f(), dim, r, up, out, g1, g2, g3)
+    }
+}
+
+/// PyTorch's `TripletMarginLoss` ([`TripletMargin`]): `max(0, margin + d(a, p) − d(a, n))`
+/// with `d(u, v) = ‖u − v + eps‖_p`; with `swap`, `d(a, n)` becomes
+/// `min(d(a, n), d(p, n))` (an exact tie splits the gradient 0.5 / 0.5, as torch).
+///
+/// `anchor`, `positive` and `negative` are `(N, D)` (or `(D,)` for one triplet) and do not
+/// broadcast; all three get gradients.
+///
+/// # Errors
+/// A margin that is not > 0 (in both modes, as torch); the core's strict-mode errors;
+/// mismatched shapes; an unsupported dtype.
+pub fn triplet_margin(
+    anchor: &Tensor,
+    positive: &Tensor,
+    negative: &Tensor,
+    loss: TripletMargin,
+    reduction: Reduction,
+) -> Result<Tensor> {
+    let (dim, none) = triplet_shapes("triplet_margin", anchor, positive, negative)?;
+    let c = move |a: &[&Tensor]| composed::triplet_margin(a[0], a[1], a[2], loss, reduction);
+    let f = TripletMarginOp { loss, dim, reduction };
+    apply(f, &[anchor, positive, negative], reduced_shape(reduction, none), Some(&c))
+}
+
+/// A row distance that [`triplet_margin_with_distance`] can use: the core's
+/// [`Distance`] for both element types, and optionally the same distance as candle ops
+/// for devices other than the CPU.
+///
+/// Implemented for [`PairwiseDistance`] and [`CosineDistance`]. For a distance of your
+/// own, implement [`Distance<f32>`](Distance) and [`Distance<f64>`](Distance), then this
+/// trait; without [`composed`](Self::composed), non-CPU tensors travel to the CPU and back
+/// (differentiably).
+pub trait CandleDistance: Distance<f32> + Distance<f64> + Clone + Send + Sync + 'static {
+    /// The distance between the rows (last dimension) of `x1` and `x2` as candle ops, with
+    /// the same values and gradients as the core's, or `None` when there is no such
+    /// composition. The caller has already validated the inputs.
+    fn composed(&self, x1: &Tensor, x2: &Tensor) -> Option<Result<Tensor>> {
+        let _ = (x1, x2);
+        None
+    }
+}
+
+impl CandleDistance for PairwiseDistance {
+    fn composed(&self, x1: &Tensor, x2: &Tensor) -> Option<Result<Tensor>> {
+        Some(composed::pairwise_distance(x1, x2, self.mode(Mode::TorchCompat)))
+    }
+}
+
+impl CandleDistance for CosineDistance {
+    fn composed(&self, x1: &Tensor, x2: &Tensor) -> Option<Result<Tensor>> {
+        let f = CosineSimilarity::new().eps(self.eps).mode(Mode::TorchCompat);
+        Some(composed::cosine_similarity(x1, x2, f).and_then(|c| c.affine(-1.0, 1.0)))
+    }
+}
+
+#[derive(Clone)]
+struct TripletDistanceOp<Dist> {
+    loss: TripletMarginWithDistance<Dist>,
+    dim: usize,
+    reduction: Reduction,
+}
+
+impl<Dist: CandleDistance> Fused for TripletDistanceOp<Dist> {
+    const NAME: &'static str = "triplet_margin_with_distance";
+    const GRAD: [bool; 3] = [true, true, true];
+    fn forward<T: Elem>(&self, a: &[Arg<'_, T>], out: &mut [T]) -> marginloss::Result<()> {
+        T::triplet_forward(&self.loss, a[0].f(), a[1].f(), a[2].f(), self.dim, self.reduction, out)
+    }
+    fn forward_backward<T: Elem>(
+        &self,
+        a: &[Arg<'_, T>],
+        up: &[T],
+        out: &mut [T],
+        g: [&mut [T]; 3],
+    ) -> marginloss::Result<()> {
+        let (l, dim, r) = (&self.loss, self.dim, self.reduction);
+        T::triplet_forward_backward(l, a[0].f(), a[1].f(), a[2].f(), dim, r, up, out, g)
+    }
+}
+
+/// PyTorch's `TripletMarginWithDistanceLoss` ([`TripletMarginWithDistance`]):
+/// `max(0, margin + d(a, p) − d(a, n))` over any [`CandleDistance`], e.g.
+/// [`TripletMarginWithDistance::euclidean`] (`pairwise_distance`) or
+/// [`TripletMarginWithDistance::cosine`] (`1 − cosine_similarity`); `swap` as in
+/// [`triplet_margin`].
+///
+/// Shapes as [`triplet_margin`]; all three inputs get gradients.
+///
+/// # Errors
+/// As [`triplet_margin`], plus the distance's own bad options in strict mode.
+pub fn triplet_margin_with_distance<Dist: CandleDistance>(
+    anchor: &Tensor,
+    positive: &Tensor,
+    negative: &Tensor,
+    loss: TripletMarginWithDistance<Dist>,
+    reduction: Reduction,
+) -> Result<Tensor> {
+    let (dim, none) = triplet_shapes("triplet_margin_with_distance", anchor, positive, negative)?;
+    let shape = reduced_shape(reduction, none);
+    let l = loss.clone();
+    let c =
+        move |a: &[&Tensor]| composed::triplet_margin_with_distance(a[0], a[1], a[2], l.clone(), reduction);
+    // Whether the distance has a composition (asked on an empty batch; only off the CPU).
+    let has_composed = !matches!(anchor.device(), candle_core::Device::Cpu) && {
+        let empty = Tensor::zeros((0, dim), anchor.dtype(), anchor.device())?;
+        loss.distance.composed(&empty, &empty).is_some()
+    };
+    let f = TripletDistanceOp { loss, dim, reduction };
+    let args = [anchor, positive, negative];
+    if has_composed {
+        apply(f, &args, shape, Some(&c))
+    } else {
+        apply(f, &args, shape, None)
+    }
+}

@@ -2,12 +2,15 @@
 //! marginloss kernel in `cpu_fwd` and the core's fused forward-backward kernel in `bwd`.
 
 use std::borrow::Cow;
+use std::sync::{Arc, Mutex};
 
 use candle_core::{
     backend::BackendStorage, CpuStorage, CustomOp2, CustomOp3, DType, Device, Layout, Result, Shape, Storage,
     Tensor, WithDType,
 };
-use marginloss::Float;
+use marginloss::{Float, TripletMarginWithDistance};
+
+use crate::CandleDistance;
 
 /// A core error as a candle error, with the core's message.
 pub(crate) fn core_err(e: marginloss::Error) -> candle_core::Error {
@@ -38,35 +41,136 @@ impl<T> Arg<'_, T> {
     }
 }
 
+/// The element types of the fused kernels (f32 and f64), with the calls that need a
+/// concrete type (a user distance is `Distance<f32> + Distance<f64>`, not generic).
+pub(crate) trait Elem: Float + WithDType {
+    #[allow(clippy::too_many_arguments)]
+    fn triplet_forward<D: CandleDistance>(
+        l: &TripletMarginWithDistance<D>,
+        a: &[Self],
+        p: &[Self],
+        n: &[Self],
+        dim: usize,
+        r: marginloss::Reduction,
+        out: &mut [Self],
+    ) -> marginloss::Result<()>;
+    #[allow(clippy::too_many_arguments)]
+    fn triplet_forward_backward<D: CandleDistance>(
+        l: &TripletMarginWithDistance<D>,
+        a: &[Self],
+        p: &[Self],
+        n: &[Self],
+        dim: usize,
+        r: marginloss::Reduction,
+        up: &[Self],
+        out: &mut [Self],
+        g: [&mut [Self]; 3],
+    ) -> marginloss::Result<()>;
+}
+
+macro_rules! elem {
+    ($t:ty) => {
+        impl Elem for $t {
+            fn triplet_forward<D: CandleDistance>(
+                l: &TripletMarginWithDistance<D>,
+                a: &[$t],
+                p: &[$t],
+                n: &[$t],
+                dim: usize,
+                r: marginloss::Reduction,
+                out: &mut [$t],
+            ) -> marginloss::Result<()> {
+                l.forward_into(a, p, n, dim, r, out)
+            }
+            fn triplet_forward_backward<D: CandleDistance>(
+                l: &TripletMarginWithDistance<D>,
+                a: &[$t],
+                p: &[$t],
+                n: &[$t],
+                dim: usize,
+                r: marginloss::Reduction,
+                up: &[$t],
+                out: &mut [$t],
+                [g1, g2, g3]: [&mut [$t]; 3],
+            ) -> marginloss::Result<()> {
+                l.forward_backward(a, p, n, dim, r, up, out, g1, g2, g3)
+            }
+        }
+    };
+}
+elem!(f32);
+elem!(f64);
+
 /// A loss (or distance) whose core kernels the fused op runs.
 pub(crate) trait Fused: Clone + Send + Sync + 'static {
     /// The op's name (the core loss name).
     const NAME: &'static str;
     /// For each argument: `true` if it holds class indices, `false` if floats.
     const INDEX: [bool; 3] = [false; 3];
-    /// For each argument: whether it receives a gradient. At most two do; the first
-    /// gets `g1`, the second `g2`.
+    /// For each argument: whether it receives a gradient; the first that does gets
+    /// `g[0]`, the second `g[1]`, the third `g[2]`.
     const GRAD: [bool; 3];
 
     /// The core forward into `out`.
-    fn forward<T: Float>(&self, a: &[Arg<'_, T>], out: &mut [T]) -> marginloss::Result<()>;
+    fn forward<T: Elem>(&self, a: &[Arg<'_, T>], out: &mut [T]) -> marginloss::Result<()>;
 
-    /// The core fused forward-backward with upstream gradient `up`.
-    fn forward_backward<T: Float>(
+    /// The core fused forward-backward with upstream gradient `up`; `g` holds one buffer
+    /// per argument with a gradient (in order), and empty ones after them.
+    fn forward_backward<T: Elem>(
         &self,
         a: &[Arg<'_, T>],
         up: &[T],
         out: &mut [T],
-        g1: &mut [T],
-        g2: &mut [T],
+        g: [&mut [T]; 3],
     ) -> marginloss::Result<()>;
 }
 
-/// The custom op: a loss, and the shape of its result.
+/// Gradients for an upstream gradient of ones, one per argument (`None` for those
+/// without), computed by the forward.
+type Grads = Vec<Option<Tensor>>;
+
+/// The custom op: a loss, the shape of its result, and whether the forward also computes
+/// the gradients.
+///
+/// When an argument that receives a gradient is tracked (a `Var`, or the result of a
+/// tracked op), `cpu_fwd` runs the core's fused `forward_backward` with upstream 1 instead
+/// of the forward alone (the same output, bitwise) and keeps the gradients; a `bwd` whose
+/// upstream gradient is all ones (what `loss.backward()` passes, and the sum of an
+/// unreduced loss) takes them, so a training step visits the data once in the kernel. Any
+/// other upstream, or a second backward, runs the fused kernel again with it.
 #[derive(Clone)]
 pub(crate) struct FusedOp<F> {
     pub(crate) f: F,
     pub(crate) out_shape: Shape,
+    pub(crate) eager: bool,
+    pub(crate) cache: Arc<Mutex<Option<Grads>>>,
+}
+
+/// One zeroed gradient buffer per argument that receives a gradient, then empty ones up
+/// to three.
+fn grad_bufs<T: Elem, F: Fused>(lens: impl Iterator<Item = usize>) -> Vec<Vec<T>> {
+    let mut bufs: Vec<Vec<T>> =
+        lens.enumerate().filter(|(k, _)| F::GRAD[*k]).map(|(_, n)| vec![T::zero(); n]).collect();
+    bufs.resize_with(3, Vec::new);
+    bufs
+}
+
+/// The buffers as candle tensors of the arguments' shapes (no copy), `None` for the
+/// arguments without a gradient.
+fn grad_tensors<T: Elem, F: Fused>(bufs: Vec<Vec<T>>, shapes: &[&Shape]) -> Result<Grads> {
+    let mut bufs = bufs.into_iter();
+    shapes
+        .iter()
+        .enumerate()
+        .map(|(k, shape)| {
+            if F::GRAD[k] {
+                let g = bufs.next().unwrap_or_default();
+                Ok(Some(Tensor::from_vec(g, *shape, &Device::Cpu)?))
+            } else {
+                Ok(None)
+            }
+        })
+        .collect()
 }
 
 fn float_slice<'a, T: WithDType>(s: &'a CpuStorage, l: &Layout, name: &str) -> Result<&'a [T]> {
@@ -94,9 +198,7 @@ fn index_slice<'a>(s: &'a CpuStorage, l: &Layout, name: &str) -> Result<Cow<'a, 
     })
 }
 
-fn args_of<'a, T: Float + WithDType, F: Fused>(
-    storages: &[(&'a CpuStorage, &Layout)],
-) -> Result<Vec<Arg<'a, T>>> {
+fn args_of<'a, T: Elem, F: Fused>(storages: &[(&'a CpuStorage, &Layout)]) -> Result<Vec<Arg<'a, T>>> {
     storages
         .iter()
         .enumerate()
@@ -120,13 +222,21 @@ fn args_of<'a, T: Float + WithDType, F: Fused>(
 }
 
 impl<F: Fused> FusedOp<F> {
-    fn cpu_fwd_typed<T: Float + WithDType>(
-        &self,
-        storages: &[(&CpuStorage, &Layout)],
-    ) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd_typed<T: Elem>(&self, storages: &[(&CpuStorage, &Layout)]) -> Result<(CpuStorage, Shape)> {
         let args = args_of::<T, F>(storages)?;
         let mut out = vec![T::zero(); self.out_shape.elem_count()];
-        self.f.forward(&args, &mut out).map_err(core_err)?;
+        if self.eager {
+            let mut bufs = grad_bufs::<T, F>(storages.iter().map(|(_, l)| l.shape().elem_count()));
+            let [b1, b2, b3] = &mut bufs[..] else { unreachable!("three buffers") };
+            self.f.forward_backward(&args, &[T::one()], &mut out, [b1, b2, b3]).map_err(core_err)?;
+            let shapes: Vec<&Shape> = storages.iter().map(|(_, l)| l.shape()).collect();
+            let grads = grad_tensors::<T, F>(bufs, &shapes)?;
+            if let Ok(mut c) = self.cache.lock() {
+                *c = Some(grads);
+            }
+        } else {
+            self.f.forward(&args, &mut out).map_err(core_err)?;
+        }
         Ok((T::to_cpu_storage_owned(out), self.out_shape.clone()))
     }
 
@@ -138,11 +248,7 @@ impl<F: Fused> FusedOp<F> {
         }
     }
 
-    fn bwd_typed<T: Float + WithDType>(
-        &self,
-        args: &[&Tensor],
-        grad_res: &Tensor,
-    ) -> Result<Vec<Option<Tensor>>> {
+    fn bwd_typed<T: Elem>(&self, args: &[&Tensor], grad_res: &Tensor) -> Result<Vec<Option<Tensor>>> {
         let guards: Vec<_> = args.iter().map(|t| t.storage_and_layout()).collect();
         let mut storages = Vec::with_capacity(args.len());
         for (g, l) in &guards {
@@ -153,33 +259,23 @@ impl<F: Fused> FusedOp<F> {
                 }
             }
         }
-        let a = args_of::<T, F>(&storages)?;
         let up: Vec<T> = grad_res.to_dtype(<T as WithDType>::DTYPE)?.flatten_all()?.to_vec1()?;
-        let mut out = vec![T::zero(); self.out_shape.elem_count()];
-        let mut bufs: Vec<Vec<T>> = Vec::new();
-        for (k, t) in args.iter().enumerate() {
-            if F::GRAD[k] {
-                bufs.push(vec![T::zero(); t.elem_count()]);
+        // The forward's gradients, for an upstream of ones (taken: a second backward recomputes).
+        if up.iter().all(|&u| u == T::one()) {
+            if let Some(grads) = self.cache.lock().ok().and_then(|mut c| c.take()) {
+                return Ok(grads);
             }
         }
-        bufs.resize_with(2, Vec::new);
-        let (b1, b2) = bufs.split_at_mut(1);
-        self.f.forward_backward(&a, &up, &mut out, &mut b1[0], &mut b2[0]).map_err(core_err)?;
+        let a = args_of::<T, F>(&storages)?;
+        let mut out = vec![T::zero(); self.out_shape.elem_count()];
+        let mut bufs = grad_bufs::<T, F>(args.iter().map(|t| t.elem_count()));
+        let [b1, b2, b3] = &mut bufs[..] else { unreachable!("three buffers") };
+        self.f.forward_backward(&a, &up, &mut out, [b1, b2, b3]).map_err(core_err)?;
         drop(a);
         drop(storages);
         drop(guards);
-        let mut bufs = bufs.into_iter();
-        args.iter()
-            .enumerate()
-            .map(|(k, t)| {
-                if F::GRAD[k] {
-                    let g = bufs.next().unwrap_or_default();
-                    Ok(Some(Tensor::from_vec(g, t.shape(), t.device())?))
-                } else {
-                    Ok(None)
-                }
-            })
-            .collect()
+        let shapes: Vec<&Shape> = args.iter().map(|t| t.shape()).collect();
+        grad_tensors::<T, F>(bufs, &shapes)
     }
 
     fn bwd_any(&self, args: &[&Tensor], grad_res: &Tensor) -> Result<Vec<Option<Tensor>>> {
@@ -307,7 +403,9 @@ pub(crate) fn apply<F: Fused>(
         return apply(f, &refs, out_shape, None)?.to_device(&dev);
     }
     let c: Vec<Tensor> = args.iter().map(|t| t.contiguous()).collect::<Result<_>>()?;
-    let op = FusedOp { f, out_shape };
+    // Compute the gradients in the forward when one will be asked for.
+    let eager = c.iter().enumerate().any(|(k, t)| F::GRAD[k] && t.track_op());
+    let op = FusedOp { f, out_shape, eager, cache: Arc::new(Mutex::new(None)) };
     match c.as_slice() {
         [a, b] => a.apply_op2(b, op),
         [a, b, d] => a.apply_op3(b, d, op),

@@ -380,3 +380,113 @@ fn multilabel_soft_margin_matches_torch_and_core() {
         |c| class_loss::<f64>(c, "multilabel_soft_margin"),
     );
 }
+
+fn pair_loss<T: Elem>(c: &Case, loss: &str) {
+    let r = c.reduction();
+    let (x1, x2, t) =
+        (c.input("input1").as_vec::<T>(), c.input("input2").as_vec::<T>(), c.input("target").as_vec::<T>());
+    let dim = c.input("input1").last_dim();
+    let lab = labels(c);
+    let ce = |mode: Mode| mc::CosineEmbedding::new().margin(c.f64_opt("margin", 0.0)).labels(lab).mode(mode);
+    let co = |mode: Mode| mc::Contrastive::new().margin(c.f64_opt("margin", 1.0)).labels(lab).mode(mode);
+    let run = |i: &Inputs, mode: Mode| {
+        let (a, b, y) = (i.get("input1"), i.get("input2"), i.get("target"));
+        match loss {
+            "cosine_embedding" => mc::cosine_embedding(a, b, y, ce(mode), r),
+            _ => mc::contrastive(a, b, y, co(mode), r),
+        }
+    };
+    let core = |mode: Mode| {
+        let (mut out, mut g1, mut g2) =
+            (vec![T::zero(); r.output_len(t.len())], vec![T::zero(); x1.len()], vec![T::zero(); x2.len()]);
+        let one = [T::one()];
+        match loss {
+            "cosine_embedding" => {
+                ce(mode).forward_backward(&x1, &x2, &t, dim, r, &one, &mut out, &mut g1, &mut g2)
+            }
+            _ => co(mode).forward_backward(&x1, &x2, &t, dim, r, &one, &mut out, &mut g1, &mut g2),
+        }?;
+        Ok((out, vec![g1, g2]))
+    };
+    // As the core's parity test: at the kink torch's f32 gradient is noise of scale 0.5/N.
+    let floor = if c.name.starts_with("kink") { 0.5 / t.len() as f64 } else { 0.0 };
+    check::<T>(c, &["input1", "input2"], &[], floor, run, core);
+}
+
+#[test]
+fn cosine_embedding_matches_torch_and_core() {
+    run_file(
+        "cosine_embedding",
+        |c| pair_loss::<f32>(c, "cosine_embedding"),
+        |c| pair_loss::<f64>(c, "cosine_embedding"),
+    );
+}
+
+#[test]
+fn contrastive_matches_torch_and_core() {
+    run_file("contrastive", |c| pair_loss::<f32>(c, "contrastive"), |c| pair_loss::<f64>(c, "contrastive"));
+}
+
+fn triplet_loss<T: Elem>(c: &Case, loss: &str) {
+    let r = c.reduction();
+    let (a, p, n) = (
+        c.input("anchor").as_vec::<T>(),
+        c.input("positive").as_vec::<T>(),
+        c.input("negative").as_vec::<T>(),
+    );
+    let dim = c.input("anchor").last_dim();
+    let (margin, swap) = (c.f64_opt("margin", 1.0), c.bool_opt("swap"));
+    let tm = |mode: Mode| {
+        mc::TripletMargin::new()
+            .margin(margin)
+            .p(c.f64_opt("p", 2.0))
+            .eps(c.f64_opt("eps", 1e-6))
+            .swap(swap)
+            .mode(mode)
+    };
+    let cosine = c.str_opt("distance") == Some("cosine");
+    let euc = |mode: Mode| mc::TripletMarginWithDistance::euclidean().margin(margin).swap(swap).mode(mode);
+    let cos = |mode: Mode| mc::TripletMarginWithDistance::cosine().margin(margin).swap(swap).mode(mode);
+    let run = |i: &Inputs, mode: Mode| {
+        let (x, y, z) = (i.get("anchor"), i.get("positive"), i.get("negative"));
+        match (loss, cosine) {
+            ("triplet_margin", _) => mc::triplet_margin(x, y, z, tm(mode), r),
+            (_, false) => mc::triplet_margin_with_distance(x, y, z, euc(mode), r),
+            (_, true) => mc::triplet_margin_with_distance(x, y, z, cos(mode), r),
+        }
+    };
+    let core = |mode: Mode| {
+        let len = a.len();
+        let mut out = vec![T::zero(); r.output_len(len / dim)];
+        let mut g = [vec![T::zero(); len], vec![T::zero(); len], vec![T::zero(); len]];
+        let [ga, gp, gn] = &mut g;
+        let one = [T::one()];
+        match (loss, cosine) {
+            ("triplet_margin", _) => {
+                tm(mode).forward_backward(&a, &p, &n, dim, r, &one, &mut out, ga, gp, gn)
+            }
+            (_, false) => euc(mode).forward_backward(&a, &p, &n, dim, r, &one, &mut out, ga, gp, gn),
+            (_, true) => cos(mode).forward_backward(&a, &p, &n, dim, r, &one, &mut out, ga, gp, gn),
+        }?;
+        Ok((out, g.to_vec()))
+    };
+    check::<T>(c, &["anchor", "positive", "negative"], &[], 0.0, run, core);
+}
+
+#[test]
+fn triplet_margin_matches_torch_and_core() {
+    run_file(
+        "triplet_margin",
+        |c| triplet_loss::<f32>(c, "triplet_margin"),
+        |c| triplet_loss::<f64>(c, "triplet_margin"),
+    );
+}
+
+#[test]
+fn triplet_margin_with_distance_matches_torch_and_core() {
+    run_file(
+        "triplet_margin_with_distance",
+        |c| triplet_loss::<f32>(c, "triplet_margin_with_distance"),
+        |c| triplet_loss::<f64>(c, "triplet_margin_with_distance"),
+    );
+}
