@@ -255,6 +255,12 @@ impl<T: Float> Distance<T> for CosineDistance {
     }
 
     #[inline]
+    fn distance_finite(&self, x1: &[T], x2: &[T]) -> (T, bool) {
+        let r = cos_row(x1, x2, self.eps);
+        (T::one() - T::of(r.cos), r.ok)
+    }
+
+    #[inline]
     fn backward(&self, x1: &[T], x2: &[T], g: T, grad1: &mut [T], grad2: &mut [T]) {
         let r = cos_row(x1, x2, self.eps);
         cos_row_backward::<T, true>(x1, x2, &r, -g.f64(), grad1, grad2);

@@ -61,6 +61,75 @@ pub trait Distance<T: Float>: Sync {
         self.backward(x1, x2, coef(d), grad1, grad2);
         d
     }
+
+    /// The distance `d(x1, x2)` and whether every element of both rows is finite, in one
+    /// visit of the rows where the distance overrides it (the default scans the rows).
+    #[doc(hidden)]
+    #[inline]
+    fn distance_finite(&self, x1: &[T], x2: &[T]) -> (T, bool) {
+        (self.distance(x1, x2), all_finite(x1) & all_finite(x2))
+    }
+
+    /// For a loss of two distances from one row (the triplet loss) in one visit of the
+    /// rows: `d1 = d(x, y)`, `d2 = d(x, z)` and whether every element of `x`, `y`, `z` is
+    /// finite; then, with `(c1, c2) = coef(d1, d2)`, `∂(c1·d1 + c2·d2)/∂{x, y, z}`
+    /// **written** (not added) into `gx`, `gy`, `gz`. A term whose coefficient is 0
+    /// contributes nothing when the rows are finite; with a non-finite row both terms go
+    /// through [`backward`](Self::backward) so that NaN reaches the gradient. The default
+    /// calls [`distance`](Self::distance) and [`backward`](Self::backward); override it to
+    /// share the work.
+    #[doc(hidden)]
+    #[inline]
+    #[allow(clippy::too_many_arguments)]
+    fn distance2_backward<F: FnOnce(T, T) -> (T, T)>(
+        &self,
+        x: &[T],
+        y: &[T],
+        z: &[T],
+        coef: F,
+        gx: &mut [T],
+        gy: &mut [T],
+        gz: &mut [T],
+    ) -> (T, T, bool)
+    where
+        Self: Sized,
+    {
+        distance2_backward_by_parts(self, x, y, z, coef, gx, gy, gz)
+    }
+}
+
+/// [`Distance::distance2_backward`] by [`Distance::distance`] and [`Distance::backward`].
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn distance2_backward_by_parts<T: Float, D: Distance<T>, F: FnOnce(T, T) -> (T, T)>(
+    dist: &D,
+    x: &[T],
+    y: &[T],
+    z: &[T],
+    coef: F,
+    gx: &mut [T],
+    gy: &mut [T],
+    gz: &mut [T],
+) -> (T, T, bool) {
+    let fin = all_finite(x) & all_finite(y) & all_finite(z);
+    let (d1, d2) = (dist.distance(x, y), dist.distance(x, z));
+    let (c1, c2) = coef(d1, d2);
+    gx.fill(T::zero());
+    gy.fill(T::zero());
+    gz.fill(T::zero());
+    if c1 != T::zero() || !fin {
+        dist.backward(x, y, c1, gx, gy);
+    }
+    if c2 != T::zero() || !fin {
+        dist.backward(x, z, c2, gx, gz);
+    }
+    (d1, d2, fin)
+}
+
+/// Whether every element of `row` is finite.
+#[inline(always)]
+pub(crate) fn all_finite<T: Float>(row: &[T]) -> bool {
+    row.iter().fold(true, |ok, v| ok & v.is_finite())
 }
 
 /// Number of rows of a flat `(N, D)` buffer pair, checked.

@@ -1,6 +1,6 @@
 //! p-norm distance between rows, with PyTorch's eps added to the difference.
 
-use super::{locate_non_finite, rows_of, Distance};
+use super::{distance2_backward_by_parts, locate_non_finite, rows_of, Distance};
 use crate::error::{Error, Result, Value};
 use crate::float::Float;
 use crate::options::Mode;
@@ -137,6 +137,47 @@ fn dist2_row<T: Float>(a: &[T], b: &[T], eps: T) -> (f64, bool) {
     let v = acc.map(Float::f64);
     let s = ((v[0] + v[4]) + (v[1] + v[5])) + ((v[2] + v[6]) + (v[3] + v[7]));
     (s.sqrt(), ok)
+}
+
+/// [`Distance::distance2_backward`] for p = 2: the two distances (two reading passes), then
+/// one pass writing `gx = k1·v1 + k2·v2`, `gy = −k1·v1`, `gz = −k2·v2` with `v1 = x − y + eps`,
+/// `v2 = x − z + eps`, `k = c/d` (0 where d = 0): the same values, rounded the same way, as
+/// two calls of [`dist_row_backward`] adding into zeroed rows.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn dist2_pair_backward<T: Float, F: FnOnce(T, T) -> (T, T)>(
+    x: &[T],
+    y: &[T],
+    z: &[T],
+    eps: T,
+    coef: F,
+    gx: &mut [T],
+    gy: &mut [T],
+    gz: &mut [T],
+) -> (T, T, bool) {
+    let (d1, ok1) = dist2_row(x, y, eps);
+    let (d2, ok2) = dist2_row(x, z, eps);
+    let fin = ok1 & ok2;
+    let (t1, t2) = (T::of(d1), T::of(d2));
+    let (c1, c2) = coef(t1, t2);
+    if (c1 == T::zero()) & (c2 == T::zero()) & fin {
+        gx.fill(T::zero());
+        gy.fill(T::zero());
+        gz.fill(T::zero());
+        return (t1, t2, fin);
+    }
+    let k = |c: T, d: f64| T::of(if d == 0.0 { 0.0 } else { c.f64() / d });
+    let (k1, k2) = (k(c1, d1), k(c2, d2));
+    let n = x.len();
+    let (x, y, z, gx, gy, gz) = (&x[..n], &y[..n], &z[..n], &mut gx[..n], &mut gy[..n], &mut gz[..n]);
+    for i in 0..n {
+        let u = ((x[i] - y[i]) + eps) * k1;
+        let w = ((x[i] - z[i]) + eps) * k2;
+        gx[i] = u + w;
+        gy[i] = -u;
+        gz[i] = -w;
+    }
+    (t1, t2, fin)
 }
 
 /// Writes (or adds, with `ADD`) `g·∂d/∂a` into `ga` and `g·∂d/∂b = −g·∂d/∂a` into `gb`.
@@ -341,6 +382,12 @@ impl<T: Float> Distance<T> for PairwiseDistance {
     }
 
     #[inline]
+    fn distance_finite(&self, x1: &[T], x2: &[T]) -> (T, bool) {
+        let (d, ok) = dist_row(x1, x2, Norm::of(self.p), T::of(self.eps));
+        (T::of(d), ok)
+    }
+
+    #[inline]
     fn backward(&self, x1: &[T], x2: &[T], g: T, grad1: &mut [T], grad2: &mut [T]) {
         let (norm, eps) = (Norm::of(self.p), T::of(self.eps));
         let d = dist_row(x1, x2, norm, eps).0;
@@ -361,6 +408,24 @@ impl<T: Float> Distance<T> for PairwiseDistance {
         let dt = T::of(d);
         dist_row_backward::<T, false>(x1, x2, norm, eps, d, coef(dt).f64(), grad1, grad2);
         dt
+    }
+
+    #[inline]
+    fn distance2_backward<F: FnOnce(T, T) -> (T, T)>(
+        &self,
+        x: &[T],
+        y: &[T],
+        z: &[T],
+        coef: F,
+        gx: &mut [T],
+        gy: &mut [T],
+        gz: &mut [T],
+    ) -> (T, T, bool) {
+        if let Norm::Two = Norm::of(self.p) {
+            dist2_pair_backward(x, y, z, T::of(self.eps), coef, gx, gy, gz)
+        } else {
+            distance2_backward_by_parts(self, x, y, z, coef, gx, gy, gz)
+        }
     }
 
     /// Strict mode: `p > 0` and a finite eps (this distance's own `mode` is ignored: the

@@ -238,14 +238,13 @@ impl<T: Float> Kernel<T> {
     /// The loss and `∂l/∂cos` for decoded target `y`.
     #[inline(always)]
     fn loss(&self, cos: T, y: T) -> (T, T) {
-        if y == T::one() {
-            (T::one() - cos, -T::one())
-        } else if y == -T::one() {
-            let u = cos - self.margin;
-            (relu(u), self.kink.step(u))
-        } else {
-            (T::zero(), T::zero())
-        }
+        // Both sides computed and picked without a branch: random ±1 targets would
+        // mispredict half the rows.
+        let (pos, neg) = (y == T::one(), y == -T::one());
+        let u = cos - self.margin;
+        let l = T::select(pos, T::one() - cos, T::select(neg, relu(u), T::zero()));
+        let d = T::select(pos, -T::one(), T::select(neg, self.kink.step(u), T::zero()));
+        (l, d)
     }
 }
 
@@ -267,7 +266,9 @@ impl<T: Float> PairRow<T> for Kernel<T> {
         let (l, dcos) = self.loss(r.cos, self.labels.decode(t));
         let c = g * dcos;
         let (k, ka, kb) = (c / r.denom, c * r.cos / r.m1, c * r.cos / r.m2);
-        for i in 0..a.len() {
+        let n = a.len();
+        let (a, b, ga, gb) = (&a[..n], &b[..n], &mut ga[..n], &mut gb[..n]);
+        for i in 0..n {
             ga[i] = k * b[i] - ka * a[i];
             gb[i] = k * a[i] - kb * b[i];
         }

@@ -25,6 +25,17 @@ pub(crate) trait PairRow<T: Float> {
     fn value(&self, a: &[T], b: &[T], t: T) -> T;
     /// The loss of one row pair; overwrites `ga` with `g·∂l/∂a` and `gb` with `g·∂l/∂b`.
     fn value_grad(&self, a: &[T], b: &[T], t: T, g: T, ga: &mut [T], gb: &mut [T]) -> T;
+    /// [`value`](Self::value) and whether every element of `a` and `b` is finite; override
+    /// it where the row pass can tell (the default scans the rows).
+    #[inline(always)]
+    fn value_finite(&self, a: &[T], b: &[T], t: T) -> (T, bool) {
+        (self.value(a, b, t), finite(a) & finite(b))
+    }
+    /// [`value_grad`](Self::value_grad) and whether every element of `a` and `b` is finite.
+    #[inline(always)]
+    fn value_grad_finite(&self, a: &[T], b: &[T], t: T, g: T, ga: &mut [T], gb: &mut [T]) -> (T, bool) {
+        (self.value_grad(a, b, t, g, ga, gb), finite(a) & finite(b))
+    }
 }
 
 /// Whether every element of `row` is finite.
@@ -79,11 +90,6 @@ fn locate<T: Float>(loss: &'static str, labels: Labels, x1: &[T], x2: &[T], targ
     Error::Empty { loss, arg: "input1" }
 }
 
-#[inline(always)]
-fn valid<T: Float>(labels: Labels, a: &[T], b: &[T], t: T) -> bool {
-    finite(a) & finite(b) & labels.accepts(t)
-}
-
 /// Forward only: `out` has `reduction.output_len(N)` elements.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn forward<T: Float, L: PairRow<T>>(
@@ -125,9 +131,9 @@ fn forward_pass<T: Float, L: PairRow<T>, const STRICT: bool>(
     let mut acc = 0.0f64;
     let rows = x1.chunks_exact(dim).zip(x2.chunks_exact(dim)).zip(target);
     for (i, ((a, b), &t)) in rows.enumerate() {
-        let v = l.value(a, b, t);
+        let (v, fin) = l.value_finite(a, b, t);
         if STRICT {
-            ok &= valid(labels, a, b, t);
+            ok &= fin & labels.accepts(t);
         }
         match reduction {
             Reduction::None => out[i] = v,
@@ -205,9 +211,9 @@ fn fused_pass<T: Float, L: PairRow<T>, const STRICT: bool>(
         .zip(grad1.chunks_exact_mut(dim).zip(grad2.chunks_exact_mut(dim)));
     for (i, (((a, b), &t), (ga, gb))) in rows.enumerate() {
         let g = if per_row { upstream[i] } else { g0 };
-        let v = l.value_grad(a, b, t, g, ga, gb);
+        let (v, fin) = l.value_grad_finite(a, b, t, g, ga, gb);
         if STRICT {
-            ok &= valid(labels, a, b, t);
+            ok &= fin & labels.accepts(t);
         }
         if reduced {
             acc += v.f64();

@@ -1,7 +1,6 @@
 //! PyTorch's `TripletMarginWithDistanceLoss`: the triplet loss over any [`Distance`], and
 //! the fused row kernel that [`TripletMargin`](crate::TripletMargin) shares.
 
-use super::pair::finite;
 use crate::distance::{rows_of, CosineDistance, Distance, PairwiseDistance};
 use crate::error::{Error, Result, Value};
 use crate::float::Float;
@@ -271,6 +270,8 @@ struct Row<T> {
     u: T,
     wn: T,
     ws: T,
+    /// Whether every element of the three rows is finite.
+    fin: bool,
 }
 
 /// `min(x, y)` and the share of the gradient each side gets, as torch's `minimum`: the
@@ -292,12 +293,12 @@ fn min_split<T: Float>(x: T, y: T) -> (T, T, T) {
 impl<T: Float, D: Distance<T>> Triplet<'_, T, D> {
     #[inline(always)]
     fn row(&self, a: &[T], p: &[T], n: &[T]) -> Row<T> {
-        let dp = self.dist.distance(a, p);
-        let dn = self.dist.distance(a, n);
+        let (dp, fp) = self.dist.distance_finite(a, p);
+        let (dn, fn_) = self.dist.distance_finite(a, n);
         let (dn, wn, ws) =
             if self.swap { min_split(dn, self.dist.distance(p, n)) } else { (dn, T::one(), T::zero()) };
         let u = (self.margin + dp) - dn;
-        Row { loss: relu(u), u, wn, ws }
+        Row { loss: relu(u), u, wn, ws, fin: fp & fn_ }
     }
 
     /// `N`, checking that the three inputs are `(N, dim)`.
@@ -379,9 +380,10 @@ impl<T: Float, D: Distance<T>> Triplet<'_, T, D> {
         let mut acc = 0.0f64;
         let rows = a.chunks_exact(dim).zip(p.chunks_exact(dim)).zip(n.chunks_exact(dim));
         for (i, ((ar, pr), nr)) in rows.enumerate() {
-            let l = self.row(ar, pr, nr).loss;
+            let r = self.row(ar, pr, nr);
+            let l = r.loss;
             if STRICT {
-                ok &= finite(ar) & finite(pr) & finite(nr);
+                ok &= r.fin;
             }
             match reduction {
                 Reduction::None => out[i] = l,
@@ -458,8 +460,35 @@ impl<T: Float, D: Distance<T>> Triplet<'_, T, D> {
             .zip(ga.chunks_exact_mut(dim).zip(gp.chunks_exact_mut(dim)).zip(gn.chunks_exact_mut(dim)));
         for (i, (((ar, pr), nr), ((gar, gpr), gnr))) in rows.enumerate() {
             let g = if per_row { upstream[i] } else { g0 };
+            if !self.swap {
+                // Both distances and their gradients in one visit of the rows.
+                let mut loss = T::zero();
+                let (_, _, fin) = self.dist.distance2_backward(
+                    ar,
+                    pr,
+                    nr,
+                    |dp, dn| {
+                        let u = (self.margin + dp) - dn;
+                        loss = relu(u);
+                        let c = g * self.kink.step(u);
+                        (c, -c)
+                    },
+                    gar,
+                    gpr,
+                    gnr,
+                );
+                if STRICT {
+                    ok &= fin;
+                }
+                if reduced {
+                    acc += loss.f64();
+                } else {
+                    out[i] = loss;
+                }
+                continue;
+            }
             let r = self.row(ar, pr, nr);
-            let fin = finite(ar) & finite(pr) & finite(nr);
+            let fin = r.fin;
             if STRICT {
                 ok &= fin;
             }
