@@ -226,6 +226,23 @@ fn multiclass_hinge_fused_equals_reference() {
 }
 
 #[test]
+fn multiclass_hinge_wide_rows_agree_with_reference() {
+    // rows longer than the kernel's 8 lanes, with ties for the max across lanes and chunks
+    let mut rng = Rng(12);
+    for trial in 0..200 {
+        let (n, c) = (1 + rng.below(4), 2 + rng.below(70));
+        let x: Vec<f64> = (0..n * c).map(|_| (rng.uniform(-2.0, 2.0) * 2.0).round() / 2.0).collect();
+        let y: Vec<i64> = (0..n).map(|_| rng.below(c) as i64).collect();
+        let margin = rng.uniform(0.0, 2.0);
+        let (losses, g) = reference::multiclass_hinge(&x, &y, c, margin);
+        let l = MulticlassHinge::new().margin(margin);
+        check_against_reference(&format!("trial {trial}"), &mut rng, n, &losses, &g, |r, up, out, grad| {
+            l.forward_backward(&x, &y, c, r, up, out, grad).unwrap()
+        });
+    }
+}
+
+#[test]
 fn multilabel_margin_fused_equals_reference() {
     let mut rng = Rng(3);
     for trial in 0..300 {

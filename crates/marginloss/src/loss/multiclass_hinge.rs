@@ -180,29 +180,64 @@ struct MulticlassHingeKernel<T> {
     margin: T,
 }
 
-impl<T: Float> MulticlassHingeKernel<T> {
-    /// `(margin + max_{j≠y} s_j) − s_y`, the lowest arg-max `j*` (`usize::MAX` for C = 1)
-    /// and whether the row is finite. A NaN among the wrong classes makes the max NaN.
-    #[inline(always)]
-    fn argument(&self, x: &[T], y: usize) -> (T, usize, bool) {
-        let (mut m, mut jstar) = (T::neg_infinity(), usize::MAX);
-        let (mut finite, mut nan) = (true, false);
-        for (j, &v) in x.iter().enumerate() {
+const LANES: usize = 8;
+
+/// Folds `x` into the lane maxima `m` (`maxps`: a NaN is skipped, see [`has_nan`]) and
+/// returns whether every element is finite. Branch-free over lanes.
+#[inline(always)]
+fn lane_max<T: Float>(x: &[T], m: &mut [T; LANES]) -> bool {
+    let mut finite = true;
+    let chunks = x.chunks_exact(LANES);
+    let rem = chunks.remainder();
+    for c in chunks {
+        for k in 0..LANES {
+            let v = c[k];
+            m[k] = T::select(v > m[k], v, m[k]);
             finite &= v.is_finite();
-            if j == y {
-                continue;
-            }
-            nan |= v.is_nan();
-            // strict `>` keeps the lowest index among ties
-            if v > m || jstar == usize::MAX {
-                m = v;
-                jstar = j;
-            }
         }
-        if nan {
-            m = T::nan();
+    }
+    for (k, &v) in rem.iter().enumerate() {
+        m[k] = T::select(v > m[k], v, m[k]);
+        finite &= v.is_finite();
+    }
+    finite
+}
+
+/// Whether `x` holds a NaN (the slow path of a non-finite row).
+#[cold]
+fn has_nan<T: Float>(x: &[T]) -> bool {
+    x.iter().any(|v| v.is_nan())
+}
+
+/// The first index of `x` holding exactly `m` (`m` not NaN), one compare per element and
+/// one branch per 8.
+#[inline(always)]
+fn first_equal<T: Float>(x: &[T], m: T) -> Option<usize> {
+    let chunks = x.chunks_exact(LANES);
+    let rem = chunks.remainder();
+    for (i, c) in chunks.enumerate() {
+        if c.iter().fold(false, |hit, &v| hit | (v == m)) {
+            return c.iter().position(|&v| v == m).map(|k| i * LANES + k);
         }
-        ((self.margin + m) - x[y], jstar, finite)
+    }
+    rem.iter().position(|&v| v == m).map(|k| x.len() - rem.len() + k)
+}
+
+impl<T: Float> MulticlassHingeKernel<T> {
+    /// `(margin + max_{j≠y} s_j) − s_y`, `max_{j≠y} s_j` (`−inf` for C = 1) and whether the
+    /// row is finite. A NaN among the wrong classes makes the max NaN.
+    #[inline(always)]
+    fn argument(&self, x: &[T], y: usize) -> (T, T, bool) {
+        let mut m = [T::neg_infinity(); LANES];
+        let finite = lane_max(&x[..y], &mut m) & lane_max(&x[y + 1..], &mut m) & x[y].is_finite();
+        let mut top = m[0];
+        for &v in &m[1..] {
+            top = T::select(v > top, v, top);
+        }
+        if !finite && (has_nan(&x[..y]) || has_nan(&x[y + 1..])) {
+            top = T::nan();
+        }
+        ((self.margin + top) - x[y], top, finite)
     }
 }
 
@@ -232,12 +267,17 @@ impl<T: Float> ClassRows<T> for MulticlassHingeKernel<T> {
     #[inline]
     fn row_grad(&mut self, x: &[T], t: &[i64], scale: T, up: T, grad: &mut [T]) -> RowLoss<T> {
         let y = t[0] as usize;
-        let (u, jstar, finite) = self.argument(x, y);
+        let (u, top, finite) = self.argument(x, y);
         grad.fill(T::zero());
-        if u > T::zero() && jstar < x.len() {
-            let g = scale * up;
-            grad[y] = -g;
-            grad[jstar] = g;
+        if u > T::zero() {
+            // the lowest index j ≠ y attaining the max (none when C = 1)
+            let jstar =
+                first_equal(&x[..y], top).or_else(|| first_equal(&x[y + 1..], top).map(|j| y + 1 + j));
+            if let Some(jstar) = jstar {
+                let g = scale * up;
+                grad[y] = -g;
+                grad[jstar] = g;
+            }
         }
         let value = relu(u);
         RowLoss { value, reduced: value.f64(), finite }

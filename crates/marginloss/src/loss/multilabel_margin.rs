@@ -32,7 +32,8 @@ const STACK_CLASSES: usize = 4096;
 ///   silent mistake** (it reads as classes 0 and 1).
 /// * **Shapes:** `input` and `target` are `(N, C)` row-major with `C = classes`. A 1-D
 ///   input `(C,)` is N = 1 (torch then returns a 0-d tensor; this returns one element).
-/// * **Accumulation:** each row's double sum in `f64` (torch's `acc_type`), then `/C`.
+/// * **Accumulation:** for each listed target, the sum over the classes in eight lanes of
+///   `T`, the lanes then added in `f64` (torch's `acc_type` sums every term in `f64`), then `/C`.
 /// * **Gradient:** each pair `(j ∈ T, i ∉ S)` with `z = 1 − x[j] + x[i] > 0` adds `−1/C`
 ///   to `∂l/∂x[j]` and `+1/C` to `∂l/∂x[i]` (times `1/N` for mean), accumulated in `T` as
 ///   torch's backward kernel. **Kink:** `z == 0` is inactive, gradient 0, in every torch
@@ -46,8 +47,8 @@ const STACK_CLASSES: usize = 4096;
 ///   **silently skipped** (`x = [0.1, NaN, 0.4, 0.8]`, targets {3} give 0.225); an empty
 ///   batch gives NaN for mean and 0 for sum (eager torch returns an **uninitialised**
 ///   scalar there) and an empty output for `None`.
-/// * **Scratch:** the per-row "is a target" mask is a bitset on the stack for
-///   `classes ≤ 4096`; above that one `Vec<u64>` of `⌈C/64⌉` words is allocated per call
+/// * **Scratch:** the per-row copy of the scores with the targets masked out is on the
+///   stack for `classes ≤ 4096`; above that one `Vec` of C elements is allocated per call
 ///   (O(C), not O(N)).
 ///
 /// | framework | equivalent |
@@ -270,52 +271,105 @@ pub fn multilabel_target_from_indicator<T: Float>(indicator: &[T], classes: usiz
     Ok(out)
 }
 
-/// The per-row "is a target" bitset.
-// Deliberately 512 bytes inline: the stack variant is what keeps C ≤ 4096 allocation-free.
+/// The per-row copy of the scores with the targets set to `−inf` (so `z > 0` is false
+/// there without a per-element mask test).
+// Deliberately inline: the stack variant is what keeps C ≤ 4096 allocation-free.
 #[allow(clippy::large_enum_variant)]
-enum Mask {
-    Stack([u64; STACK_CLASSES / 64]),
-    Heap(Vec<u64>),
+enum Scratch<T> {
+    Stack([T; STACK_CLASSES]),
+    Heap(Vec<T>),
 }
 
 struct MultilabelMarginKernel<T> {
-    mask: Mask,
-    words: usize,
+    scratch: Scratch<T>,
     /// C as `T`, the divisor.
     classes_t: T,
     classes: f64,
 }
 
+const LANES: usize = 8;
+
 impl<T: Float> MultilabelMarginKernel<T> {
     fn new(classes: usize) -> Self {
-        let words = classes.div_ceil(64);
-        let mask = if classes <= STACK_CLASSES {
-            Mask::Stack([0; STACK_CLASSES / 64])
+        let scratch = if classes <= STACK_CLASSES {
+            Scratch::Stack([T::zero(); STACK_CLASSES])
         } else {
-            Mask::Heap(vec![0; words])
+            Scratch::Heap(vec![T::zero(); classes])
         };
-        MultilabelMarginKernel { mask, words, classes_t: T::of(classes as f64), classes: classes as f64 }
+        MultilabelMarginKernel { scratch, classes_t: T::of(classes as f64), classes: classes as f64 }
     }
 
-    /// Fills the mask from a row's targets (read up to the first −1) and returns it.
+    /// Copies `x` into the scratch with the row's targets (read up to the first −1) set
+    /// to `−inf`; returns it and whether `x` is finite.
     #[inline(always)]
-    fn mask(&mut self, t: &[i64]) -> &[u64] {
-        let bits = match &mut self.mask {
-            Mask::Stack(a) => &mut a[..self.words],
-            Mask::Heap(v) => &mut v[..],
+    fn masked(&mut self, x: &[T], t: &[i64]) -> (&[T], bool) {
+        let xm = match &mut self.scratch {
+            Scratch::Stack(a) => &mut a[..x.len()],
+            Scratch::Heap(v) => &mut v[..x.len()],
         };
-        bits.fill(0);
-        for &v in t.iter().take_while(|&&v| v >= 0) {
-            let v = v as usize;
-            bits[v / 64] |= 1 << (v % 64);
+        let mut finite = true;
+        for (m, &v) in xm.iter_mut().zip(x) {
+            *m = v;
+            finite &= v.is_finite();
         }
-        bits
+        for &v in t.iter().take_while(|&&v| v >= 0) {
+            xm[v as usize] = T::neg_infinity();
+        }
+        (xm, finite)
     }
 }
 
 #[inline(always)]
 fn is_set(bits: &[u64], i: usize) -> bool {
     bits[i / 64] >> (i % 64) & 1 != 0
+}
+
+#[inline(always)]
+fn lane_sum<T: Float>(acc: &[T; LANES]) -> f64 {
+    (((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]))).f64()
+}
+
+/// `Σ_i max(0, base + xm[i])` over 8 lanes (`z > 0` is false for NaN: skipped as in eager
+/// torch). With a gradient: `grad[i]` gets `g` where active (`add`: added to it, else
+/// stored), and the number of active terms is returned.
+#[inline(always)]
+fn pass<T: Float>(xm: &[T], base: T, g: T, grad: &mut [T], add: bool) -> (f64, f64) {
+    let (mut acc, mut cnt) = ([T::zero(); LANES], [T::zero(); LANES]);
+    let chunks = xm.chunks_exact(LANES);
+    let rem = chunks.remainder();
+    if grad.is_empty() {
+        for c in chunks {
+            for k in 0..LANES {
+                let z = base + c[k];
+                acc[k] = acc[k] + T::select(z > T::zero(), z, T::zero());
+            }
+        }
+        for (k, &v) in rem.iter().enumerate() {
+            let z = base + v;
+            acc[k] = acc[k] + T::select(z > T::zero(), z, T::zero());
+        }
+    } else {
+        let mut gs = grad.chunks_exact_mut(LANES);
+        for (c, gc) in chunks.zip(&mut gs) {
+            for k in 0..LANES {
+                let z = base + c[k];
+                let on = z > T::zero();
+                acc[k] = acc[k] + T::select(on, z, T::zero());
+                cnt[k] = cnt[k] + T::select(on, T::one(), T::zero());
+                let d = T::select(on, g, T::zero());
+                gc[k] = T::select(add, gc[k] + d, d);
+            }
+        }
+        for (k, (&v, gr)) in rem.iter().zip(gs.into_remainder()).enumerate() {
+            let z = base + v;
+            let on = z > T::zero();
+            acc[k] = acc[k] + T::select(on, z, T::zero());
+            cnt[k] = cnt[k] + T::select(on, T::one(), T::zero());
+            let d = T::select(on, g, T::zero());
+            *gr = T::select(add, *gr + d, d);
+        }
+    }
+    (lane_sum(&acc), lane_sum(&cnt))
 }
 
 impl<T: Float> ClassRows<T> for MultilabelMarginKernel<T> {
@@ -347,18 +401,10 @@ impl<T: Float> ClassRows<T> for MultilabelMarginKernel<T> {
 
     #[inline]
     fn row(&mut self, x: &[T], t: &[i64]) -> RowLoss<T> {
-        let bits = self.mask(t);
-        let finite = x.iter().fold(true, |ok, v| ok & v.is_finite());
+        let (xm, finite) = self.masked(x, t);
         let mut sum = 0.0f64;
         for &j in t.iter().take_while(|&&v| v >= 0) {
-            let base = T::one() - x[j as usize];
-            for (i, &xi) in x.iter().enumerate() {
-                let z = base + xi;
-                // `z > 0` is false for NaN: eager torch skips it.
-                if z > T::zero() && !is_set(bits, i) {
-                    sum += z.f64();
-                }
-            }
+            sum += pass(xm, T::one() - x[j as usize], T::zero(), &mut [], false).0;
         }
         let value = T::of(sum) / self.classes_t;
         RowLoss { value, reduced: sum / self.classes, finite }
@@ -366,29 +412,29 @@ impl<T: Float> ClassRows<T> for MultilabelMarginKernel<T> {
 
     #[inline]
     fn row_grad(&mut self, x: &[T], t: &[i64], g: T, up: T, grad: &mut [T]) -> RowLoss<T> {
-        let bits = self.mask(t);
-        let finite = x.iter().fold(true, |ok, v| ok & v.is_finite());
-        grad.fill(T::zero());
+        let classes = self.classes;
+        let classes_t = self.classes_t;
+        let (xm, finite) = self.masked(x, t);
         let mut sum = 0.0f64;
+        let mut add = false;
         for &j in t.iter().take_while(|&&v| v >= 0) {
             let j = j as usize;
-            let base = T::one() - x[j];
-            for i in 0..x.len() {
-                let z = base + x[i];
-                if z > T::zero() && !is_set(bits, i) {
-                    sum += z.f64();
-                    grad[j] = grad[j] - g;
-                    grad[i] = grad[i] + g;
-                }
-            }
+            // the targets are −inf in xm, so the pass leaves grad[j] alone (adds 0)
+            let (s, active) = pass(xm, T::one() - x[j], g, grad, add);
+            add = true;
+            sum += s;
+            grad[j] = grad[j] - T::of(active) * g;
+        }
+        if !add {
+            grad.fill(T::zero());
         }
         if up != T::one() {
             for gi in grad.iter_mut() {
                 *gi = *gi * up;
             }
         }
-        let value = T::of(sum) / self.classes_t;
-        RowLoss { value, reduced: sum / self.classes, finite }
+        let value = T::of(sum) / classes_t;
+        RowLoss { value, reduced: sum / classes, finite }
     }
 
     fn grad_scale(reduction: Reduction, n: usize, classes: usize) -> T {
