@@ -100,7 +100,8 @@ def ensure_venv():
                   os.path.join(ROOT, "tools", ".venv", "bin", "python"),
                   os.path.join(HERE, ".venv", "bin", "python")]
     for py in candidates:
-        if py and os.path.exists(py) and os.path.realpath(py) != os.path.realpath(sys.executable):
+        # venv interpreters are symlinks to the base one: compare the paths, not their targets
+        if py and os.path.exists(py) and os.path.abspath(py) != os.path.abspath(sys.executable):
             ok = subprocess.run([py, "-c", "import numpy, torch; assert torch.__version__.split('+')[0] == "
                                  f"{TORCH_VERSION!r}"], capture_output=True).returncode == 0
             if ok:

@@ -89,12 +89,6 @@ fn parallel(n: usize) -> bool {
     n > MIN_PART && rayon::current_num_threads() > 1
 }
 
-/// Adds the per-part `(sum, ok)` results in order.
-#[inline]
-fn combine(parts: impl Iterator<Item = (f64, bool)>) -> (f64, bool) {
-    parts.fold((0.0, true), |(s, ok), (ps, pok)| (s + ps, ok & pok))
-}
-
 /// Forward only: `out` has `reduction.output_len(n)` elements.
 pub(crate) fn forward<T: Float, L: Pointwise<T>>(
     l: &L,
@@ -137,8 +131,39 @@ fn forward_parts<T: Float, L: Pointwise<T>, const STRICT: bool>(
     }
 }
 
-/// A reduced pass over all parts, in parallel when it pays: the sum of the losses (parts
-/// added in order) and, with `GRAD`, `d · g` into `grad`.
+/// Runs `a` and `b`, on two threads when `par` (rayon's `join`), else one after the other.
+#[inline]
+fn join_if<RA: Send, RB: Send>(
+    par: bool,
+    a: impl FnOnce() -> RA + Send,
+    b: impl FnOnce() -> RB + Send,
+) -> (RA, RB) {
+    #[cfg(feature = "rayon")]
+    if par {
+        return rayon::join(a, b);
+    }
+    let _ = par;
+    (a(), b())
+}
+
+/// Whether `n` elements are worth spreading over threads.
+#[inline]
+fn par_ok(n: usize) -> bool {
+    #[cfg(feature = "rayon")]
+    {
+        parallel(n)
+    }
+    #[cfg(not(feature = "rayon"))]
+    {
+        let _ = n;
+        false
+    }
+}
+
+/// A reduced pass over all parts: the parts form a fixed binary tree (split at the middle
+/// part, sums added left + right), so the result does not depend on how many threads run
+/// it; with rayon the two halves of each node may run in parallel. With `GRAD`, `d · g`
+/// goes into `grad`.
 fn sum_parts<T: Float, L: Pointwise<T>, const STRICT: bool, const GRAD: bool>(
     l: &L,
     input: &[T],
@@ -146,31 +171,35 @@ fn sum_parts<T: Float, L: Pointwise<T>, const STRICT: bool, const GRAD: bool>(
     g: T,
     grad: &mut [T],
 ) -> (f64, bool) {
-    let part = part_len(input.len());
-    #[cfg(feature = "rayon")]
-    if parallel(input.len()) {
-        use rayon::prelude::*;
-        let xs = input.par_chunks(part).zip(target.par_chunks(part));
-        let parts: Vec<(f64, bool)> = if GRAD {
-            xs.zip(grad.par_chunks_mut(part))
-                .map(|((x, t), gr)| sum_part::<T, L, STRICT, true>(l, x, t, g, gr))
-                .collect()
-        } else {
-            xs.map(|(x, t)| sum_part::<T, L, STRICT, false>(l, x, t, g, &mut [])).collect()
-        };
-        return combine(parts.into_iter());
-    }
-    let xs = input.chunks(part).zip(target.chunks(part));
-    if GRAD {
-        combine(
-            xs.zip(grad.chunks_mut(part)).map(|((x, t), gr)| sum_part::<T, L, STRICT, true>(l, x, t, g, gr)),
-        )
-    } else {
-        combine(xs.map(|(x, t)| sum_part::<T, L, STRICT, false>(l, x, t, g, &mut [])))
-    }
+    sum_tree::<T, L, STRICT, GRAD>(l, input, target, g, grad, part_len(input.len()), par_ok(input.len()))
 }
 
-/// An unreduced pass over all parts, in parallel when it pays: losses into `out` and, with
+fn sum_tree<T: Float, L: Pointwise<T>, const STRICT: bool, const GRAD: bool>(
+    l: &L,
+    input: &[T],
+    target: &[T],
+    g: T,
+    grad: &mut [T],
+    part: usize,
+    par: bool,
+) -> (f64, bool) {
+    let parts = input.len().div_ceil(part);
+    if parts <= 1 {
+        return sum_part::<T, L, STRICT, GRAD>(l, input, target, g, grad);
+    }
+    let mid = parts / 2 * part;
+    let (xl, xr) = input.split_at(mid);
+    let (tl, tr) = target.split_at(mid);
+    let (gl, gr) = if GRAD { grad.split_at_mut(mid) } else { (&mut [][..], &mut [][..]) };
+    let ((a, oka), (b, okb)) = join_if(
+        par,
+        || sum_tree::<T, L, STRICT, GRAD>(l, xl, tl, g, gl, part, par),
+        || sum_tree::<T, L, STRICT, GRAD>(l, xr, tr, g, gr, part, par),
+    );
+    (a + b, oka & okb)
+}
+
+/// An unreduced pass over all parts (the same fixed tree): losses into `out` and, with
 /// `GRAD`, the gradient times `upstream` (one per element) or `g` (when `upstream` is
 /// empty) into `grad`.
 #[allow(clippy::too_many_arguments)]
@@ -183,38 +212,48 @@ fn map_parts<T: Float, L: Pointwise<T>, const STRICT: bool, const GRAD: bool>(
     out: &mut [T],
     grad: &mut [T],
 ) -> bool {
-    let part = part_len(input.len());
-    // Without GRAD or with one upstream value, parts get empty slices for what they lack.
-    let ups = |k: usize| {
-        if upstream.is_empty() {
-            &[][..]
-        } else {
-            &upstream[k * part..((k + 1) * part).min(upstream.len())]
-        }
-    };
-    #[cfg(feature = "rayon")]
-    if parallel(input.len()) {
-        use rayon::prelude::*;
-        let xs =
-            input.par_chunks(part).zip(target.par_chunks(part)).zip(out.par_chunks_mut(part)).enumerate();
-        return if GRAD {
-            xs.zip(grad.par_chunks_mut(part)).all(|((k, ((x, t), o)), gr)| {
-                map_part::<T, L, STRICT, GRAD>(l, x, t, Some((ups(k), g)), o, gr)
-            })
-        } else {
-            xs.all(|(_, ((x, t), o))| map_part::<T, L, STRICT, GRAD>(l, x, t, None, o, &mut []))
-        };
+    map_tree::<T, L, STRICT, GRAD>(
+        l,
+        input,
+        target,
+        upstream,
+        g,
+        out,
+        grad,
+        part_len(input.len()),
+        par_ok(input.len()),
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn map_tree<T: Float, L: Pointwise<T>, const STRICT: bool, const GRAD: bool>(
+    l: &L,
+    input: &[T],
+    target: &[T],
+    upstream: &[T],
+    g: T,
+    out: &mut [T],
+    grad: &mut [T],
+    part: usize,
+    par: bool,
+) -> bool {
+    let parts = input.len().div_ceil(part);
+    if parts <= 1 {
+        let up = if GRAD { Some((upstream, g)) } else { None };
+        return map_part::<T, L, STRICT, GRAD>(l, input, target, up, out, grad);
     }
-    let xs = input.chunks(part).zip(target.chunks(part)).zip(out.chunks_mut(part));
-    if GRAD {
-        xs.enumerate()
-            .zip(grad.chunks_mut(part))
-            .map(|((k, ((x, t), o)), gr)| map_part::<T, L, STRICT, GRAD>(l, x, t, Some((ups(k), g)), o, gr))
-            .fold(true, |a, b| a & b)
-    } else {
-        xs.map(|((x, t), o)| map_part::<T, L, STRICT, GRAD>(l, x, t, None, o, &mut []))
-            .fold(true, |a, b| a & b)
-    }
+    let mid = parts / 2 * part;
+    let (xl, xr) = input.split_at(mid);
+    let (tl, tr) = target.split_at(mid);
+    let (ol, or) = out.split_at_mut(mid);
+    let (ul, ur) = if upstream.is_empty() { (&[][..], &[][..]) } else { upstream.split_at(mid) };
+    let (gl, gr) = if GRAD { grad.split_at_mut(mid) } else { (&mut [][..], &mut [][..]) };
+    let (a, b) = join_if(
+        par,
+        || map_tree::<T, L, STRICT, GRAD>(l, xl, tl, ul, g, ol, gl, part, par),
+        || map_tree::<T, L, STRICT, GRAD>(l, xr, tr, ur, g, or, gr, part, par),
+    );
+    a & b
 }
 
 /// One part of a reduced pass: the partial sum of the losses, and with `GRAD` the
