@@ -239,29 +239,47 @@ fn row_terms<T: Float, const STRICT: bool, const GRAD: bool, const WEIGHTED: boo
     gr: T,
     grow: &mut [T],
 ) -> (f64, bool) {
-    let n = xs.len();
-    let full = n / LANES * LANES;
     let mut acc = [T::zero(); LANES];
     let mut ok = true;
-    let mut one = |i: usize, k: usize, acc: &mut [T; LANES]| {
+    let n = xs.len();
+    let full = n / LANES * LANES;
+    let (xc, tc) = (xs[..full].chunks_exact(LANES), ts[..full].chunks_exact(LANES));
+    let ones = [T::one(); LANES];
+    let mut wc = if WEIGHTED { ws[..full].chunks_exact(LANES) } else { [].chunks_exact(LANES) };
+    if GRAD {
+        for ((xv, tv), gv) in xc.zip(tc).zip(grow[..full].chunks_exact_mut(LANES)) {
+            let wv = if WEIGHTED { wc.next().unwrap_or(&ones) } else { &ones };
+            for k in 0..LANES {
+                let (l, d) = element(xv[k], tv[k]);
+                acc[k] = acc[k] + l * wv[k];
+                gv[k] = d * wv[k] * gr;
+                if STRICT {
+                    ok &= valid(xv[k], tv[k]);
+                }
+            }
+        }
+    } else {
+        for (xv, tv) in xc.zip(tc) {
+            let wv = if WEIGHTED { wc.next().unwrap_or(&ones) } else { &ones };
+            for k in 0..LANES {
+                acc[k] = acc[k] + element(xv[k], tv[k]).0 * wv[k];
+                if STRICT {
+                    ok &= valid(xv[k], tv[k]);
+                }
+            }
+        }
+    }
+    for i in full..n {
         let (x, t) = (xs[i], ts[i]);
         let w = if WEIGHTED { ws[i] } else { T::one() };
         let (l, d) = element(x, t);
-        acc[k] = acc[k] + l * w;
+        acc[i - full] = acc[i - full] + l * w;
         if GRAD {
             grow[i] = d * w * gr;
         }
         if STRICT {
             ok &= valid(x, t);
         }
-    };
-    for base in (0..full).step_by(LANES) {
-        for k in 0..LANES {
-            one(base + k, k, &mut acc);
-        }
-    }
-    for i in full..n {
-        one(i, i - full, &mut acc);
     }
     let v = acc.map(Float::f64);
     (((v[0] + v[4]) + (v[1] + v[5])) + ((v[2] + v[6]) + (v[3] + v[7])), ok)
