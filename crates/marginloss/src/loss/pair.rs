@@ -226,3 +226,87 @@ fn fused_pass<T: Float, L: PairRow<T>, const STRICT: bool>(
     }
     ok
 }
+
+/// Generates the public `forward`, `forward_into` and `forward_backward` methods of a loss
+/// on `(input1, input2, target)` row pairs whose options type has
+/// `fn kernel<T>(&self) -> Result<K<T>>` (a [`PairRow`]) and a `mode` field.
+macro_rules! pair_api {
+    () => {
+        /// Computes the loss, allocating the result (a scalar, or one value per row for
+        /// [`Reduction::None`]); `dim` is the row length D.
+        ///
+        /// # Errors
+        /// In strict mode, the errors listed in this type's docs; in both modes, lengths that
+        /// are not `N·dim`, `N·dim` and `N`.
+        pub fn forward<T: $crate::Float>(
+            &self,
+            input1: &[T],
+            input2: &[T],
+            target: &[T],
+            dim: usize,
+            reduction: $crate::Reduction,
+        ) -> $crate::Result<$crate::Output<T>> {
+            let mut out = vec![T::zero(); reduction.output_len(target.len())];
+            self.forward_into(input1, input2, target, dim, reduction, &mut out)?;
+            Ok($crate::Output::from_buffer(reduction, out))
+        }
+
+        /// Computes the loss into `out` without allocating: `out` holds one value for
+        /// `Mean`/`Sum` and `N` values for `None`.
+        ///
+        /// # Errors
+        /// As [`forward`](Self::forward), plus a wrongly sized `out`.
+        pub fn forward_into<T: $crate::Float>(
+            &self,
+            input1: &[T],
+            input2: &[T],
+            target: &[T],
+            dim: usize,
+            reduction: $crate::Reduction,
+            out: &mut [T],
+        ) -> $crate::Result<()> {
+            let k = self.kernel::<T>()?;
+            $crate::loss::pair::forward(&k, self.mode, input1, input2, target, dim, reduction, out)
+        }
+
+        /// Fused forward and backward in one pass over the rows: writes the loss into `out` (as
+        /// [`forward_into`](Self::forward_into)) and `upstream · ∂out/∂input{1,2}` into
+        /// `grad_input1` and `grad_input2` (each `N·dim`, overwritten), allocating nothing.
+        ///
+        /// `upstream` is the gradient flowing into the output: one value for `Mean`/`Sum`; for
+        /// `None`, one value per row, or a single value applied to every row.
+        ///
+        /// # Errors
+        /// As [`forward_into`](Self::forward_into), plus wrongly sized `upstream` or gradient
+        /// buffers. On error the buffers' contents are unspecified.
+        #[allow(clippy::too_many_arguments)]
+        pub fn forward_backward<T: $crate::Float>(
+            &self,
+            input1: &[T],
+            input2: &[T],
+            target: &[T],
+            dim: usize,
+            reduction: $crate::Reduction,
+            upstream: &[T],
+            out: &mut [T],
+            grad_input1: &mut [T],
+            grad_input2: &mut [T],
+        ) -> $crate::Result<()> {
+            let k = self.kernel::<T>()?;
+            $crate::loss::pair::forward_backward(
+                &k,
+                self.mode,
+                input1,
+                input2,
+                target,
+                dim,
+                reduction,
+                upstream,
+                out,
+                grad_input1,
+                grad_input2,
+            )
+        }
+    };
+}
+pub(crate) use pair_api;
