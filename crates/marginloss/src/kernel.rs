@@ -16,7 +16,7 @@ use crate::reduction::{check_buffer, check_upstream, Reduction};
 pub(crate) const LANES: usize = 8;
 
 /// An element-wise loss `l(x, t)` with derivative `∂l/∂x`.
-pub(crate) trait Pointwise<T: Float>: Sync {
+pub(crate) trait Pointwise<T: Float>: Sync + Copy {
     /// The loss's name in errors.
     const LOSS: &'static str;
     /// Strict-mode validity of one element. Must be `false` for NaN/±Inf.
@@ -185,7 +185,7 @@ fn sum_tree<T: Float, L: Pointwise<T>, const STRICT: bool, const GRAD: bool>(
 ) -> (f64, bool) {
     let parts = input.len().div_ceil(part);
     if parts <= 1 {
-        return sum_part::<T, L, STRICT, GRAD>(l, input, target, g, grad);
+        return crate::simd::vectorize(SumPart::<T, L, STRICT, GRAD> { l, input, target, g, grad });
     }
     let mid = parts / 2 * part;
     let (xl, xr) = input.split_at(mid);
@@ -240,7 +240,7 @@ fn map_tree<T: Float, L: Pointwise<T>, const STRICT: bool, const GRAD: bool>(
     let parts = input.len().div_ceil(part);
     if parts <= 1 {
         let up = if GRAD { Some((upstream, g)) } else { None };
-        return map_part::<T, L, STRICT, GRAD>(l, input, target, up, out, grad);
+        return crate::simd::vectorize(MapPart::<T, L, STRICT, GRAD> { l, input, target, up, out, grad });
     }
     let mid = parts / 2 * part;
     let (xl, xr) = input.split_at(mid);
@@ -256,6 +256,45 @@ fn map_tree<T: Float, L: Pointwise<T>, const STRICT: bool, const GRAD: bool>(
     a & b
 }
 
+/// [`sum_part`]'s arguments, for [`crate::simd::vectorize`].
+struct SumPart<'a, T, L, const STRICT: bool, const GRAD: bool> {
+    l: &'a L,
+    input: &'a [T],
+    target: &'a [T],
+    g: T,
+    grad: &'a mut [T],
+}
+
+impl<T: Float, L: Pointwise<T>, const STRICT: bool, const GRAD: bool> pulp::WithSimd
+    for SumPart<'_, T, L, STRICT, GRAD>
+{
+    type Output = (f64, bool);
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _: S) -> (f64, bool) {
+        sum_part::<T, L, STRICT, GRAD>(self.l, self.input, self.target, self.g, self.grad)
+    }
+}
+
+/// [`map_part`]'s arguments, for [`crate::simd::vectorize`].
+struct MapPart<'a, T, L, const STRICT: bool, const GRAD: bool> {
+    l: &'a L,
+    input: &'a [T],
+    target: &'a [T],
+    up: Option<(&'a [T], T)>,
+    out: &'a mut [T],
+    grad: &'a mut [T],
+}
+
+impl<T: Float, L: Pointwise<T>, const STRICT: bool, const GRAD: bool> pulp::WithSimd
+    for MapPart<'_, T, L, STRICT, GRAD>
+{
+    type Output = bool;
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _: S) -> bool {
+        map_part::<T, L, STRICT, GRAD>(self.l, self.input, self.target, self.up, self.out, self.grad)
+    }
+}
+
 /// One part of a reduced pass: the partial sum of the losses, and with `GRAD` the
 /// gradient `d · g` of every element into `grad`.
 #[inline(always)]
@@ -266,9 +305,14 @@ fn sum_part<T: Float, L: Pointwise<T>, const STRICT: bool, const GRAD: bool>(
     g: T,
     grad: &mut [T],
 ) -> (f64, bool) {
-    // Blocks of 64 elements: eight lanes of `T` sum eight values each (so an f32 loop runs
-    // four wide), then each lane is added into an f64 lane. The rounding error of an f32
-    // block sum is a few ulp of the block, far below what the f64 total keeps.
+    // A local copy: its fields stay in registers, where loads through `&L` would be
+    // repeated every element whenever the optimiser cannot rule out that the stores into
+    // `grad` change them (which keeps the loop from vectorising).
+    let l = &{ *l };
+    // Blocks of 64 elements: the element loop writes values (and gradients) into arrays,
+    // a plain map the optimiser vectorises at any width; `add_block` then sums them. The
+    // rounding error of an f32 block sum is a few ulp of the block, far below what the
+    // f64 total keeps.
     const BLOCK: usize = LANES * 8;
     let mut ok = true;
     let mut acc = [0.0f64; LANES];
@@ -279,22 +323,22 @@ fn sum_part<T: Float, L: Pointwise<T>, const STRICT: bool, const GRAD: bool>(
     if GRAD {
         let mut gs = grad.chunks_exact_mut(BLOCK);
         for ((xb, tb), gb) in xs.zip(ts).zip(&mut gs) {
-            let mut block = [T::zero(); LANES];
-            for ((xc, tc), gc) in
-                xb.chunks_exact(LANES).zip(tb.chunks_exact(LANES)).zip(gb.chunks_exact_mut(LANES))
-            {
-                for k in 0..LANES {
-                    let (v, d) = l.value_grad(xc[k], tc[k]);
-                    block[k] = block[k] + v;
-                    gc[k] = d * g;
-                    if STRICT {
-                        ok &= l.valid(xc[k], tc[k]);
-                    }
+            // Values into a block-sized array first, lane sums after: the element loop is
+            // then a plain map that vectorises at any width.
+            let mut vals = [T::zero(); BLOCK];
+            let mut oks = [true; BLOCK];
+            for i in 0..BLOCK {
+                let (v, d) = l.value_grad(xb[i], tb[i]);
+                vals[i] = v;
+                gb[i] = d * g;
+                if STRICT {
+                    oks[i] = l.valid(xb[i], tb[i]);
                 }
             }
-            for k in 0..LANES {
-                acc[k] += block[k].f64();
+            if STRICT {
+                ok &= oks.iter().fold(true, |a, &b| a & b);
             }
+            add_block(&mut acc, &vals);
         }
         for (k, ((&x, &t), gr)) in xr.iter().zip(tr).zip(&mut grad[tail..]).enumerate() {
             let (v, d) = l.value_grad(x, t);
@@ -306,20 +350,20 @@ fn sum_part<T: Float, L: Pointwise<T>, const STRICT: bool, const GRAD: bool>(
         }
     } else {
         for (xb, tb) in xs.zip(ts) {
-            let mut block = [T::zero(); LANES];
-            for (xc, tc) in xb.chunks_exact(LANES).zip(tb.chunks_exact(LANES)) {
-                for k in 0..LANES {
-                    // `value_grad` (its gradient unused) vectorises better than `value`
-                    // for some losses; the optimiser drops the unused half.
-                    block[k] = block[k] + l.value_grad(xc[k], tc[k]).0;
-                    if STRICT {
-                        ok &= l.valid(xc[k], tc[k]);
-                    }
+            let mut vals = [T::zero(); BLOCK];
+            let mut oks = [true; BLOCK];
+            for i in 0..BLOCK {
+                // `value_grad` (its gradient unused) vectorises better than `value` for
+                // some losses; the optimiser drops the unused half.
+                vals[i] = l.value_grad(xb[i], tb[i]).0;
+                if STRICT {
+                    oks[i] = l.valid(xb[i], tb[i]);
                 }
             }
-            for k in 0..LANES {
-                acc[k] += block[k].f64();
+            if STRICT {
+                ok &= oks.iter().fold(true, |a, &b| a & b);
             }
+            add_block(&mut acc, &vals);
         }
         for (k, (&x, &t)) in xr.iter().zip(tr).enumerate() {
             acc[k % LANES] += l.value(x, t).f64();
@@ -342,6 +386,8 @@ fn map_part<T: Float, L: Pointwise<T>, const STRICT: bool, const GRAD: bool>(
     out: &mut [T],
     grad: &mut [T],
 ) -> bool {
+    // A local copy, as in `sum_part`.
+    let l = &{ *l };
     let mut ok = true;
     match upstream {
         Some((ups, _)) if GRAD && !ups.is_empty() => {
@@ -435,6 +481,22 @@ fn fused_parts<T: Float, L: Pointwise<T>, const STRICT: bool>(
     }
 }
 
+/// Adds a block of values into the `f64` lanes: eight lanes of `T` sum eight values each
+/// (element `i` into lane `i % LANES`), then each lane goes into its `f64` lane. The
+/// order is fixed, so the result does not depend on the vector width.
+#[inline(always)]
+fn add_block<T: Float>(acc: &mut [f64; LANES], vals: &[T; LANES * 8]) {
+    let mut block = [T::zero(); LANES];
+    for vc in vals.chunks_exact(LANES) {
+        for k in 0..LANES {
+            block[k] = block[k] + vc[k];
+        }
+    }
+    for k in 0..LANES {
+        acc[k] += block[k].f64();
+    }
+}
+
 #[inline(always)]
 pub(crate) fn sum_lanes(acc: &[f64; LANES]) -> f64 {
     ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]))
@@ -506,6 +568,68 @@ macro_rules! pointwise_api {
     };
 }
 pub(crate) use pointwise_api;
+
+/// Test support: runs the fused leaves (reduced and unreduced) on every instruction set
+/// this CPU has — pulp's portable scalar build, and on x86-64 the AVX2+FMA and AVX-512
+/// variants where available — and asserts that each gives the same bits as the first.
+#[cfg(test)]
+pub(crate) fn assert_same_bits_on_every_isa<T: Float, L: Pointwise<T>>(l: &L, input: &[T], target: &[T]) {
+    use pulp::Simd;
+    fn run<S: Simd, T: Float, L: Pointwise<T>>(s: S, l: &L, x: &[T], t: &[T]) -> (u64, Vec<T>, Vec<T>) {
+        let g = T::of(0.25);
+        let mut grad = vec![T::zero(); x.len()];
+        let (sum, _) =
+            s.vectorize(SumPart::<T, L, true, true> { l, input: x, target: t, g, grad: &mut grad });
+        let (mut out, mut grad2) = (vec![T::zero(); x.len()], vec![T::zero(); x.len()]);
+        let up = Some((&[][..], g));
+        s.vectorize(MapPart::<T, L, true, true> {
+            l,
+            input: x,
+            target: t,
+            up,
+            out: &mut out,
+            grad: &mut grad2,
+        });
+        assert!(grad.iter().zip(&grad2).all(|(a, b)| a.f64().to_bits() == b.f64().to_bits()));
+        (sum.to_bits(), out, grad)
+    }
+    let bits = |v: &[T]| v.iter().map(|x| x.f64().to_bits()).collect::<Vec<_>>();
+    let base = run(pulp::Scalar::new(), l, input, target);
+    let mut variants = Vec::new();
+    #[cfg(target_arch = "x86_64")]
+    {
+        if let Some(s) = pulp::x86::V3::try_new() {
+            variants.push(("avx2", run(s, l, input, target)));
+        }
+        if let Some(s) = pulp::x86::V4::try_new() {
+            variants.push(("avx512", run(s, l, input, target)));
+        }
+    }
+    for (isa, v) in variants {
+        assert_eq!(v.0, base.0, "{}: reduced sum differs on {isa}", L::LOSS);
+        assert_eq!(bits(&v.1), bits(&base.1), "{}: losses differ on {isa}", L::LOSS);
+        assert_eq!(bits(&v.2), bits(&base.2), "{}: gradients differ on {isa}", L::LOSS);
+    }
+}
+
+/// Test support: 1000 inputs (not a multiple of the block, so the tail runs too) spread
+/// over ±`scale` with exact kinks, zeros and ±1 sprinkled in, and ±1 targets.
+#[cfg(test)]
+pub(crate) fn isa_test_data<T: Float>(scale: f64) -> (Vec<T>, Vec<T>) {
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut next = move || {
+        state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        (state >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let specials = [0.0, 1.0, -1.0, 0.5, 2.0, 1e-30];
+    let x = (0..1000)
+        .map(|i| {
+            T::of(if i % 7 == 0 { specials[i / 7 % specials.len()] } else { (next() * 2.0 - 1.0) * scale })
+        })
+        .collect();
+    let t = (0..1000).map(|_| if next() < 0.5 { T::one() } else { -T::one() }).collect();
+    (x, t)
+}
 
 /// Checks that an option is finite (strict mode).
 pub(crate) fn finite_option(loss: &'static str, option: &'static str, v: f64, mode: Mode) -> Result<()> {

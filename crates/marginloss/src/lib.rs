@@ -49,6 +49,7 @@ pub mod loss;
 mod options;
 mod reduction;
 pub mod reference;
+mod simd;
 
 pub use distance::{
     cosine_similarity, pairwise_distance, CosineDistance, CosineSimilarity, Distance, PairwiseDistance,

@@ -38,19 +38,15 @@ impl Labels {
     /// Maps a stored target to the ±1 value the formula uses.
     #[inline(always)]
     pub(crate) fn decode<T: Float>(self, t: T) -> T {
-        match self {
-            Labels::PlusMinusOne => t,
-            Labels::ZeroOne => t + t - T::one(),
-        }
+        // A blend rather than a `match`: the element loops stay branch-free and vectorise.
+        T::select(self == Labels::ZeroOne, t + t - T::one(), t)
     }
 
     /// Whether `t` is a valid stored label in this encoding.
     #[inline(always)]
     pub(crate) fn accepts<T: Float>(self, t: T) -> bool {
-        match self {
-            Labels::PlusMinusOne => (t == T::one()) | (t == -T::one()),
-            Labels::ZeroOne => (t == T::one()) | (t == T::zero()),
-        }
+        let other = T::select(self == Labels::ZeroOne, T::zero(), -T::one());
+        (t == T::one()) | (t == other)
     }
 
     /// The expected-values phrase used in error messages.

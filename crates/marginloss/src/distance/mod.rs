@@ -149,7 +149,7 @@ pub(crate) fn rows_of<T: Float>(
             expected: "rows of at least one element".into(),
         });
     }
-    if x1.len() % dim != 0 {
+    if !x1.len().is_multiple_of(dim) {
         return Err(Error::Shape {
             loss,
             arg: names.0,

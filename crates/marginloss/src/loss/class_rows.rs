@@ -62,7 +62,7 @@ pub(crate) fn rows_of<T: Float, K: ClassRows<T>>(
             expected: "at least one class (classes >= 1)".into(),
         });
     }
-    if input.len() % classes != 0 {
+    if !input.len().is_multiple_of(classes) {
         return Err(Error::Shape {
             loss: K::LOSS,
             arg: "input",
@@ -73,7 +73,7 @@ pub(crate) fn rows_of<T: Float, K: ClassRows<T>>(
     let n = input.len() / classes;
     let tpr = K::targets_per_row(classes);
     if target.len() != n * tpr {
-        let got = if tpr > 1 && target.len() % tpr == 0 {
+        let got = if tpr > 1 && target.len().is_multiple_of(tpr) {
             vec![target.len() / tpr, tpr]
         } else {
             vec![target.len()]

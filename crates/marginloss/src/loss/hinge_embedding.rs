@@ -117,6 +117,7 @@ pub fn hinge_embedding<T: Float>(input: &[T], target: &[T], reduction: Reduction
     HingeEmbedding::new().forward(input, target, reduction)
 }
 
+#[derive(Clone, Copy)]
 pub(crate) struct HingeEmbeddingKernel<T> {
     margin: T,
     labels: Labels,
@@ -339,6 +340,17 @@ impl<D> DistanceHingeEmbedding<D> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_instruction_set_gives_the_same_bits() {
+        // The kernel runs in AVX2/AVX-512 variants where the CPU has them; values,
+        // gradients and sums must not depend on which one ran.
+        let l = HingeEmbedding::new().margin(1.0);
+        let (x, t) = crate::kernel::isa_test_data::<f32>(3.0);
+        crate::kernel::assert_same_bits_on_every_isa(&l.kernel::<f32>().unwrap(), &x, &t);
+        let (x, t) = crate::kernel::isa_test_data::<f64>(3.0);
+        crate::kernel::assert_same_bits_on_every_isa(&l.kernel::<f64>().unwrap(), &x, &t);
+    }
 
     /* torch 2.15:
     x = torch.tensor([0.3,0.3,0.3,0.3,0.3,2,2,-0.5], dtype=torch.float64, requires_grad=True)

@@ -237,7 +237,7 @@ pub fn multilabel_target_from_sets(sets: &[Vec<usize>], classes: usize) -> Resul
 /// (`NonFinite`) or any other value than exactly 0 or 1 (`Domain`), with its flat index.
 pub fn multilabel_target_from_indicator<T: Float>(indicator: &[T], classes: usize) -> Result<Vec<i64>> {
     const HELPER: &str = "multilabel_target_from_indicator";
-    if classes == 0 || indicator.len() % classes != 0 {
+    if classes == 0 || !indicator.len().is_multiple_of(classes) {
         return Err(Error::Shape {
             loss: HELPER,
             arg: "indicator",

@@ -95,6 +95,7 @@ pub fn soft_margin<T: Float>(input: &[T], target: &[T], reduction: Reduction) ->
     SoftMargin::new().forward(input, target, reduction)
 }
 
+#[derive(Clone, Copy)]
 pub(crate) struct SoftMarginKernel {
     labels: Labels,
 }
@@ -145,6 +146,21 @@ impl<T: Float> Pointwise<T> for SoftMarginKernel {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_instruction_set_gives_the_same_bits() {
+        // The kernel runs in AVX2/AVX-512 variants where the CPU has them; values,
+        // gradients and sums must not depend on which one ran.
+        let l = SoftMargin::new();
+        let (x, t) = crate::kernel::isa_test_data::<f32>(30.0);
+        crate::kernel::assert_same_bits_on_every_isa(&l.kernel::<f32>().unwrap(), &x, &t);
+        let (x, t) = crate::kernel::isa_test_data::<f64>(30.0);
+        crate::kernel::assert_same_bits_on_every_isa(&l.kernel::<f64>().unwrap(), &x, &t);
+        let (x, t) = crate::kernel::isa_test_data::<f32>(100.0);
+        crate::kernel::assert_same_bits_on_every_isa(&l.kernel::<f32>().unwrap(), &x, &t);
+        let (x, t) = crate::kernel::isa_test_data::<f64>(100.0);
+        crate::kernel::assert_same_bits_on_every_isa(&l.kernel::<f64>().unwrap(), &x, &t);
+    }
 
     fn fb(l: SoftMargin, x: &[f32], y: &[f32]) -> (Vec<f32>, Vec<f32>) {
         let (mut out, mut g) = (vec![0.0; x.len()], vec![0.0; x.len()]);

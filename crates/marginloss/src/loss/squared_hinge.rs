@@ -92,6 +92,7 @@ pub fn squared_hinge<T: Float>(input: &[T], target: &[T], reduction: Reduction) 
     SquaredHinge::new().forward(input, target, reduction)
 }
 
+#[derive(Clone, Copy)]
 pub(crate) struct SquaredHingeKernel<T> {
     margin: T,
     labels: Labels,
@@ -136,6 +137,17 @@ impl<T: Float> Pointwise<T> for SquaredHingeKernel<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_instruction_set_gives_the_same_bits() {
+        // The kernel runs in AVX2/AVX-512 variants where the CPU has them; values,
+        // gradients and sums must not depend on which one ran.
+        let l = SquaredHinge::new();
+        let (x, t) = crate::kernel::isa_test_data::<f32>(3.0);
+        crate::kernel::assert_same_bits_on_every_isa(&l.kernel::<f32>().unwrap(), &x, &t);
+        let (x, t) = crate::kernel::isa_test_data::<f64>(3.0);
+        crate::kernel::assert_same_bits_on_every_isa(&l.kernel::<f64>().unwrap(), &x, &t);
+    }
 
     #[test]
     fn gradient_is_minus_two_y_times_the_hinge() {

@@ -305,7 +305,7 @@ impl<T: Float, D: Distance<T>> Triplet<'_, T, D> {
     fn rows(&self, a: &[T], p: &[T], n: &[T], dim: usize) -> Result<usize> {
         let rows = rows_of(self.loss, (NAMES[0], NAMES[1]), a, p, dim, self.mode)?;
         if n.len() != a.len() {
-            let got = if n.len() % dim == 0 { vec![n.len() / dim, dim] } else { vec![n.len()] };
+            let got = if n.len().is_multiple_of(dim) { vec![n.len() / dim, dim] } else { vec![n.len()] };
             return Err(Error::Shape {
                 loss: self.loss,
                 arg: NAMES[2],
