@@ -9,6 +9,7 @@
 use crate::error::{Error, Result, Value};
 use crate::float::Float;
 use crate::options::Mode;
+use crate::parts;
 use crate::reduction::{check_buffer, check_upstream, Reduction};
 
 /// Lanes of independent `f64` accumulators: lets the compiler vectorise the reduction and
@@ -70,25 +71,6 @@ fn check_shapes<T: Float, L: Pointwise<T>>(input: &[T], target: &[T], mode: Mode
     Ok(())
 }
 
-/// Elements per part: inputs are cut into parts of a length that depends only on `n`
-/// (never on the thread count), each part is reduced on its own and the partial sums are
-/// added in order, so a result is bit-for-bit the same with one thread or many.
-const MIN_PART: usize = 1 << 16;
-/// At most this many parts.
-const MAX_PARTS: usize = 64;
-
-#[inline]
-fn part_len(n: usize) -> usize {
-    n.div_ceil(MAX_PARTS).max(MIN_PART).next_multiple_of(LANES)
-}
-
-/// Whether to spread `n` elements over rayon's threads.
-#[cfg(feature = "rayon")]
-#[inline]
-fn parallel(n: usize) -> bool {
-    n > MIN_PART && rayon::current_num_threads() > 1
-}
-
 /// Forward only: `out` has `reduction.output_len(n)` elements.
 pub(crate) fn forward<T: Float, L: Pointwise<T>>(
     l: &L,
@@ -131,39 +113,8 @@ fn forward_parts<T: Float, L: Pointwise<T>, const STRICT: bool>(
     }
 }
 
-/// Runs `a` and `b`, on two threads when `par` (rayon's `join`), else one after the other.
-#[inline]
-fn join_if<RA: Send, RB: Send>(
-    par: bool,
-    a: impl FnOnce() -> RA + Send,
-    b: impl FnOnce() -> RB + Send,
-) -> (RA, RB) {
-    #[cfg(feature = "rayon")]
-    if par {
-        return rayon::join(a, b);
-    }
-    let _ = par;
-    (a(), b())
-}
-
-/// Whether `n` elements are worth spreading over threads.
-#[inline]
-fn par_ok(n: usize) -> bool {
-    #[cfg(feature = "rayon")]
-    {
-        parallel(n)
-    }
-    #[cfg(not(feature = "rayon"))]
-    {
-        let _ = n;
-        false
-    }
-}
-
-/// A reduced pass over all parts: the parts form a fixed binary tree (split at the middle
-/// part, sums added left + right), so the result does not depend on how many threads run
-/// it; with rayon the two halves of each node may run in parallel. With `GRAD`, `d · g`
-/// goes into `grad`.
+/// A reduced pass over all parts of the fixed tree ([`crate::parts`]): the sum of the
+/// losses and whether every element was valid. With `GRAD`, `d · g` goes into `grad`.
 fn sum_parts<T: Float, L: Pointwise<T>, const STRICT: bool, const GRAD: bool>(
     l: &L,
     input: &[T],
@@ -171,32 +122,15 @@ fn sum_parts<T: Float, L: Pointwise<T>, const STRICT: bool, const GRAD: bool>(
     g: T,
     grad: &mut [T],
 ) -> (f64, bool) {
-    sum_tree::<T, L, STRICT, GRAD>(l, input, target, g, grad, part_len(input.len()), par_ok(input.len()))
-}
-
-fn sum_tree<T: Float, L: Pointwise<T>, const STRICT: bool, const GRAD: bool>(
-    l: &L,
-    input: &[T],
-    target: &[T],
-    g: T,
-    grad: &mut [T],
-    part: usize,
-    par: bool,
-) -> (f64, bool) {
-    let parts = input.len().div_ceil(part);
-    if parts <= 1 {
-        return crate::simd::vectorize(SumPart::<T, L, STRICT, GRAD> { l, input, target, g, grad });
-    }
-    let mid = parts / 2 * part;
-    let (xl, xr) = input.split_at(mid);
-    let (tl, tr) = target.split_at(mid);
-    let (gl, gr) = if GRAD { grad.split_at_mut(mid) } else { (&mut [][..], &mut [][..]) };
-    let ((a, oka), (b, okb)) = join_if(
-        par,
-        || sum_tree::<T, L, STRICT, GRAD>(l, xl, tl, g, gl, part, par),
-        || sum_tree::<T, L, STRICT, GRAD>(l, xr, tr, g, gr, part, par),
-    );
-    (a + b, oka & okb)
+    parts::run(
+        input.len(),
+        1,
+        (input, target, grad),
+        &|(input, target, grad)| {
+            crate::simd::vectorize(SumPart::<T, L, STRICT, GRAD> { l, input, target, g, grad })
+        },
+        &|(a, oka), (b, okb)| (a + b, oka & okb),
+    )
 }
 
 /// An unreduced pass over all parts (the same fixed tree): losses into `out` and, with
@@ -212,48 +146,16 @@ fn map_parts<T: Float, L: Pointwise<T>, const STRICT: bool, const GRAD: bool>(
     out: &mut [T],
     grad: &mut [T],
 ) -> bool {
-    map_tree::<T, L, STRICT, GRAD>(
-        l,
-        input,
-        target,
-        upstream,
-        g,
-        out,
-        grad,
-        part_len(input.len()),
-        par_ok(input.len()),
+    parts::run(
+        input.len(),
+        1,
+        (input, target, upstream, out, grad),
+        &|(input, target, upstream, out, grad)| {
+            let up = if GRAD { Some((upstream, g)) } else { None };
+            crate::simd::vectorize(MapPart::<T, L, STRICT, GRAD> { l, input, target, up, out, grad })
+        },
+        &|a, b| a & b,
     )
-}
-
-#[allow(clippy::too_many_arguments)]
-fn map_tree<T: Float, L: Pointwise<T>, const STRICT: bool, const GRAD: bool>(
-    l: &L,
-    input: &[T],
-    target: &[T],
-    upstream: &[T],
-    g: T,
-    out: &mut [T],
-    grad: &mut [T],
-    part: usize,
-    par: bool,
-) -> bool {
-    let parts = input.len().div_ceil(part);
-    if parts <= 1 {
-        let up = if GRAD { Some((upstream, g)) } else { None };
-        return crate::simd::vectorize(MapPart::<T, L, STRICT, GRAD> { l, input, target, up, out, grad });
-    }
-    let mid = parts / 2 * part;
-    let (xl, xr) = input.split_at(mid);
-    let (tl, tr) = target.split_at(mid);
-    let (ol, or) = out.split_at_mut(mid);
-    let (ul, ur) = if upstream.is_empty() { (&[][..], &[][..]) } else { upstream.split_at(mid) };
-    let (gl, gr) = if GRAD { grad.split_at_mut(mid) } else { (&mut [][..], &mut [][..]) };
-    let (a, b) = join_if(
-        par,
-        || map_tree::<T, L, STRICT, GRAD>(l, xl, tl, ul, g, ol, gl, part, par),
-        || map_tree::<T, L, STRICT, GRAD>(l, xr, tr, ur, g, or, gr, part, par),
-    );
-    a & b
 }
 
 /// [`sum_part`]'s arguments, for [`crate::simd::vectorize`].
@@ -485,7 +387,7 @@ fn fused_parts<T: Float, L: Pointwise<T>, const STRICT: bool>(
 /// (element `i` into lane `i % LANES`), then each lane goes into its `f64` lane. The
 /// order is fixed, so the result does not depend on the vector width.
 #[inline(always)]
-fn add_block<T: Float>(acc: &mut [f64; LANES], vals: &[T; LANES * 8]) {
+pub(crate) fn add_block<T: Float>(acc: &mut [f64; LANES], vals: &[T; LANES * 8]) {
     let mut block = [T::zero(); LANES];
     for vc in vals.chunks_exact(LANES) {
         for k in 0..LANES {

@@ -47,6 +47,7 @@ mod float;
 pub(crate) mod kernel;
 pub mod loss;
 mod options;
+mod parts;
 mod reduction;
 pub mod reference;
 mod simd;

@@ -2,8 +2,9 @@
 
 use crate::error::{Error, Result, Value};
 use crate::float::Float;
-use crate::kernel::{finite_option, non_finite, relu, sum_lanes, LANES};
+use crate::kernel::{add_block, finite_option, non_finite, relu, sum_lanes, LANES};
 use crate::options::{Kink, Labels, Mode};
+use crate::parts;
 use crate::reduction::{check_buffer, check_upstream, Output, Reduction};
 
 const LOSS: &str = "margin_ranking";
@@ -228,6 +229,7 @@ pub fn margin_ranking<T: Float>(
     MarginRanking::new().forward(input1, input2, target, reduction)
 }
 
+#[derive(Clone, Copy)]
 struct Kernel<T> {
     margin: T,
     labels: Labels,
@@ -280,10 +282,7 @@ impl<T: Float> Kernel<T> {
         reduction: Reduction,
         out: &mut [T],
     ) -> bool {
-        drive(input1.len(), reduction, out, |i| {
-            let (a, b, t) = (input1[i], input2[i], target[i]);
-            (relu(self.arg(a, b, t).0), !STRICT || self.valid(a, b, t))
-        })
+        self.pass::<STRICT, false>(input1, input2, target, reduction, &[], (out, &mut [], &mut []))
     }
 
     fn fused<const STRICT: bool>(
@@ -293,67 +292,220 @@ impl<T: Float> Kernel<T> {
         target: &[T],
         reduction: Reduction,
         upstream: &[T],
+        bufs: (&mut [T], &mut [T], &mut [T]),
+    ) -> bool {
+        self.pass::<STRICT, true>(input1, input2, target, reduction, upstream, bufs)
+    }
+
+    /// One pass over all pairs in the fixed tree of parts ([`crate::parts`]), each part
+    /// run through [`crate::simd::vectorize`]: losses into `out` (or their sum) and, with
+    /// `GRAD`, the gradients into `grad1`/`grad2`.
+    #[allow(clippy::too_many_arguments)]
+    fn pass<const STRICT: bool, const GRAD: bool>(
+        &self,
+        input1: &[T],
+        input2: &[T],
+        target: &[T],
+        reduction: Reduction,
+        upstream: &[T],
         (out, grad1, grad2): (&mut [T], &mut [T], &mut [T]),
     ) -> bool {
         let n = input1.len();
-        let per_pair = reduction == Reduction::None && upstream.len() != 1;
-        // `upstream` is empty only for an empty `None` call, which reads no element.
-        let g = reduction.scale(upstream.first().copied().unwrap_or_else(T::zero), n);
-        drive(n, reduction, out, |i| {
-            let (a, b, t) = (input1[i], input2[i], target[i]);
-            let (u, y) = self.arg(a, b, t);
-            let gi = if per_pair { upstream[i] } else { g };
-            let d1 = -y * self.kink.step(u) * gi;
-            grad1[i] = d1;
-            grad2[i] = -d1;
-            (relu(u), !STRICT || self.valid(a, b, t))
-        })
+        let k = *self;
+        match reduction {
+            Reduction::None => {
+                // A single upstream value applies to every pair (empty only for n = 0).
+                let g = upstream.first().copied().unwrap_or(T::zero());
+                let ups = if upstream.len() == 1 { &[][..] } else { upstream };
+                parts::run(
+                    n,
+                    1,
+                    (input1, input2, target, ups, out, grad1, grad2),
+                    &|(a, b, t, ups, out, g1, g2)| {
+                        let (out, grads) = (Some(out), (g1, g2));
+                        crate::simd::vectorize(Part::<T, STRICT, GRAD> { k, a, b, t, ups, g, out, grads }).1
+                    },
+                    &|x, y| x & y,
+                )
+            }
+            Reduction::Mean | Reduction::Sum => {
+                let g = if GRAD { reduction.scale(upstream[0], n) } else { T::zero() };
+                let (sum, ok) = parts::run(
+                    n,
+                    1,
+                    (input1, input2, target, grad1, grad2),
+                    &|(a, b, t, g1, g2)| {
+                        let (ups, grads) = (&[][..], (g1, g2));
+                        crate::simd::vectorize(Part::<T, STRICT, GRAD> {
+                            k,
+                            a,
+                            b,
+                            t,
+                            ups,
+                            g,
+                            out: None,
+                            grads,
+                        })
+                    },
+                    &|(x, okx), (y, oky)| (x + y, okx & oky),
+                );
+                out[0] = reduction.finish(sum, n);
+                ok
+            }
+        }
     }
 }
 
-/// Runs `elem` (the loss of pair `i` and its validity) over `0..n` once, writing each
-/// loss into `out` for `None` or reducing them in `f64` lanes for `Mean`/`Sum`. Returns
-/// whether every pair was valid.
+const BLOCK: usize = LANES * 8;
+
+/// One block of pairs: losses into `vals` and, with `GRAD`, `∂loss/∂input1` (times
+/// `ups[i]` with `PER`, else `g`) into `d1`; returns whether every pair was valid. Fixed
+/// length and local outputs (which cannot overlap the inputs): a plain map that the
+/// optimiser vectorises at any width.
 #[inline(always)]
-fn drive<T: Float>(
-    n: usize,
-    reduction: Reduction,
-    out: &mut [T],
-    mut elem: impl FnMut(usize) -> (T, bool),
+fn block<T: Float, const STRICT: bool, const GRAD: bool, const PER: bool>(
+    k: &Kernel<T>,
+    (a, b, t): (&[T; BLOCK], &[T; BLOCK], &[T; BLOCK]),
+    (ups, g): (&[T; BLOCK], T),
+    vals: &mut [T; BLOCK],
+    d1: &mut [T; BLOCK],
 ) -> bool {
-    let mut ok = true;
-    match reduction {
-        Reduction::None => {
-            for (i, o) in out.iter_mut().enumerate() {
-                let (v, valid) = elem(i);
-                *o = v;
-                ok &= valid;
-            }
-        }
-        Reduction::Mean | Reduction::Sum => {
-            let mut acc = [0.0f64; LANES];
-            let full = n - n % LANES;
-            for base in (0..full).step_by(LANES) {
-                for (k, lane) in acc.iter_mut().enumerate() {
-                    let (v, valid) = elem(base + k);
-                    *lane += v.f64();
-                    ok &= valid;
-                }
-            }
-            for (lane, i) in acc.iter_mut().zip(full..n) {
-                let (v, valid) = elem(i);
-                *lane += v.f64();
-                ok &= valid;
-            }
-            out[0] = reduction.finish(sum_lanes(&acc), n);
+    for i in 0..BLOCK {
+        let (u, y) = k.arg(a[i], b[i], t[i]);
+        vals[i] = relu(u);
+        if GRAD {
+            let gi = if PER { ups[i] } else { g };
+            d1[i] = -y * k.kink.step(u) * gi;
         }
     }
-    ok
+    // The checks in a loop of their own (the block is in L1 by now): folded into the
+    // loop above they keep it from vectorising.
+    let mut oks = [true; BLOCK];
+    if STRICT {
+        for i in 0..BLOCK {
+            oks[i] = k.valid(a[i], b[i], t[i]);
+        }
+    }
+    oks.iter().fold(true, |x, &y| x & y)
+}
+
+/// The first `src.len()` elements of a block, the rest `fill`.
+#[inline(always)]
+fn padded<T: Float>(src: &[T], fill: T) -> [T; BLOCK] {
+    let mut out = [fill; BLOCK];
+    out[..src.len()].copy_from_slice(src);
+    out
+}
+
+/// One part of a pass: pairs `a[i], b[i], t[i]`, the upstream gradient per pair (`ups`)
+/// or for all (`g`), the per-pair losses (`out`, else their sum is returned) and the
+/// gradient buffers (empty without `GRAD`).
+struct Part<'a, T, const STRICT: bool, const GRAD: bool> {
+    k: Kernel<T>,
+    a: &'a [T],
+    b: &'a [T],
+    t: &'a [T],
+    ups: &'a [T],
+    g: T,
+    out: Option<&'a mut [T]>,
+    grads: (&'a mut [T], &'a mut [T]),
+}
+
+impl<T: Float, const STRICT: bool, const GRAD: bool> pulp::WithSimd for Part<'_, T, STRICT, GRAD> {
+    type Output = (f64, bool);
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _: S) -> (f64, bool) {
+        let Part { k, a, b, t, ups, g, mut out, grads: (g1, g2) } = self;
+        let n = a.len();
+        let mut acc = [0.0f64; LANES];
+        let mut ok = true;
+        let (mut vals, mut d1) = ([T::zero(); BLOCK], [T::zero(); BLOCK]);
+        let mut start = 0;
+        while start < n {
+            let end = (start + BLOCK).min(n);
+            let len = end - start;
+            let (a, b, t) = (&a[start..end], &b[start..end], &t[start..end]);
+            let ups = if ups.is_empty() { ups } else { &ups[start..end] };
+            let valid = match (a.try_into(), b.try_into(), t.try_into(), ups.try_into()) {
+                (Ok(a), Ok(b), Ok(t), Ok(ups)) => {
+                    block::<T, STRICT, GRAD, true>(&k, (a, b, t), (ups, g), &mut vals, &mut d1)
+                }
+                (Ok(a), Ok(b), Ok(t), Err(_)) if ups.is_empty() => block::<T, STRICT, GRAD, false>(
+                    &k,
+                    (a, b, t),
+                    (&[T::zero(); BLOCK], g),
+                    &mut vals,
+                    &mut d1,
+                ),
+                _ => {
+                    // The short last block, padded with valid pairs whose results are
+                    // dropped.
+                    let (a, b, t) = (padded(a, T::zero()), padded(b, T::zero()), padded(t, T::one()));
+                    let per = padded(ups, T::zero());
+                    if ups.is_empty() {
+                        block::<T, STRICT, GRAD, false>(&k, (&a, &b, &t), (&per, g), &mut vals, &mut d1)
+                    } else {
+                        block::<T, STRICT, GRAD, true>(&k, (&a, &b, &t), (&per, g), &mut vals, &mut d1)
+                    }
+                }
+            };
+            ok &= valid;
+            if GRAD {
+                g1[start..end].copy_from_slice(&d1[..len]);
+                for (g2, &d) in g2[start..end].iter_mut().zip(&d1[..len]) {
+                    *g2 = -d;
+                }
+            }
+            match out.as_deref_mut() {
+                Some(out) => out[start..end].copy_from_slice(&vals[..len]),
+                None if len == BLOCK => add_block(&mut acc, &vals),
+                None => {
+                    for (i, v) in vals[..len].iter().enumerate() {
+                        acc[i % LANES] += v.f64();
+                    }
+                }
+            }
+            start = end;
+        }
+        (sum_lanes(&acc), ok)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_instruction_set_gives_the_same_bits() {
+        use pulp::Simd;
+        fn run<S: Simd>(s: S, k: Kernel<f32>, a: &[f32], b: &[f32], t: &[f32]) -> Vec<u32> {
+            let n = a.len();
+            let (mut out, mut g1, mut g2) = (vec![0.0; n], vec![0.0; n], vec![0.0; n]);
+            let grads = (&mut g1[..], &mut g2[..]);
+            let (sum, _) =
+                s.vectorize(Part::<f32, true, true> { k, a, b, t, ups: &[], g: 0.5, out: None, grads });
+            let grads = (&mut g1[..], &mut g2[..]);
+            s.vectorize(Part::<f32, true, true> { k, a, b, t, ups: b, g: 0.5, out: Some(&mut out), grads });
+            let bits = [sum as f32].into_iter().chain(out).chain(g1).chain(g2);
+            bits.map(f32::to_bits).collect()
+        }
+        let (a, t) = crate::kernel::isa_test_data::<f32>(3.0);
+        let (b, _) = crate::kernel::isa_test_data::<f32>(2.0);
+        for kink in [Kink::Zero, Kink::Half, Kink::One] {
+            let k = MarginRanking::new().margin(0.5).kink(kink).kernel::<f32>().unwrap();
+            let base = run(pulp::Scalar::new(), k, &a, &b, &t);
+            #[cfg(target_arch = "x86_64")]
+            {
+                if let Some(s) = pulp::x86::V3::try_new() {
+                    assert_eq!(run(s, k, &a, &b, &t), base, "avx2, {kink:?}");
+                }
+                if let Some(s) = pulp::x86::V4::try_new() {
+                    assert_eq!(run(s, k, &a, &b, &t), base, "avx512, {kink:?}");
+                }
+            }
+        }
+    }
 
     fn fb(
         l: MarginRanking,
