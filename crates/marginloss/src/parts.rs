@@ -42,7 +42,6 @@ impl<T: Send> Split for &mut [T] {
 }
 
 /// Rows of `.1` elements each, stored contiguously in `.0`.
-#[allow(dead_code)] // used by the row drivers next
 pub(crate) struct Rows<S>(pub S, pub usize);
 
 impl<S: Split> Split for Rows<S> {

@@ -1,9 +1,10 @@
 //! p-norm distance between rows, with PyTorch's eps added to the difference.
 
-use super::{distance2_backward_by_parts, locate_non_finite, rows_of, Distance};
+use super::{all_finite, distance2_backward_by_parts, locate_non_finite, rows_of, Distance};
 use crate::error::{Error, Result, Value};
 use crate::float::Float;
 use crate::options::Mode;
+use crate::parts::{self, Rows};
 use crate::reduction::{check_buffer, check_upstream, Reduction};
 
 const NAMES: (&str, &str) = ("input1", "input2");
@@ -118,24 +119,24 @@ fn dist_row<T: Float>(a: &[T], b: &[T], norm: Norm, eps: T) -> (f64, bool) {
 #[inline(always)]
 fn dist2_row<T: Float>(a: &[T], b: &[T], eps: T) -> (f64, bool) {
     const L: usize = 8;
-    let mut ok = true;
     let mut acc = [T::zero(); L];
-    let (ac, bc) = (a.chunks_exact(L), b.chunks_exact(L));
-    let (ar, br) = (ac.remainder(), bc.remainder());
-    for (x, y) in ac.zip(bc) {
+    let (ac, ar) = a.as_chunks::<L>();
+    let (bc, br) = b.as_chunks::<L>();
+    // Only arithmetic in the loop (it vectorises cleanly); a finite sum means finite
+    // elements, and a row whose sum is not finite is scanned.
+    for (x, y) in ac.iter().zip(bc) {
         for k in 0..L {
             let v = (x[k] - y[k]) + eps;
             acc[k] = acc[k] + v * v;
-            ok &= x[k].is_finite() & y[k].is_finite();
         }
     }
     for (k, (&x, &y)) in ar.iter().zip(br).enumerate() {
         let v = (x - y) + eps;
         acc[k] = acc[k] + v * v;
-        ok &= x.is_finite() & y.is_finite();
     }
     let v = acc.map(Float::f64);
     let s = ((v[0] + v[4]) + (v[1] + v[5])) + ((v[2] + v[6]) + (v[3] + v[7]));
+    let ok = s.is_finite() || (all_finite(a) & all_finite(b));
     (s.sqrt(), ok)
 }
 
@@ -313,12 +314,7 @@ impl PairwiseDistance {
         let n = rows_of(L, NAMES, input1, input2, dim, self.mode)?;
         check_buffer(L, "output", out.len(), n)?;
         let (norm, eps) = (Norm::of(self.p), T::of(self.eps));
-        let mut ok = true;
-        for ((o, a), b) in out.iter_mut().zip(input1.chunks_exact(dim)).zip(input2.chunks_exact(dim)) {
-            let (d, fin) = dist_row(a, b, norm, eps);
-            *o = T::of(d);
-            ok &= fin;
-        }
+        let ok = rows_pass::<T, false>(norm, eps, input1, input2, dim, &[], out, &mut [], &mut []);
         if ok || !self.mode.is_strict() {
             Ok(())
         } else {
@@ -351,23 +347,83 @@ impl PairwiseDistance {
         check_buffer(L, "grad input2", grad2.len(), input2.len())?;
         check_upstream(L, Reduction::None, upstream.len(), n)?;
         let (norm, eps) = (Norm::of(self.p), T::of(self.eps));
-        let mut ok = true;
-        let rows = input1
-            .chunks_exact(dim)
-            .zip(input2.chunks_exact(dim))
-            .zip(grad1.chunks_exact_mut(dim).zip(grad2.chunks_exact_mut(dim)));
-        for (i, ((a, b), (ga, gb))) in rows.enumerate() {
-            let (d, fin) = dist_row(a, b, norm, eps);
-            out[i] = T::of(d);
-            ok &= fin;
-            let g = if upstream.len() == 1 { upstream[0] } else { upstream[i] };
-            dist_row_backward::<T, false>(a, b, norm, eps, d, g.f64(), ga, gb);
-        }
+        let ok = rows_pass::<T, true>(norm, eps, input1, input2, dim, upstream, out, grad1, grad2);
         if ok || !self.mode.is_strict() {
             Ok(())
         } else {
             Err(locate_non_finite(L, NAMES, input1, input2))
         }
+    }
+}
+
+/// The distance of every row pair into `out` and, with `GRAD`, `upstream · ∂d/∂input{1,2}`
+/// into the gradient rows (`upstream` one value per row, or one for all), over the fixed
+/// tree of parts ([`crate::parts`]), each part through [`crate::simd::vectorize`].
+/// Returns whether every element was finite.
+#[allow(clippy::too_many_arguments)]
+fn rows_pass<T: Float, const GRAD: bool>(
+    norm: Norm,
+    eps: T,
+    x1: &[T],
+    x2: &[T],
+    dim: usize,
+    upstream: &[T],
+    out: &mut [T],
+    grad1: &mut [T],
+    grad2: &mut [T],
+) -> bool {
+    let g = upstream.first().copied().unwrap_or(T::zero());
+    let ups = if upstream.len() == 1 { &[][..] } else { upstream };
+    parts::run(
+        out.len(),
+        dim,
+        (Rows(x1, dim), Rows(x2, dim), ups, out, Rows(grad1, dim), Rows(grad2, dim)),
+        &|(x1, x2, ups, out, grad1, grad2)| {
+            crate::simd::vectorize(RowsPart::<T, GRAD> { norm, eps, x1, x2, ups, g, out, grad1, grad2 })
+        },
+        &|a, b| a & b,
+    )
+}
+
+/// One part of [`rows_pass`].
+struct RowsPart<'a, T, const GRAD: bool> {
+    norm: Norm,
+    eps: T,
+    x1: Rows<&'a [T]>,
+    x2: Rows<&'a [T]>,
+    ups: &'a [T],
+    g: T,
+    out: &'a mut [T],
+    grad1: Rows<&'a mut [T]>,
+    grad2: Rows<&'a mut [T]>,
+}
+
+impl<T: Float, const GRAD: bool> pulp::WithSimd for RowsPart<'_, T, GRAD> {
+    type Output = bool;
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _: S) -> bool {
+        let RowsPart { norm, eps, x1, x2, ups, g, out, grad1, grad2 } = self;
+        let dim = x1.1;
+        let mut ok = true;
+        let rows = x1.0.chunks_exact(dim).zip(x2.0.chunks_exact(dim)).zip(out.iter_mut());
+        if GRAD {
+            let grads = grad1.0.chunks_exact_mut(dim).zip(grad2.0.chunks_exact_mut(dim));
+            for (i, (((a, b), o), (ga, gb))) in rows.zip(grads).enumerate() {
+                let (d, fin) = dist_row(a, b, norm, eps);
+                *o = T::of(d);
+                ok &= fin;
+                let g = if ups.is_empty() { g } else { ups[i] };
+                dist_row_backward::<T, false>(a, b, norm, eps, d, g.f64(), ga, gb);
+            }
+        } else {
+            for ((a, b), o) in rows {
+                let (d, fin) = dist_row(a, b, norm, eps);
+                *o = T::of(d);
+                ok &= fin;
+            }
+        }
+        ok
     }
 }
 

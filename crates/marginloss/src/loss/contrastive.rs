@@ -127,6 +127,7 @@ pub fn contrastive<T: Float>(
 
 const LOSS: &str = "contrastive";
 
+#[derive(Clone, Copy)]
 struct Kernel<T> {
     margin: T,
     labels: Labels,

@@ -136,6 +136,7 @@ pub fn cosine_embedding<T: Float>(
 
 const LOSS: &str = "cosine_embedding";
 
+#[derive(Clone, Copy)]
 struct Kernel<T> {
     margin: T,
     labels: Labels,

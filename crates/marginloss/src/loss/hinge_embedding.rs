@@ -219,6 +219,14 @@ struct OnDistance<'a, T, D> {
     distance: &'a D,
 }
 
+impl<T: Copy, D> Clone for OnDistance<'_, T, D> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T: Copy, D> Copy for OnDistance<'_, T, D> {}
+
 impl<T: Float, D: Distance<T>> PairRow<T> for OnDistance<'_, T, D> {
     const LOSS: &'static str = "hinge_embedding";
 

@@ -11,12 +11,13 @@ use crate::error::{Error, Result, Value};
 use crate::float::Float;
 use crate::kernel::non_finite;
 use crate::options::{Labels, Mode};
+use crate::parts::{self, Rows};
 use crate::reduction::{check_buffer, check_upstream, Reduction};
 
 pub(crate) const NAMES: (&str, &str) = ("input1", "input2");
 
 /// A loss on one row pair and its target.
-pub(crate) trait PairRow<T: Float> {
+pub(crate) trait PairRow<T: Float>: Sync + Copy {
     /// The loss's name in errors.
     const LOSS: &'static str;
     /// The target encoding (strict mode accepts only its two labels).
@@ -105,45 +106,15 @@ pub(crate) fn forward<T: Float, L: PairRow<T>>(
     let n = check_shapes(L::LOSS, x1, x2, target, dim, mode)?;
     check_buffer(L::LOSS, "output", out.len(), reduction.output_len(n))?;
     let ok = if mode.is_strict() {
-        forward_pass::<T, L, true>(l, x1, x2, target, dim, reduction, out)
+        pass::<T, L, true, false>(l, x1, x2, target, dim, reduction, &[], out, &mut [], &mut [])
     } else {
-        forward_pass::<T, L, false>(l, x1, x2, target, dim, reduction, out)
+        pass::<T, L, false, false>(l, x1, x2, target, dim, reduction, &[], out, &mut [], &mut [])
     };
     if ok {
         Ok(())
     } else {
         Err(locate(L::LOSS, l.labels(), x1, x2, target))
     }
-}
-
-#[inline(always)]
-fn forward_pass<T: Float, L: PairRow<T>, const STRICT: bool>(
-    l: &L,
-    x1: &[T],
-    x2: &[T],
-    target: &[T],
-    dim: usize,
-    reduction: Reduction,
-    out: &mut [T],
-) -> bool {
-    let labels = l.labels();
-    let mut ok = true;
-    let mut acc = 0.0f64;
-    let rows = x1.chunks_exact(dim).zip(x2.chunks_exact(dim)).zip(target);
-    for (i, ((a, b), &t)) in rows.enumerate() {
-        let (v, fin) = l.value_finite(a, b, t);
-        if STRICT {
-            ok &= fin & labels.accepts(t);
-        }
-        match reduction {
-            Reduction::None => out[i] = v,
-            _ => acc += v.f64(),
-        }
-    }
-    if reduction != Reduction::None {
-        out[0] = reduction.finish(acc, target.len());
-    }
-    ok
 }
 
 /// Fused forward and backward: the loss into `out`, `upstream · ∂out/∂input{1,2}` into
@@ -168,9 +139,9 @@ pub(crate) fn forward_backward<T: Float, L: PairRow<T>>(
     check_buffer(L::LOSS, "grad input2", grad2.len(), x2.len())?;
     check_upstream(L::LOSS, reduction, upstream.len(), n)?;
     let ok = if mode.is_strict() {
-        fused_pass::<T, L, true>(l, x1, x2, target, dim, reduction, upstream, out, grad1, grad2)
+        pass::<T, L, true, true>(l, x1, x2, target, dim, reduction, upstream, out, grad1, grad2)
     } else {
-        fused_pass::<T, L, false>(l, x1, x2, target, dim, reduction, upstream, out, grad1, grad2)
+        pass::<T, L, false, true>(l, x1, x2, target, dim, reduction, upstream, out, grad1, grad2)
     };
     if ok {
         Ok(())
@@ -179,9 +150,11 @@ pub(crate) fn forward_backward<T: Float, L: PairRow<T>>(
     }
 }
 
-#[inline(always)]
+/// One pass over all row pairs in the fixed tree of parts ([`crate::parts`]), each part
+/// run through [`crate::simd::vectorize`]: losses into `out` (or their reduction) and,
+/// with `GRAD`, the gradient rows times the upstream gradient into `grad1`, `grad2`.
 #[allow(clippy::too_many_arguments)]
-fn fused_pass<T: Float, L: PairRow<T>, const STRICT: bool>(
+fn pass<T: Float, L: PairRow<T>, const STRICT: bool, const GRAD: bool>(
     l: &L,
     x1: &[T],
     x2: &[T],
@@ -193,38 +166,116 @@ fn fused_pass<T: Float, L: PairRow<T>, const STRICT: bool>(
     grad1: &mut [T],
     grad2: &mut [T],
 ) -> bool {
-    let labels = l.labels();
     let n = target.len();
-    let reduced = reduction != Reduction::None;
-    let g0 = if reduced {
-        reduction.scale(upstream[0], n)
+    let l = *l;
+    let (x1, x2) = (Rows(x1, dim), Rows(x2, dim));
+    let (grad1, grad2) = (Rows(grad1, dim), Rows(grad2, dim));
+    if reduction == Reduction::None {
+        // One upstream value applies to every row (empty only for N = 0).
+        let g = upstream.first().copied().unwrap_or(T::zero());
+        let ups = if upstream.len() == 1 { &[][..] } else { upstream };
+        parts::run(
+            n,
+            dim,
+            (x1, x2, target, ups, out, grad1, grad2),
+            &|(x1, x2, target, ups, out, grad1, grad2)| {
+                let out = Some(out);
+                crate::simd::vectorize(Part::<T, L, STRICT, GRAD> {
+                    l,
+                    x1,
+                    x2,
+                    target,
+                    ups,
+                    g,
+                    out,
+                    grad1,
+                    grad2,
+                })
+                .1
+            },
+            &|a, b| a & b,
+        )
     } else {
-        upstream.first().copied().unwrap_or(T::zero())
-    };
-    let per_row = !reduced && upstream.len() != 1;
-    let mut ok = true;
-    let mut acc = 0.0f64;
-    let rows = x1
-        .chunks_exact(dim)
-        .zip(x2.chunks_exact(dim))
-        .zip(target)
-        .zip(grad1.chunks_exact_mut(dim).zip(grad2.chunks_exact_mut(dim)));
-    for (i, (((a, b), &t), (ga, gb))) in rows.enumerate() {
-        let g = if per_row { upstream[i] } else { g0 };
-        let (v, fin) = l.value_grad_finite(a, b, t, g, ga, gb);
-        if STRICT {
-            ok &= fin & labels.accepts(t);
-        }
-        if reduced {
-            acc += v.f64();
+        let g = if GRAD { reduction.scale(upstream[0], n) } else { T::zero() };
+        let (sum, ok) = parts::run(
+            n,
+            dim,
+            (x1, x2, target, grad1, grad2),
+            &|(x1, x2, target, grad1, grad2)| {
+                let (ups, out) = (&[][..], None);
+                crate::simd::vectorize(Part::<T, L, STRICT, GRAD> {
+                    l,
+                    x1,
+                    x2,
+                    target,
+                    ups,
+                    g,
+                    out,
+                    grad1,
+                    grad2,
+                })
+            },
+            &|(a, oka), (b, okb)| (a + b, oka & okb),
+        );
+        out[0] = reduction.finish(sum, n);
+        ok
+    }
+}
+
+/// One part of a pass: its rows, the upstream gradient per row (`ups`) or for all
+/// (`g`), the per-row losses (`out`; else their sum is returned with the validity) and
+/// the gradient rows (empty without `GRAD`).
+struct Part<'a, T, L, const STRICT: bool, const GRAD: bool> {
+    l: L,
+    x1: Rows<&'a [T]>,
+    x2: Rows<&'a [T]>,
+    target: &'a [T],
+    ups: &'a [T],
+    g: T,
+    out: Option<&'a mut [T]>,
+    grad1: Rows<&'a mut [T]>,
+    grad2: Rows<&'a mut [T]>,
+}
+
+impl<T: Float, L: PairRow<T>, const STRICT: bool, const GRAD: bool> pulp::WithSimd
+    for Part<'_, T, L, STRICT, GRAD>
+{
+    type Output = (f64, bool);
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _: S) -> (f64, bool) {
+        let Part { l, x1, x2, target, ups, g, mut out, grad1, grad2 } = self;
+        let (dim, labels) = (x1.1, l.labels());
+        let mut ok = true;
+        let mut acc = 0.0f64;
+        let rows = x1.0.chunks_exact(dim).zip(x2.0.chunks_exact(dim)).zip(target).enumerate();
+        if GRAD {
+            let grads = grad1.0.chunks_exact_mut(dim).zip(grad2.0.chunks_exact_mut(dim));
+            for ((i, ((a, b), &t)), (ga, gb)) in rows.zip(grads) {
+                let g = if ups.is_empty() { g } else { ups[i] };
+                let (v, fin) = l.value_grad_finite(a, b, t, g, ga, gb);
+                if STRICT {
+                    ok &= fin & labels.accepts(t);
+                }
+                match out.as_deref_mut() {
+                    Some(out) => out[i] = v,
+                    None => acc += v.f64(),
+                }
+            }
         } else {
-            out[i] = v;
+            for (i, ((a, b), &t)) in rows {
+                let (v, fin) = l.value_finite(a, b, t);
+                if STRICT {
+                    ok &= fin & labels.accepts(t);
+                }
+                match out.as_deref_mut() {
+                    Some(out) => out[i] = v,
+                    None => acc += v.f64(),
+                }
+            }
         }
+        (acc, ok)
     }
-    if reduced {
-        out[0] = reduction.finish(acc, n);
-    }
-    ok
 }
 
 /// Generates the public `forward`, `forward_into` and `forward_backward` methods of a loss
