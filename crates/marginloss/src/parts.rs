@@ -42,6 +42,7 @@ impl<T: Send> Split for &mut [T] {
 }
 
 /// Rows of `.1` elements each, stored contiguously in `.0`.
+#[derive(Clone, Copy)]
 pub(crate) struct Rows<S>(pub S, pub usize);
 
 impl<S: Split> Split for Rows<S> {

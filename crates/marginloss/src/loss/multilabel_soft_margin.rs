@@ -5,6 +5,7 @@ use crate::error::{Error, Result, Value};
 use crate::float::Float;
 use crate::kernel::non_finite;
 use crate::options::Mode;
+use crate::parts::{self, Rows};
 use crate::reduction::{check_buffer, check_upstream, Output, Reduction};
 
 const LOSS: &str = "multilabel_soft_margin";
@@ -242,52 +243,85 @@ fn row_terms<T: Float, const STRICT: bool, const GRAD: bool, const WEIGHTED: boo
     let mut acc = [T::zero(); LANES];
     let mut ok = true;
     let n = xs.len();
-    let full = n / LANES * LANES;
-    let (xc, tc) = (xs[..full].chunks_exact(LANES), ts[..full].chunks_exact(LANES));
-    let ones = [T::one(); LANES];
-    let mut wc = if WEIGHTED { ws[..full].chunks_exact(LANES) } else { [].chunks_exact(LANES) };
-    if GRAD {
-        for ((xv, tv), gv) in xc.zip(tc).zip(grow[..full].chunks_exact_mut(LANES)) {
-            let wv = if WEIGHTED { wc.next().unwrap_or(&ones) } else { &ones };
-            for k in 0..LANES {
-                let (l, d) = element(xv[k], tv[k]);
-                acc[k] = acc[k] + l * wv[k];
-                gv[k] = d * wv[k] * gr;
-                if STRICT {
-                    ok &= valid(xv[k], tv[k]);
-                }
-            }
+    let full = n / B * B;
+    let ts = &ts[..n];
+    let mut grows = grow.as_chunks_mut::<B>().0.iter_mut();
+    for (bi, (xv, tv)) in xs.as_chunks::<B>().0.iter().zip(ts.as_chunks::<B>().0).enumerate() {
+        let wv = if WEIGHTED { ws[bi * B..(bi + 1) * B].try_into().ok() } else { None };
+        let (vals, ds, block_ok) = block::<T, STRICT, GRAD>(xv, tv, wv, gr);
+        if let (true, Some(gv)) = (GRAD, grows.next()) {
+            gv.copy_from_slice(&ds);
         }
-    } else {
-        for (xv, tv) in xc.zip(tc) {
-            let wv = if WEIGHTED { wc.next().unwrap_or(&ones) } else { &ones };
+        ok &= block_ok;
+        for vc in vals.as_chunks::<LANES>().0 {
             for k in 0..LANES {
-                acc[k] = acc[k] + element(xv[k], tv[k]).0 * wv[k];
-                if STRICT {
-                    ok &= valid(xv[k], tv[k]);
-                }
+                acc[k] = acc[k] + vc[k];
             }
         }
     }
-    for i in full..n {
-        let (x, t) = (xs[i], ts[i]);
-        let w = if WEIGHTED { ws[i] } else { T::one() };
-        let (l, d) = element(x, t);
-        acc[i - full] = acc[i - full] + l * w;
+    if full < n {
+        // The row's last, short block, padded with valid zeros whose results are dropped.
+        let len = n - full;
+        let (xv, tv) = (padded(&xs[full..]), padded(&ts[full..]));
+        let wv = if WEIGHTED { Some(padded(&ws[full..n])) } else { None };
+        let (vals, ds, block_ok) = block::<T, STRICT, GRAD>(&xv, &tv, wv.as_ref(), gr);
         if GRAD {
-            grow[i] = d * w * gr;
+            grow[full..].copy_from_slice(&ds[..len]);
         }
-        if STRICT {
-            ok &= valid(x, t);
+        ok &= block_ok;
+        for (i, &v) in vals[..len].iter().enumerate() {
+            acc[i % LANES] = acc[i % LANES] + v;
         }
     }
     let v = acc.map(Float::f64);
     (((v[0] + v[4]) + (v[1] + v[5])) + ((v[2] + v[6]) + (v[3] + v[7])), ok)
 }
 
+const B: usize = LANES * 8;
+
+/// One block of a row: the weighted losses, `w·∂l/∂x·gr` (with `GRAD`) and whether every
+/// element is valid (with `STRICT`). Local arrays (which cannot overlap the inputs) and
+/// the checks in a loop of their own: each loop is a plain map the optimiser vectorises
+/// at any width.
+#[inline(always)]
+fn block<T: Float, const STRICT: bool, const GRAD: bool>(
+    xv: &[T; B],
+    tv: &[T; B],
+    wv: Option<&[T; B]>,
+    gr: T,
+) -> ([T; B], [T; B], bool) {
+    let (mut vals, mut ds) = ([T::zero(); B], [T::zero(); B]);
+    let ones = [T::one(); B];
+    let wv = wv.unwrap_or(&ones);
+    for i in 0..B {
+        let (l, d) = element(xv[i], tv[i]);
+        vals[i] = l * wv[i];
+        if GRAD {
+            ds[i] = d * wv[i] * gr;
+        }
+    }
+    let mut oks = [true; B];
+    if STRICT {
+        for i in 0..B {
+            oks[i] = valid(xv[i], tv[i]);
+        }
+    }
+    (vals, ds, oks.iter().fold(true, |a, &b| a & b))
+}
+
+/// The first `src.len()` (at most `B`) elements, zeros after.
+#[inline(always)]
+fn padded<T: Float>(src: &[T]) -> [T; B] {
+    let mut out = [T::zero(); B];
+    out[..src.len()].copy_from_slice(src);
+    out
+}
+
 /// The single pass: each row's loss goes to `out` (`None`) or into an `f64` sum; with
 /// `grad = Some((upstream, grad_input))` the gradient is written in the same pass.
-/// Returns whether every element was valid (always true unless `STRICT`).
+/// Returns whether every element was valid (always true unless `STRICT`). Rows are cut
+/// into the fixed tree of parts ([`crate::parts`]), each run through
+/// [`crate::simd::vectorize`].
 #[inline(always)]
 fn pass<T: Float, const STRICT: bool>(
     input: &[T],
@@ -295,48 +329,96 @@ fn pass<T: Float, const STRICT: bool>(
     classes: usize,
     weight: Option<&[T]>,
     reduction: Reduction,
-    mut grad: Option<(&[T], &mut [T])>,
+    grad: Option<(&[T], &mut [T])>,
     out: &mut [T],
 ) -> bool {
     let n = input.len() / classes;
     let c = T::of(classes as f64);
-    let (per_sample, g) = match &grad {
-        // `upstream` is empty only for an empty `None` call, which reads no row.
-        Some((up, _)) => (
-            reduction == Reduction::None && up.len() != 1,
-            reduction.scale(up.first().copied().unwrap_or_else(T::zero), n),
-        ),
-        None => (false, T::zero()),
-    };
-    let mut ok = true;
-    let mut total = 0.0f64;
-    for (r, (xs, ts)) in input.chunks_exact(classes).zip(target.chunks_exact(classes)).enumerate() {
-        let (row, row_ok) = match &mut grad {
-            None => match weight {
-                Some(w) => row_terms::<T, STRICT, false, true>(xs, ts, w, T::zero(), &mut []),
-                None => row_terms::<T, STRICT, false, false>(xs, ts, &[], T::zero(), &mut []),
-            },
-            Some((up, gs)) => {
-                let gr = (if per_sample { up[r] } else { g }) / c;
-                let grow = &mut gs[r * classes..(r + 1) * classes];
-                match weight {
-                    Some(w) => row_terms::<T, STRICT, true, true>(xs, ts, w, gr, grow),
-                    None => row_terms::<T, STRICT, true, false>(xs, ts, &[], gr, grow),
+    let reduced = reduction != Reduction::None;
+    let w = weight.unwrap_or(&[]);
+    let (x, t) = (Rows(input, classes), Rows(target, classes));
+    let run = |ups: &[T], g: T, gs: &mut [T], out: &mut [T], grad: bool| {
+        let gs = Rows(gs, classes);
+        parts::run(
+            n,
+            classes,
+            (x, t, ups, out, gs),
+            &|(x, t, ups, out, gs)| {
+                let part = Part { x, t, w, ups, g, c, out, gs };
+                match (grad, w.is_empty()) {
+                    (false, true) => crate::simd::vectorize(With::<_, STRICT, false, false>(part)),
+                    (false, false) => crate::simd::vectorize(With::<_, STRICT, false, true>(part)),
+                    (true, true) => crate::simd::vectorize(With::<_, STRICT, true, false>(part)),
+                    (true, false) => crate::simd::vectorize(With::<_, STRICT, true, true>(part)),
                 }
-            }
-        };
-        ok &= row_ok;
-        // As torch: the row sum in T, then / C in T.
-        let v = T::of(row) / c;
-        match reduction {
-            Reduction::None => out[r] = v,
-            _ => total += v.f64(),
+            },
+            &|(a, oka), (b, okb)| (a + b, oka & okb),
+        )
+    };
+    let out_rows = if reduced { &mut [][..] } else { &mut out[..] };
+    let (total, ok) = match grad {
+        None => run(&[], T::zero(), &mut [], out_rows, false),
+        Some((up, gs)) => {
+            // `upstream` is empty only for an empty `None` call, which reads no row.
+            let g = reduction.scale(up.first().copied().unwrap_or_else(T::zero), n);
+            let ups = if !reduced && up.len() != 1 { up } else { &[] };
+            run(ups, g, gs, out_rows, true)
         }
-    }
-    if reduction != Reduction::None {
+    };
+    if reduced {
         out[0] = reduction.finish(total, n);
     }
     ok
+}
+
+/// One part of [`pass`]: its rows of inputs and targets, the weights (empty: none), the
+/// upstream gradient per row (`ups`) or for all (`g`), `C`, the per-row losses (`out`,
+/// empty when reduced: the sum is returned instead) and the gradient rows.
+struct Part<'a, T> {
+    x: Rows<&'a [T]>,
+    t: Rows<&'a [T]>,
+    w: &'a [T],
+    ups: &'a [T],
+    g: T,
+    c: T,
+    out: &'a mut [T],
+    gs: Rows<&'a mut [T]>,
+}
+
+/// [`Part`] with its pass's flags, for [`crate::simd::vectorize`].
+struct With<P, const STRICT: bool, const GRAD: bool, const WEIGHTED: bool>(P);
+
+impl<T: Float, const STRICT: bool, const GRAD: bool, const WEIGHTED: bool> pulp::WithSimd
+    for With<Part<'_, T>, STRICT, GRAD, WEIGHTED>
+{
+    type Output = (f64, bool);
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _: S) -> (f64, bool) {
+        let Part { x, t, w, ups, g, c, out, gs } = self.0;
+        let classes = x.1;
+        let mut ok = true;
+        let mut total = 0.0f64;
+        let rows = x.0.chunks_exact(classes).zip(t.0.chunks_exact(classes)).enumerate();
+        let mut grows = gs.0.chunks_exact_mut(classes);
+        for (r, (xs, ts)) in rows {
+            let (row, row_ok) = match grows.next() {
+                Some(grow) if GRAD => {
+                    let gr = (if ups.is_empty() { g } else { ups[r] }) / c;
+                    row_terms::<T, STRICT, true, WEIGHTED>(xs, ts, w, gr, grow)
+                }
+                _ => row_terms::<T, STRICT, false, WEIGHTED>(xs, ts, w, T::zero(), &mut []),
+            };
+            ok &= row_ok;
+            // As torch: the row sum in T, then / C in T.
+            let v = T::of(row) / c;
+            match out.get_mut(r) {
+                Some(o) => *o = v,
+                None => total += v.f64(),
+            }
+        }
+        (total, ok)
+    }
 }
 
 /// The first offending element (error path only).
