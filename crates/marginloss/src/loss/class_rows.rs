@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::kernel::non_finite;
 use crate::options::Mode;
+use crate::parts::{self, Rows};
 use crate::reduction::{check_buffer, check_upstream, Reduction};
 
 /// One row's loss: the per-sample value as torch's `reduction='none'` output gives it (in
@@ -23,7 +24,7 @@ pub(crate) struct RowLoss<T> {
 }
 
 /// A loss over rows of C class scores with integer targets.
-pub(crate) trait ClassRows<T: Float> {
+pub(crate) trait ClassRows<T: Float>: Clone + Send + Sync {
     /// The loss's name in errors.
     const LOSS: &'static str;
     /// Number of `i64` targets per row of `classes` scores.
@@ -111,7 +112,7 @@ fn locate_non_finite_input<T: Float>(loss: &'static str, input: &[T]) -> Error {
 
 /// Forward only: `out` has `reduction.output_len(N)` elements.
 pub(crate) fn forward<T: Float, K: ClassRows<T>>(
-    k: &mut K,
+    k: &K,
     mode: Mode,
     input: &[T],
     target: &[i64],
@@ -121,29 +122,16 @@ pub(crate) fn forward<T: Float, K: ClassRows<T>>(
 ) -> Result<()> {
     let n = rows_of::<T, K>(input, target, classes, mode)?;
     check_buffer(K::LOSS, "output", out.len(), reduction.output_len(n))?;
-    let tpr = K::targets_per_row(classes);
-    let (mut finite, mut in_range) = (true, true);
-    let mut acc = [0.0f64; 4];
-    for (i, (x, t)) in input.chunks_exact(classes).zip(target.chunks_exact(tpr)).enumerate() {
-        if !K::targets_ok(t, classes) {
-            in_range = false;
-            break;
-        }
-        let r = k.row(x, t);
-        finite &= r.finite;
-        match reduction {
-            Reduction::None => out[i] = r.value,
-            _ => acc[i % 4] += r.reduced,
-        }
-    }
-    finish::<T, K>(mode, input, target, classes, reduction, n, in_range, finite, &acc, out)
+    let (sum, finite, in_range) =
+        pass::<T, K, false>(k, input, target, classes, reduction, (&[], T::zero(), T::zero()), out, &mut []);
+    finish::<T, K>(mode, input, target, classes, reduction, n, in_range, finite, sum, out)
 }
 
 /// Fused forward and backward: one pass writes the loss into `out` and
 /// `upstream · ∂out/∂input` into `grad` (overwritten).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn forward_backward<T: Float, K: ClassRows<T>>(
-    k: &mut K,
+    k: &K,
     mode: Mode,
     input: &[T],
     target: &[i64],
@@ -157,26 +145,85 @@ pub(crate) fn forward_backward<T: Float, K: ClassRows<T>>(
     check_buffer(K::LOSS, "output", out.len(), reduction.output_len(n))?;
     check_buffer(K::LOSS, "grad input", grad.len(), input.len())?;
     check_upstream(K::LOSS, reduction, upstream.len(), n)?;
-    let tpr = K::targets_per_row(classes);
     let scale = K::grad_scale(reduction, n, classes);
-    let per_row_upstream = upstream.len() != 1;
-    let (mut finite, mut in_range) = (true, true);
-    let mut acc = [0.0f64; 4];
-    let rows = input.chunks_exact(classes).zip(target.chunks_exact(tpr)).zip(grad.chunks_exact_mut(classes));
-    for (i, ((x, t), g)) in rows.enumerate() {
-        if !K::targets_ok(t, classes) {
-            in_range = false;
-            break;
+    let ups = if upstream.len() == 1 { &[][..] } else { upstream };
+    let up = (ups, upstream.first().copied().unwrap_or(T::zero()), scale);
+    let (sum, finite, in_range) = pass::<T, K, true>(k, input, target, classes, reduction, up, out, grad);
+    finish::<T, K>(mode, input, target, classes, reduction, n, in_range, finite, sum, out)
+}
+
+/// One pass over all rows in the fixed tree of parts ([`crate::parts`]), each part run
+/// through [`crate::simd::vectorize`] with its own copy of the kernel: per-row losses
+/// into `out` (`None`) or the sum of the rows' contributions, and with `GRAD` the
+/// gradient rows (`up`: the upstream gradient per row or for all, and the scale).
+/// Returns the sum, whether every input was finite and whether every target was in
+/// range (a part stops at its first out-of-range target).
+#[allow(clippy::too_many_arguments)]
+fn pass<T: Float, K: ClassRows<T>, const GRAD: bool>(
+    k: &K,
+    input: &[T],
+    target: &[i64],
+    classes: usize,
+    reduction: Reduction,
+    (ups, up, scale): (&[T], T, T),
+    out: &mut [T],
+    grad: &mut [T],
+) -> (f64, bool, bool) {
+    let n = input.len() / classes;
+    let tpr = K::targets_per_row(classes);
+    let out = if reduction == Reduction::None { out } else { &mut [] };
+    parts::run(
+        n,
+        classes,
+        (Rows(input, classes), Rows(target, tpr), ups, out, Rows(grad, classes)),
+        &|(x, t, ups, out, g)| {
+            let k = k.clone();
+            crate::simd::vectorize(Part::<T, K, GRAD> { k, x, t, ups, up, scale, out, g })
+        },
+        &|(a, fa, ra), (b, fb, rb)| (a + b, fa & fb, ra & rb),
+    )
+}
+
+/// One part of [`pass`].
+struct Part<'a, T, K, const GRAD: bool> {
+    k: K,
+    x: Rows<&'a [T]>,
+    t: Rows<&'a [i64]>,
+    ups: &'a [T],
+    up: T,
+    scale: T,
+    out: &'a mut [T],
+    g: Rows<&'a mut [T]>,
+}
+
+impl<T: Float, K: ClassRows<T>, const GRAD: bool> pulp::WithSimd for Part<'_, T, K, GRAD> {
+    type Output = (f64, bool, bool);
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _: S) -> (f64, bool, bool) {
+        let Part { mut k, x, t, ups, up, scale, out, g } = self;
+        let classes = x.1;
+        let (mut finite, mut in_range) = (true, true);
+        let mut acc = [0.0f64; 4];
+        let rows = x.0.chunks_exact(classes).zip(t.0.chunks_exact(t.1)).enumerate();
+        let mut grows = g.0.chunks_exact_mut(classes);
+        for (i, (x, t)) in rows {
+            if !K::targets_ok(t, classes) {
+                in_range = false;
+                break;
+            }
+            let r = match grows.next() {
+                Some(g) if GRAD => k.row_grad(x, t, scale, if ups.is_empty() { up } else { ups[i] }, g),
+                _ => k.row(x, t),
+            };
+            finite &= r.finite;
+            match out.get_mut(i) {
+                Some(o) => *o = r.value,
+                None => acc[i % 4] += r.reduced,
+            }
         }
-        let up = if per_row_upstream { upstream[i] } else { upstream[0] };
-        let r = k.row_grad(x, t, scale, up, g);
-        finite &= r.finite;
-        match reduction {
-            Reduction::None => out[i] = r.value,
-            _ => acc[i % 4] += r.reduced,
-        }
+        ((acc[0] + acc[2]) + (acc[1] + acc[3]), finite, in_range)
     }
-    finish::<T, K>(mode, input, target, classes, reduction, n, in_range, finite, &acc, out)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -190,7 +237,7 @@ fn finish<T: Float, K: ClassRows<T>>(
     n: usize,
     in_range: bool,
     finite: bool,
-    acc: &[f64; 4],
+    sum: f64,
     out: &mut [T],
 ) -> Result<()> {
     if !in_range {
@@ -200,7 +247,7 @@ fn finish<T: Float, K: ClassRows<T>>(
         return Err(locate_non_finite_input(K::LOSS, input));
     }
     if reduction != Reduction::None {
-        out[0] = reduction.finish((acc[0] + acc[2]) + (acc[1] + acc[3]), n);
+        out[0] = reduction.finish(sum, n);
     }
     Ok(())
 }

@@ -183,8 +183,8 @@ impl MultiMargin {
         reduction: Reduction,
         out: &mut [T],
     ) -> Result<()> {
-        let mut k = self.kernel(weight, classes)?;
-        class_rows::forward(&mut k, self.mode, input, target, classes, reduction, out)
+        let k = self.kernel(weight, classes)?;
+        class_rows::forward(&k, self.mode, input, target, classes, reduction, out)
     }
 
     /// Fused forward and backward in one pass over memory: writes the loss into `out` (as
@@ -209,9 +209,9 @@ impl MultiMargin {
         out: &mut [T],
         grad_input: &mut [T],
     ) -> Result<()> {
-        let mut k = self.kernel(weight, classes)?;
+        let k = self.kernel(weight, classes)?;
         class_rows::forward_backward(
-            &mut k, self.mode, input, target, classes, reduction, upstream, out, grad_input,
+            &k, self.mode, input, target, classes, reduction, upstream, out, grad_input,
         )
     }
 }
@@ -230,6 +230,7 @@ pub fn multi_margin<T: Float>(
     MultiMargin::new().forward(input, target, classes, None, reduction)
 }
 
+#[derive(Clone)]
 struct MultiMarginKernel<'w, T> {
     squared: bool,
     margin: T,

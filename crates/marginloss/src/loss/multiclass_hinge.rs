@@ -131,8 +131,8 @@ impl MulticlassHinge {
         reduction: Reduction,
         out: &mut [T],
     ) -> Result<()> {
-        let mut k = self.kernel(input, classes)?;
-        class_rows::forward(&mut k, self.mode, input, target, classes, reduction, out)
+        let k = self.kernel(input, classes)?;
+        class_rows::forward(&k, self.mode, input, target, classes, reduction, out)
     }
 
     /// Fused forward and backward in one pass over memory: writes the loss into `out` (as
@@ -156,9 +156,9 @@ impl MulticlassHinge {
         out: &mut [T],
         grad_input: &mut [T],
     ) -> Result<()> {
-        let mut k = self.kernel(input, classes)?;
+        let k = self.kernel(input, classes)?;
         class_rows::forward_backward(
-            &mut k, self.mode, input, target, classes, reduction, upstream, out, grad_input,
+            &k, self.mode, input, target, classes, reduction, upstream, out, grad_input,
         )
     }
 }
@@ -176,6 +176,7 @@ pub fn multiclass_hinge<T: Float>(
     MulticlassHinge::new().forward(input, target, classes, reduction)
 }
 
+#[derive(Clone)]
 struct MulticlassHingeKernel<T> {
     margin: T,
 }

@@ -124,8 +124,8 @@ impl MultilabelMargin {
         reduction: Reduction,
         out: &mut [T],
     ) -> Result<()> {
-        let mut k = MultilabelMarginKernel::new(classes);
-        class_rows::forward(&mut k, self.mode, input, target, classes, reduction, out)
+        let k = MultilabelMarginKernel::new(classes);
+        class_rows::forward(&k, self.mode, input, target, classes, reduction, out)
     }
 
     /// Fused forward and backward in one pass over memory: writes the loss into `out` (as
@@ -149,9 +149,9 @@ impl MultilabelMargin {
         out: &mut [T],
         grad_input: &mut [T],
     ) -> Result<()> {
-        let mut k = MultilabelMarginKernel::new(classes);
+        let k = MultilabelMarginKernel::new(classes);
         class_rows::forward_backward(
-            &mut k, self.mode, input, target, classes, reduction, upstream, out, grad_input,
+            &k, self.mode, input, target, classes, reduction, upstream, out, grad_input,
         )
     }
 }
@@ -275,11 +275,13 @@ pub fn multilabel_target_from_indicator<T: Float>(indicator: &[T], classes: usiz
 /// there without a per-element mask test).
 // Deliberately inline: the stack variant is what keeps C ≤ 4096 allocation-free.
 #[allow(clippy::large_enum_variant)]
+#[derive(Clone)]
 enum Scratch<T> {
     Stack([T; STACK_CLASSES]),
     Heap(Vec<T>),
 }
 
+#[derive(Clone)]
 struct MultilabelMarginKernel<T> {
     scratch: Scratch<T>,
     /// C as `T`, the divisor.
