@@ -7,8 +7,8 @@ mod common;
 
 use common::Rng;
 use marginloss::{
-    CosineEmbedding, HingeEmbedding, MarginRanking, MultiMargin, MultilabelMargin, MultilabelSoftMargin,
-    PairwiseDistance, Reduction,
+    CosineEmbedding, CosineSimilarity, HingeEmbedding, MarginRanking, MultiMargin, MultilabelMargin,
+    MultilabelSoftMargin, PairwiseDistance, Reduction,
 };
 
 /// Runs `f` on pools of 1, 2 and 3 threads and asserts that each returns the same bits.
@@ -93,6 +93,11 @@ fn row_losses_give_the_same_bits_on_any_thread_count() {
     same_bits_on_any_thread_count("pairwise_distance", || {
         let (mut out, mut g1, mut g2) = (vec![0.0; rows], vec![0.0; len], vec![0.0; len]);
         PairwiseDistance::new().forward_backward(&a, &b, dim, &[1.0], &mut out, &mut g1, &mut g2).unwrap();
+        out.into_iter().chain(g1).chain(g2).collect()
+    });
+    same_bits_on_any_thread_count("cosine_similarity", || {
+        let (mut out, mut g1, mut g2) = (vec![0.0; rows], vec![0.0; len], vec![0.0; len]);
+        CosineSimilarity::new().forward_backward(&a, &b, dim, &y, &mut out, &mut g1, &mut g2).unwrap();
         out.into_iter().chain(g1).chain(g2).collect()
     });
 }

@@ -1,6 +1,6 @@
 //! Cosine similarity with PyTorch 2.15's per-norm eps clamp.
 
-use super::{dot3, locate_non_finite, rows_of, Distance};
+use super::{dot3, locate_non_finite, rows_of, rows_pass, Distance, RowOp};
 use crate::error::{Error, Result, Value};
 use crate::float::Float;
 use crate::options::Mode;
@@ -162,12 +162,8 @@ impl CosineSimilarity {
         self.check_options()?;
         let n = rows_of("cosine_similarity", NAMES, input1, input2, dim, self.mode)?;
         check_buffer("cosine_similarity", "output", out.len(), n)?;
-        let mut ok = true;
-        for ((o, a), b) in out.iter_mut().zip(input1.chunks_exact(dim)).zip(input2.chunks_exact(dim)) {
-            let r = cos_row(a, b, self.eps);
-            *o = T::of(r.cos);
-            ok &= r.ok;
-        }
+        let ok =
+            rows_pass::<T, _, false>(CosRowOp(self.eps), input1, input2, dim, &[], out, &mut [], &mut []);
         if ok || !self.mode.is_strict() {
             Ok(())
         } else {
@@ -200,23 +196,32 @@ impl CosineSimilarity {
         check_buffer(L, "grad input1", grad1.len(), input1.len())?;
         check_buffer(L, "grad input2", grad2.len(), input2.len())?;
         check_upstream(L, Reduction::None, upstream.len(), n)?;
-        let mut ok = true;
-        let rows = input1
-            .chunks_exact(dim)
-            .zip(input2.chunks_exact(dim))
-            .zip(grad1.chunks_exact_mut(dim).zip(grad2.chunks_exact_mut(dim)));
-        for (i, ((a, b), (ga, gb))) in rows.enumerate() {
-            let r = cos_row(a, b, self.eps);
-            out[i] = T::of(r.cos);
-            ok &= r.ok;
-            let g = if upstream.len() == 1 { upstream[0] } else { upstream[i] };
-            cos_row_backward::<T, false>(a, b, &r, g.f64(), ga, gb);
-        }
+        let ok =
+            rows_pass::<T, _, true>(CosRowOp(self.eps), input1, input2, dim, upstream, out, grad1, grad2);
         if ok || !self.mode.is_strict() {
             Ok(())
         } else {
             Err(locate_non_finite(L, NAMES, input1, input2))
         }
+    }
+}
+
+/// One row pair's cosine (per-norm clamp `.0`) for [`rows_pass`].
+#[derive(Clone, Copy)]
+struct CosRowOp(f64);
+
+impl<T: Float> RowOp<T> for CosRowOp {
+    #[inline(always)]
+    fn value(&self, a: &[T], b: &[T]) -> (T, bool) {
+        let r = cos_row(a, b, self.0);
+        (T::of(r.cos), r.ok)
+    }
+
+    #[inline(always)]
+    fn value_grad(&self, a: &[T], b: &[T], g: T, ga: &mut [T], gb: &mut [T]) -> (T, bool) {
+        let r = cos_row(a, b, self.0);
+        cos_row_backward::<T, false>(a, b, &r, g.f64(), ga, gb);
+        (T::of(r.cos), r.ok)
     }
 }
 

@@ -11,6 +11,7 @@ pub use pairwise::{pairwise_distance, PairwiseDistance};
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::options::Mode;
+use crate::parts::{self, Rows};
 
 /// A distance between two vectors of the same length, with its gradient.
 ///
@@ -169,6 +170,82 @@ pub(crate) fn rows_of<T: Float>(
         return Err(Error::Empty { loss, arg: names.0 });
     }
     Ok(x1.len() / dim)
+}
+
+/// A per-row-pair quantity with its gradient, for [`rows_pass`].
+pub(crate) trait RowOp<T: Float>: Copy + Sync {
+    /// The value for rows `a`, `b` and whether every element was finite.
+    fn value(&self, a: &[T], b: &[T]) -> (T, bool);
+    /// As [`value`](Self::value), also writing `g·∂v/∂a` into `ga` and `g·∂v/∂b` into `gb`.
+    fn value_grad(&self, a: &[T], b: &[T], g: T, ga: &mut [T], gb: &mut [T]) -> (T, bool);
+}
+
+/// The value of every row pair into `out` and, with `GRAD`, `upstream · ∂v/∂input{1,2}`
+/// into the gradient rows (`upstream` one value per row, or one for all), over the fixed
+/// tree of parts ([`crate::parts`]), each part through [`crate::simd::vectorize`].
+/// Returns whether every element was finite.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn rows_pass<T: Float, O: RowOp<T>, const GRAD: bool>(
+    op: O,
+    x1: &[T],
+    x2: &[T],
+    dim: usize,
+    upstream: &[T],
+    out: &mut [T],
+    grad1: &mut [T],
+    grad2: &mut [T],
+) -> bool {
+    let g = upstream.first().copied().unwrap_or(T::zero());
+    let ups = if upstream.len() == 1 { &[][..] } else { upstream };
+    parts::run(
+        out.len(),
+        dim,
+        (Rows(x1, dim), Rows(x2, dim), ups, out, Rows(grad1, dim), Rows(grad2, dim)),
+        &|(x1, x2, ups, out, grad1, grad2)| {
+            crate::simd::vectorize(RowsPart::<T, O, GRAD> { op, x1, x2, ups, g, out, grad1, grad2 })
+        },
+        &|a, b| a & b,
+    )
+}
+
+/// One part of [`rows_pass`].
+struct RowsPart<'a, T, O, const GRAD: bool> {
+    op: O,
+    x1: Rows<&'a [T]>,
+    x2: Rows<&'a [T]>,
+    ups: &'a [T],
+    g: T,
+    out: &'a mut [T],
+    grad1: Rows<&'a mut [T]>,
+    grad2: Rows<&'a mut [T]>,
+}
+
+impl<T: Float, O: RowOp<T>, const GRAD: bool> pulp::WithSimd for RowsPart<'_, T, O, GRAD> {
+    type Output = bool;
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _: S) -> bool {
+        let RowsPart { op, x1, x2, ups, g, out, grad1, grad2 } = self;
+        let dim = x1.1;
+        let mut ok = true;
+        let rows = x1.0.chunks_exact(dim).zip(x2.0.chunks_exact(dim)).zip(out.iter_mut());
+        if GRAD {
+            let grads = grad1.0.chunks_exact_mut(dim).zip(grad2.0.chunks_exact_mut(dim));
+            for (i, (((a, b), o), (ga, gb))) in rows.zip(grads).enumerate() {
+                let g = if ups.is_empty() { g } else { ups[i] };
+                let (v, fin) = op.value_grad(a, b, g, ga, gb);
+                *o = v;
+                ok &= fin;
+            }
+        } else {
+            for ((a, b), o) in rows {
+                let (v, fin) = op.value(a, b);
+                *o = v;
+                ok &= fin;
+            }
+        }
+        ok
+    }
 }
 
 /// `Σ a_i·b_i`, `Σ a_i²`, `Σ b_i²` and whether every element is finite. Accumulated in

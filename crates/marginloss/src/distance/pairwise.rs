@@ -1,10 +1,11 @@
 //! p-norm distance between rows, with PyTorch's eps added to the difference.
 
-use super::{all_finite, distance2_backward_by_parts, locate_non_finite, rows_of, Distance};
+use super::{
+    all_finite, distance2_backward_by_parts, locate_non_finite, rows_of, rows_pass, Distance, RowOp,
+};
 use crate::error::{Error, Result, Value};
 use crate::float::Float;
 use crate::options::Mode;
-use crate::parts::{self, Rows};
 use crate::reduction::{check_buffer, check_upstream, Reduction};
 
 const NAMES: (&str, &str) = ("input1", "input2");
@@ -314,7 +315,8 @@ impl PairwiseDistance {
         let n = rows_of(L, NAMES, input1, input2, dim, self.mode)?;
         check_buffer(L, "output", out.len(), n)?;
         let (norm, eps) = (Norm::of(self.p), T::of(self.eps));
-        let ok = rows_pass::<T, false>(norm, eps, input1, input2, dim, &[], out, &mut [], &mut []);
+        let ok =
+            rows_pass::<T, _, false>(NormRow { norm, eps }, input1, input2, dim, &[], out, &mut [], &mut []);
         if ok || !self.mode.is_strict() {
             Ok(())
         } else {
@@ -347,7 +349,8 @@ impl PairwiseDistance {
         check_buffer(L, "grad input2", grad2.len(), input2.len())?;
         check_upstream(L, Reduction::None, upstream.len(), n)?;
         let (norm, eps) = (Norm::of(self.p), T::of(self.eps));
-        let ok = rows_pass::<T, true>(norm, eps, input1, input2, dim, upstream, out, grad1, grad2);
+        let ok =
+            rows_pass::<T, _, true>(NormRow { norm, eps }, input1, input2, dim, upstream, out, grad1, grad2);
         if ok || !self.mode.is_strict() {
             Ok(())
         } else {
@@ -356,74 +359,25 @@ impl PairwiseDistance {
     }
 }
 
-/// The distance of every row pair into `out` and, with `GRAD`, `upstream · ∂d/∂input{1,2}`
-/// into the gradient rows (`upstream` one value per row, or one for all), over the fixed
-/// tree of parts ([`crate::parts`]), each part through [`crate::simd::vectorize`].
-/// Returns whether every element was finite.
-#[allow(clippy::too_many_arguments)]
-fn rows_pass<T: Float, const GRAD: bool>(
+/// One row pair's p-norm distance for [`rows_pass`].
+#[derive(Clone, Copy)]
+struct NormRow<T> {
     norm: Norm,
     eps: T,
-    x1: &[T],
-    x2: &[T],
-    dim: usize,
-    upstream: &[T],
-    out: &mut [T],
-    grad1: &mut [T],
-    grad2: &mut [T],
-) -> bool {
-    let g = upstream.first().copied().unwrap_or(T::zero());
-    let ups = if upstream.len() == 1 { &[][..] } else { upstream };
-    parts::run(
-        out.len(),
-        dim,
-        (Rows(x1, dim), Rows(x2, dim), ups, out, Rows(grad1, dim), Rows(grad2, dim)),
-        &|(x1, x2, ups, out, grad1, grad2)| {
-            crate::simd::vectorize(RowsPart::<T, GRAD> { norm, eps, x1, x2, ups, g, out, grad1, grad2 })
-        },
-        &|a, b| a & b,
-    )
 }
 
-/// One part of [`rows_pass`].
-struct RowsPart<'a, T, const GRAD: bool> {
-    norm: Norm,
-    eps: T,
-    x1: Rows<&'a [T]>,
-    x2: Rows<&'a [T]>,
-    ups: &'a [T],
-    g: T,
-    out: &'a mut [T],
-    grad1: Rows<&'a mut [T]>,
-    grad2: Rows<&'a mut [T]>,
-}
-
-impl<T: Float, const GRAD: bool> pulp::WithSimd for RowsPart<'_, T, GRAD> {
-    type Output = bool;
+impl<T: Float> RowOp<T> for NormRow<T> {
+    #[inline(always)]
+    fn value(&self, a: &[T], b: &[T]) -> (T, bool) {
+        let (d, fin) = dist_row(a, b, self.norm, self.eps);
+        (T::of(d), fin)
+    }
 
     #[inline(always)]
-    fn with_simd<S: pulp::Simd>(self, _: S) -> bool {
-        let RowsPart { norm, eps, x1, x2, ups, g, out, grad1, grad2 } = self;
-        let dim = x1.1;
-        let mut ok = true;
-        let rows = x1.0.chunks_exact(dim).zip(x2.0.chunks_exact(dim)).zip(out.iter_mut());
-        if GRAD {
-            let grads = grad1.0.chunks_exact_mut(dim).zip(grad2.0.chunks_exact_mut(dim));
-            for (i, (((a, b), o), (ga, gb))) in rows.zip(grads).enumerate() {
-                let (d, fin) = dist_row(a, b, norm, eps);
-                *o = T::of(d);
-                ok &= fin;
-                let g = if ups.is_empty() { g } else { ups[i] };
-                dist_row_backward::<T, false>(a, b, norm, eps, d, g.f64(), ga, gb);
-            }
-        } else {
-            for ((a, b), o) in rows {
-                let (d, fin) = dist_row(a, b, norm, eps);
-                *o = T::of(d);
-                ok &= fin;
-            }
-        }
-        ok
+    fn value_grad(&self, a: &[T], b: &[T], g: T, ga: &mut [T], gb: &mut [T]) -> (T, bool) {
+        let (d, fin) = dist_row(a, b, self.norm, self.eps);
+        dist_row_backward::<T, false>(a, b, self.norm, self.eps, d, g.f64(), ga, gb);
+        (T::of(d), fin)
     }
 }
 
