@@ -8,7 +8,7 @@ mod common;
 use common::Rng;
 use marginloss::{
     CosineEmbedding, CosineSimilarity, HingeEmbedding, MarginRanking, MultiMargin, MultilabelMargin,
-    MultilabelSoftMargin, PairwiseDistance, Reduction,
+    MultilabelSoftMargin, PairwiseDistance, Reduction, TripletMargin,
 };
 
 /// Runs `f` on pools of 1, 2 and 3 threads and asserts that each returns the same bits.
@@ -78,6 +78,13 @@ fn row_losses_give_the_same_bits_on_any_thread_count() {
             let l = MultilabelSoftMargin::new();
             l.forward_backward(&a, &probs, dim, None, r, &[1.0], &mut out, &mut g).unwrap();
             out.into_iter().chain(g).collect()
+        });
+        same_bits_on_any_thread_count("triplet_margin", || {
+            let (mut out, mut ga, mut gp, mut gn) =
+                (vec![0.0; r.output_len(rows)], vec![0.0; len], vec![0.0; len], vec![0.0; len]);
+            let l = TripletMargin::new().swap(true);
+            l.forward_backward(&a, &b, &probs, dim, r, &[1.0], &mut out, &mut ga, &mut gp, &mut gn).unwrap();
+            out.into_iter().chain(ga).chain(gp).chain(gn).collect()
         });
         same_bits_on_any_thread_count("multi_margin", || {
             let (mut out, mut g) = (vec![0.0; r.output_len(rows)], vec![0.0; len]);

@@ -6,6 +6,7 @@ use crate::error::{Error, Result, Value};
 use crate::float::Float;
 use crate::kernel::{non_finite, relu};
 use crate::options::{Kink, Mode};
+use crate::parts::{self, Rows};
 use crate::reduction::{check_buffer, check_upstream, Output, Reduction};
 
 /// PyTorch's `TripletMarginWithDistanceLoss` on `(anchor, positive, negative)` rows with a
@@ -428,7 +429,8 @@ impl<T: Float, D: Distance<T>> Triplet<'_, T, D> {
         }
     }
 
-    #[inline(always)]
+    /// The fused pass over all rows in the fixed tree of parts ([`crate::parts`]), each
+    /// part through [`crate::simd::vectorize`]; returns whether every element was finite.
     #[allow(clippy::too_many_arguments)]
     fn fused_pass<const STRICT: bool>(
         &self,
@@ -450,7 +452,56 @@ impl<T: Float, D: Distance<T>> Triplet<'_, T, D> {
         } else {
             upstream.first().copied().unwrap_or(T::zero())
         };
-        let per_row = !reduced && upstream.len() != 1;
+        let ups = if !reduced && upstream.len() != 1 { upstream } else { &[] };
+        let rows_out = if reduced { &mut [][..] } else { &mut out[..] };
+        let (acc, ok) = parts::run(
+            count,
+            dim,
+            (
+                (Rows(a, dim), Rows(p, dim), Rows(n, dim)),
+                ups,
+                rows_out,
+                (Rows(ga, dim), Rows(gp, dim), Rows(gn, dim)),
+            ),
+            &|((a, p, n), ups, out, (ga, gp, gn))| {
+                crate::simd::vectorize(FusedPart::<T, D, STRICT> {
+                    k: self,
+                    a,
+                    p,
+                    n,
+                    ups,
+                    g0,
+                    out,
+                    ga,
+                    gp,
+                    gn,
+                })
+            },
+            &|(x, okx), (y, oky)| (x + y, okx & oky),
+        );
+        if reduced {
+            out[0] = reduction.finish(acc, count);
+        }
+        ok
+    }
+
+    /// The fused rows of one part: losses into `out` (or their sum, when `out` is empty)
+    /// and the gradient rows, with upstream `ups[i]` per row or `g0` for all.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn fused_rows<const STRICT: bool>(
+        &self,
+        (a, p, n, dim): (&[T], &[T], &[T], usize),
+        ups: &[T],
+        g0: T,
+        out: &mut [T],
+        ga: &mut [T],
+        gp: &mut [T],
+        gn: &mut [T],
+    ) -> (f64, bool) {
+        let reduced = out.is_empty();
+        let per_row = !ups.is_empty();
+        let upstream = ups;
         let mut ok = true;
         let mut acc = 0.0f64;
         let rows = a
@@ -515,10 +566,31 @@ impl<T: Float, D: Distance<T>> Triplet<'_, T, D> {
                 self.dist.backward(pr, nr, cs, gpr, gnr);
             }
         }
-        if reduced {
-            out[0] = reduction.finish(acc, count);
-        }
-        ok
+        (acc, ok)
+    }
+}
+
+/// One part of [`Triplet::fused_pass`], for [`crate::simd::vectorize`].
+struct FusedPart<'a, 'k, T, D, const STRICT: bool> {
+    k: &'a Triplet<'k, T, D>,
+    a: Rows<&'a [T]>,
+    p: Rows<&'a [T]>,
+    n: Rows<&'a [T]>,
+    ups: &'a [T],
+    g0: T,
+    out: &'a mut [T],
+    ga: Rows<&'a mut [T]>,
+    gp: Rows<&'a mut [T]>,
+    gn: Rows<&'a mut [T]>,
+}
+
+impl<T: Float, D: Distance<T>, const STRICT: bool> pulp::WithSimd for FusedPart<'_, '_, T, D, STRICT> {
+    type Output = (f64, bool);
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _: S) -> (f64, bool) {
+        let FusedPart { k, a, p, n, ups, g0, out, ga, gp, gn } = self;
+        k.fused_rows::<STRICT>((a.0, p.0, n.0, a.1), ups, g0, out, ga.0, gp.0, gn.0)
     }
 }
 
