@@ -94,16 +94,22 @@ pub(crate) fn cos_row_backward<T: Float, const ADD: bool>(
     let ka = if r.n1 > 0.0 { g * r.cos / (r.c1 * r.n1) } else { 0.0 };
     let kb = if r.n2 > 0.0 { g * r.cos / (r.c2 * r.n2) } else { 0.0 };
     let (k12, ka, kb) = (T::of(k12), T::of(ka), T::of(kb));
-    for i in 0..a.len() {
-        let (p, q) = (a[i], b[i]);
-        let da = q * k12 - ka * p;
-        let db = p * k12 - kb * q;
-        if ADD {
-            ga[i] = ga[i] + da;
-            gb[i] = gb[i] + db;
-        } else {
-            ga[i] = da;
-            gb[i] = db;
+    if ADD {
+        for i in 0..a.len() {
+            let (p, q) = (a[i], b[i]);
+            ga[i] = ga[i] + (q * k12 - ka * p);
+            gb[i] = gb[i] + (p * k12 - kb * q);
+        }
+    } else {
+        // One output per loop (the rows are in L1): fewer run-time overlap checks for the
+        // optimiser to emit, so both loops vectorise.
+        let n = a.len();
+        let (a, b, ga, gb) = (&a[..n], &b[..n], &mut ga[..n], &mut gb[..n]);
+        for i in 0..n {
+            ga[i] = b[i] * k12 - ka * a[i];
+        }
+        for i in 0..n {
+            gb[i] = a[i] * k12 - kb * b[i];
         }
     }
 }
@@ -254,24 +260,24 @@ impl<T: Float> Distance<T> for CosineDistance {
         "cosine_distance"
     }
 
-    #[inline]
+    #[inline(always)]
     fn distance(&self, x1: &[T], x2: &[T]) -> T {
         T::one() - T::of(cos_row(x1, x2, self.eps).cos)
     }
 
-    #[inline]
+    #[inline(always)]
     fn distance_finite(&self, x1: &[T], x2: &[T]) -> (T, bool) {
         let r = cos_row(x1, x2, self.eps);
         (T::one() - T::of(r.cos), r.ok)
     }
 
-    #[inline]
+    #[inline(always)]
     fn backward(&self, x1: &[T], x2: &[T], g: T, grad1: &mut [T], grad2: &mut [T]) {
         let r = cos_row(x1, x2, self.eps);
         cos_row_backward::<T, true>(x1, x2, &r, -g.f64(), grad1, grad2);
     }
 
-    #[inline]
+    #[inline(always)]
     fn distance_backward<F: FnOnce(T) -> T>(
         &self,
         x1: &[T],
@@ -280,10 +286,22 @@ impl<T: Float> Distance<T> for CosineDistance {
         grad1: &mut [T],
         grad2: &mut [T],
     ) -> T {
+        self.distance_backward_finite(x1, x2, coef, grad1, grad2).0
+    }
+
+    #[inline(always)]
+    fn distance_backward_finite<F: FnOnce(T) -> T>(
+        &self,
+        x1: &[T],
+        x2: &[T],
+        coef: F,
+        grad1: &mut [T],
+        grad2: &mut [T],
+    ) -> (T, bool) {
         let r = cos_row(x1, x2, self.eps);
         let d = T::one() - T::of(r.cos);
         cos_row_backward::<T, false>(x1, x2, &r, -coef(d).f64(), grad1, grad2);
-        d
+        (d, r.ok)
     }
 
     /// Strict mode: a finite eps >= 0.

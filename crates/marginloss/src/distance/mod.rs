@@ -44,7 +44,7 @@ pub trait Distance<T: Float>: Sync {
     /// `grad2`, where `g = coef(d)`: what a loss of the distance needs in one visit of the
     /// rows. The default calls [`distance`](Self::distance) and
     /// [`backward`](Self::backward); override it to share the work between the two.
-    #[inline]
+    #[inline(always)]
     fn distance_backward<F: FnOnce(T) -> T>(
         &self,
         x1: &[T],
@@ -63,10 +63,29 @@ pub trait Distance<T: Float>: Sync {
         d
     }
 
+    /// [`distance_backward`](Self::distance_backward) and whether every element of both
+    /// rows is finite, in one visit of the rows where the distance overrides it (the default
+    /// scans the rows).
+    #[doc(hidden)]
+    #[inline(always)]
+    fn distance_backward_finite<F: FnOnce(T) -> T>(
+        &self,
+        x1: &[T],
+        x2: &[T],
+        coef: F,
+        grad1: &mut [T],
+        grad2: &mut [T],
+    ) -> (T, bool)
+    where
+        Self: Sized,
+    {
+        (self.distance_backward(x1, x2, coef, grad1, grad2), all_finite(x1) & all_finite(x2))
+    }
+
     /// The distance `d(x1, x2)` and whether every element of both rows is finite, in one
     /// visit of the rows where the distance overrides it (the default scans the rows).
     #[doc(hidden)]
-    #[inline]
+    #[inline(always)]
     fn distance_finite(&self, x1: &[T], x2: &[T]) -> (T, bool) {
         (self.distance(x1, x2), all_finite(x1) & all_finite(x2))
     }
@@ -80,7 +99,7 @@ pub trait Distance<T: Float>: Sync {
     /// calls [`distance`](Self::distance) and [`backward`](Self::backward); override it to
     /// share the work.
     #[doc(hidden)]
-    #[inline]
+    #[inline(always)]
     #[allow(clippy::too_many_arguments)]
     fn distance2_backward<F: FnOnce(T, T) -> (T, T)>(
         &self,

@@ -172,12 +172,17 @@ fn dist2_pair_backward<T: Float, F: FnOnce(T, T) -> (T, T)>(
     let (k1, k2) = (k(c1, d1), k(c2, d2));
     let n = x.len();
     let (x, y, z, gx, gy, gz) = (&x[..n], &y[..n], &z[..n], &mut gx[..n], &mut gy[..n], &mut gz[..n]);
+    // One output per loop (the rows are in L1): a loop storing into three slices needs
+    // more run-time overlap checks than the optimiser will emit, and stays scalar.
+    // gx = u + w = (−gy) + (−gz) exactly.
     for i in 0..n {
-        let u = ((x[i] - y[i]) + eps) * k1;
-        let w = ((x[i] - z[i]) + eps) * k2;
-        gx[i] = u + w;
-        gy[i] = -u;
-        gz[i] = -w;
+        gy[i] = -(((x[i] - y[i]) + eps) * k1);
+    }
+    for i in 0..n {
+        gz[i] = -(((x[i] - z[i]) + eps) * k2);
+    }
+    for i in 0..n {
+        gx[i] = -gy[i] + -gz[i];
     }
     (t1, t2, fin)
 }
@@ -198,14 +203,21 @@ fn dist_row_backward<T: Float, const ADD: bool>(
     if let Norm::Two = norm {
         // ∂d/∂a = v/d (0 where d = 0): one coefficient a row, one multiply an element.
         let c = T::of(if d == 0.0 { 0.0 } else { g / d });
-        for i in 0..a.len() {
-            let da = ((a[i] - b[i]) + eps) * c;
-            if ADD {
+        if ADD {
+            for i in 0..a.len() {
+                let da = ((a[i] - b[i]) + eps) * c;
                 ga[i] = ga[i] + da;
                 gb[i] = gb[i] - da;
-            } else {
-                ga[i] = da;
-                gb[i] = -da;
+            }
+        } else {
+            // One output per loop, as in `dist2_pair_backward`.
+            let n = a.len();
+            let (a, b, ga, gb) = (&a[..n], &b[..n], &mut ga[..n], &mut gb[..n]);
+            for i in 0..n {
+                ga[i] = ((a[i] - b[i]) + eps) * c;
+            }
+            for i in 0..n {
+                gb[i] = -ga[i];
             }
         }
         return;
@@ -386,25 +398,25 @@ impl<T: Float> Distance<T> for PairwiseDistance {
         "pairwise_distance"
     }
 
-    #[inline]
+    #[inline(always)]
     fn distance(&self, x1: &[T], x2: &[T]) -> T {
         T::of(dist_row(x1, x2, Norm::of(self.p), T::of(self.eps)).0)
     }
 
-    #[inline]
+    #[inline(always)]
     fn distance_finite(&self, x1: &[T], x2: &[T]) -> (T, bool) {
         let (d, ok) = dist_row(x1, x2, Norm::of(self.p), T::of(self.eps));
         (T::of(d), ok)
     }
 
-    #[inline]
+    #[inline(always)]
     fn backward(&self, x1: &[T], x2: &[T], g: T, grad1: &mut [T], grad2: &mut [T]) {
         let (norm, eps) = (Norm::of(self.p), T::of(self.eps));
         let d = dist_row(x1, x2, norm, eps).0;
         dist_row_backward::<T, true>(x1, x2, norm, eps, d, g.f64(), grad1, grad2);
     }
 
-    #[inline]
+    #[inline(always)]
     fn distance_backward<F: FnOnce(T) -> T>(
         &self,
         x1: &[T],
@@ -413,14 +425,26 @@ impl<T: Float> Distance<T> for PairwiseDistance {
         grad1: &mut [T],
         grad2: &mut [T],
     ) -> T {
-        let (norm, eps) = (Norm::of(self.p), T::of(self.eps));
-        let d = dist_row(x1, x2, norm, eps).0;
-        let dt = T::of(d);
-        dist_row_backward::<T, false>(x1, x2, norm, eps, d, coef(dt).f64(), grad1, grad2);
-        dt
+        self.distance_backward_finite(x1, x2, coef, grad1, grad2).0
     }
 
-    #[inline]
+    #[inline(always)]
+    fn distance_backward_finite<F: FnOnce(T) -> T>(
+        &self,
+        x1: &[T],
+        x2: &[T],
+        coef: F,
+        grad1: &mut [T],
+        grad2: &mut [T],
+    ) -> (T, bool) {
+        let (norm, eps) = (Norm::of(self.p), T::of(self.eps));
+        let (d, fin) = dist_row(x1, x2, norm, eps);
+        let dt = T::of(d);
+        dist_row_backward::<T, false>(x1, x2, norm, eps, d, coef(dt).f64(), grad1, grad2);
+        (dt, fin)
+    }
+
+    #[inline(always)]
     fn distance2_backward<F: FnOnce(T, T) -> (T, T)>(
         &self,
         x: &[T],

@@ -163,8 +163,19 @@ impl<T: Float> PairRow<T> for Kernel<T> {
 
     #[inline(always)]
     fn value_grad(&self, a: &[T], b: &[T], t: T, g: T, ga: &mut [T], gb: &mut [T]) -> T {
+        self.value_grad_finite(a, b, t, g, ga, gb).0
+    }
+
+    #[inline(always)]
+    fn value_finite(&self, a: &[T], b: &[T], t: T) -> (T, bool) {
+        let (d, fin) = self.dist.distance_finite(a, b);
+        (self.loss(d, t).0, fin)
+    }
+
+    #[inline(always)]
+    fn value_grad_finite(&self, a: &[T], b: &[T], t: T, g: T, ga: &mut [T], gb: &mut [T]) -> (T, bool) {
         let mut l = T::zero();
-        self.dist.distance_backward(
+        let (_, fin) = self.dist.distance_backward_finite(
             a,
             b,
             |d| {
@@ -175,7 +186,7 @@ impl<T: Float> PairRow<T> for Kernel<T> {
             ga,
             gb,
         );
-        l
+        (l, fin)
     }
 }
 

@@ -234,15 +234,26 @@ impl<T: Float, D: Distance<T>> PairRow<T> for OnDistance<'_, T, D> {
         self.he.labels
     }
 
-    #[inline]
+    #[inline(always)]
     fn value(&self, a: &[T], b: &[T], t: T) -> T {
         self.he.value(self.distance.distance(a, b), t)
     }
 
-    #[inline]
+    #[inline(always)]
     fn value_grad(&self, a: &[T], b: &[T], t: T, g: T, ga: &mut [T], gb: &mut [T]) -> T {
+        self.value_grad_finite(a, b, t, g, ga, gb).0
+    }
+
+    #[inline(always)]
+    fn value_finite(&self, a: &[T], b: &[T], t: T) -> (T, bool) {
+        let (d, fin) = self.distance.distance_finite(a, b);
+        (self.he.value(d, t), fin)
+    }
+
+    #[inline(always)]
+    fn value_grad_finite(&self, a: &[T], b: &[T], t: T, g: T, ga: &mut [T], gb: &mut [T]) -> (T, bool) {
         let mut v = T::zero();
-        self.distance.distance_backward(
+        let (_, fin) = self.distance.distance_backward_finite(
             a,
             b,
             |d| {
@@ -253,7 +264,7 @@ impl<T: Float, D: Distance<T>> PairRow<T> for OnDistance<'_, T, D> {
             ga,
             gb,
         );
-        v
+        (v, fin)
     }
 }
 

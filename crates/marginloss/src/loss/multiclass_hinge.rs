@@ -258,14 +258,14 @@ impl<T: Float> ClassRows<T> for MulticlassHingeKernel<T> {
         Error::ClassIndex { loss: LOSS, arg: "target", index, value, classes }
     }
 
-    #[inline]
+    #[inline(always)]
     fn row(&mut self, x: &[T], t: &[i64]) -> RowLoss<T> {
         let (u, _, finite) = self.argument(x, t[0] as usize);
         let value = relu(u);
         RowLoss { value, reduced: value.f64(), finite }
     }
 
-    #[inline]
+    #[inline(always)]
     fn row_grad(&mut self, x: &[T], t: &[i64], scale: T, up: T, grad: &mut [T]) -> RowLoss<T> {
         let y = t[0] as usize;
         let (u, top, finite) = self.argument(x, y);
