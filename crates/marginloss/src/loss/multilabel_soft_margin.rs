@@ -246,13 +246,15 @@ fn row_terms<T: Float, const STRICT: bool, const GRAD: bool, const WEIGHTED: boo
     let full = n / B * B;
     let ts = &ts[..n];
     let mut grows = grow.as_chunks_mut::<B>().0.iter_mut();
+    let (mut vals, mut scratch) = ([T::zero(); B], [T::zero(); B]);
     for (bi, (xv, tv)) in xs.as_chunks::<B>().0.iter().zip(ts.as_chunks::<B>().0).enumerate() {
         let wv = if WEIGHTED { ws[bi * B..(bi + 1) * B].try_into().ok() } else { None };
-        let (vals, ds, block_ok) = block::<T, STRICT, GRAD>(xv, tv, wv, gr);
-        if let (true, Some(gv)) = (GRAD, grows.next()) {
-            gv.copy_from_slice(&ds);
-        }
-        ok &= block_ok;
+        // The gradient goes straight into the row's block (a scratch block without GRAD).
+        let ds = match grows.next() {
+            Some(gv) if GRAD => gv,
+            _ => &mut scratch,
+        };
+        ok &= block::<T, STRICT, GRAD>(xv, tv, wv, gr, &mut vals, ds);
         for vc in vals.as_chunks::<LANES>().0 {
             for k in 0..LANES {
                 acc[k] = acc[k] + vc[k];
@@ -264,11 +266,10 @@ fn row_terms<T: Float, const STRICT: bool, const GRAD: bool, const WEIGHTED: boo
         let len = n - full;
         let (xv, tv) = (padded(&xs[full..]), padded(&ts[full..]));
         let wv = if WEIGHTED { Some(padded(&ws[full..n])) } else { None };
-        let (vals, ds, block_ok) = block::<T, STRICT, GRAD>(&xv, &tv, wv.as_ref(), gr);
+        ok &= block::<T, STRICT, GRAD>(&xv, &tv, wv.as_ref(), gr, &mut vals, &mut scratch);
         if GRAD {
-            grow[full..].copy_from_slice(&ds[..len]);
+            grow[full..].copy_from_slice(&scratch[..len]);
         }
-        ok &= block_ok;
         for (i, &v) in vals[..len].iter().enumerate() {
             acc[i % LANES] = acc[i % LANES] + v;
         }
@@ -279,8 +280,8 @@ fn row_terms<T: Float, const STRICT: bool, const GRAD: bool, const WEIGHTED: boo
 
 const B: usize = LANES * 8;
 
-/// One block of a row: the weighted losses, `w·∂l/∂x·gr` (with `GRAD`) and whether every
-/// element is valid (with `STRICT`). Local arrays (which cannot overlap the inputs) and
+/// One block of a row: the weighted losses into `vals`, `w·∂l/∂x·gr` into `ds` (with
+/// `GRAD`); returns whether every element is valid (with `STRICT`). Fixed-size blocks and
 /// the checks in a loop of their own: each loop is a plain map the optimiser vectorises
 /// at any width.
 #[inline(always)]
@@ -289,8 +290,9 @@ fn block<T: Float, const STRICT: bool, const GRAD: bool>(
     tv: &[T; B],
     wv: Option<&[T; B]>,
     gr: T,
-) -> ([T; B], [T; B], bool) {
-    let (mut vals, mut ds) = ([T::zero(); B], [T::zero(); B]);
+    vals: &mut [T; B],
+    ds: &mut [T; B],
+) -> bool {
     let ones = [T::one(); B];
     let wv = wv.unwrap_or(&ones);
     for i in 0..B {
@@ -306,7 +308,7 @@ fn block<T: Float, const STRICT: bool, const GRAD: bool>(
             oks[i] = valid(xv[i], tv[i]);
         }
     }
-    (vals, ds, oks.iter().fold(true, |a, &b| a & b))
+    oks.iter().fold(true, |a, &b| a & b)
 }
 
 /// The first `src.len()` (at most `B`) elements, zeros after.
