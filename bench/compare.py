@@ -534,6 +534,11 @@ def build_report(mach, torch_res, ml_res, ml_note, candle, candle_note, threads_
     for v in missed:
         lines.append(f"- missed: {v[0]} {v[1]} ({v[2]})")
     lines.append("")
+    notes = os.path.join(HERE, "where-the-time-goes.md")
+    if os.path.exists(notes):
+        # Hand-written, from profiles: why the targets near their bar are where they are.
+        with open(notes, encoding="utf-8") as f:
+            lines.append(f.read().rstrip() + "\n")
     lines.append("## Reproduce\n")
     lines.append("```sh")
     lines.append("cargo build --release -p marginloss-cli")
