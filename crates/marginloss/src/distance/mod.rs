@@ -273,33 +273,43 @@ impl<T: Float, O: RowOp<T>, const GRAD: bool> pulp::WithSimd for RowsPart<'_, T,
 #[inline(always)]
 pub(crate) fn dot3<T: Float>(a: &[T], b: &[T]) -> (f64, f64, f64, bool) {
     const L: usize = 8;
+    const B: usize = 8 * L;
     let (mut ab, mut aa, mut bb) = ([T::zero(); L], [T::zero(); L], [T::zero(); L]);
-    let (ac, ar) = a.as_chunks::<L>();
-    let (bc, br) = b.as_chunks::<L>();
-    // Only multiply-adds in the loop (it vectorises cleanly); finiteness is read off the
-    // sums, which are finite whenever every element is, and rows whose sums are not are
-    // scanned (a NaN/inf element, or finite elements whose squares overflow).
-    // Three plain dot-product loops (the row is in L1 after the first): one accumulator
-    // each vectorises cleanly, where a single loop feeding three did not.
-    for (x, y) in ac.iter().zip(bc) {
-        for k in 0..L {
-            ab[k] = ab[k] + x[k] * y[k];
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    // Blocks of 64: the products into local arrays (plain maps), then added into the lanes
+    // (element i into lane i % 8, in order). Only arithmetic in the loops; finiteness is
+    // read off the sums, which are finite whenever every element is, and rows whose sums
+    // are not are scanned (a NaN/inf element, or finite elements whose squares overflow).
+    let add = |acc: &mut [T; L], v: &[T; B]| {
+        for c in v.as_chunks::<L>().0 {
+            for k in 0..L {
+                acc[k] = acc[k] + c[k];
+            }
         }
-    }
-    for x in ac {
-        for k in 0..L {
-            aa[k] = aa[k] + x[k] * x[k];
+    };
+    let (xb, _) = a.as_chunks::<B>();
+    let (yb, _) = b.as_chunks::<B>();
+    for (x, y) in xb.iter().zip(yb) {
+        let (mut pq, mut pp, mut qq) = ([T::zero(); B], [T::zero(); B], [T::zero(); B]);
+        for i in 0..B {
+            pq[i] = x[i] * y[i];
         }
-    }
-    for y in bc {
-        for k in 0..L {
-            bb[k] = bb[k] + y[k] * y[k];
+        for i in 0..B {
+            pp[i] = x[i] * x[i];
         }
+        for i in 0..B {
+            qq[i] = y[i] * y[i];
+        }
+        add(&mut ab, &pq);
+        add(&mut aa, &pp);
+        add(&mut bb, &qq);
     }
-    for (k, (&p, &q)) in ar.iter().zip(br).enumerate() {
-        ab[k] = ab[k] + p * q;
-        aa[k] = aa[k] + p * p;
-        bb[k] = bb[k] + q * q;
+    let done = xb.len() * B;
+    for (i, (&p, &q)) in a[done..].iter().zip(&b[done..]).enumerate() {
+        ab[i % L] = ab[i % L] + p * q;
+        aa[i % L] = aa[i % L] + p * p;
+        bb[i % L] = bb[i % L] + q * q;
     }
     let s = |v: [T; L]| {
         let v = v.map(Float::f64);
@@ -332,6 +342,36 @@ pub(crate) fn locate_non_finite<T: Float>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn row_sums_add_element_i_into_lane_i_mod_8_in_order() {
+        // The blocked loops must keep the plain lane order (so results do not depend on the
+        // block size or the vector width): every length, every tail.
+        let lanes = |v: &[f32]| {
+            let mut acc = [0.0f32; 8];
+            for (i, &x) in v.iter().enumerate() {
+                acc[i % 8] += x;
+            }
+            let a = acc.map(f64::from);
+            ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7]))
+        };
+        for n in 0..200 {
+            let a: Vec<f32> = (0..n).map(|i| ((i * 37 % 101) as f32 - 50.0) / 7.0).collect();
+            let b: Vec<f32> = (0..n).map(|i| ((i * 53 % 97) as f32 - 48.0) / 3.0).collect();
+            let (ab, aa, bb, ok) = dot3(&a, &b);
+            let prod = |f: fn(f32, f32) -> f32| a.iter().zip(&b).map(|(&x, &y)| f(x, y)).collect::<Vec<_>>();
+            assert!(ok);
+            assert_eq!(ab.to_bits(), lanes(&prod(|x, y| x * y)).to_bits(), "n = {n}");
+            assert_eq!(aa.to_bits(), lanes(&prod(|x, _| x * x)).to_bits(), "n = {n}");
+            assert_eq!(bb.to_bits(), lanes(&prod(|_, y| y * y)).to_bits(), "n = {n}");
+            let d = PairwiseDistance::new().forward(&a, &b, n.max(1)).map(|d| d.first().copied());
+            if n > 0 {
+                let sq = prod(|x, y| ((x - y) + 1e-6) * ((x - y) + 1e-6));
+                let want = lanes(&sq).sqrt() as f32;
+                assert_eq!(d.unwrap().unwrap().to_bits(), want.to_bits(), "n = {n}");
+            }
+        }
+    }
 
     #[test]
     fn finiteness_is_exact_when_the_sums_overflow() {

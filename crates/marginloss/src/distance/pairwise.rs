@@ -120,20 +120,32 @@ fn dist_row<T: Float>(a: &[T], b: &[T], norm: Norm, eps: T) -> (f64, bool) {
 #[inline(always)]
 fn dist2_row<T: Float>(a: &[T], b: &[T], eps: T) -> (f64, bool) {
     const L: usize = 8;
+    const B: usize = 8 * L;
     let mut acc = [T::zero(); L];
-    let (ac, ar) = a.as_chunks::<L>();
-    let (bc, br) = b.as_chunks::<L>();
-    // Only arithmetic in the loop (it vectorises cleanly); a finite sum means finite
-    // elements, and a row whose sum is not finite is scanned.
-    for (x, y) in ac.iter().zip(bc) {
-        for k in 0..L {
-            let v = (x[k] - y[k]) + eps;
-            acc[k] = acc[k] + v * v;
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    // Blocks of 64: the squares into a local array (a plain map), then added into the
+    // lanes (element i into lane i % 8, in order, as a loop over chunks of 8 would). Only
+    // arithmetic: a finite sum means finite elements, and a row whose sum is not finite is
+    // scanned.
+    let (ab, _) = a.as_chunks::<B>();
+    let (bb, _) = b.as_chunks::<B>();
+    for (x, y) in ab.iter().zip(bb) {
+        let mut sq = [T::zero(); B];
+        for i in 0..B {
+            let v = (x[i] - y[i]) + eps;
+            sq[i] = v * v;
+        }
+        for c in sq.as_chunks::<L>().0 {
+            for k in 0..L {
+                acc[k] = acc[k] + c[k];
+            }
         }
     }
-    for (k, (&x, &y)) in ar.iter().zip(br).enumerate() {
+    let done = ab.len() * B;
+    for (i, (&x, &y)) in a[done..].iter().zip(&b[done..]).enumerate() {
         let v = (x - y) + eps;
-        acc[k] = acc[k] + v * v;
+        acc[i % L] = acc[i % L] + v * v;
     }
     let v = acc.map(Float::f64);
     let s = ((v[0] + v[4]) + (v[1] + v[5])) + ((v[2] + v[6]) + (v[3] + v[7]));
