@@ -267,28 +267,36 @@ fn broadcast_rows(loss: &'static str, x1: &Tensor, x2: &Tensor) -> Result<(Tenso
     Ok((x1, x2, out))
 }
 
+/// A distance between row pairs (`dim` the row length) as a fused op.
 #[derive(Clone)]
-struct Cosine {
-    f: CosineSimilarity,
+struct RowPair<F> {
+    f: F,
     dim: usize,
 }
 
-impl Fused for Cosine {
-    const NAME: &'static str = "cosine_similarity";
-    const GRAD: [bool; 3] = [true, true, false];
-    fn forward<T: Elem>(&self, a: &[Arg<'_, T>], out: &mut [T]) -> marginloss::Result<()> {
-        self.f.forward_into(a[0].f(), a[1].f(), self.dim, out)
-    }
-    fn forward_backward<T: Elem>(
-        &self,
-        a: &[Arg<'_, T>],
-        up: &[T],
-        out: &mut [T],
-        [g1, g2, _]: [&mut [T]; 3],
-    ) -> marginloss::Result<()> {
-        self.f.forward_backward(a[0].f(), a[1].f(), self.dim, up, out, g1, g2)
-    }
+macro_rules! row_pair_fused {
+    ($Ty:ident, $name:literal) => {
+        impl Fused for RowPair<$Ty> {
+            const NAME: &'static str = $name;
+            const GRAD: [bool; 3] = [true, true, false];
+            fn forward<T: Elem>(&self, a: &[Arg<'_, T>], out: &mut [T]) -> marginloss::Result<()> {
+                self.f.forward_into(a[0].f(), a[1].f(), self.dim, out)
+            }
+            fn forward_backward<T: Elem>(
+                &self,
+                a: &[Arg<'_, T>],
+                up: &[T],
+                out: &mut [T],
+                [g1, g2, _]: [&mut [T]; 3],
+            ) -> marginloss::Result<()> {
+                self.f.forward_backward(a[0].f(), a[1].f(), self.dim, up, out, g1, g2)
+            }
+        }
+    };
 }
+
+row_pair_fused!(CosineSimilarity, "cosine_similarity");
+row_pair_fused!(PairwiseDistance, "pairwise_distance");
 
 /// Cosine similarity over the last dimension, as `F.cosine_similarity(x1, x2, dim=-1,
 /// eps)` in torch 2.15 (each norm clamped to eps separately) ([`CosineSimilarity`]).
@@ -302,30 +310,7 @@ pub fn cosine_similarity(x1: &Tensor, x2: &Tensor, f: CosineSimilarity) -> Resul
     let (a, b, shape) = broadcast_rows("cosine_similarity", x1, x2)?;
     let dim = a.dim(D::Minus1)?;
     let c = move |t: &[&Tensor]| composed::cosine_similarity(t[0], t[1], f);
-    apply(Cosine { f, dim }, &[&a, &b], shape, Some(&c))
-}
-
-#[derive(Clone)]
-struct Pairwise {
-    f: PairwiseDistance,
-    dim: usize,
-}
-
-impl Fused for Pairwise {
-    const NAME: &'static str = "pairwise_distance";
-    const GRAD: [bool; 3] = [true, true, false];
-    fn forward<T: Elem>(&self, a: &[Arg<'_, T>], out: &mut [T]) -> marginloss::Result<()> {
-        self.f.forward_into(a[0].f(), a[1].f(), self.dim, out)
-    }
-    fn forward_backward<T: Elem>(
-        &self,
-        a: &[Arg<'_, T>],
-        up: &[T],
-        out: &mut [T],
-        [g1, g2, _]: [&mut [T]; 3],
-    ) -> marginloss::Result<()> {
-        self.f.forward_backward(a[0].f(), a[1].f(), self.dim, up, out, g1, g2)
-    }
+    apply(RowPair { f, dim }, &[&a, &b], shape, Some(&c))
 }
 
 /// The p-norm distance `‖x1 − x2 + eps‖_p` over the last dimension, as
@@ -340,7 +325,7 @@ pub fn pairwise_distance(x1: &Tensor, x2: &Tensor, f: PairwiseDistance) -> Resul
     let (a, b, shape) = broadcast_rows("pairwise_distance", x1, x2)?;
     let dim = a.dim(D::Minus1)?;
     let c = move |t: &[&Tensor]| composed::pairwise_distance(t[0], t[1], f);
-    apply(Pairwise { f, dim }, &[&a, &b], shape, Some(&c))
+    apply(RowPair { f, dim }, &[&a, &b], shape, Some(&c))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -405,30 +390,39 @@ pub fn multi_margin(
     }
 }
 
+/// A loss on `(N, C)` scores with integer targets (`classes` = C) as a fused op; only the
+/// scores get a gradient.
 #[derive(Clone)]
-struct MulticlassHingeOp {
-    loss: MulticlassHinge,
+struct ClassIndex<L> {
+    loss: L,
     classes: usize,
     reduction: Reduction,
 }
 
-impl Fused for MulticlassHingeOp {
-    const NAME: &'static str = "multiclass_hinge";
-    const INDEX: [bool; 3] = [false, true, false];
-    const GRAD: [bool; 3] = [true, false, false];
-    fn forward<T: Elem>(&self, a: &[Arg<'_, T>], out: &mut [T]) -> marginloss::Result<()> {
-        self.loss.forward_into(a[0].f(), a[1].i(), self.classes, self.reduction, out)
-    }
-    fn forward_backward<T: Elem>(
-        &self,
-        a: &[Arg<'_, T>],
-        up: &[T],
-        out: &mut [T],
-        [g1, _, _]: [&mut [T]; 3],
-    ) -> marginloss::Result<()> {
-        self.loss.forward_backward(a[0].f(), a[1].i(), self.classes, self.reduction, up, out, g1)
-    }
+macro_rules! class_index_fused {
+    ($Ty:ident, $name:literal) => {
+        impl Fused for ClassIndex<$Ty> {
+            const NAME: &'static str = $name;
+            const INDEX: [bool; 3] = [false, true, false];
+            const GRAD: [bool; 3] = [true, false, false];
+            fn forward<T: Elem>(&self, a: &[Arg<'_, T>], out: &mut [T]) -> marginloss::Result<()> {
+                self.loss.forward_into(a[0].f(), a[1].i(), self.classes, self.reduction, out)
+            }
+            fn forward_backward<T: Elem>(
+                &self,
+                a: &[Arg<'_, T>],
+                up: &[T],
+                out: &mut [T],
+                [g1, _, _]: [&mut [T]; 3],
+            ) -> marginloss::Result<()> {
+                self.loss.forward_backward(a[0].f(), a[1].i(), self.classes, self.reduction, up, out, g1)
+            }
+        }
+    };
 }
+
+class_index_fused!(MulticlassHinge, "multiclass_hinge");
+class_index_fused!(MultilabelMargin, "multilabel_margin");
 
 /// The Crammer–Singer multiclass hinge ([`MulticlassHinge`]): `input (N, C)` scores,
 /// `target (N,)` class indices. Only `input` gets a gradient.
@@ -442,34 +436,9 @@ pub fn multiclass_hinge(
     reduction: Reduction,
 ) -> Result<Tensor> {
     let (classes, none) = rows("multiclass_hinge", input)?;
-    let f = MulticlassHingeOp { loss, classes, reduction };
+    let f = ClassIndex { loss, classes, reduction };
     let c = move |a: &[&Tensor]| composed::multiclass_hinge(a[0], a[1], loss, reduction);
     apply(f, &[input, target], reduced_shape(reduction, none), Some(&c))
-}
-
-#[derive(Clone)]
-struct MultilabelMarginOp {
-    loss: MultilabelMargin,
-    classes: usize,
-    reduction: Reduction,
-}
-
-impl Fused for MultilabelMarginOp {
-    const NAME: &'static str = "multilabel_margin";
-    const INDEX: [bool; 3] = [false, true, false];
-    const GRAD: [bool; 3] = [true, false, false];
-    fn forward<T: Elem>(&self, a: &[Arg<'_, T>], out: &mut [T]) -> marginloss::Result<()> {
-        self.loss.forward_into(a[0].f(), a[1].i(), self.classes, self.reduction, out)
-    }
-    fn forward_backward<T: Elem>(
-        &self,
-        a: &[Arg<'_, T>],
-        up: &[T],
-        out: &mut [T],
-        [g1, _, _]: [&mut [T]; 3],
-    ) -> marginloss::Result<()> {
-        self.loss.forward_backward(a[0].f(), a[1].i(), self.classes, self.reduction, up, out, g1)
-    }
 }
 
 /// PyTorch's `MultiLabelMarginLoss` ([`MultilabelMargin`]): `input (N, C)` scores,
@@ -485,7 +454,7 @@ pub fn multilabel_margin(
     reduction: Reduction,
 ) -> Result<Tensor> {
     let (classes, none) = rows("multilabel_margin", input)?;
-    let f = MultilabelMarginOp { loss, classes, reduction };
+    let f = ClassIndex { loss, classes, reduction };
     let c = move |a: &[&Tensor]| composed::multilabel_margin(a[0], a[1], loss, reduction);
     apply(f, &[input, target], reduced_shape(reduction, none), Some(&c))
 }
@@ -571,29 +540,39 @@ fn pair_shapes(loss: &'static str, x1: &Tensor, x2: &Tensor, t: &Tensor) -> Resu
     Ok((dim, none))
 }
 
+/// A loss on `(input1, input2, target)` row pairs (`dim` the row length) as a fused op;
+/// both inputs get gradients, the target none.
 #[derive(Clone)]
-struct CosineEmbeddingOp {
-    loss: CosineEmbedding,
+struct PairLoss<L> {
+    loss: L,
     dim: usize,
     reduction: Reduction,
 }
 
-impl Fused for CosineEmbeddingOp {
-    const NAME: &'static str = "cosine_embedding";
-    const GRAD: [bool; 3] = [true, true, false];
-    fn forward<T: Elem>(&self, a: &[Arg<'_, T>], out: &mut [T]) -> marginloss::Result<()> {
-        self.loss.forward_into(a[0].f(), a[1].f(), a[2].f(), self.dim, self.reduction, out)
-    }
-    fn forward_backward<T: Elem>(
-        &self,
-        a: &[Arg<'_, T>],
-        up: &[T],
-        out: &mut [T],
-        [g1, g2, _]: [&mut [T]; 3],
-    ) -> marginloss::Result<()> {
-        self.loss.forward_backward(a[0].f(), a[1].f(), a[2].f(), self.dim, self.reduction, up, out, g1, g2)
-    }
+macro_rules! pair_loss_fused {
+    ($Ty:ident, $name:literal) => {
+        impl Fused for PairLoss<$Ty> {
+            const NAME: &'static str = $name;
+            const GRAD: [bool; 3] = [true, true, false];
+            fn forward<T: Elem>(&self, a: &[Arg<'_, T>], out: &mut [T]) -> marginloss::Result<()> {
+                self.loss.forward_into(a[0].f(), a[1].f(), a[2].f(), self.dim, self.reduction, out)
+            }
+            fn forward_backward<T: Elem>(
+                &self,
+                a: &[Arg<'_, T>],
+                up: &[T],
+                out: &mut [T],
+                [g1, g2, _]: [&mut [T]; 3],
+            ) -> marginloss::Result<()> {
+                let (x1, x2, t) = (a[0].f(), a[1].f(), a[2].f());
+                self.loss.forward_backward(x1, x2, t, self.dim, self.reduction, up, out, g1, g2)
+            }
+        }
+    };
 }
+
+pair_loss_fused!(CosineEmbedding, "cosine_embedding");
+pair_loss_fused!(Contrastive, "contrastive");
 
 /// PyTorch's `CosineEmbeddingLoss` ([`CosineEmbedding`]): `1 − cos` for similar pairs
 /// (`y = 1`), `max(0, cos − margin)` for dissimilar ones (`y = −1`), the cosine with
@@ -613,32 +592,8 @@ pub fn cosine_embedding(
 ) -> Result<Tensor> {
     let (dim, none) = pair_shapes("cosine_embedding", input1, input2, target)?;
     let c = move |a: &[&Tensor]| composed::cosine_embedding(a[0], a[1], a[2], loss, reduction);
-    let f = CosineEmbeddingOp { loss, dim, reduction };
+    let f = PairLoss { loss, dim, reduction };
     apply(f, &[input1, input2, target], reduced_shape(reduction, none), Some(&c))
-}
-
-#[derive(Clone)]
-struct ContrastiveOp {
-    loss: Contrastive,
-    dim: usize,
-    reduction: Reduction,
-}
-
-impl Fused for ContrastiveOp {
-    const NAME: &'static str = "contrastive";
-    const GRAD: [bool; 3] = [true, true, false];
-    fn forward<T: Elem>(&self, a: &[Arg<'_, T>], out: &mut [T]) -> marginloss::Result<()> {
-        self.loss.forward_into(a[0].f(), a[1].f(), a[2].f(), self.dim, self.reduction, out)
-    }
-    fn forward_backward<T: Elem>(
-        &self,
-        a: &[Arg<'_, T>],
-        up: &[T],
-        out: &mut [T],
-        [g1, g2, _]: [&mut [T]; 3],
-    ) -> marginloss::Result<()> {
-        self.loss.forward_backward(a[0].f(), a[1].f(), a[2].f(), self.dim, self.reduction, up, out, g1, g2)
-    }
 }
 
 /// The contrastive loss of Hadsell, Chopra & LeCun ([`Contrastive`]): with
@@ -658,7 +613,7 @@ pub fn contrastive(
 ) -> Result<Tensor> {
     let (dim, none) = pair_shapes("contrastive", input1, input2, target)?;
     let c = move |a: &[&Tensor]| composed::contrastive(a[0], a[1], a[2], loss, reduction);
-    let f = ContrastiveOp { loss, dim, reduction };
+    let f = PairLoss { loss, dim, reduction };
     apply(f, &[input1, input2, target], reduced_shape(reduction, none), Some(&c))
 }
 

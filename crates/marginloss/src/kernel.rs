@@ -215,7 +215,6 @@ fn sum_part<T: Float, L: Pointwise<T>, const STRICT: bool, const GRAD: bool>(
     // a plain map the optimiser vectorises at any width; `add_block` then sums them. The
     // rounding error of an f32 block sum is a few ulp of the block, far below what the
     // f64 total keeps.
-    const BLOCK: usize = LANES * 8;
     let mut ok = true;
     let mut acc = [0.0f64; LANES];
     let xs = input.chunks_exact(BLOCK);
@@ -383,22 +382,42 @@ fn fused_parts<T: Float, L: Pointwise<T>, const STRICT: bool>(
     }
 }
 
-/// Adds a block of values into the `f64` lanes: eight lanes of `T` sum eight values each
-/// (element `i` into lane `i % LANES`), then each lane goes into its `f64` lane. The
-/// order is fixed, so the result does not depend on the vector width.
+/// The block the kernels work in: values go into a local array of this many (a plain map
+/// the optimiser vectorises at any width), then into the lanes.
+pub(crate) const BLOCK: usize = LANES * 8;
+
+/// Adds a block into `T` lanes: element `i` into lane `i % LANES`, in order. The order is
+/// fixed, so a sum does not depend on the block size or the vector width.
 #[inline(always)]
-pub(crate) fn add_block<T: Float>(acc: &mut [f64; LANES], vals: &[T; LANES * 8]) {
-    let mut block = [T::zero(); LANES];
-    for vc in vals.chunks_exact(LANES) {
+pub(crate) fn add_lanes<T: Float>(acc: &mut [T; LANES], vals: &[T; BLOCK]) {
+    for vc in vals.as_chunks::<LANES>().0 {
         for k in 0..LANES {
-            block[k] = block[k] + vc[k];
+            acc[k] = acc[k] + vc[k];
         }
     }
+}
+
+/// Adds a block of values into the `f64` lanes: eight lanes of `T` sum eight values each
+/// ([`add_lanes`]), then each lane goes into its `f64` lane.
+#[inline(always)]
+pub(crate) fn add_block<T: Float>(acc: &mut [f64; LANES], vals: &[T; BLOCK]) {
+    let mut block = [T::zero(); LANES];
+    add_lanes(&mut block, vals);
     for k in 0..LANES {
         acc[k] += block[k].f64();
     }
 }
 
+/// The first `src.len()` (at most [`BLOCK`]) elements of `src`, then `fill`: a short last
+/// block padded so that it runs through the same fixed-length loop.
+#[inline(always)]
+pub(crate) fn padded<T: Float>(src: &[T], fill: T) -> [T; BLOCK] {
+    let mut out = [fill; BLOCK];
+    out[..src.len()].copy_from_slice(src);
+    out
+}
+
+/// The eight lanes added pairwise in a fixed order.
 #[inline(always)]
 pub(crate) fn sum_lanes(acc: &[f64; LANES]) -> f64 {
     ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]))

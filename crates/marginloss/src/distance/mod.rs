@@ -10,6 +10,7 @@ pub use pairwise::{pairwise_distance, PairwiseDistance};
 
 use crate::error::{Error, Result};
 use crate::float::Float;
+use crate::kernel::{add_lanes, sum_lanes, BLOCK, LANES};
 use crate::options::Mode;
 use crate::parts::{self, Rows};
 
@@ -272,49 +273,37 @@ impl<T: Float, O: RowOp<T>, const GRAD: bool> pulp::WithSimd for RowsPart<'_, T,
 /// norm overflows give inf, as in torch), the lanes added in `f64`.
 #[inline(always)]
 pub(crate) fn dot3<T: Float>(a: &[T], b: &[T]) -> (f64, f64, f64, bool) {
-    const L: usize = 8;
-    const B: usize = 8 * L;
-    let (mut ab, mut aa, mut bb) = ([T::zero(); L], [T::zero(); L], [T::zero(); L]);
+    let (mut ab, mut aa, mut bb) = ([T::zero(); LANES], [T::zero(); LANES], [T::zero(); LANES]);
     let n = a.len().min(b.len());
     let (a, b) = (&a[..n], &b[..n]);
     // Blocks of 64: the products into local arrays (plain maps), then added into the lanes
     // (element i into lane i % 8, in order). Only arithmetic in the loops; finiteness is
     // read off the sums, which are finite whenever every element is, and rows whose sums
     // are not are scanned (a NaN/inf element, or finite elements whose squares overflow).
-    let add = |acc: &mut [T; L], v: &[T; B]| {
-        for c in v.as_chunks::<L>().0 {
-            for k in 0..L {
-                acc[k] = acc[k] + c[k];
-            }
-        }
-    };
-    let (xb, _) = a.as_chunks::<B>();
-    let (yb, _) = b.as_chunks::<B>();
+    let (xb, _) = a.as_chunks::<BLOCK>();
+    let (yb, _) = b.as_chunks::<BLOCK>();
     for (x, y) in xb.iter().zip(yb) {
-        let (mut pq, mut pp, mut qq) = ([T::zero(); B], [T::zero(); B], [T::zero(); B]);
-        for i in 0..B {
+        let (mut pq, mut pp, mut qq) = ([T::zero(); BLOCK], [T::zero(); BLOCK], [T::zero(); BLOCK]);
+        for i in 0..BLOCK {
             pq[i] = x[i] * y[i];
         }
-        for i in 0..B {
+        for i in 0..BLOCK {
             pp[i] = x[i] * x[i];
         }
-        for i in 0..B {
+        for i in 0..BLOCK {
             qq[i] = y[i] * y[i];
         }
-        add(&mut ab, &pq);
-        add(&mut aa, &pp);
-        add(&mut bb, &qq);
+        add_lanes(&mut ab, &pq);
+        add_lanes(&mut aa, &pp);
+        add_lanes(&mut bb, &qq);
     }
-    let done = xb.len() * B;
+    let done = xb.len() * BLOCK;
     for (i, (&p, &q)) in a[done..].iter().zip(&b[done..]).enumerate() {
-        ab[i % L] = ab[i % L] + p * q;
-        aa[i % L] = aa[i % L] + p * p;
-        bb[i % L] = bb[i % L] + q * q;
+        ab[i % LANES] = ab[i % LANES] + p * q;
+        aa[i % LANES] = aa[i % LANES] + p * p;
+        bb[i % LANES] = bb[i % LANES] + q * q;
     }
-    let s = |v: [T; L]| {
-        let v = v.map(Float::f64);
-        ((v[0] + v[4]) + (v[1] + v[5])) + ((v[2] + v[6]) + (v[3] + v[7]))
-    };
+    let s = |v: [T; LANES]| sum_lanes(&v.map(Float::f64));
     let (ab, aa, bb) = (s(ab), s(aa), s(bb));
     let ok = (ab.is_finite() & aa.is_finite() & bb.is_finite()) || (all_finite(a) & all_finite(b));
     (ab, aa, bb, ok)

@@ -5,6 +5,7 @@ use super::{
 };
 use crate::error::{Error, Result, Value};
 use crate::float::Float;
+use crate::kernel::{add_lanes, sum_lanes, BLOCK, LANES};
 use crate::options::Mode;
 use crate::reduction::{check_buffer, check_upstream, Reduction};
 
@@ -119,36 +120,29 @@ fn dist_row<T: Float>(a: &[T], b: &[T], norm: Norm, eps: T) -> (f64, bool) {
 /// (as torch sums in the tensor's dtype), the lanes added in `f64`.
 #[inline(always)]
 fn dist2_row<T: Float>(a: &[T], b: &[T], eps: T) -> (f64, bool) {
-    const L: usize = 8;
-    const B: usize = 8 * L;
-    let mut acc = [T::zero(); L];
+    let mut acc = [T::zero(); LANES];
     let n = a.len().min(b.len());
     let (a, b) = (&a[..n], &b[..n]);
     // Blocks of 64: the squares into a local array (a plain map), then added into the
     // lanes (element i into lane i % 8, in order, as a loop over chunks of 8 would). Only
     // arithmetic: a finite sum means finite elements, and a row whose sum is not finite is
     // scanned.
-    let (ab, _) = a.as_chunks::<B>();
-    let (bb, _) = b.as_chunks::<B>();
+    let (ab, _) = a.as_chunks::<BLOCK>();
+    let (bb, _) = b.as_chunks::<BLOCK>();
     for (x, y) in ab.iter().zip(bb) {
-        let mut sq = [T::zero(); B];
-        for i in 0..B {
+        let mut sq = [T::zero(); BLOCK];
+        for i in 0..BLOCK {
             let v = (x[i] - y[i]) + eps;
             sq[i] = v * v;
         }
-        for c in sq.as_chunks::<L>().0 {
-            for k in 0..L {
-                acc[k] = acc[k] + c[k];
-            }
-        }
+        add_lanes(&mut acc, &sq);
     }
-    let done = ab.len() * B;
+    let done = ab.len() * BLOCK;
     for (i, (&x, &y)) in a[done..].iter().zip(&b[done..]).enumerate() {
         let v = (x - y) + eps;
-        acc[i % L] = acc[i % L] + v * v;
+        acc[i % LANES] = acc[i % LANES] + v * v;
     }
-    let v = acc.map(Float::f64);
-    let s = ((v[0] + v[4]) + (v[1] + v[5])) + ((v[2] + v[6]) + (v[3] + v[7]));
+    let s = sum_lanes(&acc.map(Float::f64));
     let ok = s.is_finite() || (all_finite(a) & all_finite(b));
     (s.sqrt(), ok)
 }

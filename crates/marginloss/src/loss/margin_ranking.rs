@@ -2,7 +2,7 @@
 
 use crate::error::{Error, Result, Value};
 use crate::float::Float;
-use crate::kernel::{add_block, finite_option, non_finite, relu, sum_lanes, LANES};
+use crate::kernel::{add_block, finite_option, non_finite, padded, relu, sum_lanes, BLOCK, LANES};
 use crate::options::{Kink, Labels, Mode};
 use crate::parts;
 use crate::reduction::{check_buffer, check_upstream, Output, Reduction};
@@ -356,8 +356,6 @@ impl<T: Float> Kernel<T> {
     }
 }
 
-const BLOCK: usize = LANES * 8;
-
 /// One block of pairs: losses into `vals` and, with `GRAD`, `∂loss/∂input1` (times
 /// `ups[i]` with `PER`, else `g`) into `d1`; returns whether every pair was valid. Fixed
 /// length and local outputs (which cannot overlap the inputs): a plain map that the
@@ -387,14 +385,6 @@ fn block<T: Float, const STRICT: bool, const GRAD: bool, const PER: bool>(
         }
     }
     oks.iter().fold(true, |x, &y| x & y)
-}
-
-/// The first `src.len()` elements of a block, the rest `fill`.
-#[inline(always)]
-fn padded<T: Float>(src: &[T], fill: T) -> [T; BLOCK] {
-    let mut out = [fill; BLOCK];
-    out[..src.len()].copy_from_slice(src);
-    out
 }
 
 /// One part of a pass: pairs `a[i], b[i], t[i]`, the upstream gradient per pair (`ups`)

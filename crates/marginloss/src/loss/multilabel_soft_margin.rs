@@ -3,7 +3,7 @@
 use crate::distance::rows_of;
 use crate::error::{Error, Result, Value};
 use crate::float::Float;
-use crate::kernel::non_finite;
+use crate::kernel::{add_lanes, non_finite, padded, sum_lanes, BLOCK, LANES};
 use crate::options::Mode;
 use crate::parts::{self, Rows};
 use crate::reduction::{check_buffer, check_upstream, Output, Reduction};
@@ -228,8 +228,6 @@ fn element<T: Float>(x: T, t: T) -> (T, T) {
     (loss, (T::one() - t) * sx - t * snx)
 }
 
-const LANES: usize = 8;
-
 /// One row: the weighted sum of the element losses (8 lanes in `T`, added in `f64`) and,
 /// with `GRAD`, `w·∂l/∂x·gr` into `grow`; `ws` is empty when there are no weights.
 #[inline(always)]
@@ -243,29 +241,25 @@ fn row_terms<T: Float, const STRICT: bool, const GRAD: bool, const WEIGHTED: boo
     let mut acc = [T::zero(); LANES];
     let mut ok = true;
     let n = xs.len();
-    let full = n / B * B;
+    let full = n / BLOCK * BLOCK;
     let ts = &ts[..n];
-    let mut grows = grow.as_chunks_mut::<B>().0.iter_mut();
-    let (mut vals, mut scratch) = ([T::zero(); B], [T::zero(); B]);
-    for (bi, (xv, tv)) in xs.as_chunks::<B>().0.iter().zip(ts.as_chunks::<B>().0).enumerate() {
-        let wv = if WEIGHTED { ws[bi * B..(bi + 1) * B].try_into().ok() } else { None };
+    let mut grows = grow.as_chunks_mut::<BLOCK>().0.iter_mut();
+    let (mut vals, mut scratch) = ([T::zero(); BLOCK], [T::zero(); BLOCK]);
+    for (bi, (xv, tv)) in xs.as_chunks::<BLOCK>().0.iter().zip(ts.as_chunks::<BLOCK>().0).enumerate() {
+        let wv = if WEIGHTED { ws[bi * BLOCK..(bi + 1) * BLOCK].try_into().ok() } else { None };
         // The gradient goes straight into the row's block (a scratch block without GRAD).
         let ds = match grows.next() {
             Some(gv) if GRAD => gv,
             _ => &mut scratch,
         };
         ok &= block::<T, STRICT, GRAD>(xv, tv, wv, gr, &mut vals, ds);
-        for vc in vals.as_chunks::<LANES>().0 {
-            for k in 0..LANES {
-                acc[k] = acc[k] + vc[k];
-            }
-        }
+        add_lanes(&mut acc, &vals);
     }
     if full < n {
         // The row's last, short block, padded with valid zeros whose results are dropped.
         let len = n - full;
-        let (xv, tv) = (padded(&xs[full..]), padded(&ts[full..]));
-        let wv = if WEIGHTED { Some(padded(&ws[full..n])) } else { None };
+        let (xv, tv) = (padded(&xs[full..], T::zero()), padded(&ts[full..], T::zero()));
+        let wv = if WEIGHTED { Some(padded(&ws[full..n], T::zero())) } else { None };
         ok &= block::<T, STRICT, GRAD>(&xv, &tv, wv.as_ref(), gr, &mut vals, &mut scratch);
         if GRAD {
             grow[full..].copy_from_slice(&scratch[..len]);
@@ -274,11 +268,8 @@ fn row_terms<T: Float, const STRICT: bool, const GRAD: bool, const WEIGHTED: boo
             acc[i % LANES] = acc[i % LANES] + v;
         }
     }
-    let v = acc.map(Float::f64);
-    (((v[0] + v[4]) + (v[1] + v[5])) + ((v[2] + v[6]) + (v[3] + v[7])), ok)
+    (sum_lanes(&acc.map(Float::f64)), ok)
 }
-
-const B: usize = LANES * 8;
 
 /// One block of a row: the weighted losses into `vals`, `w·∂l/∂x·gr` into `ds` (with
 /// `GRAD`); returns whether every element is valid (with `STRICT`). Fixed-size blocks and
@@ -286,37 +277,29 @@ const B: usize = LANES * 8;
 /// at any width.
 #[inline(always)]
 fn block<T: Float, const STRICT: bool, const GRAD: bool>(
-    xv: &[T; B],
-    tv: &[T; B],
-    wv: Option<&[T; B]>,
+    xv: &[T; BLOCK],
+    tv: &[T; BLOCK],
+    wv: Option<&[T; BLOCK]>,
     gr: T,
-    vals: &mut [T; B],
-    ds: &mut [T; B],
+    vals: &mut [T; BLOCK],
+    ds: &mut [T; BLOCK],
 ) -> bool {
-    let ones = [T::one(); B];
+    let ones = [T::one(); BLOCK];
     let wv = wv.unwrap_or(&ones);
-    for i in 0..B {
+    for i in 0..BLOCK {
         let (l, d) = element(xv[i], tv[i]);
         vals[i] = l * wv[i];
         if GRAD {
             ds[i] = d * wv[i] * gr;
         }
     }
-    let mut oks = [true; B];
+    let mut oks = [true; BLOCK];
     if STRICT {
-        for i in 0..B {
+        for i in 0..BLOCK {
             oks[i] = valid(xv[i], tv[i]);
         }
     }
     oks.iter().fold(true, |a, &b| a & b)
-}
-
-/// The first `src.len()` (at most `B`) elements, zeros after.
-#[inline(always)]
-fn padded<T: Float>(src: &[T]) -> [T; B] {
-    let mut out = [T::zero(); B];
-    out[..src.len()].copy_from_slice(src);
-    out
 }
 
 /// The single pass: each row's loss goes to `out` (`None`) or into an `f64` sum; with
