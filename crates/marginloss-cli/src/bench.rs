@@ -15,6 +15,7 @@ use serde::Serialize;
 use crate::eval::LOSSES;
 use crate::fail::{data, usage, Fail};
 use crate::inputs::DTypeArg;
+use crate::io::show_bytes;
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
@@ -100,10 +101,17 @@ pub fn run(args: &BenchArgs) -> Result<(), Fail> {
     if args.n == 0 || args.dim == 0 || args.classes < 2 || args.reps == 0 {
         return Err(usage("--n, --dim and --reps must be at least 1, --classes at least 2"));
     }
+    if args.reps > MAX_REPS {
+        return Err(usage(format!("--reps {} is more than the {MAX_REPS} bench runs", args.reps)));
+    }
     let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     if threads == 0 {
         return Err(usage("--threads must be at least 1"));
     }
+    if threads > MAX_THREADS {
+        return Err(usage(format!("--threads {threads} is more than the {MAX_THREADS} bench starts")));
+    }
+    check_memory(args, mem_available())?;
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()
@@ -138,6 +146,77 @@ pub fn run(args: &BenchArgs) -> Result<(), Fail> {
             100.0 * report.gbps / report.roofline_gbps,
             report.roofline_gbps
         );
+    }
+    Ok(())
+}
+
+/// The most threads `bench` starts.
+pub const MAX_THREADS: usize = 1024;
+
+/// The most timed repetitions `bench` runs.
+pub const MAX_REPS: usize = 100_000;
+
+/// The bytes the STREAM triad allocates (three f64 arrays of 2^24 elements).
+const TRIAD_BYTES: u64 = 3 * (1 << 24) * 8;
+
+/// The bytes every buffer of the workload takes (generated inputs, gradients, outputs and
+/// the triad's arrays), or `None` when the count overflows 64 bits.
+fn footprint(args: &BenchArgs) -> Option<u64> {
+    let s: u64 = match args.dtype {
+        DTypeArg::F32 => 4,
+        DTypeArg::F64 => 8,
+    };
+    let (n, d, c) = (args.n as u64, args.dim as u64, args.classes as u64);
+    let k = |times: u64, elems: Option<u64>, size: u64| elems?.checked_mul(times)?.checked_mul(size);
+    let sum = |parts: &[Option<u64>]| parts.iter().try_fold(0u64, |acc, p| acc.checked_add((*p)?));
+    let (nd, nc) = (n.checked_mul(d), n.checked_mul(c));
+    let work = match args.name.as_str() {
+        "hinge" | "squared-hinge" | "hinge-embedding" | "soft-margin" => k(3, Some(n), s),
+        "margin-ranking" => k(5, Some(n), s),
+        "cosine-similarity" | "pairwise-distance" => sum(&[k(4, nd, s), k(2, Some(n), s)]),
+        "cosine-embedding" | "contrastive" | "article" => sum(&[k(4, nd, s), k(1, Some(n), s)]),
+        "triplet-margin" => k(6, nd, s),
+        "multi-margin" | "multiclass-hinge" => sum(&[k(2, nc, s), k(1, Some(n), 8)]),
+        "multilabel-margin" => sum(&[k(2, nc, s), k(1, nc, 8)]),
+        _ => k(3, nc, s),
+    };
+    work?.checked_add(TRIAD_BYTES)
+}
+
+/// `MemAvailable` from /proc/meminfo, in bytes, where the system has it.
+fn mem_available() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kb: u64 = line.trim_start_matches("MemAvailable:").trim().trim_end_matches("kB").trim().parse().ok()?;
+    kb.checked_mul(1024)
+}
+
+/// A usage error unless the workload's buffers fit the available memory (and this
+/// machine's address space).
+fn check_memory(args: &BenchArgs, available: Option<u64>) -> Result<(), Fail> {
+    let sizes = match kind(&args.name) {
+        Kind::Elementwise => format!("--n {}", args.n),
+        Kind::Rows => format!("--n {} --dim {}", args.n, args.dim),
+        Kind::Classes => format!("--n {} --classes {}", args.n, args.classes),
+    };
+    let what = format!("bench {} {sizes}", args.name);
+    let Some(bytes) = footprint(args) else {
+        return Err(usage(format!("{what}: the buffers' size overflows 64 bits; use smaller sizes")));
+    };
+    if bytes > isize::MAX as u64 {
+        return Err(usage(format!(
+            "{what}: the buffers need {}, more than this machine can address; use smaller sizes",
+            show_bytes(bytes)
+        )));
+    }
+    if let Some(avail) = available {
+        if bytes > avail {
+            return Err(usage(format!(
+                "{what}: the buffers need {} but {} of memory is available (MemAvailable); use smaller sizes",
+                show_bytes(bytes),
+                show_bytes(avail)
+            )));
+        }
     }
     Ok(())
 }
@@ -418,4 +497,44 @@ fn triad_gbps(reps: usize) -> f64 {
         best = best.min(t.elapsed().as_nanos() as f64);
     }
     (24 * N) as f64 / best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(name: &str, n: usize, dim: usize, classes: usize) -> BenchArgs {
+        BenchArgs {
+            name: name.into(),
+            n,
+            dim,
+            classes,
+            dtype: DTypeArg::F32,
+            threads: Some(1),
+            reps: 1,
+            json: false,
+        }
+    }
+
+    #[test]
+    fn footprint_counts_every_buffer_and_the_triad() {
+        assert_eq!(footprint(&args("hinge", 1000, 128, 10)), Some(3 * 1000 * 4 + TRIAD_BYTES));
+        assert_eq!(footprint(&args("triplet-margin", 10, 128, 10)), Some(6 * 1280 * 4 + TRIAD_BYTES));
+        assert_eq!(footprint(&args("multi-margin", 10, 1, 100)), Some(2 * 1000 * 4 + 80 + TRIAD_BYTES));
+    }
+
+    #[test]
+    fn sizes_that_overflow_or_exceed_memory_are_usage_errors() {
+        let e = check_memory(&args("hinge", usize::MAX, 1, 2), Some(u64::MAX)).unwrap_err();
+        assert_eq!(e.code, 2);
+        assert!(e.message.contains("overflows"), "{}", e.message);
+        let e = check_memory(&args("pairwise-distance", 1 << 40, 1 << 30, 2), Some(u64::MAX)).unwrap_err();
+        assert!(e.message.contains("overflows"), "{}", e.message);
+        let e = check_memory(&args("pairwise-distance", 1 << 40, 1 << 19, 2), Some(u64::MAX)).unwrap_err();
+        assert!(e.message.contains("more than this machine can address"), "{}", e.message);
+        let e = check_memory(&args("hinge", 1_000_000_000_000, 1, 2), Some(8 << 30)).unwrap_err();
+        assert!(e.message.contains("bench hinge --n 1000000000000: the buffers need 11.3 TiB but 8 GiB"), "{}", e.message);
+        assert!(check_memory(&args("hinge", 1000, 1, 2), Some(1 << 30)).is_ok());
+        assert!(check_memory(&args("hinge", 1000, 1, 2), None).is_ok());
+    }
 }

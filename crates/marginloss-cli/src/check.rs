@@ -301,9 +301,10 @@ impl Line {
         }
         let o = &args.options;
         for (name, v) in [
-            ("margin", o.margin.map(|m| m.to_string())),
-            ("p", o.p.map(|m| m.to_string())),
-            ("eps", o.eps.map(|m| m.to_string())),
+            ("margin", o.margin.map(crate::num::show)),
+            ("p", o.p.map(crate::num::show)),
+            ("eps", o.eps.map(crate::num::show)),
+            ("max-input-bytes", i.max_input_bytes.map(|b| b.to_string())),
             ("reduction", o.reduction.map(|r| enum_name(&r))),
             ("labels", o.labels.map(|r| enum_name(&r))),
             ("distance", o.distance.map(|r| enum_name(&r))),
@@ -315,6 +316,12 @@ impl Line {
         }
         if o.swap {
             flags.push(("swap", None));
+        }
+        if i.allow_special_files {
+            flags.push(("allow-special-files", None));
+        }
+        if i.csv_header {
+            flags.push(("csv-header", None));
         }
         if o.torch_compat {
             flags.push(("torch-compat", None));
@@ -1150,7 +1157,11 @@ fn order(names: &[&'static str]) -> Vec<&'static str> {
 pub fn findings(args: &CheckArgs) -> Result<(&'static Spec, Inputs, Vec<Finding>), Fail> {
     let spec = spec(&args.loss)?;
     args.options.only(spec.name, spec.options)?;
+    let o = &args.options;
+    crate::eval::probe_options(spec, o, o.dtype.unwrap_or(crate::inputs::DTypeArg::F64))?;
     let inputs = args.inputs.read(spec.name, spec.required, spec.optional)?;
+    // Again in the compute type (a margin finite in float64 may not be in float32).
+    crate::eval::probe_options(spec, o, inputs.compute_dtype(o.dtype))?;
     let mut c = Checker {
         args,
         spec,

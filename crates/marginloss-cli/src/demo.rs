@@ -1,11 +1,9 @@
 //! `marginloss demo`: the article's pitfall and its cosine-distance example, step by step.
 
-use std::path::Path;
-
 use marginloss::{CosineDistance, Hinge, HingeEmbedding, Mode, Reduction};
 
 use crate::fail::{data, Fail};
-use crate::io::parse_npy;
+use crate::io::{parse_npy, DEFAULT_MAX_INPUT_BYTES};
 
 const A: &[u8] = include_bytes!("../../../fixtures/article/a.npy");
 const B: &[u8] = include_bytes!("../../../fixtures/article/b.npy");
@@ -13,7 +11,7 @@ const Y: &[u8] = include_bytes!("../../../fixtures/article/y.npy");
 const EXPECTED: &str = include_str!("../../../fixtures/article/expected.json");
 
 fn f32s(bytes: &[u8], name: &str) -> Result<Vec<f32>, Fail> {
-    let a = parse_npy(bytes, Path::new(name), name)?;
+    let a = parse_npy(bytes, DEFAULT_MAX_INPUT_BYTES).map_err(|e| data(format!("{name}: {e}")))?;
     Ok(a.values.iter().map(|&v| v as f32).collect())
 }
 

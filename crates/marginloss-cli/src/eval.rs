@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
+use std::path::PathBuf;
 
 use clap::Args;
 use marginloss::{
@@ -13,6 +14,8 @@ use serde::Serialize;
 
 use crate::fail::{data, usage, Fail};
 use crate::inputs::{same_shape, DTypeArg, DistanceArg, InputArgs, Inputs, OptionArgs, Tensor};
+use crate::io::{Array, DType};
+use crate::num::{show, show_float};
 
 #[derive(Args, Debug)]
 pub struct EvalArgs {
@@ -139,9 +142,46 @@ pub struct Evaluated<T> {
     pub grads: Vec<(&'static str, Tensor<T>)>,
 }
 
+/// Checks the option values with the library itself, on a tiny valid input for each
+/// argument, so that a bad value (`--margin nan`, `--p 3`, `--eps -1`) is a usage error
+/// (exit 2) whatever the data, and before any file is read.
+pub fn probe_options(spec: &Spec, o: &OptionArgs, dtype: DTypeArg) -> Result<(), Fail> {
+    let arr = |shape: Vec<usize>, values: Vec<f64>, int: bool| Array {
+        path: PathBuf::from("(option probe)"),
+        dtype: if int { DType::I64 } else { DType::F64 },
+        shape,
+        ints: int.then(|| values.iter().map(|&v| v as i64).collect()),
+        values,
+    };
+    let elementwise = matches!(spec.name, "hinge" | "squared-hinge" | "hinge-embedding" | "soft-margin" | "margin-ranking");
+    let mut arrays = BTreeMap::new();
+    for &name in spec.required {
+        // 1 is a valid target in both label encodings.
+        let a = match (spec.name, name) {
+            ("multi-margin" | "multiclass-hinge", "target") => arr(vec![1], vec![0.0], true),
+            ("multilabel-margin", "target") => arr(vec![1, 2], vec![0.0, -1.0], true),
+            ("multilabel-soft-margin", "target") => arr(vec![1, 2], vec![1.0, 0.0], false),
+            (_, "target") => arr(vec![1], vec![1.0], false),
+            _ if elementwise => arr(vec![1], vec![0.5], false),
+            _ => arr(vec![1, 2], vec![0.5, 0.25], false),
+        };
+        arrays.insert(name, a);
+    }
+    let inputs = Inputs::from_arrays(arrays);
+    let result = match dtype {
+        DTypeArg::F32 => evaluate::<f32>(spec, &inputs, o).map(drop),
+        DTypeArg::F64 => evaluate::<f64>(spec, &inputs, o).map(drop),
+    };
+    match result {
+        Err(e) if e.code == 2 => Err(e),
+        _ => Ok(()),
+    }
+}
+
 pub fn run(args: &EvalArgs) -> Result<(), Fail> {
     let spec = spec(&args.loss)?;
     args.options.only(spec.name, spec.options)?;
+    probe_options(spec, &args.options, args.options.dtype.unwrap_or(DTypeArg::F64))?;
     let inputs = args.inputs.read(spec.name, spec.required, spec.optional)?;
     let dtype = inputs.compute_dtype(args.options.dtype);
     let text = match dtype {
@@ -188,7 +228,7 @@ fn render<T: Float + Serialize>(
     );
     for (k, v) in [("margin", o.margin), ("p", o.p), ("eps", o.eps)] {
         if let Some(v) = v {
-            s += &format!(", {k} {v}");
+            s += &format!(", {k} {}", show(v));
         }
     }
     s += "\n";
@@ -202,9 +242,9 @@ fn render<T: Float + Serialize>(
 
 fn summary<T: Float>(t: &Tensor<T>) -> String {
     if t.shape.is_empty() {
-        return format!("{}", t.data[0]);
+        return t.data.first().map_or_else(String::new, |&v| show_float(v));
     }
-    let shown: Vec<String> = t.data.iter().take(8).map(|v| format!("{v}")).collect();
+    let shown: Vec<String> = t.data.iter().take(8).map(|&v| show_float(v)).collect();
     let more = if t.data.len() > 8 { format!(", … {} more", t.data.len() - 8) } else { String::new() };
     format!("shape {:?} [{}{more}]", t.shape, shown.join(", "))
 }
@@ -415,7 +455,7 @@ fn class_index<T: Float>(name: &str, inputs: &Inputs, o: &OptionArgs) -> Result<
         "multi-margin" => {
             let p = o.p.unwrap_or(1.0);
             if p != 1.0 && p != 2.0 {
-                return Err(data(format!("multi_margin: option p must be 1 or 2, got {p}")));
+                return Err(usage(format!("multi_margin: option p must be 1 or 2, got {}", show(p))));
             }
             let w = class_weight::<T>(inputs, c)?;
             MultiMargin::new().p(p as u32).margin(o.margin.unwrap_or(1.0)).mode(o.mode()).forward_backward(

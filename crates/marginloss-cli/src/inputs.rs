@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 use marginloss::{Float, Labels, Mode, Reduction};
 
-use crate::fail::{data, usage, Fail};
+use crate::fail::{data, data as data_err, usage, Fail};
 use crate::io::{self, Array, DType};
 
 /// Input files, named as PyTorch's functional arguments.
@@ -36,6 +36,18 @@ pub struct InputArgs {
     /// Per-class weights, (C,).
     #[arg(long, value_name = "FILE")]
     pub weight: Option<PathBuf>,
+    /// Refuse any input file larger than this (suffixes K, M, G, T: powers of 1024)
+    /// [default: 2G].
+    #[arg(long, value_name = "BYTES", value_parser = io::parse_bytes)]
+    pub max_input_bytes: Option<u64>,
+    /// Also read inputs that are not regular files (FIFOs, devices such as /dev/stdin),
+    /// still bounded by --max-input-bytes.
+    #[arg(long)]
+    pub allow_special_files: bool,
+    /// The first line of every CSV input is a header (without this flag a first line is
+    /// a header only when none of its cells is a number).
+    #[arg(long)]
+    pub csv_header: bool,
 }
 
 /// Options shared by `eval` and `check`.
@@ -174,6 +186,15 @@ impl InputArgs {
         ]
     }
 
+    /// How the files are to be read.
+    pub fn read_options(&self) -> io::ReadOptions {
+        io::ReadOptions {
+            max_bytes: self.max_input_bytes.unwrap_or(io::DEFAULT_MAX_INPUT_BYTES),
+            allow_special: self.allow_special_files,
+            csv_header: self.csv_header,
+        }
+    }
+
     /// Checks that exactly the `required` arguments (plus any of `optional`) are given, then
     /// reads them.
     pub fn read(&self, loss: &str, required: &[&str], optional: &[&str]) -> Result<Inputs, Fail> {
@@ -188,10 +209,11 @@ impl InputArgs {
                 return Err(usage(format!("{loss} needs --{name} (it takes {})", flags(required, optional))));
             }
         }
+        let opts = self.read_options();
         let mut arrays = BTreeMap::new();
         for (name, path) in self.paths() {
             if let Some(p) = path {
-                arrays.insert(name, io::read(p, name)?);
+                arrays.insert(name, io::read(p, name, &opts)?);
             }
         }
         Ok(Inputs { arrays })
@@ -234,10 +256,26 @@ impl Inputs {
         }
     }
 
-    /// A floating-point view of `name` (ints and bools are converted).
+    /// Arrays built in memory (the option probe of `eval` and `check`).
+    pub fn from_arrays(arrays: BTreeMap<&'static str, Array>) -> Inputs {
+        Inputs { arrays }
+    }
+
+    /// A floating-point view of `name` (ints and bools are converted). A finite value that
+    /// does not fit `T` (1e300 in float32) is an error naming the file and the index.
     pub fn float<T: Float>(&self, name: &str) -> Result<Tensor<T>, Fail> {
         let a = self.array(name)?;
-        Ok(Tensor { shape: a.shape.clone(), data: a.values.iter().map(|&v| T::of(v)).collect() })
+        let data: Vec<T> = a.values.iter().map(|&v| T::of(v)).collect();
+        if let Some(i) = data.iter().zip(&a.values).position(|(t, v)| v.is_finite() && !t.is_finite()) {
+            return Err(data_err(format!(
+                "--{name} {}: the value {} at {name}[{i}] does not fit {} (whose largest finite value is {}); compute in float64 with --dtype f64",
+                a.display(),
+                crate::num::show(a.values[i]),
+                T::DTYPE,
+                crate::num::show_float(T::max_value()),
+            )));
+        }
+        Ok(Tensor { shape: a.shape.clone(), data })
     }
 
     /// An integer view of `name` (class indices).
@@ -252,7 +290,7 @@ impl Inputs {
             Some(i) => Err(data(format!(
                 "--{name} {}: class indices must be integers, got {} at {name}[{i}]",
                 a.display(),
-                a.values[i]
+                crate::num::show(a.values[i])
             ))),
             None => Ok(Tensor { shape: a.shape.clone(), data: a.values.iter().map(|&v| v as i64).collect() }),
         }

@@ -8,6 +8,7 @@ use marginloss::{Hinge, HingeEmbedding, MarginRanking, Reduction, SoftMargin, Sq
 use plotters::prelude::*;
 
 use crate::fail::{data, usage, Fail};
+use crate::num::show;
 
 /// The losses `plot` draws: their name, default margin (None: no margin), and what the
 /// scalar input is.
@@ -60,6 +61,11 @@ fn parse_range(s: &str) -> Result<(f64, f64), Fail> {
     let (a, b): (f64, f64) = (a.trim().parse().map_err(|_| bad())?, b.trim().parse().map_err(|_| bad())?);
     if !(a.is_finite() && b.is_finite() && a < b) {
         return Err(bad());
+    }
+    if !(b - a).is_finite() {
+        return Err(usage(format!(
+            "--range '{s}': the range overflows (B - A is beyond the largest float64); use a narrower range"
+        )));
     }
     Ok((a, b))
 }
@@ -115,13 +121,32 @@ fn curves(args: &PlotArgs, (a, b): (f64, f64)) -> Result<Vec<Curve>, Fail> {
             xs.retain(|&x| x >= 0.0);
             if xs.is_empty() {
                 return Err(usage(format!(
-                    "hinge-embedding takes distances x >= 0; the range {a}:{b} holds none"
+                    "hinge-embedding takes distances x >= 0; the range {}:{} holds none",
+                    show(a),
+                    show(b)
                 )));
             }
         }
         for y in [1.0, -1.0] {
-            let (loss, grad) = evaluate(name, margin, y, &xs)?;
-            let m = margin.map_or(String::new(), |m| format!(", margin {m}"));
+            let (loss, grad) = evaluate(name, margin, y, &xs).map_err(|e| {
+                usage(format!(
+                    "--range {}:{}: {name} cannot be drawn over this range ({}); use a narrower range",
+                    show(a),
+                    show(b),
+                    e.message
+                ))
+            })?;
+            if let Some(i) = loss.iter().chain(&grad).position(|v| !v.is_finite()) {
+                let x = xs[i % xs.len()];
+                return Err(usage(format!(
+                    "--range {}:{}: {name} overflows at x = {} (y = {}); use a narrower range",
+                    show(a),
+                    show(b),
+                    show(x),
+                    show(y)
+                )));
+            }
+            let m = margin.map_or(String::new(), |m| format!(", margin {}", show(m)));
             let label = format!("{name}{m}, y = {}", if y > 0.0 { "+1" } else { "-1" });
             out.push(Curve { label, xs: xs.clone(), loss, grad });
         }
@@ -273,7 +298,7 @@ pub fn run(args: &PlotArgs) -> Result<(), Fail> {
     }
     if let Some(m) = args.margin {
         if !m.is_finite() {
-            return Err(usage(format!("--margin must be finite, got {m}")));
+            return Err(usage(format!("--margin must be finite, got {}", show(m))));
         }
         if args.losses.iter().all(|l| l == "soft-margin") {
             return Err(usage("soft-margin does not take --margin"));
