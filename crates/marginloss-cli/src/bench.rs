@@ -183,12 +183,23 @@ fn footprint(args: &BenchArgs) -> Option<u64> {
     work?.checked_add(TRIAD_BYTES)
 }
 
-/// `MemAvailable` from /proc/meminfo, in bytes, where the system has it.
+/// The memory a workload may take, in bytes: `MemAvailable` from /proc/meminfo, or the
+/// process's address-space limit (`ulimit -v`, from /proc/self/limits) when that is lower;
+/// `None` where the system reports neither.
 fn mem_available() -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
-    let kb: u64 = line.trim_start_matches("MemAvailable:").trim().trim_end_matches("kB").trim().parse().ok()?;
-    kb.checked_mul(1024)
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok().and_then(|text| {
+        let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+        let kb: u64 = line.trim_start_matches("MemAvailable:").trim().trim_end_matches("kB").trim().parse().ok()?;
+        kb.checked_mul(1024)
+    });
+    let rlimit = std::fs::read_to_string("/proc/self/limits").ok().and_then(|text| {
+        let line = text.lines().find(|l| l.starts_with("Max address space"))?;
+        line.trim_start_matches("Max address space").split_whitespace().next()?.parse::<u64>().ok()
+    });
+    match (meminfo, rlimit) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
 }
 
 /// A usage error unless the workload's buffers fit the available memory (and this
@@ -212,7 +223,7 @@ fn check_memory(args: &BenchArgs, available: Option<u64>) -> Result<(), Fail> {
     if let Some(avail) = available {
         if bytes > avail {
             return Err(usage(format!(
-                "{what}: the buffers need {} but {} of memory is available (MemAvailable); use smaller sizes",
+                "{what}: the buffers need {} but {} of memory is available; use smaller sizes",
                 show_bytes(bytes),
                 show_bytes(avail)
             )));
@@ -533,7 +544,7 @@ mod tests {
         let e = check_memory(&args("pairwise-distance", 1 << 40, 1 << 19, 2), Some(u64::MAX)).unwrap_err();
         assert!(e.message.contains("more than this machine can address"), "{}", e.message);
         let e = check_memory(&args("hinge", 1_000_000_000_000, 1, 2), Some(8 << 30)).unwrap_err();
-        assert!(e.message.contains("bench hinge --n 1000000000000: the buffers need 11.3 TiB but 8 GiB"), "{}", e.message);
+        assert!(e.message.contains("bench hinge --n 1000000000000: the buffers need 10.9 TiB but 8 GiB"), "{}", e.message);
         assert!(check_memory(&args("hinge", 1000, 1, 2), Some(1 << 30)).is_ok());
         assert!(check_memory(&args("hinge", 1000, 1, 2), None).is_ok());
     }

@@ -45,7 +45,7 @@ pub struct InputArgs {
     #[arg(long)]
     pub allow_special_files: bool,
     /// The first line of every CSV input is a header (without this flag a first line is
-    /// a header only when none of its cells is a number).
+    /// a header only when none of its cells is, or begins like, a number).
     #[arg(long)]
     pub csv_header: bool,
 }
@@ -286,7 +286,8 @@ impl Inputs {
         if let Some(ints) = &a.ints {
             return Ok(Tensor { shape: a.shape.clone(), data: ints.clone() });
         }
-        match a.values.iter().position(|v| v.fract() != 0.0 || !v.is_finite()) {
+        // Integral and within i64 (2^63 itself is not: it would saturate).
+        match a.values.iter().position(|v| v.fract() != 0.0 || !v.is_finite() || v.abs() >= 9_223_372_036_854_775_808.0) {
             Some(i) => Err(data(format!(
                 "--{name} {}: class indices must be integers, got {} at {name}[{i}]",
                 a.display(),

@@ -750,11 +750,27 @@ fn parse_number(field: &str) -> Option<f64> {
     field.parse::<f64>().ok()
 }
 
+/// A cell that is a number or begins like one (`0.8x`, `-1..5`, `.5e`): never a header name.
+fn looks_numeric(cell: &[u8]) -> bool {
+    if std::str::from_utf8(cell).ok().and_then(parse_number).is_some() {
+        return true;
+    }
+    let rest = match cell {
+        [b'+' | b'-', rest @ ..] => rest,
+        rest => rest,
+    };
+    match rest {
+        [d, ..] if d.is_ascii_digit() => true,
+        [b'.', d, ..] => d.is_ascii_digit(),
+        _ => false,
+    }
+}
+
 /// Parses a CSV file: one row a sample, numbers only. A single column gives a 1-D array;
 /// otherwise `(rows, columns)`. Integers-only files are int64, others float64.
 ///
 /// The first line is a header when `header` says so, or when every one of its cells is
-/// non-empty and none parses as a number; otherwise every cell of every line must be a
+/// non-empty and none is, or begins like, a number (`0.8x` is a typo, not a name); otherwise every cell of every line must be a
 /// number (an error names the line and the cell). Lines holding nothing are skipped.
 pub fn parse_csv(bytes: &[u8], header: bool) -> Result<Parsed, String> {
     let mut reader = csv::ReaderBuilder::new()
@@ -783,7 +799,7 @@ pub fn parse_csv(bytes: &[u8], header: bool) -> Result<Parsed, String> {
             continue; // a line holding nothing
         }
         if std::mem::take(&mut first)
-            && (header || rec.iter().all(|c| !c.is_empty() && std::str::from_utf8(c).ok().and_then(parse_number).is_none()))
+            && (header || rec.iter().all(|c| !c.is_empty() && !looks_numeric(c)))
         {
             continue; // the header
         }
@@ -941,6 +957,10 @@ mod tests {
         assert_eq!((p.shape, p.ints), (vec![2, 2], Some(vec![1, 2, 3, 4])));
         let e = parse_csv(b"0.8x,1,2\n1,2,3\n", false).unwrap_err();
         assert!(e.starts_with("line 1, cell 1: '0.8x' is not a number") && e.contains("--csv-header"), "{e}");
+        let e = parse_csv(b"0.8x\n1\n", false).unwrap_err();
+        assert!(e.starts_with("line 1, cell 1: '0.8x' is not a number"), "{e}");
+        assert_eq!(parse_csv(b"x1,-y\n1,2\n", false).unwrap().values, vec![1.0, 2.0]);
+        assert!(parse_csv(b"-.5q\n1\n", false).is_err());
         let p = parse_csv(b"0.8x,1,2\n1,2,3\n", true).unwrap();
         assert_eq!(p.values, vec![1.0, 2.0, 3.0]);
         // with --csv-header the first line is skipped even when numeric

@@ -336,6 +336,7 @@ fn bad_inputs_fail_with_one_line_and_the_right_exit_code() {
         2,
         "cosine-similarity does not take --reduction",
     );
+    // a bad option value is a bad command line too: exit 2 (below)
     // data errors: exit 1
     fails(
         &["eval", he, "--input", &scores, "--target", &y],
@@ -357,16 +358,16 @@ fn bad_inputs_fail_with_one_line_and_the_right_exit_code() {
         "hinge_embedding got NaN at input[1]",
     );
     fails(&["eval", he, "--input", &f.p("empty.npy"), "--target", &f.p("empty.npy")], 1, "empty input");
-    fails(&["eval", he, "--input", &f.p("words.csv"), "--target", &y], 1, "line 2: 'abc' is not a number");
+    fails(&["eval", he, "--input", &f.p("words.csv"), "--target", &y], 1, "line 2, cell 1: 'abc' is not a number");
     fails(&["eval", he, "--input", &f.p("data.txt2"), "--target", &y], 1, "unknown file type");
     fails(
         &["eval", he, "--input", &dist, "--target", &y, "--margin", "inf"],
-        1,
+        2,
         "option margin must be finite",
     );
     fails(
         &["eval", "pairwise-distance", "--input1", &scores, "--input2", &dist, "--p", "0"],
-        1,
+        2,
         "option p must be > 0",
     );
 }
@@ -424,7 +425,7 @@ fn family_bad_inputs_fail_with_one_line_and_the_right_exit_code() {
     );
     fails(
         &["eval", "multi-margin", "--input", &scores, "--target", &cls, "--p", "3"],
-        1,
+        2,
         "option p must be 1 or 2",
     );
     fails(
