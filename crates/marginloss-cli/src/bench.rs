@@ -189,7 +189,8 @@ fn footprint(args: &BenchArgs) -> Option<u64> {
 fn mem_available() -> Option<u64> {
     let meminfo = std::fs::read_to_string("/proc/meminfo").ok().and_then(|text| {
         let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
-        let kb: u64 = line.trim_start_matches("MemAvailable:").trim().trim_end_matches("kB").trim().parse().ok()?;
+        let kb: u64 =
+            line.trim_start_matches("MemAvailable:").trim().trim_end_matches("kB").trim().parse().ok()?;
         kb.checked_mul(1024)
     });
     let rlimit = std::fs::read_to_string("/proc/self/limits").ok().and_then(|text| {
@@ -544,7 +545,11 @@ mod tests {
         let e = check_memory(&args("pairwise-distance", 1 << 40, 1 << 19, 2), Some(u64::MAX)).unwrap_err();
         assert!(e.message.contains("more than this machine can address"), "{}", e.message);
         let e = check_memory(&args("hinge", 1_000_000_000_000, 1, 2), Some(8 << 30)).unwrap_err();
-        assert!(e.message.contains("bench hinge --n 1000000000000: the buffers need 10.9 TiB but 8 GiB"), "{}", e.message);
+        assert!(
+            e.message.contains("bench hinge --n 1000000000000: the buffers need 10.9 TiB but 8 GiB"),
+            "{}",
+            e.message
+        );
         assert!(check_memory(&args("hinge", 1000, 1, 2), Some(1 << 30)).is_ok());
         assert!(check_memory(&args("hinge", 1000, 1, 2), None).is_ok());
     }

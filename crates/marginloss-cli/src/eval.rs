@@ -153,7 +153,8 @@ pub fn probe_options(spec: &Spec, o: &OptionArgs, dtype: DTypeArg) -> Result<(),
         ints: int.then(|| values.iter().map(|&v| v as i64).collect()),
         values,
     };
-    let elementwise = matches!(spec.name, "hinge" | "squared-hinge" | "hinge-embedding" | "soft-margin" | "margin-ranking");
+    let elementwise =
+        matches!(spec.name, "hinge" | "squared-hinge" | "hinge-embedding" | "soft-margin" | "margin-ranking");
     let mut arrays = BTreeMap::new();
     for &name in spec.required {
         // 1 is a valid target in both label encodings.

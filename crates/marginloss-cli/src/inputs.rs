@@ -287,7 +287,11 @@ impl Inputs {
             return Ok(Tensor { shape: a.shape.clone(), data: ints.clone() });
         }
         // Integral and within i64 (2^63 itself is not: it would saturate).
-        match a.values.iter().position(|v| v.fract() != 0.0 || !v.is_finite() || v.abs() >= 9_223_372_036_854_775_808.0) {
+        match a
+            .values
+            .iter()
+            .position(|v| v.fract() != 0.0 || !v.is_finite() || v.abs() >= 9_223_372_036_854_775_808.0)
+        {
             Some(i) => Err(data(format!(
                 "--{name} {}: class indices must be integers, got {} at {name}[{i}]",
                 a.display(),

@@ -146,8 +146,12 @@ pub fn read(path: &Path, arg: &str, opts: &ReadOptions) -> Result<Array, Fail> {
     };
     let bad = |what: String| data(format!("--{arg} {}: {what}", path.display()));
     let (mut file, len) = open(path, opts).map_err(&bad)?;
-    let bytes = if is_npy { read_npy_bytes(&mut file, len, opts.max_bytes) } else { read_csv_bytes(&mut file, len, opts.max_bytes) }
-        .map_err(&bad)?;
+    let bytes = if is_npy {
+        read_npy_bytes(&mut file, len, opts.max_bytes)
+    } else {
+        read_csv_bytes(&mut file, len, opts.max_bytes)
+    }
+    .map_err(&bad)?;
     drop(file);
     let parsed = if is_npy { parse_npy(&bytes, opts.max_bytes) } else { parse_csv(&bytes, opts.csv_header) };
     let p = parsed.map_err(bad)?;
@@ -246,7 +250,8 @@ fn read_at_most(r: &mut impl Read, buf: &mut Vec<u8>, max: u64) -> Result<u64, S
     while got < max {
         let want = usize::try_from((max - got).min(CHUNK as u64)).unwrap_or(CHUNK);
         let start = buf.len();
-        buf.try_reserve(want).map_err(|_| format!("cannot allocate memory to read {} more bytes", max - got))?;
+        buf.try_reserve(want)
+            .map_err(|_| format!("cannot allocate memory to read {} more bytes", max - got))?;
         buf.resize(start + want, 0);
         let n = loop {
             match r.read(&mut buf[start..]) {
@@ -356,7 +361,12 @@ fn dtype_name(d: DType) -> &'static str {
 
 fn check_data_len(l: &Layout, have: u64) -> Result<(), String> {
     use std::cmp::Ordering;
-    let what = format!("its header's shape {:?} of {} needs {} data bytes", l.shape, dtype_name(l.dtype), l.data_len);
+    let what = format!(
+        "its header's shape {:?} of {} needs {} data bytes",
+        l.shape,
+        dtype_name(l.dtype),
+        l.data_len
+    );
     match have.cmp(&l.data_len) {
         Ordering::Equal => Ok(()),
         Ordering::Less => Err(format!("truncated or corrupt data: {what}, the file holds {have}")),
@@ -384,7 +394,12 @@ fn preamble(b: &[u8]) -> Result<(usize, usize), String> {
             let n = u32::from_le_bytes([b[8], b[9], b[10], b[11]]);
             (12, usize::try_from(n).unwrap_or(usize::MAX))
         }
-        v => return Err(format!("not a valid .npy file: unknown format version {v}.{} (expected 1, 2 or 3)", b[7])),
+        v => {
+            return Err(format!(
+                "not a valid .npy file: unknown format version {v}.{} (expected 1, 2 or 3)",
+                b[7]
+            ))
+        }
     };
     if len > MAX_HEADER_LEN {
         return Err(format!(
@@ -487,10 +502,12 @@ impl Lexer<'_> {
         }
         let mut n = 0u64;
         for &d in digits {
-            n = n
-                .checked_mul(10)
-                .and_then(|n| n.checked_add(u64::from(d - b'0')))
-                .ok_or_else(|| format!("malformed header: dimension {} does not fit 64 bits", String::from_utf8_lossy(digits)))?;
+            n = n.checked_mul(10).and_then(|n| n.checked_add(u64::from(d - b'0'))).ok_or_else(|| {
+                format!(
+                    "malformed header: dimension {} does not fit 64 bits",
+                    String::from_utf8_lossy(digits)
+                )
+            })?;
         }
         Ok(n)
     }
@@ -632,7 +649,9 @@ fn layout(head: &[u8], prefix: usize, cap: u64) -> Result<Layout, String> {
         overflow = false;
     }
     if overflow {
-        return Err(format!("its shape {shape64:?} has more elements than any array can hold (the count overflows)"));
+        return Err(format!(
+            "its shape {shape64:?} has more elements than any array can hold (the count overflows)"
+        ));
     }
     if let Some(&d) = shape64.iter().find(|&&d| d > max_elems) {
         return Err(format!(
@@ -658,7 +677,8 @@ fn layout(head: &[u8], prefix: usize, cap: u64) -> Result<Layout, String> {
         ));
     }
     // Bounded by the cap, so these fit.
-    let to_usize = |v: u64| usize::try_from(v).map_err(|_| format!("its shape {shape64:?} does not fit this machine"));
+    let to_usize =
+        |v: u64| usize::try_from(v).map_err(|_| format!("its shape {shape64:?} does not fit this machine"));
     let count = to_usize(count)?;
     let shape = shape64.iter().map(|&d| to_usize(d)).collect::<Result<Vec<_>, _>>()?;
     Ok(Layout { header_end, dtype, big_endian, item, shape, count, data_len })
@@ -673,7 +693,10 @@ pub fn parse_npy(bytes: &[u8], cap: u64) -> Result<Parsed, String> {
     let (prefix, header_len) = preamble(bytes)?;
     let header_end = prefix + header_len;
     if bytes.len() < header_end {
-        return Err(format!("not a valid .npy file: truncated header ({} of {header_end} bytes)", bytes.len()));
+        return Err(format!(
+            "not a valid .npy file: truncated header ({} of {header_end} bytes)",
+            bytes.len()
+        ));
     }
     let l = layout(&bytes[..header_end], prefix, cap)?;
     let body = &bytes[header_end..];
@@ -722,7 +745,9 @@ pub fn parse_npy(bytes: &[u8], cap: u64) -> Result<Parsed, String> {
                     }
                     _ => match c[0] {
                         b @ (0 | 1) => i64::from(b),
-                        b => return Err(format!("corrupt data: byte {b} at index {i} is not a bool (0 or 1)")),
+                        b => {
+                            return Err(format!("corrupt data: byte {b} at index {i} is not a bool (0 or 1)"))
+                        }
                     },
                 });
             }
@@ -773,11 +798,8 @@ fn looks_numeric(cell: &[u8]) -> bool {
 /// non-empty and none is, or begins like, a number (`0.8x` is a typo, not a name); otherwise every cell of every line must be a
 /// number (an error names the line and the cell). Lines holding nothing are skipped.
 pub fn parse_csv(bytes: &[u8], header: bool) -> Result<Parsed, String> {
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .trim(csv::Trim::All)
-        .from_reader(bytes);
+    let mut reader =
+        csv::ReaderBuilder::new().has_headers(false).flexible(true).trim(csv::Trim::All).from_reader(bytes);
     let mut rec = csv::ByteRecord::new();
     let mut values: Vec<f64> = Vec::new();
     let mut ints: Vec<i64> = Vec::new();
@@ -798,9 +820,7 @@ pub fn parse_csv(bytes: &[u8], header: bool) -> Result<Parsed, String> {
         if rec.len() == 1 && rec[0].is_empty() {
             continue; // a line holding nothing
         }
-        if std::mem::take(&mut first)
-            && (header || rec.iter().all(|c| !c.is_empty() && !looks_numeric(c)))
-        {
+        if std::mem::take(&mut first) && (header || rec.iter().all(|c| !c.is_empty() && !looks_numeric(c))) {
             continue; // the header
         }
         let hint = if cols.is_none() && !header {
@@ -848,7 +868,8 @@ pub fn parse_csv(bytes: &[u8], header: bool) -> Result<Parsed, String> {
     }
     let cols = cols.map_or(0, |c| c.0);
     let shape = if cols == 1 || rows == 0 { vec![rows] } else { vec![rows, cols] };
-    let (dtype, ints) = if all_int && !values.is_empty() { (DType::I64, Some(ints)) } else { (DType::F64, None) };
+    let (dtype, ints) =
+        if all_int && !values.is_empty() { (DType::I64, Some(ints)) } else { (DType::F64, None) };
     Ok(Parsed { dtype, shape, values, ints })
 }
 
@@ -886,7 +907,10 @@ mod tests {
         assert_eq!(parse_npy(&npy("<i8", false, "(2L,)", &i), CAP).unwrap().ints, Some(vec![i64::MAX, -1]));
         let i: Vec<u8> = [7i32].iter().flat_map(|v| v.to_le_bytes()).collect();
         assert_eq!(parse_npy(&npy("<i4", false, "(1,)", &i), CAP).unwrap().ints, Some(vec![7]));
-        assert_eq!(parse_npy(&npy("|b1", false, "(3,)", &[1, 0, 1]), CAP).unwrap().values, vec![1.0, 0.0, 1.0]);
+        assert_eq!(
+            parse_npy(&npy("|b1", false, "(3,)", &[1, 0, 1]), CAP).unwrap().values,
+            vec![1.0, 0.0, 1.0]
+        );
         let p = parse_npy(&npy("<f8", false, "()", &1.5f64.to_le_bytes()), CAP).unwrap();
         assert_eq!((p.shape, p.values), (vec![], vec![1.5]));
     }

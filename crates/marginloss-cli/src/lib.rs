@@ -67,7 +67,8 @@ where
     match e.kind() {
         ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => Err(ParseExit::Info(e.render().to_string())),
         ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => Err(ParseExit::Usage(
-            "missing subcommand: expected one of demo, eval, bench, check, plot (see marginloss --help)".into(),
+            "missing subcommand: expected one of demo, eval, bench, check, plot (see marginloss --help)"
+                .into(),
         )),
         _ => {
             // One line: clap's first line, without its "error: " prefix (a first line

@@ -78,7 +78,10 @@ fn npy_bytes(dict: &str, data: &[u8]) -> Vec<u8> {
 }
 
 fn dict(descr: &str, fortran: bool, shape: &str) -> String {
-    format!("{{'descr': '{descr}', 'fortran_order': {}, 'shape': {shape}, }}", if fortran { "True" } else { "False" })
+    format!(
+        "{{'descr': '{descr}', 'fortran_order': {}, 'shape': {shape}, }}",
+        if fortran { "True" } else { "False" }
+    )
 }
 
 fn f32s(v: &[f32]) -> Vec<u8> {
@@ -115,7 +118,10 @@ impl Dir {
 
 /// The usual valid pair: scores x (3,) and targets y (3,), float32.
 fn pair(d: &Dir) -> (String, String) {
-    (d.npy("x.npy", "<f4", "(3,)", &f32s(&[0.8, -0.5, 2.0])), d.npy("y.npy", "<f4", "(3,)", &f32s(&[-1.0, 1.0, -1.0])))
+    (
+        d.npy("x.npy", "<f4", "(3,)", &f32s(&[0.8, -0.5, 2.0])),
+        d.npy("y.npy", "<f4", "(3,)", &f32s(&[-1.0, 1.0, -1.0])),
+    )
 }
 
 #[test]
@@ -133,7 +139,11 @@ fn allocation_bombs_in_npy_headers_are_refused_up_front() {
     let (x, y) = pair(&d);
     // 14 bytes that claim a 4 GiB header: for every argument, in eval and in check.
     let bomb = d.file("h.npy", b"\x93NUMPY\x02\x00\xf0\xff\xff\xff{}");
-    fails(&["eval", "hinge", "--input", &bomb, "--target", &y], 1, &["--input", "h.npy", "header claims 4294967280"]);
+    fails(
+        &["eval", "hinge", "--input", &bomb, "--target", &y],
+        1,
+        &["--input", "h.npy", "header claims 4294967280"],
+    );
     fails(&["eval", "hinge", "--input", &x, "--target", &bomb], 1, &["--target", "h.npy", "header claims"]);
     fails(&["check", "hinge", "--input", &bomb, "--target", &y], 1, &["--input", "h.npy", "header claims"]);
     fails(
@@ -155,7 +165,11 @@ fn allocation_bombs_in_npy_headers_are_refused_up_front() {
     fails(&["eval", "hinge", "--input", &liar, "--target", &y], 1, &["--input", "liar.npy", "truncated"]);
     // An empty array whose other dimension no file could hold.
     let wide = d.npy("wide.npy", "<f4", "(0, 1099511627776)", &[]);
-    fails(&["eval", "hinge", "--input", &wide, "--target", &wide], 1, &["wide.npy", "dimension of 1099511627776"]);
+    fails(
+        &["eval", "hinge", "--input", &wide, "--target", &wide],
+        1,
+        &["wide.npy", "dimension of 1099511627776"],
+    );
     // A shape over the size cap, in a file that does hold the data.
     let big = d.npy("big.npy", "<f8", "(64,)", &f64s(&[1.0; 64]));
     fails(
@@ -171,7 +185,11 @@ fn allocation_bombs_in_npy_headers_are_refused_up_front() {
     // ... which the flag raises.
     let out = succeeds(&["eval", "hinge", "--input", &big, "--target", &big, "--max-input-bytes", "1K"]);
     assert!(out.starts_with("hinge  mean, float64"), "{out}");
-    fails(&["eval", "hinge", "--input", &x, "--target", &y, "--max-input-bytes", "lots"], 2, &["--max-input-bytes"]);
+    fails(
+        &["eval", "hinge", "--input", &x, "--target", &y, "--max-input-bytes", "lots"],
+        2,
+        &["--max-input-bytes"],
+    );
 }
 
 #[test]
@@ -234,12 +252,24 @@ fn special_files_are_refused_unless_asked_for() {
 
 #[test]
 fn bench_sizes_are_checked_before_allocating() {
-    fails(&["bench", "hinge", "--n", "1000000000000", "--reps", "1"], 2, &["bench hinge --n 1000000000000", "available"]);
-    fails(&["bench", "hinge", "--n", "18446744073709551615", "--reps", "1"], 2, &["--n 18446744073709551615", "overflows"]);
+    fails(
+        &["bench", "hinge", "--n", "1000000000000", "--reps", "1"],
+        2,
+        &["bench hinge --n 1000000000000", "available"],
+    );
+    fails(
+        &["bench", "hinge", "--n", "18446744073709551615", "--reps", "1"],
+        2,
+        &["--n 18446744073709551615", "overflows"],
+    );
     fails(&["bench", "triplet-margin", "--n", "4294967296", "--dim", "4294967296"], 2, &["overflows"]);
     // Under this test's 1 GiB limit even 100M elements do not fit.
     fails(&["bench", "hinge", "--n", "100000000", "--reps", "1"], 2, &["available"]);
-    fails(&["bench", "hinge", "--n", "1000", "--reps", "18446744073709551615"], 2, &["--reps 18446744073709551615"]);
+    fails(
+        &["bench", "hinge", "--n", "1000", "--reps", "18446744073709551615"],
+        2,
+        &["--reps 18446744073709551615"],
+    );
     fails(&["bench", "hinge", "--n", "1000", "--threads", "10000"], 2, &["--threads 10000"]);
     fails(&["bench", "hinge", "--n", "1000", "--threads", "0"], 2, &["--threads"]);
     fails(&["bench", "hinge", "--n", "0"], 2, &["--n"]);
@@ -266,18 +296,38 @@ fn csv_headers_and_typos() {
     let named = d.file("named.csv", b"score\n0.8\n-0.5\n2.0\n");
     succeeds(&["eval", "hinge", "--input", &named, "--target", &y]);
     let typo = d.file("typo.csv", b"0.8\n-0.5\n2.0x\n");
-    fails(&["eval", "hinge", "--input", &typo, "--target", &y], 1, &["typo.csv", "line 3, cell 1: '2.0x' is not a number"]);
+    fails(
+        &["eval", "hinge", "--input", &typo, "--target", &y],
+        1,
+        &["typo.csv", "line 3, cell 1: '2.0x' is not a number"],
+    );
     let commas = d.file("commas.csv", b",,\n1,2,3\n");
-    fails(&["eval", "hinge", "--input", &commas, "--target", &y], 1, &["commas.csv", "line 1, cell 1: empty cell"]);
+    fails(
+        &["eval", "hinge", "--input", &commas, "--target", &y],
+        1,
+        &["commas.csv", "line 1, cell 1: empty cell"],
+    );
     let ragged = d.file("ragged.csv", b"1,2\n3\n");
-    fails(&["eval", "hinge", "--input", &ragged, "--target", &y], 1, &["ragged.csv", "line 2 has 1 cell, line 1 has 2 cells"]);
+    fails(
+        &["eval", "hinge", "--input", &ragged, "--target", &y],
+        1,
+        &["ragged.csv", "line 2 has 1 cell, line 1 has 2 cells"],
+    );
     // A quoting slip: the open quote runs to the end of the file, newlines and all.
     let quote = d.file("quote.csv", b"1\n\"2\n3\n");
-    fails(&["eval", "hinge", "--input", &quote, "--target", &y], 1, &["quote.csv", "line 2, cell 1", "is not a number"]);
+    fails(
+        &["eval", "hinge", "--input", &quote, "--target", &y],
+        1,
+        &["quote.csv", "line 2, cell 1", "is not a number"],
+    );
     let latin1 = d.file("latin1.csv", b"1\n2\xe9\n3\n");
     fails(&["eval", "hinge", "--input", &latin1, "--target", &y], 1, &["latin1.csv", "line 2, cell 1"]);
     let big = d.file("big.csv", "1\n".repeat(100).as_bytes());
-    fails(&["eval", "hinge", "--input", &big, "--target", &y, "--max-input-bytes", "100"], 1, &["big.csv", "input size cap"]);
+    fails(
+        &["eval", "hinge", "--input", &big, "--target", &y, "--max-input-bytes", "100"],
+        1,
+        &["big.csv", "input size cap"],
+    );
 }
 
 #[test]
@@ -305,11 +355,19 @@ fn every_error_is_one_line() {
         ("newline.npy", "{'descr': '<f4',\n\n 'fortran_order': Nope}"),
     ] {
         let f = d.file(name, &npy_bytes(header, &f32s(&[1.0, 2.0, 3.0])));
-        fails(&["eval", "hinge", "--input", &f, "--target", &y], 1, &["--input", name, "not a valid .npy file"]);
+        fails(
+            &["eval", "hinge", "--input", &f, "--target", &y],
+            1,
+            &["--input", name, "not a valid .npy file"],
+        );
     }
     // a newline in a file name is escaped, not printed
     let odd = d.p("two\nlines.npy");
-    fails(&["eval", "hinge", "--input", &odd, "--target", &y], 1, &["--input", "two\\nlines.npy", "cannot read"]);
+    fails(
+        &["eval", "hinge", "--input", &odd, "--target", &y],
+        1,
+        &["--input", "two\\nlines.npy", "cannot read"],
+    );
     // the summary prints no error and one report
     assert!(succeeds(&["eval", "hinge", "--input", &x, "--target", &y]).starts_with("hinge  mean"));
 }
@@ -341,8 +399,16 @@ fn messages_say_what_is_wrong_and_exit_codes_follow_one_rule() {
     let d = Dir::new();
     let (x, y) = pair(&d);
     let svg = d.p("x.svg");
-    fails(&["plot", "hinge", "-o", &svg, "--range=-1e308:1e308"], 2, &["--range '-1e308:1e308'", "overflows"]);
-    fails(&["plot", "squared-hinge", "-o", &svg, "--range=-1e200:1e200"], 2, &["--range", "squared-hinge", "narrower"]);
+    fails(
+        &["plot", "hinge", "-o", &svg, "--range=-1e308:1e308"],
+        2,
+        &["--range '-1e308:1e308'", "overflows"],
+    );
+    fails(
+        &["plot", "squared-hinge", "-o", &svg, "--range=-1e200:1e200"],
+        2,
+        &["--range", "squared-hinge", "narrower"],
+    );
     let big = d.npy("big64.npy", "<f8", "(3,)", &f64s(&[0.5, 1e300, 1.0]));
     fails(
         &["eval", "hinge", "--input", &big, "--target", &y, "--dtype", "f32"],
@@ -378,11 +444,27 @@ fn messages_say_what_is_wrong_and_exit_codes_follow_one_rule() {
     fails(&["plot", "hinge", "-o", &svg, "--margin", "nan"], 2, &["--margin"]);
     let rows = d.npy("rows.npy", "<f4", "(2, 3)", &f32s(&[0.1, 0.5, -0.2, 1.0, 0.0, 0.3]));
     let cls = d.npy("cls.npy", "<i8", "(2,)", &[0u8, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0]);
-    fails(&["eval", "multi-margin", "--input", &rows, "--target", &cls, "--p", "3"], 2, &["p must be 1 or 2"]);
-    fails(&["check", "multi-margin", "--input", &rows, "--target", &cls, "--p", "3"], 2, &["p must be 1 or 2"]);
-    fails(&["eval", "pairwise-distance", "--input1", &rows, "--input2", &rows, "--p", "0"], 2, &["p must be > 0"]);
+    fails(
+        &["eval", "multi-margin", "--input", &rows, "--target", &cls, "--p", "3"],
+        2,
+        &["p must be 1 or 2"],
+    );
+    fails(
+        &["check", "multi-margin", "--input", &rows, "--target", &cls, "--p", "3"],
+        2,
+        &["p must be 1 or 2"],
+    );
+    fails(
+        &["eval", "pairwise-distance", "--input1", &rows, "--input2", &rows, "--p", "0"],
+        2,
+        &["p must be > 0"],
+    );
     fails(&["eval", "pairwise-distance", "--input1", &rows, "--input2", &rows, "--eps", "nan"], 2, &["eps"]);
-    fails(&["check", "pairwise-distance", "--input1", &rows, "--input2", &rows, "--p", "-1"], 2, &["p must be > 0"]);
+    fails(
+        &["check", "pairwise-distance", "--input1", &rows, "--input2", &rows, "--p", "-1"],
+        2,
+        &["p must be > 0"],
+    );
     fails(&["bench", "hinge", "--dtype", "f16"], 2, &["invalid value 'f16'"]);
 }
 
@@ -391,7 +473,11 @@ fn classes_that_already_worked_still_do() {
     let d = Dir::new();
     let (x, y) = pair(&d);
     let truncated = d.npy("truncated.npy", "<f4", "(3,)", &f32s(&[1.0, 2.0])[..7]);
-    fails(&["eval", "hinge", "--input", &truncated, "--target", &y], 1, &["--input", "truncated.npy", "truncated"]);
+    fails(
+        &["eval", "hinge", "--input", &truncated, "--target", &y],
+        1,
+        &["--input", "truncated.npy", "truncated"],
+    );
     let magic = d.file("magic.npy", b"PK\x03\x04 this is a zip");
     fails(&["eval", "hinge", "--input", &magic, "--target", &y], 1, &["magic.npy", "magic"]);
     let empty = d.file("empty.npy", b"");
@@ -400,16 +486,29 @@ fn classes_that_already_worked_still_do() {
     fails(&["eval", "hinge", "--input", &short, "--target", &y], 1, &["short.npy", "trailing bytes"]);
     let fortran = d.file("fortran.npy", &npy_bytes(&dict("<f4", true, "(1, 3)"), &f32s(&[1.0, 2.0, 3.0])));
     fails(&["eval", "hinge", "--input", &fortran, "--target", &y], 1, &["fortran.npy", "Fortran order"]);
-    for (descr, size) in
-        [("|u1", 1), ("<u4", 4), ("<i2", 2), ("<f2", 2), ("<c8", 8), ("<c16", 16), ("|S3", 3), ("<U3", 12), ("|O", 8), ("<M8[D]", 8)]
-    {
-        let name = format!("dtype_{}.npy", descr.chars().filter(char::is_ascii_alphanumeric).collect::<String>());
+    for (descr, size) in [
+        ("|u1", 1),
+        ("<u4", 4),
+        ("<i2", 2),
+        ("<f2", 2),
+        ("<c8", 8),
+        ("<c16", 16),
+        ("|S3", 3),
+        ("<U3", 12),
+        ("|O", 8),
+        ("<M8[D]", 8),
+    ] {
+        let name =
+            format!("dtype_{}.npy", descr.chars().filter(char::is_ascii_alphanumeric).collect::<String>());
         let f = d.npy(&name, descr, "(3,)", &vec![0u8; 3 * size]);
         fails(&["eval", "hinge", "--input", &f, "--target", &y], 1, &["--input", &name, "unsupported dtype"]);
     }
     let rec = d.file(
         "record.npy",
-        &npy_bytes("{'descr': [('a', '<f4'), ('b', '<i4')], 'fortran_order': False, 'shape': (3,), }", &[0; 24]),
+        &npy_bytes(
+            "{'descr': [('a', '<f4'), ('b', '<i4')], 'fortran_order': False, 'shape': (3,), }",
+            &[0; 24],
+        ),
     );
     fails(&["eval", "hinge", "--input", &rec, "--target", &y], 1, &["record.npy", "structured"]);
     let bools = d.npy("bools.npy", "|b1", "(3,)", &[1, 9, 0]);
@@ -441,17 +540,45 @@ fn classes_that_already_worked_still_do() {
     fails(&["eval", "multi-margin", "--input", &rows, "--target", &far], 1, &["class index 3 at target[1]"]);
     let neg: Vec<u8> = [-1i64, 0].iter().flat_map(|v| v.to_le_bytes()).collect();
     let neg = d.npy("neg.npy", "<i8", "(2,)", &neg);
-    fails(&["eval", "multiclass-hinge", "--input", &rows, "--target", &neg], 1, &["class index -1 at target[0]"]);
+    fails(
+        &["eval", "multiclass-hinge", "--input", &rows, "--target", &neg],
+        1,
+        &["class index -1 at target[0]"],
+    );
     let y4 = d.npy("y4.npy", "<f4", "(4,)", &f32s(&[1.0; 4]));
-    fails(&["eval", "hinge", "--input", &x, "--target", &y4], 1, &["--target has shape [4] but --input has shape [3]"]);
-    fails(&["eval", "hinge", "--input", &d.p("x.tsv"), "--target", &y], 1, &["--input", "x.tsv", "unknown file type"]);
+    fails(
+        &["eval", "hinge", "--input", &x, "--target", &y4],
+        1,
+        &["--target has shape [4] but --input has shape [3]"],
+    );
+    fails(
+        &["eval", "hinge", "--input", &d.p("x.tsv"), "--target", &y],
+        1,
+        &["--input", "x.tsv", "unknown file type"],
+    );
     // unknown, repeated, missing flags and values
-    fails(&["eval", "hinge", "--input", &x, "--target", &y, "--frobnicate"], 2, &["unexpected argument '--frobnicate'"]);
-    fails(&["eval", "hinge", "--input", &x, "--input", &x, "--target", &y], 2, &["--input", "cannot be used multiple times"]);
+    fails(
+        &["eval", "hinge", "--input", &x, "--target", &y, "--frobnicate"],
+        2,
+        &["unexpected argument '--frobnicate'"],
+    );
+    fails(
+        &["eval", "hinge", "--input", &x, "--input", &x, "--target", &y],
+        2,
+        &["--input", "cannot be used multiple times"],
+    );
     fails(&["eval", "hinge", "--target", &y, "--input"], 2, &["--input", "value is required"]);
     fails(&["eval", "hinge", "--input", &x], 2, &["hinge needs --target"]);
-    fails(&["eval", "hinge", "--input", &x, "--target", &y, "--margin", "one"], 2, &["invalid value 'one'", "--margin"]);
-    fails(&["eval", "hinge", "--input", &x, "--target", &y, "--reduction", "avg"], 2, &["invalid value 'avg'"]);
+    fails(
+        &["eval", "hinge", "--input", &x, "--target", &y, "--margin", "one"],
+        2,
+        &["invalid value 'one'", "--margin"],
+    );
+    fails(
+        &["eval", "hinge", "--input", &x, "--target", &y, "--reduction", "avg"],
+        2,
+        &["invalid value 'avg'"],
+    );
     fails(&["eval", "hinge", "--input", &x, "--target", &y, "--p", "2"], 2, &["hinge does not take --p"]);
     fails(&["eval", "nope", "--input", &x], 2, &["unknown loss 'nope'"]);
 }

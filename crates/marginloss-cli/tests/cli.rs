@@ -358,7 +358,11 @@ fn bad_inputs_fail_with_one_line_and_the_right_exit_code() {
         "hinge_embedding got NaN at input[1]",
     );
     fails(&["eval", he, "--input", &f.p("empty.npy"), "--target", &f.p("empty.npy")], 1, "empty input");
-    fails(&["eval", he, "--input", &f.p("words.csv"), "--target", &y], 1, "line 2, cell 1: 'abc' is not a number");
+    fails(
+        &["eval", he, "--input", &f.p("words.csv"), "--target", &y],
+        1,
+        "line 2, cell 1: 'abc' is not a number",
+    );
     fails(&["eval", he, "--input", &f.p("data.txt2"), "--target", &y], 1, "unknown file type");
     fails(
         &["eval", he, "--input", &dist, "--target", &y, "--margin", "inf"],

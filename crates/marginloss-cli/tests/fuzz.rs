@@ -20,9 +20,44 @@ fn report(target: &str, runs: &AtomicUsize) {
 }
 
 const HEADER_TOKENS: &[&str] = &[
-    "{", "}", "'descr'", ":", "'<f4'", "'<f8'", "'>f8'", "'<i8'", "'>i4'", "'|b1'", "'<u1'", "'<f2'", "[('a', '<f4')]",
-    "'fortran_order'", "True", "False", "'shape'", "(", ")", ",", "0", "1", "3", "4294967296", "18446744073709551615",
-    "99999999999999999999", "[", "]", " ", "\n", "'", "\"", "L", "-1", "'x'", "\\", "\0", "\u{e9}",
+    "{",
+    "}",
+    "'descr'",
+    ":",
+    "'<f4'",
+    "'<f8'",
+    "'>f8'",
+    "'<i8'",
+    "'>i4'",
+    "'|b1'",
+    "'<u1'",
+    "'<f2'",
+    "[('a', '<f4')]",
+    "'fortran_order'",
+    "True",
+    "False",
+    "'shape'",
+    "(",
+    ")",
+    ",",
+    "0",
+    "1",
+    "3",
+    "4294967296",
+    "18446744073709551615",
+    "99999999999999999999",
+    "[",
+    "]",
+    " ",
+    "\n",
+    "'",
+    "\"",
+    "L",
+    "-1",
+    "'x'",
+    "\\",
+    "\0",
+    "\u{e9}",
 ];
 
 /// An `.npy`-like file from fuzz bytes: raw bytes, a header made of tokens, or a
@@ -42,10 +77,15 @@ fn build_npy(b: &[u8]) -> Vec<u8> {
         let dims: Vec<String> = (0..pick(1, 4))
             .map(|k| {
                 let v = ctl.get(2 + k).copied().unwrap_or(0);
-                if v == 255 { "4294967296".to_string() } else { (v % 9).to_string() }
+                if v == 255 {
+                    "4294967296".to_string()
+                } else {
+                    (v % 9).to_string()
+                }
             })
             .collect();
-        let shape = if dims.len() == 1 { format!("({},)", dims[0]) } else { format!("({})", dims.join(", ")) };
+        let shape =
+            if dims.len() == 1 { format!("({},)", dims[0]) } else { format!("({})", dims.join(", ")) };
         let fortran = if pick(6, 5) == 0 { "True" } else { "False" };
         if mode & 0x04 != 0 {
             // exactly the data the header needs (bytes cycled), so the success path runs
@@ -100,8 +140,25 @@ fn npy_reader_never_panics_on_arbitrary_bytes() {
     eprintln!("  of which {} parsed", OK.load(Ordering::Relaxed));
 }
 
-const CSV_TOKENS: &[&str] =
-    &["1", "-2.5", "1e308", "1e309", "nan", "-inf", "0.8x", "x", ",", "\n", "\r\n", "\"", " ", "", "\u{ff}", "#", "9223372036854775808"];
+const CSV_TOKENS: &[&str] = &[
+    "1",
+    "-2.5",
+    "1e308",
+    "1e309",
+    "nan",
+    "-inf",
+    "0.8x",
+    "x",
+    ",",
+    "\n",
+    "\r\n",
+    "\"",
+    " ",
+    "",
+    "\u{ff}",
+    "#",
+    "9223372036854775808",
+];
 
 #[test]
 fn csv_reader_never_panics_on_arbitrary_bytes() {
@@ -128,13 +185,76 @@ fn csv_reader_never_panics_on_arbitrary_bytes() {
 }
 
 const ARG_TOKENS: &[&str] = &[
-    "eval", "check", "plot", "bench", "demo", "hinge", "multi-margin", "triplet-margin", "pairwise-distance", "--input",
-    "--target", "--input1", "--input2", "--anchor", "--positive", "--negative", "--weight", "--margin", "--p", "--eps",
-    "--swap", "--reduction", "--labels", "--distance", "--torch-compat", "--dtype", "--json", "--max-input-bytes",
-    "--allow-special-files", "--csv-header", "--n", "--dim", "--classes", "--threads", "--reps", "--range", "-o",
-    "--output", "--grad", "--help", "-h", "--version", "-V", "--", "-", "1", "-1", "nan", "-inf", "1e309", "0", "2G",
-    "18446744073709551616", "none", "mean", "sum", "01", "pm1", "f32", "f64", "cosine", "x.npy", "y.csv", "a:b",
-    "--margin=-1", "--range=-3:3", "", " ", "é", "--input=",
+    "eval",
+    "check",
+    "plot",
+    "bench",
+    "demo",
+    "hinge",
+    "multi-margin",
+    "triplet-margin",
+    "pairwise-distance",
+    "--input",
+    "--target",
+    "--input1",
+    "--input2",
+    "--anchor",
+    "--positive",
+    "--negative",
+    "--weight",
+    "--margin",
+    "--p",
+    "--eps",
+    "--swap",
+    "--reduction",
+    "--labels",
+    "--distance",
+    "--torch-compat",
+    "--dtype",
+    "--json",
+    "--max-input-bytes",
+    "--allow-special-files",
+    "--csv-header",
+    "--n",
+    "--dim",
+    "--classes",
+    "--threads",
+    "--reps",
+    "--range",
+    "-o",
+    "--output",
+    "--grad",
+    "--help",
+    "-h",
+    "--version",
+    "-V",
+    "--",
+    "-",
+    "1",
+    "-1",
+    "nan",
+    "-inf",
+    "1e309",
+    "0",
+    "2G",
+    "18446744073709551616",
+    "none",
+    "mean",
+    "sum",
+    "01",
+    "pm1",
+    "f32",
+    "f64",
+    "cosine",
+    "x.npy",
+    "y.csv",
+    "a:b",
+    "--margin=-1",
+    "--range=-3:3",
+    "",
+    " ",
+    "é",
+    "--input=",
 ];
 
 #[test]
