@@ -183,17 +183,25 @@ fn footprint(args: &BenchArgs) -> Option<u64> {
     work?.checked_add(TRIAD_BYTES)
 }
 
+/// A small text file (at most 64 KiB of it).
+fn read_small(path: &str) -> Option<String> {
+    use std::io::Read;
+    let mut s = String::new();
+    std::fs::File::open(path).ok()?.take(1 << 16).read_to_string(&mut s).ok()?;
+    Some(s)
+}
+
 /// The memory a workload may take, in bytes: `MemAvailable` from /proc/meminfo, or the
 /// process's address-space limit (`ulimit -v`, from /proc/self/limits) when that is lower;
 /// `None` where the system reports neither.
 fn mem_available() -> Option<u64> {
-    let meminfo = std::fs::read_to_string("/proc/meminfo").ok().and_then(|text| {
+    let meminfo = read_small("/proc/meminfo").and_then(|text| {
         let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
         let kb: u64 =
             line.trim_start_matches("MemAvailable:").trim().trim_end_matches("kB").trim().parse().ok()?;
         kb.checked_mul(1024)
     });
-    let rlimit = std::fs::read_to_string("/proc/self/limits").ok().and_then(|text| {
+    let rlimit = read_small("/proc/self/limits").and_then(|text| {
         let line = text.lines().find(|l| l.starts_with("Max address space"))?;
         line.trim_start_matches("Max address space").split_whitespace().next()?.parse::<u64>().ok()
     });

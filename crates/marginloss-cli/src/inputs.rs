@@ -40,8 +40,8 @@ pub struct InputArgs {
     /// [default: 2G].
     #[arg(long, value_name = "BYTES", value_parser = io::parse_bytes)]
     pub max_input_bytes: Option<u64>,
-    /// Also read inputs that are not regular files (FIFOs, devices such as /dev/stdin),
-    /// still bounded by --max-input-bytes.
+    /// Also read inputs that are not regular files (named pipes, devices), still bounded
+    /// by --max-input-bytes.
     #[arg(long)]
     pub allow_special_files: bool,
     /// The first line of every CSV input is a header (without this flag a first line is

@@ -883,7 +883,7 @@ mod tests {
             if fortran { "True" } else { "False" }
         );
         let mut h = dict.into_bytes();
-        while (10 + h.len() + 1) % 64 != 0 {
+        while !(10 + h.len() + 1).is_multiple_of(64) {
             h.push(b' ');
         }
         h.push(b'\n');

@@ -15,7 +15,7 @@ pub fn show<T: Display + LowerExp + Copy + Into<f64>>(v: T) -> String {
     }
     let exp = format!("{v:e}");
     let mag = v.into().abs();
-    if exp.len() < plain.len() && (mag >= 1e16 || mag < 1e-4) {
+    if exp.len() < plain.len() && !(1e-4..1e16).contains(&mag) {
         exp
     } else {
         plain
