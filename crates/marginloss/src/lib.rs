@@ -35,8 +35,10 @@
 //! default) or reproduces torch in [`Mode::TorchCompat`]; the checks ride along in the
 //! kernel's single pass.
 //!
-//! The [`reference`](mod@reference) module holds plain, unfused implementations of the same formulas,
-//! written the way PyTorch composes them; the tests hold the kernels equal to them.
+//! With the cargo feature `reference` (off by default) a `reference` module holds plain,
+//! unfused implementations of the same formulas, written the way PyTorch composes them;
+//! the tests hold the kernels equal to them. They are test support, not for training:
+//! they do not validate their inputs and may panic on malformed ones.
 
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
@@ -49,6 +51,7 @@ pub mod loss;
 mod options;
 mod parts;
 mod reduction;
+#[cfg(feature = "reference")]
 pub mod reference;
 mod simd;
 

@@ -41,7 +41,7 @@ const LOSS: &str = "multi_margin";
 ///   is **silently skipped** (a NaN non-target score contributes 0; a NaN target score
 ///   zeroes the whole row and its gradient); `+inf` gives an infinite loss with a finite
 ///   gradient for p = 1. Under `torch.compile` the decomposition propagates NaN instead;
-///   [`reference::multi_margin`](crate::reference::multi_margin) follows that. An empty
+///   the `reference` feature's `reference::multi_margin` follows that. An empty
 ///   batch gives NaN for mean and 0 for sum, where eager torch returns an **uninitialised**
 ///   scalar (garbage), and an empty output for `None`.
 ///
