@@ -552,12 +552,38 @@ pub(crate) fn isa_test_data<T: Float>(scale: f64) -> (Vec<T>, Vec<T>) {
     (x, t)
 }
 
-/// Checks that an option is finite (strict mode).
-pub(crate) fn finite_option(loss: &'static str, option: &'static str, v: f64, mode: Mode) -> Result<()> {
-    if mode.is_strict() && !v.is_finite() {
-        return Err(Error::Option { loss, option, value: Value(v), expected: "finite" });
+/// Checks that an option is finite, in `f64` and in the compute type `T` (strict mode):
+/// the kernels compute with `T::of(v)`, so `1e39` is `inf` for `f32` inputs.
+pub(crate) fn finite_option<T: Float>(
+    loss: &'static str,
+    option: &'static str,
+    v: f64,
+    mode: Mode,
+) -> Result<()> {
+    if mode.is_strict() {
+        if !v.is_finite() {
+            return Err(Error::Option { loss, option, value: Value(v), expected: "finite" });
+        }
+        fits::<T>(loss, option, v)?;
     }
     Ok(())
+}
+
+/// Checks that a finite option stays finite in the compute type `T` (strict mode's
+/// "does not fit float32" error).
+pub(crate) fn fits<T: Float>(loss: &'static str, option: &'static str, v: f64) -> Result<()> {
+    if T::of(v).is_finite() {
+        return Ok(());
+    }
+    Err(Error::Option { loss, option, value: Value(v), expected: fit_phrase::<T>() })
+}
+
+/// "a number that fits float32, the inputs' dtype (…)" and the like.
+pub(crate) fn fit_phrase<T: Float>() -> &'static str {
+    match T::DTYPE {
+        "float32" => "a number that fits float32, the inputs' dtype (magnitude at most 3.4028235e38)",
+        _ => "a number that fits float64, the inputs' dtype",
+    }
 }
 
 /// `max(0, u)` that propagates NaN, as torch's `clamp_min`.

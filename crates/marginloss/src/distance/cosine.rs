@@ -130,16 +130,8 @@ impl CosineSimilarity {
         self
     }
 
-    fn check_options(&self) -> Result<()> {
-        if self.mode.is_strict() && !(self.eps >= 0.0 && self.eps.is_finite()) {
-            return Err(Error::Option {
-                loss: "cosine_similarity",
-                option: "eps",
-                value: Value(self.eps),
-                expected: "finite and >= 0",
-            });
-        }
-        Ok(())
+    fn check_options<T: Float>(&self) -> Result<()> {
+        check_eps::<T>("cosine_similarity", self.eps, self.mode)
     }
 
     /// The similarity of each row pair; `dim` is the row length D.
@@ -165,7 +157,7 @@ impl CosineSimilarity {
         dim: usize,
         out: &mut [T],
     ) -> Result<()> {
-        self.check_options()?;
+        self.check_options::<T>()?;
         let n = rows_of("cosine_similarity", NAMES, input1, input2, dim, self.mode)?;
         check_buffer("cosine_similarity", "output", out.len(), n)?;
         let ok =
@@ -196,7 +188,7 @@ impl CosineSimilarity {
         grad2: &mut [T],
     ) -> Result<()> {
         const L: &str = "cosine_similarity";
-        self.check_options()?;
+        self.check_options::<T>()?;
         let n = rows_of(L, NAMES, input1, input2, dim, self.mode)?;
         check_buffer(L, "output", out.len(), n)?;
         check_buffer(L, "grad input1", grad1.len(), input1.len())?;
@@ -229,6 +221,18 @@ impl<T: Float> RowOp<T> for CosRowOp {
         cos_row_backward::<T, false>(a, b, &r, g.f64(), ga, gb);
         (T::of(r.cos), r.ok)
     }
+}
+
+/// Strict mode: `eps` finite, `>= 0`, and finite in `T` (torch clamps the norms with eps
+/// in the tensor's dtype).
+fn check_eps<T: Float>(loss: &'static str, eps: f64, mode: Mode) -> Result<()> {
+    if !mode.is_strict() {
+        return Ok(());
+    }
+    if !(eps >= 0.0 && eps.is_finite()) {
+        return Err(Error::Option { loss, option: "eps", value: Value(eps), expected: "finite and >= 0" });
+    }
+    crate::kernel::fits::<T>(loss, "eps", eps)
 }
 
 /// [`CosineSimilarity`] with eps = 1e-8 over rows of length `dim`.
@@ -304,17 +308,9 @@ impl<T: Float> Distance<T> for CosineDistance {
         (d, r.ok)
     }
 
-    /// Strict mode: a finite eps >= 0.
+    /// Strict mode: a finite eps >= 0 that fits `T`.
     fn check(&self, loss: &'static str, mode: Mode) -> Result<()> {
-        if mode.is_strict() && !(self.eps >= 0.0 && self.eps.is_finite()) {
-            return Err(Error::Option {
-                loss,
-                option: "eps",
-                value: Value(self.eps),
-                expected: "finite and >= 0",
-            });
-        }
-        Ok(())
+        check_eps::<T>(loss, self.eps, mode)
     }
 }
 

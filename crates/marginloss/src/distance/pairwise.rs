@@ -291,18 +291,15 @@ impl PairwiseDistance {
         self
     }
 
-    /// Checks `p` and `eps` (strict mode).
-    pub(crate) fn check_options(&self, loss: &'static str) -> Result<()> {
+    /// Checks `p` and `eps` (strict mode): eps is added in `T`, so it must fit `T`.
+    pub(crate) fn check_options<T: Float>(&self, loss: &'static str) -> Result<()> {
         if !self.mode.is_strict() {
             return Ok(());
         }
         if self.p.is_nan() || self.p <= 0.0 {
             return Err(Error::Option { loss, option: "p", value: Value(self.p), expected: "> 0" });
         }
-        if !self.eps.is_finite() {
-            return Err(Error::Option { loss, option: "eps", value: Value(self.eps), expected: "finite" });
-        }
-        Ok(())
+        crate::kernel::finite_option::<T>(loss, "eps", self.eps, self.mode)
     }
 
     /// The distance of each row pair; `dim` is the row length D.
@@ -329,7 +326,7 @@ impl PairwiseDistance {
         out: &mut [T],
     ) -> Result<()> {
         const L: &str = "pairwise_distance";
-        self.check_options(L)?;
+        self.check_options::<T>(L)?;
         let n = rows_of(L, NAMES, input1, input2, dim, self.mode)?;
         check_buffer(L, "output", out.len(), n)?;
         let (norm, eps) = (Norm::of(self.p), T::of(self.eps));
@@ -360,7 +357,7 @@ impl PairwiseDistance {
         grad2: &mut [T],
     ) -> Result<()> {
         const L: &str = "pairwise_distance";
-        self.check_options(L)?;
+        self.check_options::<T>(L)?;
         let n = rows_of(L, NAMES, input1, input2, dim, self.mode)?;
         check_buffer(L, "output", out.len(), n)?;
         check_buffer(L, "grad input1", grad1.len(), input1.len())?;
@@ -471,7 +468,7 @@ impl<T: Float> Distance<T> for PairwiseDistance {
     /// Strict mode: `p > 0` and a finite eps (this distance's own `mode` is ignored: the
     /// loss's mode governs).
     fn check(&self, loss: &'static str, mode: Mode) -> Result<()> {
-        PairwiseDistance { mode, ..*self }.check_options(loss)
+        PairwiseDistance { mode, ..*self }.check_options::<T>(loss)
     }
 }
 

@@ -104,6 +104,9 @@ impl Contrastive {
                 expected: "finite and >= 0",
             });
         }
+        if self.mode.is_strict() {
+            crate::kernel::fits::<T>(LOSS, "margin", self.margin)?;
+        }
         Ok(Kernel { margin: T::of(self.margin), labels: self.labels, dist: PairwiseDistance::new() })
     }
 

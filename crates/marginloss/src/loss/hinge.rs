@@ -87,7 +87,7 @@ impl Hinge {
     }
 
     fn kernel<T: Float>(&self) -> Result<HingeKernel<T>> {
-        finite_option("hinge", "margin", self.margin, self.mode)?;
+        finite_option::<T>("hinge", "margin", self.margin, self.mode)?;
         Ok(HingeKernel { margin: T::of(self.margin), labels: self.labels, kink: self.kink })
     }
 

@@ -102,7 +102,7 @@ impl HingeEmbedding {
     }
 
     fn kernel<T: Float>(&self) -> Result<HingeEmbeddingKernel<T>> {
-        finite_option("hinge_embedding", "margin", self.margin, self.mode)?;
+        finite_option::<T>("hinge_embedding", "margin", self.margin, self.mode)?;
         Ok(HingeEmbeddingKernel { margin: T::of(self.margin), labels: self.labels, kink: self.kink })
     }
 

@@ -102,7 +102,7 @@ impl MarginRanking {
     }
 
     fn kernel<T: Float>(&self) -> Result<Kernel<T>> {
-        finite_option(LOSS, "margin", self.margin, self.mode)?;
+        finite_option::<T>(LOSS, "margin", self.margin, self.mode)?;
         Ok(Kernel { margin: T::of(self.margin), labels: self.labels, kink: self.kink })
     }
 

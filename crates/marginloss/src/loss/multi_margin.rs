@@ -115,7 +115,7 @@ impl MultiMargin {
                 expected: "1 or 2",
             });
         }
-        finite_option(LOSS, "margin", self.margin, self.mode)?;
+        finite_option::<T>(LOSS, "margin", self.margin, self.mode)?;
         if let Some(w) = weight {
             if classes > 0 && w.len() != classes {
                 return Err(Error::Shape {

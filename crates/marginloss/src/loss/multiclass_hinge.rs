@@ -87,7 +87,7 @@ impl MulticlassHinge {
     }
 
     fn kernel<T: Float>(&self, input: &[T], classes: usize) -> Result<MulticlassHingeKernel<T>> {
-        finite_option(LOSS, "margin", self.margin, self.mode)?;
+        finite_option::<T>(LOSS, "margin", self.margin, self.mode)?;
         if classes == 1 && self.mode.is_strict() {
             return Err(Error::Shape {
                 loss: LOSS,

@@ -208,7 +208,9 @@ pub fn multilabel_target_from_sets(sets: &[Vec<usize>], classes: usize) -> Resul
     };
     let mut out = Vec::new();
     if out.try_reserve_exact(total).is_err() {
-        return Err(shape_error("a target that fits in memory (allocating sets.len() * classes entries failed)"));
+        return Err(shape_error(
+            "a target that fits in memory (allocating sets.len() * classes entries failed)",
+        ));
     }
     out.resize(total, -1i64);
     // One bit per class, for the labels that occur: the bitset is bounded by the largest

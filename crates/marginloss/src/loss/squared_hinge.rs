@@ -77,7 +77,7 @@ impl SquaredHinge {
     }
 
     fn kernel<T: Float>(&self) -> Result<SquaredHingeKernel<T>> {
-        finite_option("squared_hinge", "margin", self.margin, self.mode)?;
+        finite_option::<T>("squared_hinge", "margin", self.margin, self.mode)?;
         Ok(SquaredHingeKernel { margin: T::of(self.margin), labels: self.labels })
     }
 

@@ -145,7 +145,8 @@ impl<D> TripletMarginWithDistance<D> {
     where
         D: Distance<T>,
     {
-        if self.margin <= 0.0 {
+        // `!(m > 0)`: NaN fails too, as torch's `margin > 0` check.
+        if !(self.margin > 0.0) {
             return Err(Error::Option { loss, option: "margin", value: Value(self.margin), expected: "> 0" });
         }
         if self.mode.is_strict() && !self.margin.is_finite() {
@@ -155,6 +156,9 @@ impl<D> TripletMarginWithDistance<D> {
                 value: Value(self.margin),
                 expected: "finite and > 0",
             });
+        }
+        if self.mode.is_strict() {
+            crate::kernel::fits::<T>(loss, "margin", self.margin)?;
         }
         self.distance.check(loss, self.mode)?;
         Ok(Triplet {
@@ -367,7 +371,8 @@ impl<T: Float, D: Distance<T>> Triplet<'_, T, D> {
         }
     }
 
-    #[inline(always)]
+    /// The forward pass over the same fixed tree of parts as [`fused_pass`](Self::fused_pass),
+    /// each part summing its rows in order: the reduced value is bit-for-bit the fused one's.
     fn forward_pass<const STRICT: bool>(
         &self,
         a: &[T],
@@ -377,24 +382,46 @@ impl<T: Float, D: Distance<T>> Triplet<'_, T, D> {
         reduction: Reduction,
         out: &mut [T],
     ) -> bool {
+        let count = a.len() / dim;
+        let reduced = reduction != Reduction::None;
+        let rows_out = if reduced { &mut [][..] } else { &mut out[..] };
+        let (acc, ok) = parts::run(
+            count,
+            dim,
+            ((Rows(a, dim), Rows(p, dim), Rows(n, dim)), rows_out),
+            &|((a, p, n), out)| self.forward_rows::<STRICT>((a.0, p.0, n.0, dim), out),
+            &|(x, okx), (y, oky)| (x + y, okx & oky),
+        );
+        if reduced {
+            out[0] = reduction.finish(acc, count);
+        }
+        ok
+    }
+
+    /// The rows of one part of [`forward_pass`](Self::forward_pass): losses into `out` (or
+    /// their sum in row order, when `out` is empty, as [`fused_rows`](Self::fused_rows)).
+    #[inline]
+    fn forward_rows<const STRICT: bool>(
+        &self,
+        (a, p, n, dim): (&[T], &[T], &[T], usize),
+        out: &mut [T],
+    ) -> (f64, bool) {
+        let reduced = out.is_empty();
         let mut ok = true;
         let mut acc = 0.0f64;
         let rows = a.chunks_exact(dim).zip(p.chunks_exact(dim)).zip(n.chunks_exact(dim));
         for (i, ((ar, pr), nr)) in rows.enumerate() {
             let r = self.row(ar, pr, nr);
-            let l = r.loss;
             if STRICT {
                 ok &= r.fin;
             }
-            match reduction {
-                Reduction::None => out[i] = l,
-                _ => acc += l.f64(),
+            if reduced {
+                acc += r.loss.f64();
+            } else {
+                out[i] = r.loss;
             }
         }
-        if reduction != Reduction::None {
-            out[0] = reduction.finish(acc, a.len() / dim);
-        }
-        ok
+        (acc, ok)
     }
 
     #[allow(clippy::too_many_arguments)]
