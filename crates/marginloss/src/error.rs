@@ -123,6 +123,28 @@ pub enum Error {
         /// The domain, in words.
         expected: &'static str,
     },
+    /// Finite inputs whose loss or gradient is not finite in the compute type: the loss's
+    /// own arithmetic overflowed (strict mode only; torch-compat returns the `inf` or NaN
+    /// as PyTorch does).
+    #[error(
+        "{loss}: the {quantity} overflows {dtype} {}; strict mode refuses a non-finite result \
+         from finite input (scale the input down or use float64; torch-compat mode returns \
+         inf/NaN as PyTorch does)", at(.arg, .index)
+    )]
+    Overflow {
+        /// The loss or distance.
+        loss: &'static str,
+        /// `"loss"` or `"gradient"`.
+        quantity: &'static str,
+        /// Where the index points: the argument whose gradient overflowed, or `"output"`
+        /// (one loss per element, row or sample) for a loss.
+        arg: &'static str,
+        /// Flat index of the first offending element; `None` when every element's loss is
+        /// finite and only their reduction is not.
+        index: Option<usize>,
+        /// The compute type, `"float32"` or `"float64"`.
+        dtype: &'static str,
+    },
     /// A caller-provided output or gradient buffer has the wrong length.
     #[error("{loss}: the {buffer} buffer has length {got}, expected {expected}")]
     Buffer {
@@ -135,6 +157,13 @@ pub enum Error {
         /// The length it must have.
         expected: usize,
     },
+}
+
+fn at(arg: &str, index: &Option<usize>) -> String {
+    match index {
+        Some(i) => format!("at {arg}[{i}]"),
+        None => "in the reduction (every element's loss is finite)".into(),
+    }
 }
 
 fn hint_suffix(hint: &Option<&'static str>) -> String {

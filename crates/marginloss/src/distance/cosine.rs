@@ -1,6 +1,6 @@
 //! Cosine similarity with PyTorch 2.15's per-norm eps clamp.
 
-use super::{dot3, locate_non_finite, rows_of, rows_pass, Distance, RowOp};
+use super::{dot3, rows_error, rows_of, rows_pass, Distance, RowOp};
 use crate::error::{Error, Result, Value};
 use crate::float::Float;
 use crate::options::Mode;
@@ -160,12 +160,33 @@ impl CosineSimilarity {
         self.check_options::<T>()?;
         let n = rows_of("cosine_similarity", NAMES, input1, input2, dim, self.mode)?;
         check_buffer("cosine_similarity", "output", out.len(), n)?;
-        let ok =
-            rows_pass::<T, _, false>(CosRowOp(self.eps), input1, input2, dim, &[], out, &mut [], &mut []);
+        let ok = if self.mode.is_strict() {
+            rows_pass::<T, _, true, false>(
+                CosRowOp(self.eps),
+                input1,
+                input2,
+                dim,
+                &[],
+                out,
+                &mut [],
+                &mut [],
+            )
+        } else {
+            rows_pass::<T, _, false, false>(
+                CosRowOp(self.eps),
+                input1,
+                input2,
+                dim,
+                &[],
+                out,
+                &mut [],
+                &mut [],
+            )
+        };
         if ok || !self.mode.is_strict() {
             Ok(())
         } else {
-            Err(locate_non_finite("cosine_similarity", NAMES, input1, input2))
+            Err(rows_error("cosine_similarity", NAMES, (input1, input2), &[], out, (&[], &[])))
         }
     }
 
@@ -194,12 +215,33 @@ impl CosineSimilarity {
         check_buffer(L, "grad input1", grad1.len(), input1.len())?;
         check_buffer(L, "grad input2", grad2.len(), input2.len())?;
         check_upstream(L, Reduction::None, upstream.len(), n)?;
-        let ok =
-            rows_pass::<T, _, true>(CosRowOp(self.eps), input1, input2, dim, upstream, out, grad1, grad2);
+        let ok = if self.mode.is_strict() {
+            rows_pass::<T, _, true, true>(
+                CosRowOp(self.eps),
+                input1,
+                input2,
+                dim,
+                upstream,
+                &mut *out,
+                &mut *grad1,
+                &mut *grad2,
+            )
+        } else {
+            rows_pass::<T, _, false, true>(
+                CosRowOp(self.eps),
+                input1,
+                input2,
+                dim,
+                upstream,
+                out,
+                grad1,
+                grad2,
+            )
+        };
         if ok || !self.mode.is_strict() {
             Ok(())
         } else {
-            Err(locate_non_finite(L, NAMES, input1, input2))
+            Err(rows_error(L, NAMES, (input1, input2), upstream, out, (grad1, grad2)))
         }
     }
 }

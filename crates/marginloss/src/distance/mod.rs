@@ -203,9 +203,10 @@ pub(crate) trait RowOp<T: Float>: Copy + Sync {
 /// The value of every row pair into `out` and, with `GRAD`, `upstream · ∂v/∂input{1,2}`
 /// into the gradient rows (`upstream` one value per row, or one for all), over the fixed
 /// tree of parts ([`crate::parts`]), each part through [`crate::simd::vectorize`].
-/// Returns whether every element was finite.
+/// Returns whether every element was finite (with `STRICT`: and every value and gradient
+/// element).
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn rows_pass<T: Float, O: RowOp<T>, const GRAD: bool>(
+pub(crate) fn rows_pass<T: Float, O: RowOp<T>, const STRICT: bool, const GRAD: bool>(
     op: O,
     x1: &[T],
     x2: &[T],
@@ -222,14 +223,14 @@ pub(crate) fn rows_pass<T: Float, O: RowOp<T>, const GRAD: bool>(
         dim,
         (Rows(x1, dim), Rows(x2, dim), ups, out, Rows(grad1, dim), Rows(grad2, dim)),
         &|(x1, x2, ups, out, grad1, grad2)| {
-            crate::simd::vectorize(RowsPart::<T, O, GRAD> { op, x1, x2, ups, g, out, grad1, grad2 })
+            crate::simd::vectorize(RowsPart::<T, O, STRICT, GRAD> { op, x1, x2, ups, g, out, grad1, grad2 })
         },
         &|a, b| a & b,
     )
 }
 
 /// One part of [`rows_pass`].
-struct RowsPart<'a, T, O, const GRAD: bool> {
+struct RowsPart<'a, T, O, const STRICT: bool, const GRAD: bool> {
     op: O,
     x1: Rows<&'a [T]>,
     x2: Rows<&'a [T]>,
@@ -240,7 +241,9 @@ struct RowsPart<'a, T, O, const GRAD: bool> {
     grad2: Rows<&'a mut [T]>,
 }
 
-impl<T: Float, O: RowOp<T>, const GRAD: bool> pulp::WithSimd for RowsPart<'_, T, O, GRAD> {
+impl<T: Float, O: RowOp<T>, const STRICT: bool, const GRAD: bool> pulp::WithSimd
+    for RowsPart<'_, T, O, STRICT, GRAD>
+{
     type Output = bool;
 
     #[inline(always)]
@@ -256,12 +259,16 @@ impl<T: Float, O: RowOp<T>, const GRAD: bool> pulp::WithSimd for RowsPart<'_, T,
                 let (v, fin) = op.value_grad(a, b, g, ga, gb);
                 *o = v;
                 ok &= fin;
+                if STRICT {
+                    // Finite rows must give a finite value and gradient (the rows are in L1).
+                    ok &= v.is_finite() & all_finite(ga) & all_finite(gb);
+                }
             }
         } else {
             for ((a, b), o) in rows {
                 let (v, fin) = op.value(a, b);
                 *o = v;
-                ok &= fin;
+                ok &= fin & (!STRICT || v.is_finite());
             }
         }
         ok
@@ -307,6 +314,24 @@ pub(crate) fn dot3<T: Float>(a: &[T], b: &[T]) -> (f64, f64, f64, bool) {
     let (ab, aa, bb) = (s(ab), s(aa), s(bb));
     let ok = (ab.is_finite() & aa.is_finite() & bb.is_finite()) || (all_finite(a) & all_finite(b));
     (ab, aa, bb, ok)
+}
+
+/// The error of a failed strict distance pass (error path only): the first non-finite
+/// input element, else the overflow among the written values and gradients.
+#[cold]
+pub(crate) fn rows_error<T: Float>(
+    loss: &'static str,
+    names: (&'static str, &'static str),
+    (x1, x2): (&[T], &[T]),
+    upstream: &[T],
+    out: &[T],
+    grads: (&[T], &[T]),
+) -> Error {
+    if !(all_finite(x1) && all_finite(x2)) {
+        return locate_non_finite(loss, names, x1, x2);
+    }
+    let grads = [(names.0, grads.0), (names.1, grads.1)];
+    crate::kernel::locate_overflow(loss, upstream, out.iter().map(|v| v.is_finite()), &grads)
 }
 
 /// The first non-finite element among two row buffers, as an error (error path only).
@@ -378,8 +403,17 @@ mod tests {
                 assert!(!dot3(&ones, &row).3, "{bad} at {at} in b");
             }
         }
+        // torch-compat returns torch's inf; strict refuses a non-finite result of finite
+        // input, naming the row.
+        let compat = PairwiseDistance::new().mode(Mode::TorchCompat);
+        assert_eq!(compat.forward(&big, &[0.0f32; 9], 9).unwrap(), [f32::INFINITY]);
         let d = PairwiseDistance::new();
-        assert_eq!(d.forward(&big, &[0.0f32; 9], 9).unwrap(), [f32::INFINITY]);
+        let e = d.forward(&big, &[0.0f32; 9], 9).unwrap_err();
+        assert!(matches!(e, Error::Overflow { quantity: "loss", index: Some(0), .. }), "{e:?}");
+        assert!(
+            e.to_string().starts_with("pairwise_distance: the loss overflows float32 at output[0];"),
+            "{e}"
+        );
         let err = d.forward(&[f32::NAN; 9], &ones, 9).unwrap_err();
         assert!(err.to_string().contains("input1"), "{err}");
     }

@@ -1,8 +1,6 @@
 //! p-norm distance between rows, with PyTorch's eps added to the difference.
 
-use super::{
-    all_finite, distance2_backward_by_parts, locate_non_finite, rows_of, rows_pass, Distance, RowOp,
-};
+use super::{all_finite, distance2_backward_by_parts, rows_error, rows_of, rows_pass, Distance, RowOp};
 use crate::error::{Error, Result, Value};
 use crate::float::Float;
 use crate::kernel::{add_lanes, sum_lanes, BLOCK, LANES};
@@ -330,12 +328,33 @@ impl PairwiseDistance {
         let n = rows_of(L, NAMES, input1, input2, dim, self.mode)?;
         check_buffer(L, "output", out.len(), n)?;
         let (norm, eps) = (Norm::of(self.p), T::of(self.eps));
-        let ok =
-            rows_pass::<T, _, false>(NormRow { norm, eps }, input1, input2, dim, &[], out, &mut [], &mut []);
+        let ok = if self.mode.is_strict() {
+            rows_pass::<T, _, true, false>(
+                NormRow { norm, eps },
+                input1,
+                input2,
+                dim,
+                &[],
+                out,
+                &mut [],
+                &mut [],
+            )
+        } else {
+            rows_pass::<T, _, false, false>(
+                NormRow { norm, eps },
+                input1,
+                input2,
+                dim,
+                &[],
+                out,
+                &mut [],
+                &mut [],
+            )
+        };
         if ok || !self.mode.is_strict() {
             Ok(())
         } else {
-            Err(locate_non_finite(L, NAMES, input1, input2))
+            Err(rows_error(L, NAMES, (input1, input2), &[], out, (&[], &[])))
         }
     }
 
@@ -364,12 +383,33 @@ impl PairwiseDistance {
         check_buffer(L, "grad input2", grad2.len(), input2.len())?;
         check_upstream(L, Reduction::None, upstream.len(), n)?;
         let (norm, eps) = (Norm::of(self.p), T::of(self.eps));
-        let ok =
-            rows_pass::<T, _, true>(NormRow { norm, eps }, input1, input2, dim, upstream, out, grad1, grad2);
+        let ok = if self.mode.is_strict() {
+            rows_pass::<T, _, true, true>(
+                NormRow { norm, eps },
+                input1,
+                input2,
+                dim,
+                upstream,
+                &mut *out,
+                &mut *grad1,
+                &mut *grad2,
+            )
+        } else {
+            rows_pass::<T, _, false, true>(
+                NormRow { norm, eps },
+                input1,
+                input2,
+                dim,
+                upstream,
+                out,
+                grad1,
+                grad2,
+            )
+        };
         if ok || !self.mode.is_strict() {
             Ok(())
         } else {
-            Err(locate_non_finite(L, NAMES, input1, input2))
+            Err(rows_error(L, NAMES, (input1, input2), upstream, out, (grad1, grad2)))
         }
     }
 }

@@ -100,6 +100,8 @@ pub(crate) struct SquaredHingeKernel<T> {
 
 impl<T: Float> Pointwise<T> for SquaredHingeKernel<T> {
     const LOSS: &'static str = "squared_hinge";
+    // −2·y·max(0, u) grows with u.
+    const BOUNDED_GRAD: bool = false;
 
     #[inline(always)]
     fn valid(&self, x: T, t: T) -> bool {

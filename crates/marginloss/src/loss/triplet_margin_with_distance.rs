@@ -1,10 +1,10 @@
 //! PyTorch's `TripletMarginWithDistanceLoss`: the triplet loss over any [`Distance`], and
 //! the fused row kernel that [`TripletMargin`](crate::TripletMargin) shares.
 
-use crate::distance::{rows_of, CosineDistance, Distance, PairwiseDistance};
+use crate::distance::{all_finite, rows_of, CosineDistance, Distance, PairwiseDistance};
 use crate::error::{Error, Result, Value};
 use crate::float::Float;
-use crate::kernel::{non_finite, relu};
+use crate::kernel::{non_finite, reduced_ok, relu};
 use crate::options::{Kink, Mode};
 use crate::parts::{self, Rows};
 use crate::reduction::{check_buffer, check_upstream, Output, Reduction};
@@ -146,7 +146,7 @@ impl<D> TripletMarginWithDistance<D> {
         D: Distance<T>,
     {
         // `!(m > 0)`: NaN fails too, as torch's `margin > 0` check.
-        if !(self.margin > 0.0) {
+        if self.margin.is_nan() || self.margin <= 0.0 {
             return Err(Error::Option { loss, option: "margin", value: Value(self.margin), expected: "> 0" });
         }
         if self.mode.is_strict() && !self.margin.is_finite() {
@@ -321,17 +321,35 @@ impl<T: Float, D: Distance<T>> Triplet<'_, T, D> {
         Ok(rows)
     }
 
-    /// The first non-finite element (error path only).
+    /// The error of a failed strict pass (error path only): the first non-finite element,
+    /// else the overflow (`grads` empty for a forward pass).
     #[cold]
-    fn locate(&self, a: &[T], p: &[T], n: &[T]) -> Error {
-        for i in 0..a.len() {
-            for (name, x) in NAMES.into_iter().zip([a[i], p[i], n[i]]) {
-                if !x.is_finite() {
-                    return non_finite(self.loss, name, i, x);
+    #[allow(clippy::too_many_arguments)]
+    fn error(
+        &self,
+        (a, p, n, dim): (&[T], &[T], &[T], usize),
+        reduction: Reduction,
+        upstream: &[T],
+        out: &[T],
+        grads: &[(&'static str, &[T])],
+    ) -> Error {
+        for (i, ((&x, &y), &z)) in a.iter().zip(p).zip(n).enumerate() {
+            for (name, v) in NAMES.into_iter().zip([x, y, z]) {
+                if !v.is_finite() {
+                    return non_finite(self.loss, name, i, v);
                 }
             }
         }
-        Error::Empty { loss: self.loss, arg: NAMES[0] }
+        let losses: Box<dyn Iterator<Item = T>> = match reduction {
+            Reduction::None => Box::new(out.iter().copied()),
+            _ => Box::new(
+                a.chunks_exact(dim)
+                    .zip(p.chunks_exact(dim))
+                    .zip(n.chunks_exact(dim))
+                    .map(|((ar, pr), nr)| self.row(ar, pr, nr).loss),
+            ),
+        };
+        crate::kernel::locate_overflow(self.loss, upstream, losses.map(|v| v.is_finite()), grads)
     }
 
     pub(crate) fn forward(
@@ -360,14 +378,14 @@ impl<T: Float, D: Distance<T>> Triplet<'_, T, D> {
         let rows = self.rows(a, p, n, dim)?;
         check_buffer(self.loss, "output", out.len(), reduction.output_len(rows))?;
         let ok = if self.mode.is_strict() {
-            self.forward_pass::<true>(a, p, n, dim, reduction, out)
+            self.forward_pass::<true>(a, p, n, dim, reduction, out) && reduced_ok(reduction, out, &[])
         } else {
             self.forward_pass::<false>(a, p, n, dim, reduction, out)
         };
         if ok {
             Ok(())
         } else {
-            Err(self.locate(a, p, n))
+            Err(self.error((a, p, n, dim), reduction, &[], out, &[]))
         }
     }
 
@@ -413,7 +431,7 @@ impl<T: Float, D: Distance<T>> Triplet<'_, T, D> {
         for (i, ((ar, pr), nr)) in rows.enumerate() {
             let r = self.row(ar, pr, nr);
             if STRICT {
-                ok &= r.fin;
+                ok &= r.fin & r.loss.is_finite();
             }
             if reduced {
                 acc += r.loss.f64();
@@ -446,13 +464,15 @@ impl<T: Float, D: Distance<T>> Triplet<'_, T, D> {
         check_upstream(self.loss, reduction, upstream.len(), rows)?;
         let ok = if self.mode.is_strict() {
             self.fused_pass::<true>(a, p, n, dim, reduction, upstream, out, ga, gp, gn)
+                && reduced_ok(reduction, out, upstream)
         } else {
             self.fused_pass::<false>(a, p, n, dim, reduction, upstream, out, ga, gp, gn)
         };
         if ok {
             Ok(())
         } else {
-            Err(self.locate(a, p, n))
+            let grads = [(NAMES[0], &*ga), (NAMES[1], &*gp), (NAMES[2], &*gn)];
+            Err(self.error((a, p, n, dim), reduction, upstream, out, &grads))
         }
     }
 
@@ -556,7 +576,8 @@ impl<T: Float, D: Distance<T>> Triplet<'_, T, D> {
                     gnr,
                 );
                 if STRICT {
-                    ok &= fin;
+                    // Finite rows must give a finite loss and gradient (the rows are in L1).
+                    ok &= fin & loss.is_finite() & all_finite(gar) & all_finite(gpr) & all_finite(gnr);
                 }
                 if reduced {
                     acc += loss.f64();
@@ -591,6 +612,9 @@ impl<T: Float, D: Distance<T>> Triplet<'_, T, D> {
             }
             if self.swap && (cs != T::zero() || !fin) {
                 self.dist.backward(pr, nr, cs, gpr, gnr);
+            }
+            if STRICT {
+                ok &= r.loss.is_finite() & all_finite(gar) & all_finite(gpr) & all_finite(gnr);
             }
         }
         (acc, ok)
