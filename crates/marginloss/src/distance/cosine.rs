@@ -140,6 +140,8 @@ impl CosineSimilarity {
     /// In strict mode NaN/±Inf, empty input and a bad `eps`; in both modes a length that
     /// is not `N·dim` or differs between the inputs.
     pub fn forward<T: Float>(&self, input1: &[T], input2: &[T], dim: usize) -> Result<Vec<T>> {
+        // The options first, as `forward_into` and `forward_backward` check them.
+        self.check_options::<T>()?;
         let n = rows_of("cosine_similarity", NAMES, input1, input2, dim, self.mode)?;
         let mut out = vec![T::zero(); n];
         self.forward_into(input1, input2, dim, &mut out)?;
