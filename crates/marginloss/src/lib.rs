@@ -56,7 +56,8 @@ pub mod reference;
 mod simd;
 
 pub use distance::{
-    cosine_similarity, pairwise_distance, CosineDistance, CosineSimilarity, Distance, PairwiseDistance,
+    cosine_similarity, pairwise_distance, CosineDistance, CosineSimilarity, Distance, GradPair,
+    PairwiseDistance, RowPair,
 };
 pub use error::{Error, Result, Value};
 pub use float::Float;

@@ -46,6 +46,10 @@ impl<'a> Src<'a> {
         self.at += 1;
         b
     }
+    /// True one time in `n`.
+    fn one_in(&mut self, n: u8) -> bool {
+        self.u8().is_multiple_of(n)
+    }
     fn bool(&mut self) -> bool {
         self.u8() & 1 == 1
     }
@@ -88,7 +92,7 @@ impl<'a> Src<'a> {
     /// An ordinary value, occasionally an awkward one (so that most calls pass the
     /// checks and reach the arithmetic).
     fn mostly_finite(&mut self) -> f64 {
-        if self.u8() % 16 == 0 {
+        if self.one_in(16) {
             self.value()
         } else {
             f64::from(i16::from_le_bytes([self.u8(), self.u8()])) / 1024.0
@@ -140,7 +144,7 @@ impl<'a> Src<'a> {
         [Reduction::None, Reduction::Mean, Reduction::Sum][self.below(3)]
     }
     fn encoding(&mut self) -> Labels {
-        if self.u8() % 4 == 0 {
+        if self.one_in(4) {
             Labels::ZeroOne
         } else {
             Labels::PlusMinusOne
@@ -166,7 +170,7 @@ impl<'a> Src<'a> {
             _ => 1,
         };
         let n = self.buffer(n);
-        (0..n).map(|_| if self.u8() % 8 == 0 { self.value() } else { self.mostly_finite() }).collect()
+        (0..n).map(|_| if self.one_in(8) { self.value() } else { self.mostly_finite() }).collect()
     }
     fn class_index(&mut self, classes: usize) -> i64 {
         match self.u8() % 12 {
@@ -269,6 +273,7 @@ struct CompatView {
     grads: Option<Vec<(&'static str, Vec<f64>)>>,
 }
 
+#[allow(clippy::too_many_arguments)]
 /// The invariants over one call in each API: `fwd` (forward), `into` (forward_into) and
 /// `fb` (forward_backward).
 fn check_outcomes<T: Float>(
@@ -419,7 +424,7 @@ fn pointwise_case<T: Float>(src: &mut Src<'_>) {
     .with_mode(mode);
     let n = src.len();
     let x = src.values(n);
-    let nt = if src.u8() % 16 == 0 { src.len() } else { n };
+    let nt = if src.one_in(16) { src.len() } else { n };
     let t = src.labels_vec(nt);
     let r = src.reduction();
     let up = src.upstream(r, n);
@@ -521,9 +526,9 @@ fn pointwise_target(bytes: &[u8]) {
 
 /// `(N, dim)` row buffers: `dim` in 0..=9 (sometimes large), lengths sometimes ragged.
 fn rows(src: &mut Src<'_>) -> (usize, usize, usize) {
-    let dim = if src.u8() % 8 == 0 { src.below(130) } else { src.below(10) };
+    let dim = if src.one_in(8) { src.below(130) } else { src.below(10) };
     let n = src.below(12);
-    let len = if src.u8() % 16 == 0 { src.len() } else { n * dim };
+    let len = if src.one_in(16) { src.len() } else { n * dim };
     (n, dim, len)
 }
 
@@ -766,7 +771,7 @@ fn class_case<T: Float>(src: &mut Src<'_>) {
         _ => 2 + src.below(6),
     };
     let n = if classes > 1000 { src.below(2) } else { src.below(8) };
-    let len = if src.u8() % 16 == 0 { src.len() } else { n * classes };
+    let len = if src.one_in(16) { src.len() } else { n * classes };
     let x = src.values(len);
     let xt = to::<T>(&x);
     let r = src.reduction();
@@ -782,18 +787,18 @@ fn class_case<T: Float>(src: &mut Src<'_>) {
         }};
     }
     match which {
-        0 | 1 | 2 => {
+        0..=2 => {
             // One class index per row (multi_margin, multiclass_hinge) or a −1-padded list
             // per row (multilabel_margin).
             let tpr = if which == 2 { classes } else { 1 };
-            let nt = if src.u8() % 16 == 0 { src.len() } else { n * tpr };
+            let nt = if src.one_in(16) { src.len() } else { n * tpr };
             let t: Vec<i64> = (0..nt).map(|_| src.class_index(classes)).collect();
             let weight = if which == 0 && src.bool() { Some(src.values_for(classes)) } else { None };
             let wt = weight.as_ref().map(|w| to::<T>(w));
             let (p, margin) = ([1u32, 2, 0, 3][src.below(4)], src.option(1.0));
             let mut floats = vec![("input", rd::<T>(&x)), ("upstream", rd::<T>(&up))];
             if let Some(w) = &weight {
-                floats.push(("weight", rd::<T>(&w)));
+                floats.push(("weight", rd::<T>(w)));
             }
             let args = Args { floats, ints: vec![("target", &t[..])] };
             let wr = wt.as_deref();
@@ -884,9 +889,9 @@ fn class_case<T: Float>(src: &mut Src<'_>) {
             }
         }
         _ => {
-            let nt = if src.u8() % 16 == 0 { src.len() } else { len };
+            let nt = if src.one_in(16) { src.len() } else { len };
             let t: Vec<f64> = (0..nt)
-                .map(|_| if src.u8() % 8 == 0 { src.value() } else { f64::from(src.u8() % 3) / 2.0 })
+                .map(|_| if src.one_in(8) { src.value() } else { f64::from(src.u8() % 3) / 2.0 })
                 .collect();
             let tt = to::<T>(&t);
             let weight = if src.bool() { Some(src.values_for(classes)) } else { None };
@@ -895,7 +900,7 @@ fn class_case<T: Float>(src: &mut Src<'_>) {
             let mut floats =
                 vec![("input", rd::<T>(&x)), ("target", rd::<T>(&t)), ("upstream", rd::<T>(&up))];
             if let Some(w) = &weight {
-                floats.push(("weight", rd::<T>(&w)));
+                floats.push(("weight", rd::<T>(w)));
             }
             let l = MultilabelSoftMargin::new().mode(mode);
             run!(
@@ -944,7 +949,7 @@ fn class_target(bytes: &[u8]) {
             let sets: Vec<Vec<usize>> = (0..src.below(5))
                 .map(|_| {
                     (0..src.below(6))
-                        .map(|_| if src.u8() % 10 == 0 { usize::MAX } else { src.below(24) })
+                        .map(|_| if src.one_in(10) { usize::MAX } else { src.below(24) })
                         .collect()
                 })
                 .collect();
@@ -962,7 +967,7 @@ fn class_target(bytes: &[u8]) {
         _ => {
             let classes = src.below(6);
             let ind: Vec<f64> = (0..src.len())
-                .map(|_| if src.u8() % 6 == 0 { src.value() } else { f64::from(src.u8() % 2) })
+                .map(|_| if src.one_in(6) { src.value() } else { f64::from(src.u8() % 2) })
                 .collect();
             match multilabel_target_from_indicator(&ind, classes) {
                 Ok(t) => assert_eq!(t.len(), ind.len()),

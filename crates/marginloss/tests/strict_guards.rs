@@ -208,3 +208,25 @@ fn every_finite_result_of_finite_input_is_returned_as_before() {
         .unwrap();
     assert!(out[0].is_finite() && g.iter().all(|v| v.is_finite()));
 }
+
+#[test]
+fn a_distance_is_called_only_with_rows_of_equal_length() {
+    use marginloss::{Distance, GradPair, RowPair};
+    // Unequal rows or gradient rows are an error when the pair is made, never a panic or a
+    // number computed over the shorter row.
+    let e = RowPair::new(&[1.0f32, 2.0][..], &[1.0][..]).unwrap_err();
+    assert_eq!(e.to_string(), "distance: x2 has shape [1] but x1 has shape [2]");
+    let rows = RowPair::new(&[1.0f32, 2.0][..], &[0.0, 0.0][..]).unwrap();
+    let (mut g1, mut g2) = ([0.0f32; 2], [0.0f32; 3]);
+    let e = GradPair::new(rows, &mut g1, &mut g2).unwrap_err();
+    assert_eq!(e.to_string(), "distance: the grad2 buffer has length 3, expected 2");
+    // Called directly with checked rows, the built-in distances agree with `forward`.
+    let d = PairwiseDistance::new();
+    let want = d.forward(rows.x1(), rows.x2(), 2).unwrap()[0];
+    assert_eq!(Distance::<f32>::distance(&d, rows), want);
+    let mut g2 = [0.0f32; 2];
+    Distance::<f32>::backward(&d, rows, 1.0, GradPair::new(rows, &mut g1, &mut g2).unwrap());
+    assert!((g1[0] - 1.0 / 5f32.sqrt()).abs() < 1e-6 && g1[0] == -g2[0], "{g1:?} {g2:?}");
+    let c = CosineDistance::default();
+    assert_eq!(Distance::<f32>::distance(&c, rows), 1.0); // a zero row has cosine 0
+}

@@ -1,6 +1,6 @@
 //! Cosine similarity with PyTorch 2.15's per-norm eps clamp.
 
-use super::{dot3, rows_error, rows_of, rows_pass, Distance, RowOp};
+use super::{dot3, rows_error, rows_of, rows_pass, Distance, GradPair, RowOp, RowPair};
 use crate::error::{Error, Result, Value};
 use crate::float::Float;
 use crate::options::Mode;
@@ -309,45 +309,45 @@ impl<T: Float> Distance<T> for CosineDistance {
     }
 
     #[inline(always)]
-    fn distance(&self, x1: &[T], x2: &[T]) -> T {
-        T::one() - T::of(cos_row(x1, x2, self.eps).cos)
+    fn distance(&self, rows: RowPair<'_, T>) -> T {
+        T::one() - T::of(cos_row(rows.x1(), rows.x2(), self.eps).cos)
     }
 
     #[inline(always)]
-    fn distance_finite(&self, x1: &[T], x2: &[T]) -> (T, bool) {
-        let r = cos_row(x1, x2, self.eps);
+    fn distance_finite(&self, rows: RowPair<'_, T>) -> (T, bool) {
+        let r = cos_row(rows.x1(), rows.x2(), self.eps);
         (T::one() - T::of(r.cos), r.ok)
     }
 
     #[inline(always)]
-    fn backward(&self, x1: &[T], x2: &[T], g: T, grad1: &mut [T], grad2: &mut [T]) {
+    fn backward(&self, rows: RowPair<'_, T>, g: T, grads: GradPair<'_, T>) {
+        let (x1, x2) = (rows.x1(), rows.x2());
         let r = cos_row(x1, x2, self.eps);
+        let (grad1, grad2) = grads.split();
         cos_row_backward::<T, true>(x1, x2, &r, -g.f64(), grad1, grad2);
     }
 
     #[inline(always)]
     fn distance_backward<F: FnOnce(T) -> T>(
         &self,
-        x1: &[T],
-        x2: &[T],
+        rows: RowPair<'_, T>,
         coef: F,
-        grad1: &mut [T],
-        grad2: &mut [T],
+        grads: GradPair<'_, T>,
     ) -> T {
-        self.distance_backward_finite(x1, x2, coef, grad1, grad2).0
+        self.distance_backward_finite(rows, coef, grads).0
     }
 
     #[inline(always)]
     fn distance_backward_finite<F: FnOnce(T) -> T>(
         &self,
-        x1: &[T],
-        x2: &[T],
+        rows: RowPair<'_, T>,
         coef: F,
-        grad1: &mut [T],
-        grad2: &mut [T],
+        grads: GradPair<'_, T>,
     ) -> (T, bool) {
+        let (x1, x2) = (rows.x1(), rows.x2());
         let r = cos_row(x1, x2, self.eps);
         let d = T::one() - T::of(r.cos);
+        let (grad1, grad2) = grads.split();
         cos_row_backward::<T, false>(x1, x2, &r, -coef(d).f64(), grad1, grad2);
         (d, r.ok)
     }

@@ -1,6 +1,9 @@
 //! p-norm distance between rows, with PyTorch's eps added to the difference.
 
-use super::{all_finite, distance2_backward_by_parts, rows_error, rows_of, rows_pass, Distance, RowOp};
+use super::{
+    all_finite, distance2_backward_by_parts, rows_error, rows_of, rows_pass, Distance, GradPair, Internal,
+    RowOp, RowPair,
+};
 use crate::error::{Error, Result, Value};
 use crate::float::Float;
 use crate::kernel::{add_lanes, sum_lanes, BLOCK, LANES};
@@ -444,47 +447,47 @@ impl<T: Float> Distance<T> for PairwiseDistance {
     }
 
     #[inline(always)]
-    fn distance(&self, x1: &[T], x2: &[T]) -> T {
-        T::of(dist_row(x1, x2, Norm::of(self.p), T::of(self.eps)).0)
+    fn distance(&self, rows: RowPair<'_, T>) -> T {
+        T::of(dist_row(rows.x1(), rows.x2(), Norm::of(self.p), T::of(self.eps)).0)
     }
 
     #[inline(always)]
-    fn distance_finite(&self, x1: &[T], x2: &[T]) -> (T, bool) {
-        let (d, ok) = dist_row(x1, x2, Norm::of(self.p), T::of(self.eps));
+    fn distance_finite(&self, rows: RowPair<'_, T>) -> (T, bool) {
+        let (d, ok) = dist_row(rows.x1(), rows.x2(), Norm::of(self.p), T::of(self.eps));
         (T::of(d), ok)
     }
 
     #[inline(always)]
-    fn backward(&self, x1: &[T], x2: &[T], g: T, grad1: &mut [T], grad2: &mut [T]) {
+    fn backward(&self, rows: RowPair<'_, T>, g: T, grads: GradPair<'_, T>) {
         let (norm, eps) = (Norm::of(self.p), T::of(self.eps));
+        let (x1, x2) = (rows.x1(), rows.x2());
         let d = dist_row(x1, x2, norm, eps).0;
+        let (grad1, grad2) = grads.split();
         dist_row_backward::<T, true>(x1, x2, norm, eps, d, g.f64(), grad1, grad2);
     }
 
     #[inline(always)]
     fn distance_backward<F: FnOnce(T) -> T>(
         &self,
-        x1: &[T],
-        x2: &[T],
+        rows: RowPair<'_, T>,
         coef: F,
-        grad1: &mut [T],
-        grad2: &mut [T],
+        grads: GradPair<'_, T>,
     ) -> T {
-        self.distance_backward_finite(x1, x2, coef, grad1, grad2).0
+        self.distance_backward_finite(rows, coef, grads).0
     }
 
     #[inline(always)]
     fn distance_backward_finite<F: FnOnce(T) -> T>(
         &self,
-        x1: &[T],
-        x2: &[T],
+        rows: RowPair<'_, T>,
         coef: F,
-        grad1: &mut [T],
-        grad2: &mut [T],
+        grads: GradPair<'_, T>,
     ) -> (T, bool) {
         let (norm, eps) = (Norm::of(self.p), T::of(self.eps));
+        let (x1, x2) = (rows.x1(), rows.x2());
         let (d, fin) = dist_row(x1, x2, norm, eps);
         let dt = T::of(d);
+        let (grad1, grad2) = grads.split();
         dist_row_backward::<T, false>(x1, x2, norm, eps, d, coef(dt).f64(), grad1, grad2);
         (dt, fin)
     }
@@ -499,11 +502,12 @@ impl<T: Float> Distance<T> for PairwiseDistance {
         gx: &mut [T],
         gy: &mut [T],
         gz: &mut [T],
+        token: Internal,
     ) -> (T, T, bool) {
         if let Norm::Two = Norm::of(self.p) {
             dist2_pair_backward(x, y, z, T::of(self.eps), coef, gx, gy, gz)
         } else {
-            distance2_backward_by_parts(self, x, y, z, coef, gx, gy, gz)
+            distance2_backward_by_parts(self, x, y, z, coef, gx, gy, gz, token)
         }
     }
 

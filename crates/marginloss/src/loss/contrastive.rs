@@ -1,7 +1,7 @@
 //! The contrastive loss of Hadsell, Chopra & LeCun (2006) on pairs of rows.
 
 use super::pair::{self, PairRow};
-use crate::distance::{Distance, PairwiseDistance};
+use crate::distance::{Distance, GradPair, PairwiseDistance, RowPair};
 use crate::error::{Error, Result, Value};
 use crate::float::Float;
 use crate::kernel::relu;
@@ -161,7 +161,7 @@ impl<T: Float> PairRow<T> for Kernel<T> {
 
     #[inline(always)]
     fn value(&self, a: &[T], b: &[T], t: T) -> T {
-        self.loss(self.dist.distance(a, b), t).0
+        self.loss(self.dist.distance(RowPair::of(a, b)), t).0
     }
 
     #[inline(always)]
@@ -171,7 +171,7 @@ impl<T: Float> PairRow<T> for Kernel<T> {
 
     #[inline(always)]
     fn value_finite(&self, a: &[T], b: &[T], t: T) -> (T, bool) {
-        let (d, fin) = self.dist.distance_finite(a, b);
+        let (d, fin) = self.dist.distance_finite(RowPair::of(a, b));
         (self.loss(d, t).0, fin)
     }
 
@@ -179,15 +179,13 @@ impl<T: Float> PairRow<T> for Kernel<T> {
     fn value_grad_finite(&self, a: &[T], b: &[T], t: T, g: T, ga: &mut [T], gb: &mut [T]) -> (T, bool) {
         let mut l = T::zero();
         let (_, fin) = self.dist.distance_backward_finite(
-            a,
-            b,
+            RowPair::of(a, b),
             |d| {
                 let (v, dd) = self.loss(d, t);
                 l = v;
                 g * dd
             },
-            ga,
-            gb,
+            GradPair::of(a.len(), ga, gb),
         );
         (l, fin)
     }

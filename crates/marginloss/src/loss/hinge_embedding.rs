@@ -1,7 +1,7 @@
 //! PyTorch's `HingeEmbeddingLoss`: a loss on **distances**, not scores.
 
 use super::pair::{self, PairRow};
-use crate::distance::Distance;
+use crate::distance::{Distance, GradPair, RowPair};
 use crate::error::{Error, Result, Value};
 use crate::float::Float;
 use crate::kernel::{finite_option, pointwise_api, relu, Pointwise};
@@ -236,7 +236,7 @@ impl<T: Float, D: Distance<T>> PairRow<T> for OnDistance<'_, T, D> {
 
     #[inline(always)]
     fn value(&self, a: &[T], b: &[T], t: T) -> T {
-        self.he.value(self.distance.distance(a, b), t)
+        self.he.value(self.distance.distance(RowPair::of(a, b)), t)
     }
 
     #[inline(always)]
@@ -246,7 +246,7 @@ impl<T: Float, D: Distance<T>> PairRow<T> for OnDistance<'_, T, D> {
 
     #[inline(always)]
     fn value_finite(&self, a: &[T], b: &[T], t: T) -> (T, bool) {
-        let (d, fin) = self.distance.distance_finite(a, b);
+        let (d, fin) = self.distance.distance_finite(RowPair::of(a, b));
         (self.he.value(d, t), fin)
     }
 
@@ -254,15 +254,13 @@ impl<T: Float, D: Distance<T>> PairRow<T> for OnDistance<'_, T, D> {
     fn value_grad_finite(&self, a: &[T], b: &[T], t: T, g: T, ga: &mut [T], gb: &mut [T]) -> (T, bool) {
         let mut v = T::zero();
         let (_, fin) = self.distance.distance_backward_finite(
-            a,
-            b,
+            RowPair::of(a, b),
             |d| {
                 let (value, dx) = self.he.value_grad(d, t);
                 v = value;
                 dx * g
             },
-            ga,
-            gb,
+            GradPair::of(a.len(), ga, gb),
         );
         (v, fin)
     }

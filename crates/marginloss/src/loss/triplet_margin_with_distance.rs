@@ -1,7 +1,9 @@
 //! PyTorch's `TripletMarginWithDistanceLoss`: the triplet loss over any [`Distance`], and
 //! the fused row kernel that [`TripletMargin`](crate::TripletMargin) shares.
 
-use crate::distance::{all_finite, rows_of, CosineDistance, Distance, PairwiseDistance};
+use crate::distance::{
+    all_finite, rows_of, CosineDistance, Distance, GradPair, PairwiseDistance, RowPair, INTERNAL,
+};
 use crate::error::{Error, Result, Value};
 use crate::float::Float;
 use crate::kernel::{non_finite, reduced_ok, relu};
@@ -59,16 +61,18 @@ use crate::reduction::{check_buffer, check_upstream, Output, Reduction};
 /// A distance of your own, e.g. the squared Euclidean distance:
 ///
 /// ```
-/// use marginloss::{Distance, Reduction, TripletMarginWithDistance};
+/// use marginloss::{Distance, GradPair, Reduction, RowPair, TripletMarginWithDistance};
 /// struct SquaredEuclidean;
 /// impl Distance<f64> for SquaredEuclidean {
 ///     fn name(&self) -> &'static str { "squared_euclidean" }
-///     fn distance(&self, x1: &[f64], x2: &[f64]) -> f64 {
-///         x1.iter().zip(x2).map(|(a, b)| (a - b) * (a - b)).sum()
+///     fn distance(&self, rows: RowPair<'_, f64>) -> f64 {
+///         rows.x1().iter().zip(rows.x2()).map(|(a, b)| (a - b) * (a - b)).sum()
 ///     }
-///     fn backward(&self, x1: &[f64], x2: &[f64], g: f64, g1: &mut [f64], g2: &mut [f64]) {
-///         for i in 0..x1.len() {
-///             let d = 2.0 * g * (x1[i] - x2[i]);
+///     // The rows (and gradient rows) have equal lengths by construction.
+///     fn backward(&self, rows: RowPair<'_, f64>, g: f64, grads: GradPair<'_, f64>) {
+///         let (g1, g2) = grads.split();
+///         for (i, (a, b)) in rows.x1().iter().zip(rows.x2()).enumerate() {
+///             let d = 2.0 * g * (a - b);
 ///             g1[i] += d;
 ///             g2[i] -= d;
 ///         }
@@ -298,10 +302,13 @@ fn min_split<T: Float>(x: T, y: T) -> (T, T, T) {
 impl<T: Float, D: Distance<T>> Triplet<'_, T, D> {
     #[inline(always)]
     fn row(&self, a: &[T], p: &[T], n: &[T]) -> Row<T> {
-        let (dp, fp) = self.dist.distance_finite(a, p);
-        let (dn, fn_) = self.dist.distance_finite(a, n);
-        let (dn, wn, ws) =
-            if self.swap { min_split(dn, self.dist.distance(p, n)) } else { (dn, T::one(), T::zero()) };
+        let (dp, fp) = self.dist.distance_finite(RowPair::of(a, p));
+        let (dn, fn_) = self.dist.distance_finite(RowPair::of(a, n));
+        let (dn, wn, ws) = if self.swap {
+            min_split(dn, self.dist.distance(RowPair::of(p, n)))
+        } else {
+            (dn, T::one(), T::zero())
+        };
         let u = (self.margin + dp) - dn;
         Row { loss: relu(u), u, wn, ws, fin: fp & fn_ }
     }
@@ -574,6 +581,7 @@ impl<T: Float, D: Distance<T>> Triplet<'_, T, D> {
                     gar,
                     gpr,
                     gnr,
+                    INTERNAL,
                 );
                 if STRICT {
                     // Finite rows must give a finite loss and gradient (the rows are in L1).
@@ -605,13 +613,13 @@ impl<T: Float, D: Distance<T>> Triplet<'_, T, D> {
             let c = g * self.kink.step(r.u);
             let (cn, cs) = (-(c * r.wn), -(c * r.ws));
             if c != T::zero() || !fin {
-                self.dist.backward(ar, pr, c, gar, gpr);
+                self.dist.backward(RowPair::of(ar, pr), c, GradPair::of(dim, gar, gpr));
             }
             if cn != T::zero() || !fin {
-                self.dist.backward(ar, nr, cn, gar, gnr);
+                self.dist.backward(RowPair::of(ar, nr), cn, GradPair::of(dim, gar, gnr));
             }
             if self.swap && (cs != T::zero() || !fin) {
-                self.dist.backward(pr, nr, cs, gpr, gnr);
+                self.dist.backward(RowPair::of(pr, nr), cs, GradPair::of(dim, gpr, gnr));
             }
             if STRICT {
                 ok &= r.loss.is_finite() & all_finite(gar) & all_finite(gpr) & all_finite(gnr);
@@ -656,12 +664,13 @@ mod tests {
         fn name(&self) -> &'static str {
             "squared_euclidean"
         }
-        fn distance(&self, x1: &[f64], x2: &[f64]) -> f64 {
-            x1.iter().zip(x2).map(|(a, b)| (a - b) * (a - b)).sum()
+        fn distance(&self, rows: RowPair<'_, f64>) -> f64 {
+            rows.x1().iter().zip(rows.x2()).map(|(a, b)| (a - b) * (a - b)).sum()
         }
-        fn backward(&self, x1: &[f64], x2: &[f64], g: f64, g1: &mut [f64], g2: &mut [f64]) {
-            for i in 0..x1.len() {
-                let d = 2.0 * g * (x1[i] - x2[i]);
+        fn backward(&self, rows: RowPair<'_, f64>, g: f64, grads: GradPair<'_, f64>) {
+            let (g1, g2) = grads.split();
+            for (i, (a, b)) in rows.x1().iter().zip(rows.x2()).enumerate() {
+                let d = 2.0 * g * (a - b);
                 g1[i] += d;
                 g2[i] -= d;
             }
