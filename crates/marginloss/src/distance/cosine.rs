@@ -26,6 +26,14 @@ const NAMES: (&str, &str) = ("input1", "input2");
 ///   term is 0 for a zero row), and symmetrically for `x2`.
 /// * **Errors (strict):** NaN/±Inf, empty input, a non-finite or negative `eps`,
 ///   mismatched shapes.
+/// * **Options in the dtype (strict):** `eps` must be finite in the inputs' type too:
+///   `1e39` with `f32` inputs is an [`Error::Option`](crate::Error::Option) ("… fits float32"),
+///   where torch-compat computes with the `inf` it becomes.
+/// * **Overflow (strict):** a loss or gradient that is not finite although every input
+///   is (the arithmetic overflowed the dtype, e.g. a squared distance of `f32` rows beyond
+///   `3.4e38`) is an [`Error::Overflow`](crate::Error::Overflow) naming the first output or
+///   gradient index (no index when only the reduction overflows); a non-finite `upstream`
+///   is a `NonFinite` error. Torch-compat returns torch's `inf`/NaN there.
 ///
 /// | framework | equivalent |
 /// |---|---|

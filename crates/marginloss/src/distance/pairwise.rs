@@ -28,6 +28,14 @@ const NAMES: (&str, &str) = ("input1", "input2");
 ///   p = ∞), and `∂d/∂x2 = −∂d/∂x1`; 0 where `d = 0`, as torch's norm subgradient.
 /// * **Errors (strict):** NaN/±Inf, empty input, `p` not > 0 (torch-compat also takes
 ///   p = 0, which counts non-zeros, and negative p), a non-finite eps, mismatched shapes.
+/// * **Options in the dtype (strict):** `eps` must be finite in the inputs' type too:
+///   `1e39` with `f32` inputs is an [`Error::Option`](crate::Error::Option) ("… fits float32"),
+///   where torch-compat computes with the `inf` it becomes.
+/// * **Overflow (strict):** a loss or gradient that is not finite although every input
+///   is (the arithmetic overflowed the dtype, e.g. a squared distance of `f32` rows beyond
+///   `3.4e38`) is an [`Error::Overflow`](crate::Error::Overflow) naming the first output or
+///   gradient index (no index when only the reduction overflows); a non-finite `upstream`
+///   is a `NonFinite` error. Torch-compat returns torch's `inf`/NaN there.
 ///
 /// | framework | equivalent |
 /// |---|---|

@@ -37,6 +37,14 @@ const LOSS: &str = "margin_ranking";
 ///   (`y = 0` gives `max(0, margin)` and gradient 0, `y = 2` doubles the slope), NaN
 ///   propagates (its gradient is 0, as `clamp_min`'s), empty input gives NaN (mean) or
 ///   0 (sum).
+/// * **Options in the dtype (strict):** `margin` must be finite in the inputs' type too:
+///   `1e39` with `f32` inputs is an [`Error::Option`](crate::Error::Option) ("… fits float32"),
+///   where torch-compat computes with the `inf` it becomes.
+/// * **Overflow (strict):** a loss or gradient that is not finite although every input
+///   is (the arithmetic overflowed the dtype, e.g. a squared distance of `f32` rows beyond
+///   `3.4e38`) is an [`Error::Overflow`](crate::Error::Overflow) naming the first output or
+///   gradient index (no index when only the reduction overflows); a non-finite `upstream`
+///   is a `NonFinite` error. Torch-compat returns torch's `inf`/NaN there.
 ///
 /// | framework | equivalent |
 /// |---|---|

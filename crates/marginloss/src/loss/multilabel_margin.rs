@@ -50,6 +50,11 @@ const STACK_CLASSES: usize = 4096;
 /// * **Scratch:** the per-row copy of the scores with the targets masked out is on the
 ///   stack for `classes ≤ 4096`; above that one `Vec` of C elements is allocated per call
 ///   (O(C), not O(N)).
+/// * **Overflow (strict):** a loss or gradient that is not finite although every input
+///   is (the arithmetic overflowed the dtype, e.g. a squared distance of `f32` rows beyond
+///   `3.4e38`) is an [`Error::Overflow`](crate::Error::Overflow) naming the first output or
+///   gradient index (no index when only the reduction overflows); a non-finite `upstream`
+///   is a `NonFinite` error. Torch-compat returns torch's `inf`/NaN there.
 ///
 /// | framework | equivalent |
 /// |---|---|

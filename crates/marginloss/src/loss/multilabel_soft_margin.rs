@@ -36,6 +36,11 @@ const LOSS: &str = "multilabel_soft_margin";
 /// * **Torch-compat** uses any real target as it is (a target of −1 weights the
 ///   `logσ(−x)` term by 2), propagates NaN, and gives NaN (mean) or 0 (sum) for an empty
 ///   batch. Negative weights are accepted in both modes, as torch accepts them.
+/// * **Overflow (strict):** a loss or gradient that is not finite although every input
+///   is (the arithmetic overflowed the dtype, e.g. a squared distance of `f32` rows beyond
+///   `3.4e38`) is an [`Error::Overflow`](crate::Error::Overflow) naming the first output or
+///   gradient index (no index when only the reduction overflows); a non-finite `upstream`
+///   is a `NonFinite` error. Torch-compat returns torch's `inf`/NaN there.
 ///
 /// | framework | equivalent |
 /// |---|---|
