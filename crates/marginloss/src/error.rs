@@ -2,8 +2,10 @@
 
 use std::fmt;
 
-/// A value that failed validation, kept as `f64` and printed in the shortest form that
-/// identifies the original element (an `f32` input prints as `0.1`, not `0.10000000149011612`).
+/// A value that failed validation, kept as `f64` and printed for a person: the shortest
+/// form that reads back as the same number (an `f32` input prints as `0.1`, not
+/// `0.10000000149011612`), with an exponent outside `1e-4 ≤ |v| < 1e16` as Python's
+/// `repr` does (`-1e300`, not 301 digits; the smallest denormal is `5e-324`).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Value(pub f64);
 
@@ -11,13 +13,19 @@ impl fmt::Display for Value {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let v = self.0;
         if v.is_nan() {
-            f.write_str("NaN")
-        } else if v.is_infinite() {
-            f.write_str(if v > 0.0 { "inf" } else { "-inf" })
-        } else if f64::from(v as f32) == v {
-            write!(f, "{}", v as f32)
-        } else {
-            write!(f, "{v}")
+            return f.write_str("NaN");
+        }
+        if v.is_infinite() {
+            return f.write_str(if v > 0.0 { "inf" } else { "-inf" });
+        }
+        // Rust's `{}` and `{:e}` are both shortest round-trip; pick by magnitude.
+        let plain = v == 0.0 || (1e-4..1e16).contains(&v.abs());
+        let narrow = f64::from(v as f32) == v;
+        match (narrow, plain) {
+            (true, true) => write!(f, "{}", v as f32),
+            (true, false) => write!(f, "{:e}", v as f32),
+            (false, true) => write!(f, "{v}"),
+            (false, false) => write!(f, "{v:e}"),
         }
     }
 }
@@ -115,6 +123,28 @@ pub enum Error {
         /// The domain, in words.
         expected: &'static str,
     },
+    /// Finite inputs whose loss or gradient is not finite in the compute type: the loss's
+    /// own arithmetic overflowed (strict mode only; torch-compat returns the `inf` or NaN
+    /// as PyTorch does).
+    #[error(
+        "{loss}: the {quantity} overflows {dtype} {}; strict mode refuses a non-finite result \
+         from finite input (scale the input down or use float64; torch-compat mode returns \
+         inf/NaN as PyTorch does)", at(.arg, .index)
+    )]
+    Overflow {
+        /// The loss or distance.
+        loss: &'static str,
+        /// `"loss"` or `"gradient"`.
+        quantity: &'static str,
+        /// Where the index points: the argument whose gradient overflowed, or `"output"`
+        /// (one loss per element, row or sample) for a loss.
+        arg: &'static str,
+        /// Flat index of the first offending element; `None` when every element's loss is
+        /// finite and only their reduction is not.
+        index: Option<usize>,
+        /// The compute type, `"float32"` or `"float64"`.
+        dtype: &'static str,
+    },
     /// A caller-provided output or gradient buffer has the wrong length.
     #[error("{loss}: the {buffer} buffer has length {got}, expected {expected}")]
     Buffer {
@@ -127,6 +157,13 @@ pub enum Error {
         /// The length it must have.
         expected: usize,
     },
+}
+
+fn at(arg: &str, index: &Option<usize>) -> String {
+    match index {
+        Some(i) => format!("at {arg}[{i}]"),
+        None => "in the reduction (every element's loss is finite)".into(),
+    }
 }
 
 fn hint_suffix(hint: &Option<&'static str>) -> String {
@@ -150,6 +187,30 @@ mod tests {
         assert_eq!(Value(-0.5).to_string(), "-0.5");
         assert_eq!(Value(f64::NAN).to_string(), "NaN");
         assert_eq!(Value(f64::NEG_INFINITY).to_string(), "-inf");
+    }
+
+    #[test]
+    fn huge_tiny_and_denormal_values_print_with_an_exponent() {
+        assert_eq!(Value(-1e300).to_string(), "-1e300");
+        assert_eq!(Value(5e-324).to_string(), "5e-324");
+        assert_eq!(Value(f64::MAX).to_string(), "1.7976931348623157e308");
+        assert_eq!(Value(f64::from(f32::MAX)).to_string(), "3.4028235e38");
+        assert_eq!(Value(f64::from(f32::from_bits(1))).to_string(), "1e-45");
+        assert_eq!(Value(1e39).to_string(), "1e39");
+        assert_eq!(Value(1.5e-7).to_string(), "1.5e-7");
+        // Ordinary magnitudes stay plain, in the shortest form of their type.
+        assert_eq!(Value(123456.0).to_string(), "123456");
+        assert_eq!(Value(1e15).to_string(), "1000000000000000");
+        assert_eq!(Value(1e16).to_string(), "1e16");
+        assert_eq!(Value(0.0001).to_string(), "0.0001");
+        assert_eq!(Value(0.00001).to_string(), "1e-5");
+        assert_eq!(Value(f64::from(0.3f32)).to_string(), "0.3");
+        assert_eq!(Value(0.3).to_string(), "0.3");
+        assert_eq!(Value(-0.0).to_string(), "-0");
+        // Every printed value reads back as the same number.
+        for v in [-1e300, 5e-324, 0.1, 1e-5, 9.999e15, 1.0 / 3.0, f64::MIN_POSITIVE] {
+            assert_eq!(Value(v).to_string().parse::<f64>().unwrap(), v, "{v:e}");
+        }
     }
 
     #[test]

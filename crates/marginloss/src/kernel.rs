@@ -29,6 +29,10 @@ pub(crate) trait Pointwise<T: Float>: Sync + Copy {
     /// The error for an element for which `valid` is `false` (finite values only: the
     /// driver reports non-finite ones itself).
     fn domain_error(&self, index: usize, x: T, t: T) -> Error;
+    /// Whether `|∂l/∂x| ≤ 1` for every valid element, so that the gradient `d·g` is finite
+    /// whenever `g` is: the strict reduced pass then checks `g` once instead of every
+    /// gradient element.
+    const BOUNDED_GRAD: bool = true;
 }
 
 /// A `NonFinite` error for `v`.
@@ -37,23 +41,80 @@ pub(crate) fn non_finite<T: Float>(loss: &'static str, arg: &'static str, index:
     Error::NonFinite { loss, arg, index, value: Value(v.f64()) }
 }
 
-/// Locates the first invalid element (error path only).
+/// Locates the first invalid element (error path only); `None` when every element is valid.
 #[cold]
-fn locate<T: Float, L: Pointwise<T>>(l: &L, input: &[T], target: &[T]) -> Error {
+fn locate<T: Float, L: Pointwise<T>>(l: &L, input: &[T], target: &[T]) -> Option<Error> {
     for (i, (&x, &t)) in input.iter().zip(target).enumerate() {
         if !x.is_finite() {
-            return non_finite(L::LOSS, "input", i, x);
+            return Some(non_finite(L::LOSS, "input", i, x));
         }
         if !t.is_finite() {
-            return non_finite(L::LOSS, "target", i, t);
+            return Some(non_finite(L::LOSS, "target", i, t));
         }
         if !l.valid(x, t) {
-            return l.domain_error(i, x, t);
+            return Some(l.domain_error(i, x, t));
         }
     }
-    // The pass said some element was invalid; `valid` is deterministic, so this is not
-    // reached. Report the mismatch rather than panic.
-    Error::Empty { loss: L::LOSS, arg: "input" }
+    None
+}
+
+/// The error of a failed strict pass (error path only): the first invalid input element,
+/// else the overflow ([`locate_overflow`]; `grad` is empty for a forward pass).
+#[cold]
+fn pointwise_error<T: Float, L: Pointwise<T>>(
+    l: &L,
+    input: &[T],
+    target: &[T],
+    reduction: Reduction,
+    upstream: &[T],
+    out: &[T],
+    grad: &[T],
+) -> Error {
+    if let Some(e) = locate(l, input, target) {
+        return e;
+    }
+    let losses: Box<dyn Iterator<Item = T>> = match reduction {
+        Reduction::None => Box::new(out.iter().copied()),
+        _ => Box::new(input.iter().zip(target).map(|(&x, &t)| l.value(x, t))),
+    };
+    locate_overflow(L::LOSS, upstream, losses.map(|v| v.is_finite()), &[("input", grad)])
+}
+
+/// A strict-mode overflow after a pass over valid inputs (error path only): the first
+/// non-finite `upstream` value (a `NonFinite` error), else the first non-finite loss
+/// (`losses_finite`, each loss's finiteness in output order: `Overflow` at `output[i]`),
+/// else the first non-finite gradient element (at `arg[i]`), else the reduction
+/// (`index: None`).
+#[cold]
+pub(crate) fn locate_overflow<T: Float>(
+    loss: &'static str,
+    upstream: &[T],
+    losses_finite: impl Iterator<Item = bool>,
+    grads: &[(&'static str, &[T])],
+) -> Error {
+    if let Some(i) = upstream.iter().position(|v| !v.is_finite()) {
+        return non_finite(loss, "upstream", i, upstream[i]);
+    }
+    let overflow = |quantity, arg, index| Error::Overflow { loss, quantity, arg, index, dtype: T::DTYPE };
+    for (i, fin) in losses_finite.enumerate() {
+        if !fin {
+            return overflow("loss", "output", Some(i));
+        }
+    }
+    for &(arg, g) in grads {
+        if let Some(i) = g.iter().position(|v| !v.is_finite()) {
+            return overflow("gradient", arg, Some(i));
+        }
+    }
+    overflow("loss", "output", None)
+}
+
+/// Strict mode's check after a pass: a reduced output must be finite, and so must a
+/// single upstream value (with it every bounded gradient is finite; a per-element upstream
+/// is checked in the pass).
+#[inline]
+pub(crate) fn reduced_ok<T: Float>(reduction: Reduction, out: &[T], upstream: &[T]) -> bool {
+    (reduction == Reduction::None || out[0].is_finite()) && (upstream.len() != 1 || upstream[0].is_finite())
 }
 
 fn check_shapes<T: Float, L: Pointwise<T>>(input: &[T], target: &[T], mode: Mode) -> Result<()> {
@@ -84,14 +145,14 @@ pub(crate) fn forward<T: Float, L: Pointwise<T>>(
     let n = input.len();
     check_buffer(L::LOSS, "output", out.len(), reduction.output_len(n))?;
     let ok = if mode.is_strict() {
-        forward_parts::<T, L, true>(l, input, target, reduction, out)
+        forward_parts::<T, L, true>(l, input, target, reduction, out) && reduced_ok(reduction, out, &[])
     } else {
         forward_parts::<T, L, false>(l, input, target, reduction, out)
     };
     if ok {
         Ok(())
     } else {
-        Err(locate(l, input, target))
+        Err(pointwise_error(l, input, target, reduction, &[], out, &[]))
     }
 }
 
@@ -233,7 +294,8 @@ fn sum_part<T: Float, L: Pointwise<T>, const STRICT: bool, const GRAD: bool>(
                 vals[i] = v;
                 gb[i] = d * g;
                 if STRICT {
-                    oks[i] = l.valid(xb[i], tb[i]);
+                    // A bounded gradient is finite with `g` (checked once by the caller).
+                    oks[i] = l.valid(xb[i], tb[i]) & (L::BOUNDED_GRAD || gb[i].is_finite());
                 }
             }
             if STRICT {
@@ -246,7 +308,7 @@ fn sum_part<T: Float, L: Pointwise<T>, const STRICT: bool, const GRAD: bool>(
             acc[k % LANES] += v.f64();
             *gr = d * g;
             if STRICT {
-                ok &= l.valid(x, t);
+                ok &= l.valid(x, t) & (L::BOUNDED_GRAD || gr.is_finite());
             }
         }
     } else {
@@ -298,7 +360,7 @@ fn map_part<T: Float, L: Pointwise<T>, const STRICT: bool, const GRAD: bool>(
                 out[i] = v;
                 grad[i] = d * ups[i];
                 if STRICT {
-                    ok &= l.valid(x, t);
+                    ok &= l.valid(x, t) & v.is_finite() & grad[i].is_finite();
                 }
             }
         }
@@ -309,7 +371,7 @@ fn map_part<T: Float, L: Pointwise<T>, const STRICT: bool, const GRAD: bool>(
                 out[i] = v;
                 grad[i] = d * g;
                 if STRICT {
-                    ok &= l.valid(x, t);
+                    ok &= l.valid(x, t) & v.is_finite() & grad[i].is_finite();
                 }
             }
         }
@@ -318,7 +380,7 @@ fn map_part<T: Float, L: Pointwise<T>, const STRICT: bool, const GRAD: bool>(
                 let (x, t) = (input[i], target[i]);
                 out[i] = l.value(x, t);
                 if STRICT {
-                    ok &= l.valid(x, t);
+                    ok &= l.valid(x, t) & out[i].is_finite();
                 }
             }
         }
@@ -346,13 +408,14 @@ pub(crate) fn forward_backward<T: Float, L: Pointwise<T>>(
     check_upstream(L::LOSS, reduction, upstream.len(), n)?;
     let ok = if mode.is_strict() {
         fused_parts::<T, L, true>(l, input, target, reduction, upstream, out, grad)
+            && reduced_ok(reduction, out, upstream)
     } else {
         fused_parts::<T, L, false>(l, input, target, reduction, upstream, out, grad)
     };
     if ok {
         Ok(())
     } else {
-        Err(locate(l, input, target))
+        Err(pointwise_error(l, input, target, reduction, upstream, out, grad))
     }
 }
 
@@ -552,12 +615,38 @@ pub(crate) fn isa_test_data<T: Float>(scale: f64) -> (Vec<T>, Vec<T>) {
     (x, t)
 }
 
-/// Checks that an option is finite (strict mode).
-pub(crate) fn finite_option(loss: &'static str, option: &'static str, v: f64, mode: Mode) -> Result<()> {
-    if mode.is_strict() && !v.is_finite() {
-        return Err(Error::Option { loss, option, value: Value(v), expected: "finite" });
+/// Checks that an option is finite, in `f64` and in the compute type `T` (strict mode):
+/// the kernels compute with `T::of(v)`, so `1e39` is `inf` for `f32` inputs.
+pub(crate) fn finite_option<T: Float>(
+    loss: &'static str,
+    option: &'static str,
+    v: f64,
+    mode: Mode,
+) -> Result<()> {
+    if mode.is_strict() {
+        if !v.is_finite() {
+            return Err(Error::Option { loss, option, value: Value(v), expected: "finite" });
+        }
+        fits::<T>(loss, option, v)?;
     }
     Ok(())
+}
+
+/// Checks that a finite option stays finite in the compute type `T` (strict mode's
+/// "does not fit float32" error).
+pub(crate) fn fits<T: Float>(loss: &'static str, option: &'static str, v: f64) -> Result<()> {
+    if T::of(v).is_finite() {
+        return Ok(());
+    }
+    Err(Error::Option { loss, option, value: Value(v), expected: fit_phrase::<T>() })
+}
+
+/// "a number that fits float32, the inputs' dtype (…)" and the like.
+pub(crate) fn fit_phrase<T: Float>() -> &'static str {
+    match T::DTYPE {
+        "float32" => "a number that fits float32, the inputs' dtype (magnitude at most 3.4028235e38)",
+        _ => "a number that fits float64, the inputs' dtype",
+    }
 }
 
 /// `max(0, u)` that propagates NaN, as torch's `clamp_min`.

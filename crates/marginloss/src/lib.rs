@@ -35,8 +35,21 @@
 //! default) or reproduces torch in [`Mode::TorchCompat`]; the checks ride along in the
 //! kernel's single pass.
 //!
-//! The [`reference`](mod@reference) module holds plain, unfused implementations of the same formulas,
-//! written the way PyTorch composes them; the tests hold the kernels equal to them.
+//! ## Errors
+//!
+//! Every fallible call returns [`Result`]; no input reachable from the public API panics,
+//! aborts or allocates without bound (the fuzz targets in `tests/fuzz.rs` hold this; see
+//! `docs/RELIABILITY.md`). An [`Error`]'s text is one line naming the loss, the argument,
+//! the flat index and the value. [`Mode::Strict`] refuses NaN/±Inf, empty input, values
+//! outside the loss's domain, options outside theirs or not finite in the inputs' dtype,
+//! and any non-finite loss or gradient computed from finite input ([`Error::Overflow`]);
+//! [`Mode::TorchCompat`] refuses only what PyTorch refuses (shapes, class indices, a few
+//! options) and otherwise returns torch's values, `inf` and NaN included.
+//!
+//! With the cargo feature `reference` (off by default) a `reference` module holds plain,
+//! unfused implementations of the same formulas, written the way PyTorch composes them;
+//! the tests hold the kernels equal to them. They are test support, not for training:
+//! they do not validate their inputs and may panic on malformed ones.
 
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
@@ -49,11 +62,13 @@ pub mod loss;
 mod options;
 mod parts;
 mod reduction;
+#[cfg(feature = "reference")]
 pub mod reference;
 mod simd;
 
 pub use distance::{
-    cosine_similarity, pairwise_distance, CosineDistance, CosineSimilarity, Distance, PairwiseDistance,
+    cosine_similarity, pairwise_distance, CosineDistance, CosineSimilarity, Distance, GradPair,
+    PairwiseDistance, RowPair,
 };
 pub use error::{Error, Result, Value};
 pub use float::Float;

@@ -15,8 +15,8 @@ use std::cell::Cell;
 
 use common::{assert_close, assert_close_floor, for_each_case, Case, Tensor};
 use marginloss::{
-    reference, Contrastive, CosineDistance, CosineEmbedding, Distance, Float, Labels, Mode, PairwiseDistance,
-    Reduction, Result, TripletMargin, TripletMarginWithDistance,
+    reference, Contrastive, CosineDistance, CosineEmbedding, Distance, Float, GradPair, Labels, Mode,
+    PairwiseDistance, Reduction, Result, RowPair, TripletMargin, TripletMarginWithDistance,
 };
 
 // ---------------------------------------------------------------------------------------
@@ -520,12 +520,13 @@ impl Distance<f64> for SquaredEuclidean {
     fn name(&self) -> &'static str {
         "squared_euclidean"
     }
-    fn distance(&self, x1: &[f64], x2: &[f64]) -> f64 {
-        x1.iter().zip(x2).map(|(a, b)| (a - b) * (a - b)).sum()
+    fn distance(&self, rows: RowPair<'_, f64>) -> f64 {
+        rows.x1().iter().zip(rows.x2()).map(|(a, b)| (a - b) * (a - b)).sum()
     }
-    fn backward(&self, x1: &[f64], x2: &[f64], g: f64, g1: &mut [f64], g2: &mut [f64]) {
-        for i in 0..x1.len() {
-            let d = 2.0 * g * (x1[i] - x2[i]);
+    fn backward(&self, rows: RowPair<'_, f64>, g: f64, grads: GradPair<'_, f64>) {
+        let (g1, g2) = grads.split();
+        for (i, (a, b)) in rows.x1().iter().zip(rows.x2()).enumerate() {
+            let d = 2.0 * g * (a - b);
             g1[i] += d;
             g2[i] -= d;
         }

@@ -1,6 +1,6 @@
 //! Cosine similarity with PyTorch 2.15's per-norm eps clamp.
 
-use super::{dot3, locate_non_finite, rows_of, rows_pass, Distance, RowOp};
+use super::{dot3, rows_error, rows_of, rows_pass, Distance, GradPair, RowOp, RowPair};
 use crate::error::{Error, Result, Value};
 use crate::float::Float;
 use crate::options::Mode;
@@ -26,6 +26,14 @@ const NAMES: (&str, &str) = ("input1", "input2");
 ///   term is 0 for a zero row), and symmetrically for `x2`.
 /// * **Errors (strict):** NaN/±Inf, empty input, a non-finite or negative `eps`,
 ///   mismatched shapes.
+/// * **Options in the dtype (strict):** `eps` must be finite in the inputs' type too:
+///   `1e39` with `f32` inputs is an [`Error::Option`](crate::Error::Option) ("… fits float32"),
+///   where torch-compat computes with the `inf` it becomes.
+/// * **Overflow (strict):** a loss or gradient that is not finite although every input
+///   is (the arithmetic overflowed the dtype, e.g. a squared distance of `f32` rows beyond
+///   `3.4e38`) is an [`Error::Overflow`](crate::Error::Overflow) naming the first output or
+///   gradient index (no index when only the reduction overflows); a non-finite `upstream`
+///   is a `NonFinite` error. Torch-compat returns torch's `inf`/NaN there.
 ///
 /// | framework | equivalent |
 /// |---|---|
@@ -130,16 +138,8 @@ impl CosineSimilarity {
         self
     }
 
-    fn check_options(&self) -> Result<()> {
-        if self.mode.is_strict() && !(self.eps >= 0.0 && self.eps.is_finite()) {
-            return Err(Error::Option {
-                loss: "cosine_similarity",
-                option: "eps",
-                value: Value(self.eps),
-                expected: "finite and >= 0",
-            });
-        }
-        Ok(())
+    fn check_options<T: Float>(&self) -> Result<()> {
+        check_eps::<T>("cosine_similarity", self.eps, self.mode)
     }
 
     /// The similarity of each row pair; `dim` is the row length D.
@@ -148,6 +148,8 @@ impl CosineSimilarity {
     /// In strict mode NaN/±Inf, empty input and a bad `eps`; in both modes a length that
     /// is not `N·dim` or differs between the inputs.
     pub fn forward<T: Float>(&self, input1: &[T], input2: &[T], dim: usize) -> Result<Vec<T>> {
+        // The options first, as `forward_into` and `forward_backward` check them.
+        self.check_options::<T>()?;
         let n = rows_of("cosine_similarity", NAMES, input1, input2, dim, self.mode)?;
         let mut out = vec![T::zero(); n];
         self.forward_into(input1, input2, dim, &mut out)?;
@@ -165,15 +167,36 @@ impl CosineSimilarity {
         dim: usize,
         out: &mut [T],
     ) -> Result<()> {
-        self.check_options()?;
+        self.check_options::<T>()?;
         let n = rows_of("cosine_similarity", NAMES, input1, input2, dim, self.mode)?;
         check_buffer("cosine_similarity", "output", out.len(), n)?;
-        let ok =
-            rows_pass::<T, _, false>(CosRowOp(self.eps), input1, input2, dim, &[], out, &mut [], &mut []);
+        let ok = if self.mode.is_strict() {
+            rows_pass::<T, _, true, false>(
+                CosRowOp(self.eps),
+                input1,
+                input2,
+                dim,
+                &[],
+                out,
+                &mut [],
+                &mut [],
+            )
+        } else {
+            rows_pass::<T, _, false, false>(
+                CosRowOp(self.eps),
+                input1,
+                input2,
+                dim,
+                &[],
+                out,
+                &mut [],
+                &mut [],
+            )
+        };
         if ok || !self.mode.is_strict() {
             Ok(())
         } else {
-            Err(locate_non_finite("cosine_similarity", NAMES, input1, input2))
+            Err(rows_error("cosine_similarity", NAMES, (input1, input2), &[], out, (&[], &[])))
         }
     }
 
@@ -196,18 +219,39 @@ impl CosineSimilarity {
         grad2: &mut [T],
     ) -> Result<()> {
         const L: &str = "cosine_similarity";
-        self.check_options()?;
+        self.check_options::<T>()?;
         let n = rows_of(L, NAMES, input1, input2, dim, self.mode)?;
         check_buffer(L, "output", out.len(), n)?;
         check_buffer(L, "grad input1", grad1.len(), input1.len())?;
         check_buffer(L, "grad input2", grad2.len(), input2.len())?;
         check_upstream(L, Reduction::None, upstream.len(), n)?;
-        let ok =
-            rows_pass::<T, _, true>(CosRowOp(self.eps), input1, input2, dim, upstream, out, grad1, grad2);
+        let ok = if self.mode.is_strict() {
+            rows_pass::<T, _, true, true>(
+                CosRowOp(self.eps),
+                input1,
+                input2,
+                dim,
+                upstream,
+                &mut *out,
+                &mut *grad1,
+                &mut *grad2,
+            )
+        } else {
+            rows_pass::<T, _, false, true>(
+                CosRowOp(self.eps),
+                input1,
+                input2,
+                dim,
+                upstream,
+                out,
+                grad1,
+                grad2,
+            )
+        };
         if ok || !self.mode.is_strict() {
             Ok(())
         } else {
-            Err(locate_non_finite(L, NAMES, input1, input2))
+            Err(rows_error(L, NAMES, (input1, input2), upstream, out, (grad1, grad2)))
         }
     }
 }
@@ -229,6 +273,18 @@ impl<T: Float> RowOp<T> for CosRowOp {
         cos_row_backward::<T, false>(a, b, &r, g.f64(), ga, gb);
         (T::of(r.cos), r.ok)
     }
+}
+
+/// Strict mode: `eps` finite, `>= 0`, and finite in `T` (torch clamps the norms with eps
+/// in the tensor's dtype).
+fn check_eps<T: Float>(loss: &'static str, eps: f64, mode: Mode) -> Result<()> {
+    if !mode.is_strict() {
+        return Ok(());
+    }
+    if !(eps >= 0.0 && eps.is_finite()) {
+        return Err(Error::Option { loss, option: "eps", value: Value(eps), expected: "finite and >= 0" });
+    }
+    crate::kernel::fits::<T>(loss, "eps", eps)
 }
 
 /// [`CosineSimilarity`] with eps = 1e-8 over rows of length `dim`.
@@ -261,60 +317,52 @@ impl<T: Float> Distance<T> for CosineDistance {
     }
 
     #[inline(always)]
-    fn distance(&self, x1: &[T], x2: &[T]) -> T {
-        T::one() - T::of(cos_row(x1, x2, self.eps).cos)
+    fn distance(&self, rows: RowPair<'_, T>) -> T {
+        T::one() - T::of(cos_row(rows.x1(), rows.x2(), self.eps).cos)
     }
 
     #[inline(always)]
-    fn distance_finite(&self, x1: &[T], x2: &[T]) -> (T, bool) {
-        let r = cos_row(x1, x2, self.eps);
+    fn distance_finite(&self, rows: RowPair<'_, T>) -> (T, bool) {
+        let r = cos_row(rows.x1(), rows.x2(), self.eps);
         (T::one() - T::of(r.cos), r.ok)
     }
 
     #[inline(always)]
-    fn backward(&self, x1: &[T], x2: &[T], g: T, grad1: &mut [T], grad2: &mut [T]) {
+    fn backward(&self, rows: RowPair<'_, T>, g: T, grads: GradPair<'_, T>) {
+        let (x1, x2) = (rows.x1(), rows.x2());
         let r = cos_row(x1, x2, self.eps);
+        let (grad1, grad2) = grads.split();
         cos_row_backward::<T, true>(x1, x2, &r, -g.f64(), grad1, grad2);
     }
 
     #[inline(always)]
     fn distance_backward<F: FnOnce(T) -> T>(
         &self,
-        x1: &[T],
-        x2: &[T],
+        rows: RowPair<'_, T>,
         coef: F,
-        grad1: &mut [T],
-        grad2: &mut [T],
+        grads: GradPair<'_, T>,
     ) -> T {
-        self.distance_backward_finite(x1, x2, coef, grad1, grad2).0
+        self.distance_backward_finite(rows, coef, grads).0
     }
 
     #[inline(always)]
     fn distance_backward_finite<F: FnOnce(T) -> T>(
         &self,
-        x1: &[T],
-        x2: &[T],
+        rows: RowPair<'_, T>,
         coef: F,
-        grad1: &mut [T],
-        grad2: &mut [T],
+        grads: GradPair<'_, T>,
     ) -> (T, bool) {
+        let (x1, x2) = (rows.x1(), rows.x2());
         let r = cos_row(x1, x2, self.eps);
         let d = T::one() - T::of(r.cos);
+        let (grad1, grad2) = grads.split();
         cos_row_backward::<T, false>(x1, x2, &r, -coef(d).f64(), grad1, grad2);
         (d, r.ok)
     }
 
-    /// Strict mode: a finite eps >= 0.
+    /// Strict mode: a finite eps >= 0 that fits `T`.
     fn check(&self, loss: &'static str, mode: Mode) -> Result<()> {
-        if mode.is_strict() && !(self.eps >= 0.0 && self.eps.is_finite()) {
-            return Err(Error::Option {
-                loss,
-                option: "eps",
-                value: Value(self.eps),
-                expected: "finite and >= 0",
-            });
-        }
-        Ok(())
+        check_eps::<T>(loss, self.eps, mode)
     }
 }
 

@@ -8,27 +8,130 @@ mod pairwise;
 pub use cosine::{cosine_similarity, CosineDistance, CosineSimilarity};
 pub use pairwise::{pairwise_distance, PairwiseDistance};
 
+use crate::reduction::check_buffer;
+
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::kernel::{add_lanes, sum_lanes, BLOCK, LANES};
 use crate::options::Mode;
 use crate::parts::{self, Rows};
 
+/// Two rows of equal length: what a [`Distance`] measures. The lengths are checked when
+/// the pair is made, so a distance never receives rows of different lengths (and may index
+/// both rows up to [`len`](Self::len)).
+#[derive(Debug)]
+pub struct RowPair<'a, T> {
+    x1: &'a [T],
+    x2: &'a [T],
+}
+
+impl<T> Clone for RowPair<'_, T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for RowPair<'_, T> {}
+
+impl<'a, T> RowPair<'a, T> {
+    /// The pair `(x1, x2)`.
+    ///
+    /// # Errors
+    /// An [`Error::Shape`] when the lengths differ.
+    pub fn new(x1: &'a [T], x2: &'a [T]) -> Result<Self> {
+        if x1.len() != x2.len() {
+            return Err(Error::Shape {
+                loss: "distance",
+                arg: "x2",
+                got: vec![x2.len()],
+                expected: format!("x1 has shape [{}]", x1.len()),
+            });
+        }
+        Ok(RowPair { x1, x2 })
+    }
+    /// The rows of equal length the kernels pass (cut to the shorter one, which they never
+    /// are: the row drivers split equal buffers).
+    #[inline(always)]
+    pub(crate) fn of(x1: &'a [T], x2: &'a [T]) -> Self {
+        let n = x1.len().min(x2.len());
+        RowPair { x1: &x1[..n], x2: &x2[..n] }
+    }
+    /// The first row.
+    #[inline(always)]
+    pub fn x1(&self) -> &'a [T] {
+        self.x1
+    }
+    /// The second row, as long as the first.
+    #[inline(always)]
+    pub fn x2(&self) -> &'a [T] {
+        self.x2
+    }
+    /// The rows' length.
+    #[inline(always)]
+    pub fn len(&self) -> usize {
+        self.x1.len()
+    }
+    /// Whether the rows are empty.
+    #[inline(always)]
+    pub fn is_empty(&self) -> bool {
+        self.x1.is_empty()
+    }
+}
+
+/// The gradient rows of a [`RowPair`]: two mutable rows of the pair's length (checked when
+/// made).
+#[derive(Debug)]
+pub struct GradPair<'a, T> {
+    g1: &'a mut [T],
+    g2: &'a mut [T],
+}
+
+impl<'a, T> GradPair<'a, T> {
+    /// Gradient rows `g1` for `rows.x1()` and `g2` for `rows.x2()`.
+    ///
+    /// # Errors
+    /// An [`Error::Buffer`] when a row's length is not `rows.len()`.
+    pub fn new<U>(rows: RowPair<'_, U>, g1: &'a mut [T], g2: &'a mut [T]) -> Result<Self> {
+        for (buffer, got) in [("grad1", g1.len()), ("grad2", g2.len())] {
+            check_buffer("distance", buffer, got, rows.len())?;
+        }
+        Ok(GradPair { g1, g2 })
+    }
+    /// The gradient rows the kernels pass, cut to `n` (which they already have).
+    #[inline(always)]
+    pub(crate) fn of(n: usize, g1: &'a mut [T], g2: &'a mut [T]) -> Self {
+        let (n1, n2) = (n.min(g1.len()), n.min(g2.len()));
+        GradPair { g1: &mut g1[..n1], g2: &mut g2[..n2] }
+    }
+    /// The two rows.
+    #[inline(always)]
+    pub fn split(self) -> (&'a mut [T], &'a mut [T]) {
+        (self.g1, self.g2)
+    }
+}
+
+/// The token that keeps the kernels' own fast paths of [`Distance`] uncallable from
+/// outside the crate (it cannot be made there).
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug)]
+pub struct Internal(());
+
 /// A distance between two vectors of the same length, with its gradient.
 ///
 /// Implement it to plug your own distance into the losses that take one (the way
-/// PyTorch's `TripletMarginWithDistanceLoss` takes `distance_function`). Both methods
-/// receive rows of equal length; they must not panic on finite input.
+/// PyTorch's `TripletMarginWithDistanceLoss` takes `distance_function`). The methods
+/// receive a [`RowPair`] (and a [`GradPair`]), whose rows are of equal length by
+/// construction; they must not panic on finite input.
 pub trait Distance<T: Float>: Sync {
     /// The distance's name, used in error messages.
     fn name(&self) -> &'static str;
 
     /// The distance `d(x1, x2)`.
-    fn distance(&self, x1: &[T], x2: &[T]) -> T;
+    fn distance(&self, rows: RowPair<'_, T>) -> T;
 
-    /// Adds `g · ∂d/∂x1` to `grad1` and `g · ∂d/∂x2` to `grad2` (accumulates: a row that
-    /// takes part in two distances receives both contributions).
-    fn backward(&self, x1: &[T], x2: &[T], g: T, grad1: &mut [T], grad2: &mut [T]);
+    /// Adds `g · ∂d/∂x1` to the first gradient row and `g · ∂d/∂x2` to the second
+    /// (accumulates: a row that takes part in two distances receives both contributions).
+    fn backward(&self, rows: RowPair<'_, T>, g: T, grads: GradPair<'_, T>);
 
     /// Validates the distance's own options before a loss in `mode` uses it (e.g.
     /// [`PairwiseDistance`] rejects `p <= 0` in strict mode); `loss` names the caller in the
@@ -41,26 +144,20 @@ pub trait Distance<T: Float>: Sync {
         Ok(())
     }
 
-    /// The distance `d`, and `g·∂d/∂x1`, `g·∂d/∂x2` **written** (not added) into `grad1`,
-    /// `grad2`, where `g = coef(d)`: what a loss of the distance needs in one visit of the
-    /// rows. The default calls [`distance`](Self::distance) and
+    /// The distance `d`, and `g·∂d/∂x1`, `g·∂d/∂x2` **written** (not added) into the
+    /// gradient rows, where `g = coef(d)`: what a loss of the distance needs in one visit of
+    /// the rows. The default calls [`distance`](Self::distance) and
     /// [`backward`](Self::backward); override it to share the work between the two.
     #[inline(always)]
-    fn distance_backward<F: FnOnce(T) -> T>(
-        &self,
-        x1: &[T],
-        x2: &[T],
-        coef: F,
-        grad1: &mut [T],
-        grad2: &mut [T],
-    ) -> T
+    fn distance_backward<F: FnOnce(T) -> T>(&self, rows: RowPair<'_, T>, coef: F, grads: GradPair<'_, T>) -> T
     where
         Self: Sized,
     {
-        let d = self.distance(x1, x2);
-        grad1.fill(T::zero());
-        grad2.fill(T::zero());
-        self.backward(x1, x2, coef(d), grad1, grad2);
+        let d = self.distance(rows);
+        let (g1, g2) = grads.split();
+        g1.fill(T::zero());
+        g2.fill(T::zero());
+        self.backward(rows, coef(d), GradPair { g1, g2 });
         d
     }
 
@@ -71,34 +168,31 @@ pub trait Distance<T: Float>: Sync {
     #[inline(always)]
     fn distance_backward_finite<F: FnOnce(T) -> T>(
         &self,
-        x1: &[T],
-        x2: &[T],
+        rows: RowPair<'_, T>,
         coef: F,
-        grad1: &mut [T],
-        grad2: &mut [T],
+        grads: GradPair<'_, T>,
     ) -> (T, bool)
     where
         Self: Sized,
     {
-        (self.distance_backward(x1, x2, coef, grad1, grad2), all_finite(x1) & all_finite(x2))
+        (self.distance_backward(rows, coef, grads), all_finite(rows.x1) & all_finite(rows.x2))
     }
 
     /// The distance `d(x1, x2)` and whether every element of both rows is finite, in one
     /// visit of the rows where the distance overrides it (the default scans the rows).
     #[doc(hidden)]
     #[inline(always)]
-    fn distance_finite(&self, x1: &[T], x2: &[T]) -> (T, bool) {
-        (self.distance(x1, x2), all_finite(x1) & all_finite(x2))
+    fn distance_finite(&self, rows: RowPair<'_, T>) -> (T, bool) {
+        (self.distance(rows), all_finite(rows.x1) & all_finite(rows.x2))
     }
 
     /// For a loss of two distances from one row (the triplet loss) in one visit of the
     /// rows: `d1 = d(x, y)`, `d2 = d(x, z)` and whether every element of `x`, `y`, `z` is
     /// finite; then, with `(c1, c2) = coef(d1, d2)`, `∂(c1·d1 + c2·d2)/∂{x, y, z}`
-    /// **written** (not added) into `gx`, `gy`, `gz`. A term whose coefficient is 0
-    /// contributes nothing when the rows are finite; with a non-finite row both terms go
-    /// through [`backward`](Self::backward) so that NaN reaches the gradient. The default
-    /// calls [`distance`](Self::distance) and [`backward`](Self::backward); override it to
-    /// share the work.
+    /// **written** (not added) into `gx`, `gy`, `gz` (all of `x`'s length). A term whose
+    /// coefficient is 0 contributes nothing when the rows are finite; with a non-finite row
+    /// both terms go through [`backward`](Self::backward) so that NaN reaches the gradient.
+    /// The kernels' fast path: only the crate calls it (its [`Internal`] token).
     #[doc(hidden)]
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
@@ -111,11 +205,12 @@ pub trait Distance<T: Float>: Sync {
         gx: &mut [T],
         gy: &mut [T],
         gz: &mut [T],
+        token: Internal,
     ) -> (T, T, bool)
     where
         Self: Sized,
     {
-        distance2_backward_by_parts(self, x, y, z, coef, gx, gy, gz)
+        distance2_backward_by_parts(self, x, y, z, coef, gx, gy, gz, token)
     }
 }
 
@@ -131,21 +226,26 @@ pub(crate) fn distance2_backward_by_parts<T: Float, D: Distance<T>, F: FnOnce(T,
     gx: &mut [T],
     gy: &mut [T],
     gz: &mut [T],
+    _: Internal,
 ) -> (T, T, bool) {
     let fin = all_finite(x) & all_finite(y) & all_finite(z);
-    let (d1, d2) = (dist.distance(x, y), dist.distance(x, z));
+    let (xy, xz) = (RowPair::of(x, y), RowPair::of(x, z));
+    let (d1, d2) = (dist.distance(xy), dist.distance(xz));
     let (c1, c2) = coef(d1, d2);
     gx.fill(T::zero());
     gy.fill(T::zero());
     gz.fill(T::zero());
     if c1 != T::zero() || !fin {
-        dist.backward(x, y, c1, gx, gy);
+        dist.backward(xy, c1, GradPair::of(xy.len(), gx, gy));
     }
     if c2 != T::zero() || !fin {
-        dist.backward(x, z, c2, gx, gz);
+        dist.backward(xz, c2, GradPair::of(xz.len(), gx, gz));
     }
     (d1, d2, fin)
 }
+
+/// The token, for the crate's own calls of [`Distance::distance2_backward`].
+pub(crate) const INTERNAL: Internal = Internal(());
 
 /// Whether every element of `row` is finite.
 #[inline(always)]
@@ -203,9 +303,10 @@ pub(crate) trait RowOp<T: Float>: Copy + Sync {
 /// The value of every row pair into `out` and, with `GRAD`, `upstream · ∂v/∂input{1,2}`
 /// into the gradient rows (`upstream` one value per row, or one for all), over the fixed
 /// tree of parts ([`crate::parts`]), each part through [`crate::simd::vectorize`].
-/// Returns whether every element was finite.
+/// Returns whether every element was finite (with `STRICT`: and every value and gradient
+/// element).
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn rows_pass<T: Float, O: RowOp<T>, const GRAD: bool>(
+pub(crate) fn rows_pass<T: Float, O: RowOp<T>, const STRICT: bool, const GRAD: bool>(
     op: O,
     x1: &[T],
     x2: &[T],
@@ -222,14 +323,14 @@ pub(crate) fn rows_pass<T: Float, O: RowOp<T>, const GRAD: bool>(
         dim,
         (Rows(x1, dim), Rows(x2, dim), ups, out, Rows(grad1, dim), Rows(grad2, dim)),
         &|(x1, x2, ups, out, grad1, grad2)| {
-            crate::simd::vectorize(RowsPart::<T, O, GRAD> { op, x1, x2, ups, g, out, grad1, grad2 })
+            crate::simd::vectorize(RowsPart::<T, O, STRICT, GRAD> { op, x1, x2, ups, g, out, grad1, grad2 })
         },
         &|a, b| a & b,
     )
 }
 
 /// One part of [`rows_pass`].
-struct RowsPart<'a, T, O, const GRAD: bool> {
+struct RowsPart<'a, T, O, const STRICT: bool, const GRAD: bool> {
     op: O,
     x1: Rows<&'a [T]>,
     x2: Rows<&'a [T]>,
@@ -240,7 +341,9 @@ struct RowsPart<'a, T, O, const GRAD: bool> {
     grad2: Rows<&'a mut [T]>,
 }
 
-impl<T: Float, O: RowOp<T>, const GRAD: bool> pulp::WithSimd for RowsPart<'_, T, O, GRAD> {
+impl<T: Float, O: RowOp<T>, const STRICT: bool, const GRAD: bool> pulp::WithSimd
+    for RowsPart<'_, T, O, STRICT, GRAD>
+{
     type Output = bool;
 
     #[inline(always)]
@@ -256,12 +359,16 @@ impl<T: Float, O: RowOp<T>, const GRAD: bool> pulp::WithSimd for RowsPart<'_, T,
                 let (v, fin) = op.value_grad(a, b, g, ga, gb);
                 *o = v;
                 ok &= fin;
+                if STRICT {
+                    // Finite rows must give a finite value and gradient (the rows are in L1).
+                    ok &= v.is_finite() & all_finite(ga) & all_finite(gb);
+                }
             }
         } else {
             for ((a, b), o) in rows {
                 let (v, fin) = op.value(a, b);
                 *o = v;
-                ok &= fin;
+                ok &= fin & (!STRICT || v.is_finite());
             }
         }
         ok
@@ -307,6 +414,24 @@ pub(crate) fn dot3<T: Float>(a: &[T], b: &[T]) -> (f64, f64, f64, bool) {
     let (ab, aa, bb) = (s(ab), s(aa), s(bb));
     let ok = (ab.is_finite() & aa.is_finite() & bb.is_finite()) || (all_finite(a) & all_finite(b));
     (ab, aa, bb, ok)
+}
+
+/// The error of a failed strict distance pass (error path only): the first non-finite
+/// input element, else the overflow among the written values and gradients.
+#[cold]
+pub(crate) fn rows_error<T: Float>(
+    loss: &'static str,
+    names: (&'static str, &'static str),
+    (x1, x2): (&[T], &[T]),
+    upstream: &[T],
+    out: &[T],
+    grads: (&[T], &[T]),
+) -> Error {
+    if !(all_finite(x1) && all_finite(x2)) {
+        return locate_non_finite(loss, names, x1, x2);
+    }
+    let grads = [(names.0, grads.0), (names.1, grads.1)];
+    crate::kernel::locate_overflow(loss, upstream, out.iter().map(|v| v.is_finite()), &grads)
 }
 
 /// The first non-finite element among two row buffers, as an error (error path only).
@@ -378,8 +503,17 @@ mod tests {
                 assert!(!dot3(&ones, &row).3, "{bad} at {at} in b");
             }
         }
+        // torch-compat returns torch's inf; strict refuses a non-finite result of finite
+        // input, naming the row.
+        let compat = PairwiseDistance::new().mode(Mode::TorchCompat);
+        assert_eq!(compat.forward(&big, &[0.0f32; 9], 9).unwrap(), [f32::INFINITY]);
         let d = PairwiseDistance::new();
-        assert_eq!(d.forward(&big, &[0.0f32; 9], 9).unwrap(), [f32::INFINITY]);
+        let e = d.forward(&big, &[0.0f32; 9], 9).unwrap_err();
+        assert!(matches!(e, Error::Overflow { quantity: "loss", index: Some(0), .. }), "{e:?}");
+        assert!(
+            e.to_string().starts_with("pairwise_distance: the loss overflows float32 at output[0];"),
+            "{e}"
+        );
         let err = d.forward(&[f32::NAN; 9], &ones, 9).unwrap_err();
         assert!(err.to_string().contains("input1"), "{err}");
     }

@@ -1,7 +1,8 @@
 //! p-norm distance between rows, with PyTorch's eps added to the difference.
 
 use super::{
-    all_finite, distance2_backward_by_parts, locate_non_finite, rows_of, rows_pass, Distance, RowOp,
+    all_finite, distance2_backward_by_parts, rows_error, rows_of, rows_pass, Distance, GradPair, Internal,
+    RowOp, RowPair,
 };
 use crate::error::{Error, Result, Value};
 use crate::float::Float;
@@ -27,6 +28,14 @@ const NAMES: (&str, &str) = ("input1", "input2");
 ///   p = ∞), and `∂d/∂x2 = −∂d/∂x1`; 0 where `d = 0`, as torch's norm subgradient.
 /// * **Errors (strict):** NaN/±Inf, empty input, `p` not > 0 (torch-compat also takes
 ///   p = 0, which counts non-zeros, and negative p), a non-finite eps, mismatched shapes.
+/// * **Options in the dtype (strict):** `eps` must be finite in the inputs' type too:
+///   `1e39` with `f32` inputs is an [`Error::Option`](crate::Error::Option) ("… fits float32"),
+///   where torch-compat computes with the `inf` it becomes.
+/// * **Overflow (strict):** a loss or gradient that is not finite although every input
+///   is (the arithmetic overflowed the dtype, e.g. a squared distance of `f32` rows beyond
+///   `3.4e38`) is an [`Error::Overflow`](crate::Error::Overflow) naming the first output or
+///   gradient index (no index when only the reduction overflows); a non-finite `upstream`
+///   is a `NonFinite` error. Torch-compat returns torch's `inf`/NaN there.
 ///
 /// | framework | equivalent |
 /// |---|---|
@@ -291,18 +300,15 @@ impl PairwiseDistance {
         self
     }
 
-    /// Checks `p` and `eps` (strict mode).
-    pub(crate) fn check_options(&self, loss: &'static str) -> Result<()> {
+    /// Checks `p` and `eps` (strict mode): eps is added in `T`, so it must fit `T`.
+    pub(crate) fn check_options<T: Float>(&self, loss: &'static str) -> Result<()> {
         if !self.mode.is_strict() {
             return Ok(());
         }
         if self.p.is_nan() || self.p <= 0.0 {
             return Err(Error::Option { loss, option: "p", value: Value(self.p), expected: "> 0" });
         }
-        if !self.eps.is_finite() {
-            return Err(Error::Option { loss, option: "eps", value: Value(self.eps), expected: "finite" });
-        }
-        Ok(())
+        crate::kernel::finite_option::<T>(loss, "eps", self.eps, self.mode)
     }
 
     /// The distance of each row pair; `dim` is the row length D.
@@ -311,6 +317,8 @@ impl PairwiseDistance {
     /// In strict mode NaN/±Inf, empty input and bad options; in both modes a length that
     /// is not `N·dim` or differs between the inputs.
     pub fn forward<T: Float>(&self, input1: &[T], input2: &[T], dim: usize) -> Result<Vec<T>> {
+        // The options first, as `forward_into` and `forward_backward` check them.
+        self.check_options::<T>("pairwise_distance")?;
         let n = rows_of("pairwise_distance", NAMES, input1, input2, dim, self.mode)?;
         let mut out = vec![T::zero(); n];
         self.forward_into(input1, input2, dim, &mut out)?;
@@ -329,16 +337,37 @@ impl PairwiseDistance {
         out: &mut [T],
     ) -> Result<()> {
         const L: &str = "pairwise_distance";
-        self.check_options(L)?;
+        self.check_options::<T>(L)?;
         let n = rows_of(L, NAMES, input1, input2, dim, self.mode)?;
         check_buffer(L, "output", out.len(), n)?;
         let (norm, eps) = (Norm::of(self.p), T::of(self.eps));
-        let ok =
-            rows_pass::<T, _, false>(NormRow { norm, eps }, input1, input2, dim, &[], out, &mut [], &mut []);
+        let ok = if self.mode.is_strict() {
+            rows_pass::<T, _, true, false>(
+                NormRow { norm, eps },
+                input1,
+                input2,
+                dim,
+                &[],
+                out,
+                &mut [],
+                &mut [],
+            )
+        } else {
+            rows_pass::<T, _, false, false>(
+                NormRow { norm, eps },
+                input1,
+                input2,
+                dim,
+                &[],
+                out,
+                &mut [],
+                &mut [],
+            )
+        };
         if ok || !self.mode.is_strict() {
             Ok(())
         } else {
-            Err(locate_non_finite(L, NAMES, input1, input2))
+            Err(rows_error(L, NAMES, (input1, input2), &[], out, (&[], &[])))
         }
     }
 
@@ -360,19 +389,40 @@ impl PairwiseDistance {
         grad2: &mut [T],
     ) -> Result<()> {
         const L: &str = "pairwise_distance";
-        self.check_options(L)?;
+        self.check_options::<T>(L)?;
         let n = rows_of(L, NAMES, input1, input2, dim, self.mode)?;
         check_buffer(L, "output", out.len(), n)?;
         check_buffer(L, "grad input1", grad1.len(), input1.len())?;
         check_buffer(L, "grad input2", grad2.len(), input2.len())?;
         check_upstream(L, Reduction::None, upstream.len(), n)?;
         let (norm, eps) = (Norm::of(self.p), T::of(self.eps));
-        let ok =
-            rows_pass::<T, _, true>(NormRow { norm, eps }, input1, input2, dim, upstream, out, grad1, grad2);
+        let ok = if self.mode.is_strict() {
+            rows_pass::<T, _, true, true>(
+                NormRow { norm, eps },
+                input1,
+                input2,
+                dim,
+                upstream,
+                &mut *out,
+                &mut *grad1,
+                &mut *grad2,
+            )
+        } else {
+            rows_pass::<T, _, false, true>(
+                NormRow { norm, eps },
+                input1,
+                input2,
+                dim,
+                upstream,
+                out,
+                grad1,
+                grad2,
+            )
+        };
         if ok || !self.mode.is_strict() {
             Ok(())
         } else {
-            Err(locate_non_finite(L, NAMES, input1, input2))
+            Err(rows_error(L, NAMES, (input1, input2), upstream, out, (grad1, grad2)))
         }
     }
 }
@@ -405,47 +455,47 @@ impl<T: Float> Distance<T> for PairwiseDistance {
     }
 
     #[inline(always)]
-    fn distance(&self, x1: &[T], x2: &[T]) -> T {
-        T::of(dist_row(x1, x2, Norm::of(self.p), T::of(self.eps)).0)
+    fn distance(&self, rows: RowPair<'_, T>) -> T {
+        T::of(dist_row(rows.x1(), rows.x2(), Norm::of(self.p), T::of(self.eps)).0)
     }
 
     #[inline(always)]
-    fn distance_finite(&self, x1: &[T], x2: &[T]) -> (T, bool) {
-        let (d, ok) = dist_row(x1, x2, Norm::of(self.p), T::of(self.eps));
+    fn distance_finite(&self, rows: RowPair<'_, T>) -> (T, bool) {
+        let (d, ok) = dist_row(rows.x1(), rows.x2(), Norm::of(self.p), T::of(self.eps));
         (T::of(d), ok)
     }
 
     #[inline(always)]
-    fn backward(&self, x1: &[T], x2: &[T], g: T, grad1: &mut [T], grad2: &mut [T]) {
+    fn backward(&self, rows: RowPair<'_, T>, g: T, grads: GradPair<'_, T>) {
         let (norm, eps) = (Norm::of(self.p), T::of(self.eps));
+        let (x1, x2) = (rows.x1(), rows.x2());
         let d = dist_row(x1, x2, norm, eps).0;
+        let (grad1, grad2) = grads.split();
         dist_row_backward::<T, true>(x1, x2, norm, eps, d, g.f64(), grad1, grad2);
     }
 
     #[inline(always)]
     fn distance_backward<F: FnOnce(T) -> T>(
         &self,
-        x1: &[T],
-        x2: &[T],
+        rows: RowPair<'_, T>,
         coef: F,
-        grad1: &mut [T],
-        grad2: &mut [T],
+        grads: GradPair<'_, T>,
     ) -> T {
-        self.distance_backward_finite(x1, x2, coef, grad1, grad2).0
+        self.distance_backward_finite(rows, coef, grads).0
     }
 
     #[inline(always)]
     fn distance_backward_finite<F: FnOnce(T) -> T>(
         &self,
-        x1: &[T],
-        x2: &[T],
+        rows: RowPair<'_, T>,
         coef: F,
-        grad1: &mut [T],
-        grad2: &mut [T],
+        grads: GradPair<'_, T>,
     ) -> (T, bool) {
         let (norm, eps) = (Norm::of(self.p), T::of(self.eps));
+        let (x1, x2) = (rows.x1(), rows.x2());
         let (d, fin) = dist_row(x1, x2, norm, eps);
         let dt = T::of(d);
+        let (grad1, grad2) = grads.split();
         dist_row_backward::<T, false>(x1, x2, norm, eps, d, coef(dt).f64(), grad1, grad2);
         (dt, fin)
     }
@@ -460,18 +510,19 @@ impl<T: Float> Distance<T> for PairwiseDistance {
         gx: &mut [T],
         gy: &mut [T],
         gz: &mut [T],
+        token: Internal,
     ) -> (T, T, bool) {
         if let Norm::Two = Norm::of(self.p) {
             dist2_pair_backward(x, y, z, T::of(self.eps), coef, gx, gy, gz)
         } else {
-            distance2_backward_by_parts(self, x, y, z, coef, gx, gy, gz)
+            distance2_backward_by_parts(self, x, y, z, coef, gx, gy, gz, token)
         }
     }
 
     /// Strict mode: `p > 0` and a finite eps (this distance's own `mode` is ignored: the
     /// loss's mode governs).
     fn check(&self, loss: &'static str, mode: Mode) -> Result<()> {
-        PairwiseDistance { mode, ..*self }.check_options(loss)
+        PairwiseDistance { mode, ..*self }.check_options::<T>(loss)
     }
 }
 

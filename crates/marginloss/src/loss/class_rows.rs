@@ -122,9 +122,19 @@ pub(crate) fn forward<T: Float, K: ClassRows<T>>(
 ) -> Result<()> {
     let n = rows_of::<T, K>(input, target, classes, mode)?;
     check_buffer(K::LOSS, "output", out.len(), reduction.output_len(n))?;
-    let (sum, finite, in_range) =
-        pass::<T, K, false>(k, input, target, classes, reduction, (&[], T::zero(), T::zero()), out, &mut []);
-    finish::<T, K>(mode, input, target, classes, reduction, n, in_range, finite, sum, out)
+    let strict = mode.is_strict();
+    let (sum, finite, in_range) = pass::<T, K, false>(
+        k,
+        input,
+        target,
+        classes,
+        reduction,
+        (&[], T::zero(), T::zero()),
+        out,
+        &mut [],
+        strict,
+    );
+    finish::<T, K>(k, mode, (input, target, classes), reduction, n, (in_range, finite, sum), &[], out, &[])
 }
 
 /// Fused forward and backward: one pass writes the loss into `out` and
@@ -148,16 +158,29 @@ pub(crate) fn forward_backward<T: Float, K: ClassRows<T>>(
     let scale = K::grad_scale(reduction, n, classes);
     let ups = if upstream.len() == 1 { &[][..] } else { upstream };
     let up = (ups, upstream.first().copied().unwrap_or(T::zero()), scale);
-    let (sum, finite, in_range) = pass::<T, K, true>(k, input, target, classes, reduction, up, out, grad);
-    finish::<T, K>(mode, input, target, classes, reduction, n, in_range, finite, sum, out)
+    let strict = mode.is_strict();
+    let (sum, finite, in_range) =
+        pass::<T, K, true>(k, input, target, classes, reduction, up, out, grad, strict);
+    finish::<T, K>(
+        k,
+        mode,
+        (input, target, classes),
+        reduction,
+        n,
+        (in_range, finite, sum),
+        upstream,
+        out,
+        grad,
+    )
 }
 
 /// One pass over all rows in the fixed tree of parts ([`crate::parts`]), each part run
 /// through [`crate::simd::vectorize`] with its own copy of the kernel: per-row losses
 /// into `out` (`None`) or the sum of the rows' contributions, and with `GRAD` the
 /// gradient rows (`up`: the upstream gradient per row or for all, and the scale).
-/// Returns the sum, whether every input was finite and whether every target was in
-/// range (a part stops at its first out-of-range target).
+/// Returns the sum, whether every input was finite (with `strict`: and every loss and
+/// gradient element) and whether every target was in range (a part stops at its first
+/// out-of-range target).
 #[allow(clippy::too_many_arguments)]
 fn pass<T: Float, K: ClassRows<T>, const GRAD: bool>(
     k: &K,
@@ -168,6 +191,7 @@ fn pass<T: Float, K: ClassRows<T>, const GRAD: bool>(
     (ups, up, scale): (&[T], T, T),
     out: &mut [T],
     grad: &mut [T],
+    strict: bool,
 ) -> (f64, bool, bool) {
     let n = input.len() / classes;
     let tpr = K::targets_per_row(classes);
@@ -178,7 +202,7 @@ fn pass<T: Float, K: ClassRows<T>, const GRAD: bool>(
         (Rows(input, classes), Rows(target, tpr), ups, out, Rows(grad, classes)),
         &|(x, t, ups, out, g)| {
             let k = k.clone();
-            crate::simd::vectorize(Part::<T, K, GRAD> { k, x, t, ups, up, scale, out, g })
+            crate::simd::vectorize(Part::<T, K, GRAD> { k, x, t, ups, up, scale, out, g, strict })
         },
         &|(a, fa, ra), (b, fb, rb)| (a + b, fa & fb, ra & rb),
     )
@@ -194,6 +218,7 @@ struct Part<'a, T, K, const GRAD: bool> {
     scale: T,
     out: &'a mut [T],
     g: Rows<&'a mut [T]>,
+    strict: bool,
 }
 
 impl<T: Float, K: ClassRows<T>, const GRAD: bool> pulp::WithSimd for Part<'_, T, K, GRAD> {
@@ -201,7 +226,7 @@ impl<T: Float, K: ClassRows<T>, const GRAD: bool> pulp::WithSimd for Part<'_, T,
 
     #[inline(always)]
     fn with_simd<S: pulp::Simd>(self, _: S) -> (f64, bool, bool) {
-        let Part { mut k, x, t, ups, up, scale, out, g } = self;
+        let Part { mut k, x, t, ups, up, scale, out, g, strict } = self;
         let classes = x.1;
         let (mut finite, mut in_range) = (true, true);
         let mut acc = [0.0f64; 4];
@@ -213,10 +238,18 @@ impl<T: Float, K: ClassRows<T>, const GRAD: bool> pulp::WithSimd for Part<'_, T,
                 break;
             }
             let r = match grows.next() {
-                Some(g) if GRAD => k.row_grad(x, t, scale, if ups.is_empty() { up } else { ups[i] }, g),
+                Some(g) if GRAD => {
+                    let r = k.row_grad(x, t, scale, if ups.is_empty() { up } else { ups[i] }, g);
+                    // Strict: a finite row must give a finite gradient (the row is in L1).
+                    if strict {
+                        finite &= g.iter().fold(true, |a, v| a & v.is_finite());
+                    }
+                    r
+                }
                 _ => k.row(x, t),
             };
-            finite &= r.finite;
+            // Strict: a per-row loss must be finite (a reduced pass checks its total).
+            finite &= r.finite & (!strict || out.is_empty() || r.value.is_finite());
             match out.get_mut(i) {
                 Some(o) => *o = r.value,
                 None => acc[i % 4] += r.reduced,
@@ -229,25 +262,51 @@ impl<T: Float, K: ClassRows<T>, const GRAD: bool> pulp::WithSimd for Part<'_, T,
 #[allow(clippy::too_many_arguments)]
 #[inline]
 fn finish<T: Float, K: ClassRows<T>>(
+    k: &K,
     mode: Mode,
-    input: &[T],
-    target: &[i64],
-    classes: usize,
+    (input, target, classes): (&[T], &[i64], usize),
     reduction: Reduction,
     n: usize,
-    in_range: bool,
-    finite: bool,
-    sum: f64,
+    (in_range, finite, sum): (bool, bool, f64),
+    upstream: &[T],
     out: &mut [T],
+    grad: &[T],
 ) -> Result<()> {
     if !in_range {
         return Err(locate_target::<T, K>(target, classes));
     }
-    if mode.is_strict() && !finite {
-        return Err(locate_non_finite_input(K::LOSS, input));
-    }
     if reduction != Reduction::None {
         out[0] = reduction.finish(sum, n);
     }
+    if mode.is_strict() && !(finite && crate::kernel::reduced_ok(reduction, out, upstream)) {
+        return Err(strict_error(k, (input, target, classes), reduction, upstream, out, grad));
+    }
     Ok(())
+}
+
+/// The error of a failed strict pass (error path only): the first non-finite input, else
+/// the overflow.
+#[cold]
+fn strict_error<T: Float, K: ClassRows<T>>(
+    k: &K,
+    (input, target, classes): (&[T], &[i64], usize),
+    reduction: Reduction,
+    upstream: &[T],
+    out: &[T],
+    grad: &[T],
+) -> Error {
+    if input.iter().any(|v| !v.is_finite()) {
+        return locate_non_finite_input(K::LOSS, input);
+    }
+    let mut k = k.clone();
+    // Unreduced: each row's loss in T; reduced: each row's contribution to the sum.
+    let losses: Vec<bool> = match reduction {
+        Reduction::None => out.iter().map(|v| v.is_finite()).collect(),
+        _ => {
+            let tpr = K::targets_per_row(classes);
+            let rows = input.chunks_exact(classes).zip(target.chunks_exact(tpr));
+            rows.map(|(x, t)| k.row(x, t).reduced.is_finite()).collect()
+        }
+    };
+    crate::kernel::locate_overflow(K::LOSS, upstream, losses.into_iter(), &[("input", grad)])
 }

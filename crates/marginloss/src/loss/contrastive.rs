@@ -1,7 +1,7 @@
 //! The contrastive loss of Hadsell, Chopra & LeCun (2006) on pairs of rows.
 
 use super::pair::{self, PairRow};
-use crate::distance::{Distance, PairwiseDistance};
+use crate::distance::{Distance, GradPair, PairwiseDistance, RowPair};
 use crate::error::{Error, Result, Value};
 use crate::float::Float;
 use crate::kernel::relu;
@@ -38,6 +38,14 @@ use crate::reduction::{Output, Reduction};
 ///   below, which the fixtures were made with): a target equal to `1` (after decoding) is
 ///   similar and **every other value dissimilar**; NaN propagates; any margin; empty input
 ///   gives NaN (mean) or 0 (sum).
+/// * **Options in the dtype (strict):** `margin` must be finite in the inputs' type too:
+///   `1e39` with `f32` inputs is an [`Error::Option`](crate::Error::Option) ("… fits float32"),
+///   where torch-compat computes with the `inf` it becomes.
+/// * **Overflow (strict):** a loss or gradient that is not finite although every input
+///   is (the arithmetic overflowed the dtype, e.g. a squared distance of `f32` rows beyond
+///   `3.4e38`) is an [`Error::Overflow`](crate::Error::Overflow) naming the first output or
+///   gradient index (no index when only the reduction overflows); a non-finite `upstream`
+///   is a `NonFinite` error. Torch-compat returns torch's `inf`/NaN there.
 ///
 /// | framework | equivalent |
 /// |---|---|
@@ -104,6 +112,9 @@ impl Contrastive {
                 expected: "finite and >= 0",
             });
         }
+        if self.mode.is_strict() {
+            crate::kernel::fits::<T>(LOSS, "margin", self.margin)?;
+        }
         Ok(Kernel { margin: T::of(self.margin), labels: self.labels, dist: PairwiseDistance::new() })
     }
 
@@ -158,7 +169,7 @@ impl<T: Float> PairRow<T> for Kernel<T> {
 
     #[inline(always)]
     fn value(&self, a: &[T], b: &[T], t: T) -> T {
-        self.loss(self.dist.distance(a, b), t).0
+        self.loss(self.dist.distance(RowPair::of(a, b)), t).0
     }
 
     #[inline(always)]
@@ -168,7 +179,7 @@ impl<T: Float> PairRow<T> for Kernel<T> {
 
     #[inline(always)]
     fn value_finite(&self, a: &[T], b: &[T], t: T) -> (T, bool) {
-        let (d, fin) = self.dist.distance_finite(a, b);
+        let (d, fin) = self.dist.distance_finite(RowPair::of(a, b));
         (self.loss(d, t).0, fin)
     }
 
@@ -176,15 +187,13 @@ impl<T: Float> PairRow<T> for Kernel<T> {
     fn value_grad_finite(&self, a: &[T], b: &[T], t: T, g: T, ga: &mut [T], gb: &mut [T]) -> (T, bool) {
         let mut l = T::zero();
         let (_, fin) = self.dist.distance_backward_finite(
-            a,
-            b,
+            RowPair::of(a, b),
             |d| {
                 let (v, dd) = self.loss(d, t);
                 l = v;
                 g * dd
             },
-            ga,
-            gb,
+            GradPair::of(a.len(), ga, gb),
         );
         (l, fin)
     }

@@ -43,6 +43,11 @@ const EPS: f64 = 1e-12_f32 as f64;
 ///   NaN (mean) or 0 (sum). Each row is computed in the element type as torch does (an f32
 ///   row whose squared norms overflow gives NaN, as in torch); only the three sums are
 ///   accumulated in f64. Unlike torch, inputs do not broadcast and `D = 0` is an error.
+/// * **Overflow (strict):** a loss or gradient that is not finite although every input
+///   is (the arithmetic overflowed the dtype, e.g. a squared distance of `f32` rows beyond
+///   `3.4e38`) is an [`Error::Overflow`](crate::Error::Overflow) naming the first output or
+///   gradient index (no index when only the reduction overflows); a non-finite `upstream`
+///   is a `NonFinite` error. Torch-compat returns torch's `inf`/NaN there.
 ///
 /// | framework | equivalent |
 /// |---|---|

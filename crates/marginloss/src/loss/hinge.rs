@@ -24,6 +24,14 @@ use crate::reduction::{Output, Reduction};
 ///   (with a hint to use [`Labels::ZeroOne`] when it is 0), empty input, a non-finite
 ///   margin, mismatched lengths. **Torch-compat** computes
 ///   `clamp_min(margin − y·x, 0)` for any target and propagates NaN.
+/// * **Options in the dtype (strict):** `margin` must be finite in the inputs' type too:
+///   `1e39` with `f32` inputs is an [`Error::Option`](crate::Error::Option) ("… fits float32"),
+///   where torch-compat computes with the `inf` it becomes.
+/// * **Overflow (strict):** a loss or gradient that is not finite although every input
+///   is (the arithmetic overflowed the dtype, e.g. a squared distance of `f32` rows beyond
+///   `3.4e38`) is an [`Error::Overflow`](crate::Error::Overflow) naming the first output or
+///   gradient index (no index when only the reduction overflows); a non-finite `upstream`
+///   is a `NonFinite` error. Torch-compat returns torch's `inf`/NaN there.
 ///
 /// | framework | equivalent |
 /// |---|---|
@@ -87,7 +95,7 @@ impl Hinge {
     }
 
     fn kernel<T: Float>(&self) -> Result<HingeKernel<T>> {
-        finite_option("hinge", "margin", self.margin, self.mode)?;
+        finite_option::<T>("hinge", "margin", self.margin, self.mode)?;
         Ok(HingeKernel { margin: T::of(self.margin), labels: self.labels, kink: self.kink })
     }
 

@@ -1,7 +1,7 @@
 //! PyTorch's `HingeEmbeddingLoss`: a loss on **distances**, not scores.
 
 use super::pair::{self, PairRow};
-use crate::distance::Distance;
+use crate::distance::{Distance, GradPair, RowPair};
 use crate::error::{Error, Result, Value};
 use crate::float::Float;
 use crate::kernel::{finite_option, pointwise_api, relu, Pointwise};
@@ -33,6 +33,14 @@ use crate::reduction::{Output, Reduction};
 /// * **Torch-compat** reproduces torch 2.15 quirks: a target that is neither 1 nor −1
 ///   gets both terms, `max(x, margin)`; negative inputs are used as they are; NaN
 ///   propagates; empty input gives NaN (mean) or 0 (sum).
+/// * **Options in the dtype (strict):** `margin` must be finite in the inputs' type too:
+///   `1e39` with `f32` inputs is an [`Error::Option`](crate::Error::Option) ("… fits float32"),
+///   where torch-compat computes with the `inf` it becomes.
+/// * **Overflow (strict):** a loss or gradient that is not finite although every input
+///   is (the arithmetic overflowed the dtype, e.g. a squared distance of `f32` rows beyond
+///   `3.4e38`) is an [`Error::Overflow`](crate::Error::Overflow) naming the first output or
+///   gradient index (no index when only the reduction overflows); a non-finite `upstream`
+///   is a `NonFinite` error. Torch-compat returns torch's `inf`/NaN there.
 ///
 /// | framework | equivalent |
 /// |---|---|
@@ -102,7 +110,7 @@ impl HingeEmbedding {
     }
 
     fn kernel<T: Float>(&self) -> Result<HingeEmbeddingKernel<T>> {
-        finite_option("hinge_embedding", "margin", self.margin, self.mode)?;
+        finite_option::<T>("hinge_embedding", "margin", self.margin, self.mode)?;
         Ok(HingeEmbeddingKernel { margin: T::of(self.margin), labels: self.labels, kink: self.kink })
     }
 
@@ -236,7 +244,7 @@ impl<T: Float, D: Distance<T>> PairRow<T> for OnDistance<'_, T, D> {
 
     #[inline(always)]
     fn value(&self, a: &[T], b: &[T], t: T) -> T {
-        self.he.value(self.distance.distance(a, b), t)
+        self.he.value(self.distance.distance(RowPair::of(a, b)), t)
     }
 
     #[inline(always)]
@@ -246,7 +254,7 @@ impl<T: Float, D: Distance<T>> PairRow<T> for OnDistance<'_, T, D> {
 
     #[inline(always)]
     fn value_finite(&self, a: &[T], b: &[T], t: T) -> (T, bool) {
-        let (d, fin) = self.distance.distance_finite(a, b);
+        let (d, fin) = self.distance.distance_finite(RowPair::of(a, b));
         (self.he.value(d, t), fin)
     }
 
@@ -254,15 +262,13 @@ impl<T: Float, D: Distance<T>> PairRow<T> for OnDistance<'_, T, D> {
     fn value_grad_finite(&self, a: &[T], b: &[T], t: T, g: T, ga: &mut [T], gb: &mut [T]) -> (T, bool) {
         let mut v = T::zero();
         let (_, fin) = self.distance.distance_backward_finite(
-            a,
-            b,
+            RowPair::of(a, b),
             |d| {
                 let (value, dx) = self.he.value_grad(d, t);
                 v = value;
                 dx * g
             },
-            ga,
-            gb,
+            GradPair::of(a.len(), ga, gb),
         );
         (v, fin)
     }

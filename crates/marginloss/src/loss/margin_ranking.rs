@@ -2,6 +2,7 @@
 
 use crate::error::{Error, Result, Value};
 use crate::float::Float;
+use crate::kernel::reduced_ok;
 use crate::kernel::{add_block, finite_option, non_finite, padded, relu, sum_lanes, BLOCK, LANES};
 use crate::options::{Kink, Labels, Mode};
 use crate::parts;
@@ -36,6 +37,14 @@ const LOSS: &str = "margin_ranking";
 ///   (`y = 0` gives `max(0, margin)` and gradient 0, `y = 2` doubles the slope), NaN
 ///   propagates (its gradient is 0, as `clamp_min`'s), empty input gives NaN (mean) or
 ///   0 (sum).
+/// * **Options in the dtype (strict):** `margin` must be finite in the inputs' type too:
+///   `1e39` with `f32` inputs is an [`Error::Option`](crate::Error::Option) ("… fits float32"),
+///   where torch-compat computes with the `inf` it becomes.
+/// * **Overflow (strict):** a loss or gradient that is not finite although every input
+///   is (the arithmetic overflowed the dtype, e.g. a squared distance of `f32` rows beyond
+///   `3.4e38`) is an [`Error::Overflow`](crate::Error::Overflow) naming the first output or
+///   gradient index (no index when only the reduction overflows); a non-finite `upstream`
+///   is a `NonFinite` error. Torch-compat returns torch's `inf`/NaN there.
 ///
 /// | framework | equivalent |
 /// |---|---|
@@ -102,7 +111,7 @@ impl MarginRanking {
     }
 
     fn kernel<T: Float>(&self) -> Result<Kernel<T>> {
-        finite_option(LOSS, "margin", self.margin, self.mode)?;
+        finite_option::<T>(LOSS, "margin", self.margin, self.mode)?;
         Ok(Kernel { margin: T::of(self.margin), labels: self.labels, kink: self.kink })
     }
 
@@ -161,14 +170,14 @@ impl MarginRanking {
         let n = self.pairs(input1, input2, target)?;
         check_buffer(LOSS, "output", out.len(), reduction.output_len(n))?;
         let ok = if self.mode.is_strict() {
-            k.forward::<true>(input1, input2, target, reduction, out)
+            k.forward::<true>(input1, input2, target, reduction, out) && reduced_ok(reduction, out, &[])
         } else {
             k.forward::<false>(input1, input2, target, reduction, out)
         };
         if ok {
             Ok(())
         } else {
-            Err(k.locate(input1, input2, target))
+            Err(k.error(input1, input2, target, reduction, &[], out, &[]))
         }
     }
 
@@ -202,16 +211,20 @@ impl MarginRanking {
         check_buffer(LOSS, "grad input1", grad_input1.len(), n)?;
         check_buffer(LOSS, "grad input2", grad_input2.len(), n)?;
         check_upstream(LOSS, reduction, upstream.len(), n)?;
-        let bufs = (out, grad_input1, grad_input2);
         let ok = if self.mode.is_strict() {
+            let bufs = (&mut *out, &mut *grad_input1, &mut *grad_input2);
+            // The gradient, ±upstream or 0, is finite with the upstream (checked per pair
+            // for `None`, once by `reduced_ok` otherwise).
             k.fused::<true>(input1, input2, target, reduction, upstream, bufs)
+                && reduced_ok(reduction, out, upstream)
         } else {
-            k.fused::<false>(input1, input2, target, reduction, upstream, bufs)
+            k.fused::<false>(input1, input2, target, reduction, upstream, (out, grad_input1, grad_input2))
         };
         if ok {
             Ok(())
         } else {
-            Err(k.locate(input1, input2, target))
+            let grads = [("input1", &*grad_input1), ("input2", &*grad_input2)];
+            Err(k.error(input1, input2, target, reduction, upstream, out, &grads))
         }
     }
 }
@@ -249,29 +262,53 @@ impl<T: Float> Kernel<T> {
         (-y * (a - b) + self.margin, y)
     }
 
+    /// The error of a failed strict pass (error path only): the first offending input
+    /// element, else the overflow (`grads` empty for a forward pass).
+    #[cold]
+    #[allow(clippy::too_many_arguments)]
+    fn error(
+        &self,
+        input1: &[T],
+        input2: &[T],
+        target: &[T],
+        reduction: Reduction,
+        upstream: &[T],
+        out: &[T],
+        grads: &[(&'static str, &[T])],
+    ) -> Error {
+        if let Some(e) = self.locate(input1, input2, target) {
+            return e;
+        }
+        let losses: Box<dyn Iterator<Item = T>> = match reduction {
+            Reduction::None => Box::new(out.iter().copied()),
+            _ => Box::new(
+                input1.iter().zip(input2).zip(target).map(|((&a, &b), &t)| relu(self.arg(a, b, t).0)),
+            ),
+        };
+        crate::kernel::locate_overflow(LOSS, upstream, losses.map(|v| v.is_finite()), grads)
+    }
+
     /// The first offending element (error path only).
     #[cold]
-    fn locate(&self, input1: &[T], input2: &[T], target: &[T]) -> Error {
+    fn locate(&self, input1: &[T], input2: &[T], target: &[T]) -> Option<Error> {
         for (i, ((&a, &b), &t)) in input1.iter().zip(input2).zip(target).enumerate() {
             for (arg, v) in [("input1", a), ("input2", b), ("target", t)] {
                 if !v.is_finite() {
-                    return non_finite(LOSS, arg, i, v);
+                    return Some(non_finite(LOSS, arg, i, v));
                 }
             }
             if !self.labels.accepts(t) {
-                return Error::Domain {
+                return Some(Error::Domain {
                     loss: LOSS,
                     arg: "target",
                     index: i,
                     value: Value(t.f64()),
                     expected: self.labels.expected(),
                     hint: self.labels.hint(t),
-                };
+                });
             }
         }
-        // The pass said some element was invalid; `valid` is deterministic, so this is
-        // not reached. Report the mismatch rather than panic.
-        Error::Empty { loss: LOSS, arg: "input1" }
+        None
     }
 
     fn forward<const STRICT: bool>(
@@ -441,6 +478,14 @@ impl<T: Float, const STRICT: bool, const GRAD: bool> pulp::WithSimd for Part<'_,
                 }
             };
             ok &= valid;
+            if STRICT && out.is_some() {
+                // Unreduced: every loss (and with a per-pair upstream every gradient) must
+                // be finite; a reduced pass checks its sum instead.
+                ok &= vals[..len].iter().fold(true, |a, v| a & v.is_finite());
+                if GRAD && !ups.is_empty() {
+                    ok &= d1[..len].iter().fold(true, |a, v| a & v.is_finite());
+                }
+            }
             if GRAD {
                 g1[start..end].copy_from_slice(&d1[..len]);
                 for (g2, &d) in g2[start..end].iter_mut().zip(&d1[..len]) {

@@ -41,9 +41,17 @@ const LOSS: &str = "multi_margin";
 ///   is **silently skipped** (a NaN non-target score contributes 0; a NaN target score
 ///   zeroes the whole row and its gradient); `+inf` gives an infinite loss with a finite
 ///   gradient for p = 1. Under `torch.compile` the decomposition propagates NaN instead;
-///   [`reference::multi_margin`](crate::reference::multi_margin) follows that. An empty
+///   the `reference` feature's `reference::multi_margin` follows that. An empty
 ///   batch gives NaN for mean and 0 for sum, where eager torch returns an **uninitialised**
 ///   scalar (garbage), and an empty output for `None`.
+/// * **Options in the dtype (strict):** `margin` must be finite in the inputs' type too:
+///   `1e39` with `f32` inputs is an [`Error::Option`](crate::Error::Option) ("… fits float32"),
+///   where torch-compat computes with the `inf` it becomes.
+/// * **Overflow (strict):** a loss or gradient that is not finite although every input
+///   is (the arithmetic overflowed the dtype, e.g. a squared distance of `f32` rows beyond
+///   `3.4e38`) is an [`Error::Overflow`](crate::Error::Overflow) naming the first output or
+///   gradient index (no index when only the reduction overflows); a non-finite `upstream`
+///   is a `NonFinite` error. Torch-compat returns torch's `inf`/NaN there.
 ///
 /// | framework | equivalent |
 /// |---|---|
@@ -115,7 +123,7 @@ impl MultiMargin {
                 expected: "1 or 2",
             });
         }
-        finite_option(LOSS, "margin", self.margin, self.mode)?;
+        finite_option::<T>(LOSS, "margin", self.margin, self.mode)?;
         if let Some(w) = weight {
             if classes > 0 && w.len() != classes {
                 return Err(Error::Shape {

@@ -38,6 +38,14 @@ const LOSS: &str = "multiclass_hinge";
 /// * **Torch-compat** follows the torch composition above: NaN propagates to the loss (a
 ///   NaN score in `max_other` or in `s_y`) with a zero gradient there; `classes == 1`
 ///   gives `max_other = −inf`, so loss 0; an empty batch gives NaN (mean) or 0 (sum).
+/// * **Options in the dtype (strict):** `margin` must be finite in the inputs' type too:
+///   `1e39` with `f32` inputs is an [`Error::Option`](crate::Error::Option) ("… fits float32"),
+///   where torch-compat computes with the `inf` it becomes.
+/// * **Overflow (strict):** a loss or gradient that is not finite although every input
+///   is (the arithmetic overflowed the dtype, e.g. a squared distance of `f32` rows beyond
+///   `3.4e38`) is an [`Error::Overflow`](crate::Error::Overflow) naming the first output or
+///   gradient index (no index when only the reduction overflows); a non-finite `upstream`
+///   is a `NonFinite` error. Torch-compat returns torch's `inf`/NaN there.
 ///
 /// | framework | equivalent |
 /// |---|---|
@@ -87,7 +95,7 @@ impl MulticlassHinge {
     }
 
     fn kernel<T: Float>(&self, input: &[T], classes: usize) -> Result<MulticlassHingeKernel<T>> {
-        finite_option(LOSS, "margin", self.margin, self.mode)?;
+        finite_option::<T>(LOSS, "margin", self.margin, self.mode)?;
         if classes == 1 && self.mode.is_strict() {
             return Err(Error::Shape {
                 loss: LOSS,

@@ -50,6 +50,11 @@ const STACK_CLASSES: usize = 4096;
 /// * **Scratch:** the per-row copy of the scores with the targets masked out is on the
 ///   stack for `classes ≤ 4096`; above that one `Vec` of C elements is allocated per call
 ///   (O(C), not O(N)).
+/// * **Overflow (strict):** a loss or gradient that is not finite although every input
+///   is (the arithmetic overflowed the dtype, e.g. a squared distance of `f32` rows beyond
+///   `3.4e38`) is an [`Error::Overflow`](crate::Error::Overflow) naming the first output or
+///   gradient index (no index when only the reduction overflows); a non-finite `upstream`
+///   is a `NonFinite` error. Torch-compat returns torch's `inf`/NaN there.
 ///
 /// | framework | equivalent |
 /// |---|---|
@@ -124,7 +129,7 @@ impl MultilabelMargin {
         reduction: Reduction,
         out: &mut [T],
     ) -> Result<()> {
-        let k = MultilabelMarginKernel::new(classes);
+        let k = MultilabelMarginKernel::new(classes, input.len());
         class_rows::forward(&k, self.mode, input, target, classes, reduction, out)
     }
 
@@ -149,7 +154,7 @@ impl MultilabelMargin {
         out: &mut [T],
         grad_input: &mut [T],
     ) -> Result<()> {
-        let k = MultilabelMarginKernel::new(classes);
+        let k = MultilabelMarginKernel::new(classes, input.len());
         class_rows::forward_backward(
             &k, self.mode, input, target, classes, reduction, upstream, out, grad_input,
         )
@@ -181,28 +186,60 @@ pub fn multilabel_margin<T: Float>(
 /// ```
 ///
 /// # Errors
-/// `classes == 0` (`Shape`); a label `≥ classes` (`ClassIndex`) or a label repeated within
-/// a set (`Domain`: torch would count it twice), with the index the label would take in the
-/// produced target (`n·classes + position`).
+/// `classes == 0` (`Shape`); `classes` or the target's size (`sets.len() · classes`) above
+/// 2³² entries, or
+/// one whose memory cannot be allocated (`Shape`, never an abort); a label `≥ classes`
+/// (`ClassIndex`, or `Domain` for a label of 2⁶³ or more, which no `i64` target holds) or
+/// a label repeated within a set (`Domain`: torch would count it twice), with the index the
+/// label would take in the produced target (`n·classes + position`).
 pub fn multilabel_target_from_sets(sets: &[Vec<usize>], classes: usize) -> Result<Vec<i64>> {
     const HELPER: &str = "multilabel_target_from_sets";
+    let shape_error = |expected: &str| Error::Shape {
+        loss: HELPER,
+        arg: "classes",
+        got: vec![sets.len(), classes],
+        expected: expected.into(),
+    };
     if classes == 0 {
-        return Err(Error::Shape {
-            loss: HELPER,
-            arg: "classes",
-            got: vec![0],
-            expected: "at least one class (classes >= 1)".into(),
-        });
+        return Err(shape_error("at least one class (classes >= 1)"));
     }
-    let mut out = vec![-1i64; sets.len() * classes];
-    let mut seen = vec![0u64; classes.div_ceil(64)];
+    let total = match sets.len().checked_mul(classes) {
+        Some(t) if t <= MAX_TARGET_ENTRIES && classes <= MAX_TARGET_ENTRIES => t,
+        _ => {
+            return Err(shape_error(
+                "at most 2^32 entries (classes and sets.len() * classes); the class count looks wrong",
+            ))
+        }
+    };
+    let mut out = Vec::new();
+    if out.try_reserve_exact(total).is_err() {
+        return Err(shape_error(
+            "a target that fits in memory (allocating sets.len() * classes entries failed)",
+        ));
+    }
+    out.resize(total, -1i64);
+    // One bit per class, for the labels that occur: the bitset is bounded by the largest
+    // label (itself below `classes`), not by `classes`.
+    let top = sets.iter().flatten().copied().filter(|&l| l < classes).max().map_or(0, |m| m + 1);
+    let mut seen = vec![0u64; top.div_ceil(64)];
     for (n, (set, row)) in sets.iter().zip(out.chunks_exact_mut(classes)).enumerate() {
         seen.fill(0);
         for (j, &label) in set.iter().enumerate() {
+            // `j < classes` whenever the labels so far were distinct and below `classes`;
+            // a longer set fails on a repeated or out-of-range label first.
             let index = n * classes + j;
             if label >= classes {
-                let value = i64::try_from(label).unwrap_or(i64::MAX);
-                return Err(Error::ClassIndex { loss: HELPER, arg: "sets", index, value, classes });
+                return Err(match i64::try_from(label) {
+                    Ok(value) => Error::ClassIndex { loss: HELPER, arg: "sets", index, value, classes },
+                    Err(_) => Error::Domain {
+                        loss: HELPER,
+                        arg: "sets",
+                        index,
+                        value: Value(label as f64),
+                        expected: "labels below classes (a label of 2^63 or more is no class index)",
+                        hint: None,
+                    },
+                });
             }
             if is_set(&seen, label) {
                 return Err(Error::Domain {
@@ -214,13 +251,16 @@ pub fn multilabel_target_from_sets(sets: &[Vec<usize>], classes: usize) -> Resul
                     hint: Some("torch counts a repeated label twice; remove the duplicate"),
                 });
             }
-            // distinct labels below `classes` number at most `classes`, so `j < classes`
+            // `label < classes <= total` fits in i64 (the total is at most 2^32).
             row[j] = label as i64;
             seen[label / 64] |= 1 << (label % 64);
         }
     }
     Ok(out)
 }
+
+/// The largest target [`multilabel_target_from_sets`] builds: 2³² entries (32 GiB).
+const MAX_TARGET_ENTRIES: usize = 1 << 32;
 
 /// Builds a [`MultilabelMargin`] target from a `(N, classes)` 0/1 indicator (multi-hot)
 /// matrix: row `n` lists the classes whose indicator is 1, ascending, then `−1`.
@@ -292,11 +332,14 @@ struct MultilabelMarginKernel<T> {
 const LANES: usize = 8;
 
 impl<T: Float> MultilabelMarginKernel<T> {
-    fn new(classes: usize) -> Self {
+    /// The kernel for rows of `classes` scores in an input of `len` elements: the heap
+    /// scratch (for `classes > 4096`) is allocated only when a row fits in the input, so
+    /// its size is bounded by the input's (a bad `classes` fails the shape check instead).
+    fn new(classes: usize, len: usize) -> Self {
         let scratch = if classes <= STACK_CLASSES {
             Scratch::Stack([T::zero(); STACK_CLASSES])
         } else {
-            Scratch::Heap(vec![T::zero(); classes])
+            Scratch::Heap(vec![T::zero(); if classes <= len { classes } else { 0 }])
         };
         MultilabelMarginKernel { scratch, classes_t: T::of(classes as f64), classes: classes as f64 }
     }
@@ -552,6 +595,34 @@ mod tests {
         );
         let e = multilabel_target_from_sets(&[vec![0]], 0).unwrap_err();
         assert!(e.to_string().contains("at least one class"), "{e}");
+    }
+
+    #[test]
+    fn target_from_sets_refuses_a_huge_class_count_instead_of_aborting() {
+        // 2^40 classes would be an 8 TiB target: an error, even for empty sets.
+        for sets in [vec![vec![0]], vec![vec![]], vec![]] {
+            let e = multilabel_target_from_sets(&sets, 1 << 40).unwrap_err();
+            assert!(e.to_string().contains("at most 2^32 entries"), "{e}");
+        }
+        let e = multilabel_target_from_sets(&[vec![], vec![]], usize::MAX).unwrap_err();
+        assert!(e.to_string().contains("at most 2^32 entries"), "{e}");
+        // A label that no i64 holds is reported as it is, not clamped to i64::MAX.
+        let e = multilabel_target_from_sets(&[vec![usize::MAX]], 4).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "multilabel_target_from_sets expects labels below classes (a label of 2^63 or more is no \
+             class index), got 1.8446744e19 at sets[0]"
+        );
+    }
+
+    #[test]
+    fn a_huge_class_count_with_empty_input_allocates_nothing() {
+        // torch-compat accepts an empty batch; the scratch must not be sized by `classes`.
+        let l = MultilabelMargin::new().mode(Mode::TorchCompat);
+        let v = l.forward::<f32>(&[], &[], 1 << 60, Reduction::Sum).unwrap();
+        assert_eq!(v.scalar(), Some(0.0));
+        let e = MultilabelMargin::new().forward::<f32>(&[0.0; 3], &[0; 3], usize::MAX, Reduction::Sum);
+        assert!(e.unwrap_err().to_string().contains("whole number of rows"));
     }
 
     #[test]

@@ -36,6 +36,11 @@ const LOSS: &str = "multilabel_soft_margin";
 /// * **Torch-compat** uses any real target as it is (a target of −1 weights the
 ///   `logσ(−x)` term by 2), propagates NaN, and gives NaN (mean) or 0 (sum) for an empty
 ///   batch. Negative weights are accepted in both modes, as torch accepts them.
+/// * **Overflow (strict):** a loss or gradient that is not finite although every input
+///   is (the arithmetic overflowed the dtype, e.g. a squared distance of `f32` rows beyond
+///   `3.4e38`) is an [`Error::Overflow`](crate::Error::Overflow) naming the first output or
+///   gradient index (no index when only the reduction overflows); a non-finite `upstream`
+///   is a `NonFinite` error. Torch-compat returns torch's `inf`/NaN there.
 ///
 /// | framework | equivalent |
 /// |---|---|
@@ -139,13 +144,14 @@ impl MultilabelSoftMargin {
         check_buffer(LOSS, "output", out.len(), reduction.output_len(n))?;
         let ok = if self.mode.is_strict() {
             pass::<T, true>(input, target, classes, weight, reduction, None, out)
+                && crate::kernel::reduced_ok(reduction, out, &[])
         } else {
             pass::<T, false>(input, target, classes, weight, reduction, None, out)
         };
         if ok {
             Ok(())
         } else {
-            Err(locate(input, target))
+            Err(error((input, target, classes, weight), reduction, &[], out, &[]))
         }
     }
 
@@ -176,16 +182,23 @@ impl MultilabelSoftMargin {
         check_buffer(LOSS, "output", out.len(), reduction.output_len(n))?;
         check_buffer(LOSS, "grad input", grad_input.len(), input.len())?;
         check_upstream(LOSS, reduction, upstream.len(), n)?;
-        let grad = Some((upstream, grad_input));
         let ok = if self.mode.is_strict() {
-            pass::<T, true>(input, target, classes, weight, reduction, grad, out)
+            pass::<T, true>(
+                input,
+                target,
+                classes,
+                weight,
+                reduction,
+                Some((upstream, &mut *grad_input)),
+                out,
+            ) && crate::kernel::reduced_ok(reduction, out, upstream)
         } else {
-            pass::<T, false>(input, target, classes, weight, reduction, grad, out)
+            pass::<T, false>(input, target, classes, weight, reduction, Some((upstream, grad_input)), out)
         };
         if ok {
             Ok(())
         } else {
-            Err(locate(input, target))
+            Err(error((input, target, classes, weight), reduction, upstream, out, grad_input))
         }
     }
 }
@@ -390,13 +403,18 @@ impl<T: Float, const STRICT: bool, const GRAD: bool, const WEIGHTED: bool> pulp:
             let (row, row_ok) = match grows.next() {
                 Some(grow) if GRAD => {
                     let gr = (if ups.is_empty() { g } else { ups[r] }) / c;
-                    row_terms::<T, STRICT, true, WEIGHTED>(xs, ts, w, gr, grow)
+                    let (row, row_ok) = row_terms::<T, STRICT, true, WEIGHTED>(xs, ts, w, gr, grow);
+                    // Strict: finite rows must give a finite gradient (the row is in L1).
+                    (row, row_ok & (!STRICT || grow.iter().fold(true, |a, v| a & v.is_finite())))
                 }
                 _ => row_terms::<T, STRICT, false, WEIGHTED>(xs, ts, w, T::zero(), &mut []),
             };
             ok &= row_ok;
             // As torch: the row sum in T, then / C in T.
             let v = T::of(row) / c;
+            if STRICT && !out.is_empty() {
+                ok &= v.is_finite();
+            }
             match out.get_mut(r) {
                 Some(o) => *o = v,
                 None => total += v.f64(),
@@ -406,15 +424,49 @@ impl<T: Float, const STRICT: bool, const GRAD: bool, const WEIGHTED: bool> pulp:
     }
 }
 
-/// The first offending element (error path only).
+/// The error of a failed strict pass (error path only): the first offending element,
+/// else the overflow (`grad` empty for a forward pass).
 #[cold]
-fn locate<T: Float>(input: &[T], target: &[T]) -> Error {
+#[allow(clippy::too_many_arguments)]
+fn error<T: Float>(
+    (input, target, classes, weight): (&[T], &[T], usize, Option<&[T]>),
+    reduction: Reduction,
+    upstream: &[T],
+    out: &[T],
+    grad: &[T],
+) -> Error {
+    if let Some(e) = locate(input, target) {
+        return e;
+    }
+    let c = T::of(classes as f64);
+    let w = weight.unwrap_or(&[]);
+    let losses: Vec<bool> = match reduction {
+        Reduction::None => out.iter().map(|v| v.is_finite()).collect(),
+        _ => {
+            let rows = input.chunks_exact(classes).zip(target.chunks_exact(classes));
+            rows.map(|(xs, ts)| {
+                let (row, _) = if w.is_empty() {
+                    row_terms::<T, false, false, false>(xs, ts, w, T::zero(), &mut [])
+                } else {
+                    row_terms::<T, false, false, true>(xs, ts, w, T::zero(), &mut [])
+                };
+                (T::of(row) / c).is_finite()
+            })
+            .collect()
+        }
+    };
+    crate::kernel::locate_overflow(LOSS, upstream, losses.into_iter(), &[("input", grad)])
+}
+
+/// The first offending element (error path only); `None` when every element is valid.
+#[cold]
+fn locate<T: Float>(input: &[T], target: &[T]) -> Option<Error> {
     for (i, (&x, &t)) in input.iter().zip(target).enumerate() {
         if !x.is_finite() {
-            return non_finite(LOSS, "input", i, x);
+            return Some(non_finite(LOSS, "input", i, x));
         }
         if !t.is_finite() {
-            return non_finite(LOSS, "target", i, t);
+            return Some(non_finite(LOSS, "target", i, t));
         }
         if !valid(x, t) {
             let hint = if t == -T::one() {
@@ -422,19 +474,17 @@ fn locate<T: Float>(input: &[T], target: &[T]) -> Error {
             } else {
                 None
             };
-            return Error::Domain {
+            return Some(Error::Domain {
                 loss: LOSS,
                 arg: "target",
                 index: i,
                 value: Value(t.f64()),
                 expected: "target in [0, 1]",
                 hint,
-            };
+            });
         }
     }
-    // The pass said some element was invalid; `valid` is deterministic, so this is not
-    // reached. Report the mismatch rather than panic.
-    Error::Empty { loss: LOSS, arg: "input" }
+    None
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@
 use crate::distance::{locate_non_finite, rows_of};
 use crate::error::{Error, Result, Value};
 use crate::float::Float;
-use crate::kernel::non_finite;
+use crate::kernel::{non_finite, reduced_ok};
 use crate::options::{Labels, Mode};
 use crate::parts::{self, Rows};
 use crate::reduction::{check_buffer, check_upstream, Reduction};
@@ -66,29 +66,52 @@ fn check_shapes<T: Float>(
     Ok(n)
 }
 
-/// The first invalid element (error path only).
+/// The first invalid element (error path only); `None` when every element is valid.
 #[cold]
-fn locate<T: Float>(loss: &'static str, labels: Labels, x1: &[T], x2: &[T], target: &[T]) -> Error {
+fn locate<T: Float>(loss: &'static str, labels: Labels, x1: &[T], x2: &[T], target: &[T]) -> Option<Error> {
     if !(finite(x1) && finite(x2)) {
-        return locate_non_finite(loss, NAMES, x1, x2);
+        return Some(locate_non_finite(loss, NAMES, x1, x2));
     }
     for (i, &t) in target.iter().enumerate() {
         if !t.is_finite() {
-            return non_finite(loss, "target", i, t);
+            return Some(non_finite(loss, "target", i, t));
         }
         if !labels.accepts(t) {
-            return Error::Domain {
+            return Some(Error::Domain {
                 loss,
                 arg: "target",
                 index: i,
                 value: Value(t.f64()),
                 expected: labels.expected(),
                 hint: labels.hint(t),
-            };
+            });
         }
     }
-    // Not reached: the pass found an invalid element and the checks are deterministic.
-    Error::Empty { loss, arg: "input1" }
+    None
+}
+
+/// The error of a failed strict pass (error path only): the first invalid element, else
+/// the overflow (`grads` empty for a forward pass).
+#[cold]
+#[allow(clippy::too_many_arguments)]
+fn error<T: Float, L: PairRow<T>>(
+    l: &L,
+    (x1, x2, target, dim): (&[T], &[T], &[T], usize),
+    reduction: Reduction,
+    upstream: &[T],
+    out: &[T],
+    grads: &[(&'static str, &[T])],
+) -> Error {
+    if let Some(e) = locate(L::LOSS, l.labels(), x1, x2, target) {
+        return e;
+    }
+    let losses: Box<dyn Iterator<Item = T>> = match reduction {
+        Reduction::None => Box::new(out.iter().copied()),
+        _ => Box::new(
+            x1.chunks_exact(dim).zip(x2.chunks_exact(dim)).zip(target).map(|((a, b), &t)| l.value(a, b, t)),
+        ),
+    };
+    crate::kernel::locate_overflow(L::LOSS, upstream, losses.map(|v| v.is_finite()), grads)
 }
 
 /// Forward only: `out` has `reduction.output_len(N)` elements.
@@ -107,13 +130,14 @@ pub(crate) fn forward<T: Float, L: PairRow<T>>(
     check_buffer(L::LOSS, "output", out.len(), reduction.output_len(n))?;
     let ok = if mode.is_strict() {
         pass::<T, L, true, false>(l, x1, x2, target, dim, reduction, &[], out, &mut [], &mut [])
+            && reduced_ok(reduction, out, &[])
     } else {
         pass::<T, L, false, false>(l, x1, x2, target, dim, reduction, &[], out, &mut [], &mut [])
     };
     if ok {
         Ok(())
     } else {
-        Err(locate(L::LOSS, l.labels(), x1, x2, target))
+        Err(error(l, (x1, x2, target, dim), reduction, &[], out, &[]))
     }
 }
 
@@ -140,13 +164,15 @@ pub(crate) fn forward_backward<T: Float, L: PairRow<T>>(
     check_upstream(L::LOSS, reduction, upstream.len(), n)?;
     let ok = if mode.is_strict() {
         pass::<T, L, true, true>(l, x1, x2, target, dim, reduction, upstream, out, grad1, grad2)
+            && reduced_ok(reduction, out, upstream)
     } else {
         pass::<T, L, false, true>(l, x1, x2, target, dim, reduction, upstream, out, grad1, grad2)
     };
     if ok {
         Ok(())
     } else {
-        Err(locate(L::LOSS, l.labels(), x1, x2, target))
+        let grads = [("input1", &*grad1), ("input2", &*grad2)];
+        Err(error(l, (x1, x2, target, dim), reduction, upstream, out, &grads))
     }
 }
 
@@ -255,7 +281,8 @@ impl<T: Float, L: PairRow<T>, const STRICT: bool, const GRAD: bool> pulp::WithSi
                 let g = if ups.is_empty() { g } else { ups[i] };
                 let (v, fin) = l.value_grad_finite(a, b, t, g, ga, gb);
                 if STRICT {
-                    ok &= fin & labels.accepts(t);
+                    // Finite rows must give a finite loss and gradient (the rows are in L1).
+                    ok &= fin & labels.accepts(t) & v.is_finite() & finite(ga) & finite(gb);
                 }
                 match out.as_deref_mut() {
                     Some(out) => out[i] = v,
@@ -266,7 +293,7 @@ impl<T: Float, L: PairRow<T>, const STRICT: bool, const GRAD: bool> pulp::WithSi
             for (i, ((a, b), &t)) in rows {
                 let (v, fin) = l.value_finite(a, b, t);
                 if STRICT {
-                    ok &= fin & labels.accepts(t);
+                    ok &= fin & labels.accepts(t) & v.is_finite();
                 }
                 match out.as_deref_mut() {
                     Some(out) => out[i] = v,

@@ -34,6 +34,11 @@ use crate::reduction::{Output, Reduction};
 ///   0), propagates NaN, and gives NaN (mean) or 0 (sum) for empty input. At `x = −∞`
 ///   (`y = 1`) the loss is `inf` as in torch, but the gradient is the stable `−1`
 ///   where torch's is NaN.
+/// * **Overflow (strict):** a loss or gradient that is not finite although every input
+///   is (the arithmetic overflowed the dtype, e.g. a squared distance of `f32` rows beyond
+///   `3.4e38`) is an [`Error::Overflow`](crate::Error::Overflow) naming the first output or
+///   gradient index (no index when only the reduction overflows); a non-finite `upstream`
+///   is a `NonFinite` error. Torch-compat returns torch's `inf`/NaN there.
 ///
 /// | framework | equivalent |
 /// |---|---|

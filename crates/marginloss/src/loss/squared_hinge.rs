@@ -21,6 +21,14 @@ use crate::reduction::{Output, Reduction};
 /// * **Errors (strict):** as [`Hinge`](crate::Hinge): NaN/±Inf, a target outside the
 ///   encoding, empty input, a non-finite margin, mismatched lengths. **Torch-compat**
 ///   computes `clamp_min(margin − y·x, 0)**2` for any target and propagates NaN.
+/// * **Options in the dtype (strict):** `margin` must be finite in the inputs' type too:
+///   `1e39` with `f32` inputs is an [`Error::Option`](crate::Error::Option) ("… fits float32"),
+///   where torch-compat computes with the `inf` it becomes.
+/// * **Overflow (strict):** a loss or gradient that is not finite although every input
+///   is (the arithmetic overflowed the dtype, e.g. a squared distance of `f32` rows beyond
+///   `3.4e38`) is an [`Error::Overflow`](crate::Error::Overflow) naming the first output or
+///   gradient index (no index when only the reduction overflows); a non-finite `upstream`
+///   is a `NonFinite` error. Torch-compat returns torch's `inf`/NaN there.
 ///
 /// | framework | equivalent |
 /// |---|---|
@@ -77,7 +85,7 @@ impl SquaredHinge {
     }
 
     fn kernel<T: Float>(&self) -> Result<SquaredHingeKernel<T>> {
-        finite_option("squared_hinge", "margin", self.margin, self.mode)?;
+        finite_option::<T>("squared_hinge", "margin", self.margin, self.mode)?;
         Ok(SquaredHingeKernel { margin: T::of(self.margin), labels: self.labels })
     }
 
@@ -100,6 +108,8 @@ pub(crate) struct SquaredHingeKernel<T> {
 
 impl<T: Float> Pointwise<T> for SquaredHingeKernel<T> {
     const LOSS: &'static str = "squared_hinge";
+    // −2·y·max(0, u) grows with u.
+    const BOUNDED_GRAD: bool = false;
 
     #[inline(always)]
     fn valid(&self, x: T, t: T) -> bool {

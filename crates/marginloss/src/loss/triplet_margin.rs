@@ -33,6 +33,14 @@ use crate::reduction::{Output, Reduction};
 /// * **Torch-compat:** NaN propagates; empty input gives NaN (mean) or 0 (sum); `p = 0`
 ///   (which counts non-zeros) and negative `p` are computed as torch does. Inputs do not
 ///   broadcast.
+/// * **Options in the dtype (strict):** `margin` and `eps` must be finite in the inputs' type too:
+///   `1e39` with `f32` inputs is an [`Error::Option`](crate::Error::Option) ("… fits float32"),
+///   where torch-compat computes with the `inf` it becomes.
+/// * **Overflow (strict):** a loss or gradient that is not finite although every input
+///   is (the arithmetic overflowed the dtype, e.g. a squared distance of `f32` rows beyond
+///   `3.4e38`) is an [`Error::Overflow`](crate::Error::Overflow) naming the first output or
+///   gradient index (no index when only the reduction overflows); a non-finite `upstream`
+///   is a `NonFinite` error. Torch-compat returns torch's `inf`/NaN there.
 ///
 /// | framework | equivalent |
 /// |---|---|

@@ -1,10 +1,12 @@
 //! PyTorch's `TripletMarginWithDistanceLoss`: the triplet loss over any [`Distance`], and
 //! the fused row kernel that [`TripletMargin`](crate::TripletMargin) shares.
 
-use crate::distance::{rows_of, CosineDistance, Distance, PairwiseDistance};
+use crate::distance::{
+    all_finite, rows_of, CosineDistance, Distance, GradPair, PairwiseDistance, RowPair, INTERNAL,
+};
 use crate::error::{Error, Result, Value};
 use crate::float::Float;
-use crate::kernel::{non_finite, relu};
+use crate::kernel::{non_finite, reduced_ok, relu};
 use crate::options::{Kink, Mode};
 use crate::parts::{self, Rows};
 use crate::reduction::{check_buffer, check_upstream, Output, Reduction};
@@ -39,6 +41,14 @@ use crate::reduction::{check_buffer, check_upstream, Output, Reduction};
 /// * **Torch-compat:** NaN propagates (a non-finite row gets torch's NaN gradient); empty
 ///   input gives NaN (mean) or 0 (sum). The distance is not checked for non-negativity, as
 ///   in torch. Inputs do not broadcast.
+/// * **Options in the dtype (strict):** `margin` and the distance's `eps` must be finite in the inputs' type too:
+///   `1e39` with `f32` inputs is an [`Error::Option`](crate::Error::Option) ("… fits float32"),
+///   where torch-compat computes with the `inf` it becomes.
+/// * **Overflow (strict):** a loss or gradient that is not finite although every input
+///   is (the arithmetic overflowed the dtype, e.g. a squared distance of `f32` rows beyond
+///   `3.4e38`) is an [`Error::Overflow`](crate::Error::Overflow) naming the first output or
+///   gradient index (no index when only the reduction overflows); a non-finite `upstream`
+///   is a `NonFinite` error. Torch-compat returns torch's `inf`/NaN there.
 ///
 /// | framework | equivalent |
 /// |---|---|
@@ -59,16 +69,18 @@ use crate::reduction::{check_buffer, check_upstream, Output, Reduction};
 /// A distance of your own, e.g. the squared Euclidean distance:
 ///
 /// ```
-/// use marginloss::{Distance, Reduction, TripletMarginWithDistance};
+/// use marginloss::{Distance, GradPair, Reduction, RowPair, TripletMarginWithDistance};
 /// struct SquaredEuclidean;
 /// impl Distance<f64> for SquaredEuclidean {
 ///     fn name(&self) -> &'static str { "squared_euclidean" }
-///     fn distance(&self, x1: &[f64], x2: &[f64]) -> f64 {
-///         x1.iter().zip(x2).map(|(a, b)| (a - b) * (a - b)).sum()
+///     fn distance(&self, rows: RowPair<'_, f64>) -> f64 {
+///         rows.x1().iter().zip(rows.x2()).map(|(a, b)| (a - b) * (a - b)).sum()
 ///     }
-///     fn backward(&self, x1: &[f64], x2: &[f64], g: f64, g1: &mut [f64], g2: &mut [f64]) {
-///         for i in 0..x1.len() {
-///             let d = 2.0 * g * (x1[i] - x2[i]);
+///     // The rows (and gradient rows) have equal lengths by construction.
+///     fn backward(&self, rows: RowPair<'_, f64>, g: f64, grads: GradPair<'_, f64>) {
+///         let (g1, g2) = grads.split();
+///         for (i, (a, b)) in rows.x1().iter().zip(rows.x2()).enumerate() {
+///             let d = 2.0 * g * (a - b);
 ///             g1[i] += d;
 ///             g2[i] -= d;
 ///         }
@@ -145,7 +157,8 @@ impl<D> TripletMarginWithDistance<D> {
     where
         D: Distance<T>,
     {
-        if self.margin <= 0.0 {
+        // `!(m > 0)`: NaN fails too, as torch's `margin > 0` check.
+        if self.margin.is_nan() || self.margin <= 0.0 {
             return Err(Error::Option { loss, option: "margin", value: Value(self.margin), expected: "> 0" });
         }
         if self.mode.is_strict() && !self.margin.is_finite() {
@@ -155,6 +168,9 @@ impl<D> TripletMarginWithDistance<D> {
                 value: Value(self.margin),
                 expected: "finite and > 0",
             });
+        }
+        if self.mode.is_strict() {
+            crate::kernel::fits::<T>(loss, "margin", self.margin)?;
         }
         self.distance.check(loss, self.mode)?;
         Ok(Triplet {
@@ -294,10 +310,13 @@ fn min_split<T: Float>(x: T, y: T) -> (T, T, T) {
 impl<T: Float, D: Distance<T>> Triplet<'_, T, D> {
     #[inline(always)]
     fn row(&self, a: &[T], p: &[T], n: &[T]) -> Row<T> {
-        let (dp, fp) = self.dist.distance_finite(a, p);
-        let (dn, fn_) = self.dist.distance_finite(a, n);
-        let (dn, wn, ws) =
-            if self.swap { min_split(dn, self.dist.distance(p, n)) } else { (dn, T::one(), T::zero()) };
+        let (dp, fp) = self.dist.distance_finite(RowPair::of(a, p));
+        let (dn, fn_) = self.dist.distance_finite(RowPair::of(a, n));
+        let (dn, wn, ws) = if self.swap {
+            min_split(dn, self.dist.distance(RowPair::of(p, n)))
+        } else {
+            (dn, T::one(), T::zero())
+        };
         let u = (self.margin + dp) - dn;
         Row { loss: relu(u), u, wn, ws, fin: fp & fn_ }
     }
@@ -317,17 +336,35 @@ impl<T: Float, D: Distance<T>> Triplet<'_, T, D> {
         Ok(rows)
     }
 
-    /// The first non-finite element (error path only).
+    /// The error of a failed strict pass (error path only): the first non-finite element,
+    /// else the overflow (`grads` empty for a forward pass).
     #[cold]
-    fn locate(&self, a: &[T], p: &[T], n: &[T]) -> Error {
-        for i in 0..a.len() {
-            for (name, x) in NAMES.into_iter().zip([a[i], p[i], n[i]]) {
-                if !x.is_finite() {
-                    return non_finite(self.loss, name, i, x);
+    #[allow(clippy::too_many_arguments)]
+    fn error(
+        &self,
+        (a, p, n, dim): (&[T], &[T], &[T], usize),
+        reduction: Reduction,
+        upstream: &[T],
+        out: &[T],
+        grads: &[(&'static str, &[T])],
+    ) -> Error {
+        for (i, ((&x, &y), &z)) in a.iter().zip(p).zip(n).enumerate() {
+            for (name, v) in NAMES.into_iter().zip([x, y, z]) {
+                if !v.is_finite() {
+                    return non_finite(self.loss, name, i, v);
                 }
             }
         }
-        Error::Empty { loss: self.loss, arg: NAMES[0] }
+        let losses: Box<dyn Iterator<Item = T>> = match reduction {
+            Reduction::None => Box::new(out.iter().copied()),
+            _ => Box::new(
+                a.chunks_exact(dim)
+                    .zip(p.chunks_exact(dim))
+                    .zip(n.chunks_exact(dim))
+                    .map(|((ar, pr), nr)| self.row(ar, pr, nr).loss),
+            ),
+        };
+        crate::kernel::locate_overflow(self.loss, upstream, losses.map(|v| v.is_finite()), grads)
     }
 
     pub(crate) fn forward(
@@ -356,18 +393,19 @@ impl<T: Float, D: Distance<T>> Triplet<'_, T, D> {
         let rows = self.rows(a, p, n, dim)?;
         check_buffer(self.loss, "output", out.len(), reduction.output_len(rows))?;
         let ok = if self.mode.is_strict() {
-            self.forward_pass::<true>(a, p, n, dim, reduction, out)
+            self.forward_pass::<true>(a, p, n, dim, reduction, out) && reduced_ok(reduction, out, &[])
         } else {
             self.forward_pass::<false>(a, p, n, dim, reduction, out)
         };
         if ok {
             Ok(())
         } else {
-            Err(self.locate(a, p, n))
+            Err(self.error((a, p, n, dim), reduction, &[], out, &[]))
         }
     }
 
-    #[inline(always)]
+    /// The forward pass over the same fixed tree of parts as [`fused_pass`](Self::fused_pass),
+    /// each part summing its rows in order: the reduced value is bit-for-bit the fused one's.
     fn forward_pass<const STRICT: bool>(
         &self,
         a: &[T],
@@ -377,24 +415,46 @@ impl<T: Float, D: Distance<T>> Triplet<'_, T, D> {
         reduction: Reduction,
         out: &mut [T],
     ) -> bool {
+        let count = a.len() / dim;
+        let reduced = reduction != Reduction::None;
+        let rows_out = if reduced { &mut [][..] } else { &mut out[..] };
+        let (acc, ok) = parts::run(
+            count,
+            dim,
+            ((Rows(a, dim), Rows(p, dim), Rows(n, dim)), rows_out),
+            &|((a, p, n), out)| self.forward_rows::<STRICT>((a.0, p.0, n.0, dim), out),
+            &|(x, okx), (y, oky)| (x + y, okx & oky),
+        );
+        if reduced {
+            out[0] = reduction.finish(acc, count);
+        }
+        ok
+    }
+
+    /// The rows of one part of [`forward_pass`](Self::forward_pass): losses into `out` (or
+    /// their sum in row order, when `out` is empty, as [`fused_rows`](Self::fused_rows)).
+    #[inline]
+    fn forward_rows<const STRICT: bool>(
+        &self,
+        (a, p, n, dim): (&[T], &[T], &[T], usize),
+        out: &mut [T],
+    ) -> (f64, bool) {
+        let reduced = out.is_empty();
         let mut ok = true;
         let mut acc = 0.0f64;
         let rows = a.chunks_exact(dim).zip(p.chunks_exact(dim)).zip(n.chunks_exact(dim));
         for (i, ((ar, pr), nr)) in rows.enumerate() {
             let r = self.row(ar, pr, nr);
-            let l = r.loss;
             if STRICT {
-                ok &= r.fin;
+                ok &= r.fin & r.loss.is_finite();
             }
-            match reduction {
-                Reduction::None => out[i] = l,
-                _ => acc += l.f64(),
+            if reduced {
+                acc += r.loss.f64();
+            } else {
+                out[i] = r.loss;
             }
         }
-        if reduction != Reduction::None {
-            out[0] = reduction.finish(acc, a.len() / dim);
-        }
-        ok
+        (acc, ok)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -419,13 +479,15 @@ impl<T: Float, D: Distance<T>> Triplet<'_, T, D> {
         check_upstream(self.loss, reduction, upstream.len(), rows)?;
         let ok = if self.mode.is_strict() {
             self.fused_pass::<true>(a, p, n, dim, reduction, upstream, out, ga, gp, gn)
+                && reduced_ok(reduction, out, upstream)
         } else {
             self.fused_pass::<false>(a, p, n, dim, reduction, upstream, out, ga, gp, gn)
         };
         if ok {
             Ok(())
         } else {
-            Err(self.locate(a, p, n))
+            let grads = [(NAMES[0], &*ga), (NAMES[1], &*gp), (NAMES[2], &*gn)];
+            Err(self.error((a, p, n, dim), reduction, upstream, out, &grads))
         }
     }
 
@@ -527,9 +589,11 @@ impl<T: Float, D: Distance<T>> Triplet<'_, T, D> {
                     gar,
                     gpr,
                     gnr,
+                    INTERNAL,
                 );
                 if STRICT {
-                    ok &= fin;
+                    // Finite rows must give a finite loss and gradient (the rows are in L1).
+                    ok &= fin & loss.is_finite() & all_finite(gar) & all_finite(gpr) & all_finite(gnr);
                 }
                 if reduced {
                     acc += loss.f64();
@@ -557,13 +621,16 @@ impl<T: Float, D: Distance<T>> Triplet<'_, T, D> {
             let c = g * self.kink.step(r.u);
             let (cn, cs) = (-(c * r.wn), -(c * r.ws));
             if c != T::zero() || !fin {
-                self.dist.backward(ar, pr, c, gar, gpr);
+                self.dist.backward(RowPair::of(ar, pr), c, GradPair::of(dim, gar, gpr));
             }
             if cn != T::zero() || !fin {
-                self.dist.backward(ar, nr, cn, gar, gnr);
+                self.dist.backward(RowPair::of(ar, nr), cn, GradPair::of(dim, gar, gnr));
             }
             if self.swap && (cs != T::zero() || !fin) {
-                self.dist.backward(pr, nr, cs, gpr, gnr);
+                self.dist.backward(RowPair::of(pr, nr), cs, GradPair::of(dim, gpr, gnr));
+            }
+            if STRICT {
+                ok &= r.loss.is_finite() & all_finite(gar) & all_finite(gpr) & all_finite(gnr);
             }
         }
         (acc, ok)
@@ -605,12 +672,13 @@ mod tests {
         fn name(&self) -> &'static str {
             "squared_euclidean"
         }
-        fn distance(&self, x1: &[f64], x2: &[f64]) -> f64 {
-            x1.iter().zip(x2).map(|(a, b)| (a - b) * (a - b)).sum()
+        fn distance(&self, rows: RowPair<'_, f64>) -> f64 {
+            rows.x1().iter().zip(rows.x2()).map(|(a, b)| (a - b) * (a - b)).sum()
         }
-        fn backward(&self, x1: &[f64], x2: &[f64], g: f64, g1: &mut [f64], g2: &mut [f64]) {
-            for i in 0..x1.len() {
-                let d = 2.0 * g * (x1[i] - x2[i]);
+        fn backward(&self, rows: RowPair<'_, f64>, g: f64, grads: GradPair<'_, f64>) {
+            let (g1, g2) = grads.split();
+            for (i, (a, b)) in rows.x1().iter().zip(rows.x2()).enumerate() {
+                let d = 2.0 * g * (a - b);
                 g1[i] += d;
                 g2[i] -= d;
             }

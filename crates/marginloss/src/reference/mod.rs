@@ -1,6 +1,8 @@
-//! Plain reference implementations: each loss written the way PyTorch composes it, one
+//! **Test support, behind the cargo feature `reference` (off by default); not for
+//! training.** Plain reference implementations: each loss written the way PyTorch composes it, one
 //! tensor op at a time, each op a separate pass with its own allocation. They exist to
-//! test the fused kernels against and to benchmark them beside; they do not validate.
+//! test the fused kernels against and to benchmark them beside; they do not validate, and
+//! malformed input (short weights, out-of-range classes, `dim == 0`) may panic.
 //!
 //! Every function returns `(per-element losses, gradient of their sum)` for each
 //! differentiable input, unreduced; [`reduce`] applies a reduction.
