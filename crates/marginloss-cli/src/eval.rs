@@ -418,7 +418,7 @@ fn class_index<T: Float>(name: &str, inputs: &Inputs, o: &OptionArgs) -> Result<
                 return Err(data(format!("multi_margin: option p must be 1 or 2, got {p}")));
             }
             let w = class_weight::<T>(inputs, c)?;
-            MultiMargin::new().p(p as u32).margin(o.margin.unwrap_or(1.0)).mode(o.mode()).forward_backward(
+            MultiMargin::new().p(p).margin(o.margin.unwrap_or(1.0)).mode(o.mode()).forward_backward(
                 &x.data,
                 &t.data,
                 c,

@@ -1,5 +1,6 @@
 //! PyTorch's `MultiLabelMarginLoss`, and helpers that build its `−1`-padded targets.
 
+use super::class_index::{ClassIndex, SignedClassIndex};
 use super::class_rows::{self, ClassRows, RowLoss};
 use crate::error::{Error, Result, Value};
 use crate::float::Float;
@@ -98,14 +99,14 @@ impl MultilabelMargin {
     ///
     /// # Errors
     /// As listed in this type's docs.
-    pub fn forward<T: Float>(
+    pub fn forward<T: Float, I: SignedClassIndex>(
         &self,
         input: &[T],
-        target: &[i64],
+        target: &[I],
         classes: usize,
         reduction: Reduction,
     ) -> Result<Output<T>> {
-        let n = class_rows::rows_of::<T, MultilabelMarginKernel<T>>(input, target, classes, self.mode)?;
+        let n = class_rows::rows_of::<T, MultilabelMarginKernel<T>, I>(input, target, classes, self.mode)?;
         let mut out = vec![T::zero(); reduction.output_len(n)];
         self.forward_into(input, target, classes, reduction, &mut out)?;
         Ok(Output::from_buffer(reduction, out))
@@ -116,10 +117,10 @@ impl MultilabelMargin {
     ///
     /// # Errors
     /// As [`forward`](Self::forward), plus a wrongly sized `out`.
-    pub fn forward_into<T: Float>(
+    pub fn forward_into<T: Float, I: SignedClassIndex>(
         &self,
         input: &[T],
-        target: &[i64],
+        target: &[I],
         classes: usize,
         reduction: Reduction,
         out: &mut [T],
@@ -139,10 +140,10 @@ impl MultilabelMargin {
     /// As [`forward_into`](Self::forward_into), plus wrongly sized `upstream` or
     /// `grad_input`. On error the buffers' contents are unspecified.
     #[allow(clippy::too_many_arguments)]
-    pub fn forward_backward<T: Float>(
+    pub fn forward_backward<T: Float, I: SignedClassIndex>(
         &self,
         input: &[T],
-        target: &[i64],
+        target: &[I],
         classes: usize,
         reduction: Reduction,
         upstream: &[T],
@@ -160,9 +161,9 @@ impl MultilabelMargin {
 ///
 /// # Errors
 /// As [`MultilabelMargin::forward`].
-pub fn multilabel_margin<T: Float>(
+pub fn multilabel_margin<T: Float, I: SignedClassIndex>(
     input: &[T],
-    target: &[i64],
+    target: &[I],
     classes: usize,
     reduction: Reduction,
 ) -> Result<Output<T>> {
@@ -304,7 +305,7 @@ impl<T: Float> MultilabelMarginKernel<T> {
     /// Copies `x` into the scratch with the row's targets (read up to the first −1) set
     /// to `−inf`; returns it and whether `x` is finite.
     #[inline(always)]
-    fn masked(&mut self, x: &[T], t: &[i64]) -> (&[T], bool) {
+    fn masked<I: ClassIndex>(&mut self, x: &[T], t: &[I]) -> (&[T], bool) {
         let xm = match &mut self.scratch {
             Scratch::Stack(a) => &mut a[..x.len()],
             Scratch::Heap(v) => &mut v[..x.len()],
@@ -314,7 +315,7 @@ impl<T: Float> MultilabelMarginKernel<T> {
             *m = v;
             finite &= v.is_finite();
         }
-        for &v in t.iter().take_while(|&&v| v >= 0) {
+        for v in t.iter().map(|v| v.as_i64()).take_while(|&v| v >= 0) {
             xm[v as usize] = T::neg_infinity();
         }
         (xm, finite)
@@ -402,10 +403,10 @@ impl<T: Float> ClassRows<T> for MultilabelMarginKernel<T> {
     }
 
     #[inline]
-    fn row(&mut self, x: &[T], t: &[i64]) -> RowLoss<T> {
+    fn row<I: ClassIndex>(&mut self, x: &[T], t: &[I]) -> RowLoss<T> {
         let (xm, finite) = self.masked(x, t);
         let mut sum = 0.0f64;
-        for &j in t.iter().take_while(|&&v| v >= 0) {
+        for j in t.iter().map(|v| v.as_i64()).take_while(|&v| v >= 0) {
             sum += pass(xm, T::one() - x[j as usize], T::zero(), &mut [], false).0;
         }
         let value = T::of(sum) / self.classes_t;
@@ -413,13 +414,13 @@ impl<T: Float> ClassRows<T> for MultilabelMarginKernel<T> {
     }
 
     #[inline]
-    fn row_grad(&mut self, x: &[T], t: &[i64], g: T, up: T, grad: &mut [T]) -> RowLoss<T> {
+    fn row_grad<I: ClassIndex>(&mut self, x: &[T], t: &[I], g: T, up: T, grad: &mut [T]) -> RowLoss<T> {
         let classes = self.classes;
         let classes_t = self.classes_t;
         let (xm, finite) = self.masked(x, t);
         let mut sum = 0.0f64;
         let mut add = false;
-        for &j in t.iter().take_while(|&&v| v >= 0) {
+        for j in t.iter().map(|v| v.as_i64()).take_while(|&v| v >= 0) {
             let j = j as usize;
             // the targets are −inf in xm, so the pass leaves grad[j] alone (adds 0)
             let (s, active) = pass(xm, T::one() - x[j], g, grad, add);
@@ -523,11 +524,11 @@ mod tests {
             e.to_string(),
             "multilabel_margin: target has shape [1, 4] but the shape of input, [2, 4]"
         );
-        let e = multilabel_margin::<f64>(&[], &[], 4, Reduction::Sum).unwrap_err();
+        let e = multilabel_margin::<f64, i64>(&[], &[], 4, Reduction::Sum).unwrap_err();
         assert!(e.to_string().starts_with("multilabel_margin got an empty input"), "{e}");
         let l = MultilabelMargin::new().mode(Mode::TorchCompat);
-        assert!(l.forward::<f64>(&[], &[], 4, Reduction::Mean).unwrap().scalar().unwrap().is_nan());
-        assert_eq!(l.forward::<f64>(&[], &[], 4, Reduction::Sum).unwrap().scalar(), Some(0.0));
+        assert!(l.forward::<f64, i64>(&[], &[], 4, Reduction::Mean).unwrap().scalar().unwrap().is_nan());
+        assert_eq!(l.forward::<f64, i64>(&[], &[], 4, Reduction::Sum).unwrap().scalar(), Some(0.0));
     }
 
     #[test]
