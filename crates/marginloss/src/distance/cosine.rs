@@ -250,6 +250,14 @@ impl<T: Float> RowOp<T> for CosRowOp {
 
 /// [`CosineSimilarity`] with eps = 1e-8 over rows of length `dim`.
 ///
+/// ```
+/// use marginloss::cosine_similarity;
+/// // rows of 2: cos([1, 0], [1, 1]) = 1/√2, cos([0, 2], [0, -3]) = −1
+/// let c = cosine_similarity(&[1.0f64, 0.0, 0.0, 2.0], &[1.0, 1.0, 0.0, -3.0], 2)?;
+/// assert!((c[0] - 0.5f64.sqrt()).abs() < 1e-15 && c[1] == -1.0);
+/// # Ok::<(), marginloss::Error>(())
+/// ```
+///
 /// # Errors
 /// As [`CosineSimilarity::forward`].
 pub fn cosine_similarity<T: Float>(input1: &[T], input2: &[T], dim: usize) -> Result<Vec<T>> {

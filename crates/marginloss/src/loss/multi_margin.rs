@@ -233,6 +233,16 @@ impl MultiMargin {
 /// [`MultiMargin`] with torch's defaults (p = 1, margin 1, no weight, strict) on an
 /// `(N, classes)` input.
 ///
+/// ```
+/// use marginloss::{multi_margin, Reduction};
+/// // loss-spec §2 golden vector (torch 2.15): rows [0.1, 0.2, 0.4, 0.8] (class 3) and
+/// // [0.5, 0.1, 0.3, 0.0] (class 0) give [0.325, 0.475], mean 0.4
+/// let x = [0.1f64, 0.2, 0.4, 0.8, 0.5, 0.1, 0.3, 0.0];
+/// let l = multi_margin(&x, &[3, 0], 4, Reduction::Mean)?;
+/// assert!((l.scalar().unwrap() - 0.4).abs() < 1e-15);
+/// # Ok::<(), marginloss::Error>(())
+/// ```
+///
 /// # Errors
 /// As [`MultiMargin::forward`].
 pub fn multi_margin<T: Float, I: ClassIndex>(

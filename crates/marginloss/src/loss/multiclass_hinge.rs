@@ -166,6 +166,15 @@ impl MulticlassHinge {
 
 /// [`MulticlassHinge`] with its defaults (margin 1, strict) on an `(N, classes)` input.
 ///
+/// ```
+/// use marginloss::{multiclass_hinge, Reduction};
+/// // max(0, 1 + max_{j≠y} x_j − x_y): 1 + 0.4 − 0.8 = 0.6 and 1 + 0.3 − 0.5 = 0.8
+/// let x = [0.1f64, 0.2, 0.4, 0.8, 0.5, 0.1, 0.3, 0.0];
+/// let l = multiclass_hinge(&x, &[3u32, 0], 4, Reduction::None)?.into_vec();
+/// assert!((l[0] - 0.6).abs() < 1e-15 && (l[1] - 0.8).abs() < 1e-15);
+/// # Ok::<(), marginloss::Error>(())
+/// ```
+///
 /// # Errors
 /// As [`MulticlassHinge::forward`].
 pub fn multiclass_hinge<T: Float, I: ClassIndex>(

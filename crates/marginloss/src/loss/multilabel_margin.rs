@@ -159,6 +159,14 @@ impl MultilabelMargin {
 
 /// [`MultilabelMargin`] (strict) on an `(N, classes)` input with `−1`-padded targets.
 ///
+/// ```
+/// use marginloss::{multilabel_margin, Reduction};
+/// // torch's documented example: classes {3, 0} of [0.1, 0.2, 0.4, 0.8] give 0.85
+/// let l = multilabel_margin(&[0.1f64, 0.2, 0.4, 0.8], &[3, 0, -1, 1], 4, Reduction::Mean)?;
+/// assert!((l.scalar().unwrap() - 0.85).abs() < 1e-15);
+/// # Ok::<(), marginloss::Error>(())
+/// ```
+///
 /// # Errors
 /// As [`MultilabelMargin::forward`].
 pub fn multilabel_margin<T: Float, I: SignedClassIndex>(
