@@ -317,6 +317,27 @@ fn margin_diagnostics() {
 }
 
 #[test]
+fn untrained_class_scores_are_a_note_that_keeps_the_margin() {
+    // Scores of an untrained 4-class model: small, the true class rarely on top. torch's
+    // MultiMarginLoss still has a loss and a gradient for every row; lowering the margin
+    // (to 0: a perceptron loss) is not the remedy, and the rows are not "inverted".
+    let (_g, d) = Data::new();
+    let x: Vec<f32> = (0..32).map(|i| ((i * 37 % 11) as f32 - 5.0) * 0.01).collect();
+    let s = npy_f32(&d, "untrained.npy", &[8, 4], &x);
+    let y = npy_i64(&d, "y.npy", &[8], &[0, 1, 2, 3, 3, 2, 1, 0]);
+    for loss in ["multi-margin", "multiclass-hinge"] {
+        let r = expect(&[loss, "--input", &s, "--target", &y], 0, &["margin-never-reached", "margin-summary"]);
+        let f = finding(&r, "margin-never-reached");
+        assert_eq!(f["severity"], "note", "{f}");
+        let (msg, fix) = (f["message"].as_str().unwrap(), f["fix"].as_str().unwrap());
+        assert!(msg.contains("expected for scores of an untrained model"), "{msg}");
+        assert!(!msg.contains("inverted"), "{msg}");
+        assert!(fix.starts_with("nothing to change before training: keep the margin 1"), "{fix}");
+        assert!(!fix.contains("--margin"), "{fix}");
+    }
+}
+
+#[test]
 fn json_report_schema() {
     let (_g, d) = Data::new();
     let (x, y) = hinge_pair(&d, "clean", CLEAN_Q);
