@@ -307,6 +307,7 @@ impl Line {
             ("reduction", o.reduction.map(|r| enum_name(&r))),
             ("labels", o.labels.map(|r| enum_name(&r))),
             ("distance", o.distance.map(|r| enum_name(&r))),
+            ("kink", o.kink.map(|r| enum_name(&r))),
             ("dtype", o.dtype.map(|r| enum_name(&r))),
         ] {
             if let Some(v) = v {
@@ -1082,7 +1083,7 @@ impl<'a> Checker<'a> {
                 pct(share(at)),
                 fmt_num(margin)
             );
-            let fix = "use unrounded scores, or be explicit about the kink convention (Kink in the library)";
+            let fix = "use unrounded scores, or be explicit about the kink convention: --kink zero|half|one (Kink in the library)";
             self.push(Severity::Warning, "margin-kink", msg, base.clone(), Some(fix.into()));
         }
         if scale_warned || n < 2 {

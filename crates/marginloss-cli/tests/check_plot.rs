@@ -490,6 +490,37 @@ fn plot_curves_are_the_library_values() {
     assert_eq!(mid.1, last.1, "flat at zero past the margin");
 }
 
+/// The y = +1 gradient polyline's point at x = `at` (the second panel of `--grad`).
+fn grad_at_kink(args: &[&str]) -> f64 {
+    let doc = plot(args);
+    let lines: Vec<_> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("polyline") && n.attribute("stroke-width") == Some("2"))
+        .collect();
+    // hinge with --grad: loss y=+1, loss y=-1, grad y=+1, grad y=-1; the grad panel's y
+    // pixel of the kink point (x = 1, the grid point 401 of 0..=600 on -3:3 plus 0, ±1).
+    let pts: Vec<f64> = lines[2]
+        .attribute("points")
+        .unwrap()
+        .split_whitespace()
+        .map(|p| p.split_once(',').unwrap().1.parse().unwrap())
+        .collect();
+    let (before, after) = (pts[0], pts[pts.len() - 1]);
+    // grad -1 left of the kink, 0 right of it: map the kink's pixel back to a value.
+    let kink = pts.iter().copied().find(|&v| v != before && v != after).unwrap_or(after);
+    -(kink - after) / (before - after)
+}
+
+#[test]
+fn plot_kink_draws_the_chosen_subgradient() {
+    let (_g, d) = Data::new();
+    let out = d.join("k.svg").display().to_string();
+    let range = "--range=0:2";
+    let half = grad_at_kink(&["hinge", range, "--grad", "--kink", "half", "-o", &out]);
+    assert!((half + 0.5).abs() < 0.02, "{half}");
+    fails(&["plot", "squared-hinge", "-o", &out, "--kink", "one"], 2, "squared-hinge has no kink");
+}
+
 #[test]
 fn plot_cli_errors() {
     let (_g, d) = Data::new();
