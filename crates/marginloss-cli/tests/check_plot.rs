@@ -490,24 +490,25 @@ fn plot_curves_are_the_library_values() {
     assert_eq!(mid.1, last.1, "flat at zero past the margin");
 }
 
-/// The y = +1 gradient polyline's point at x = `at` (the second panel of `--grad`).
+/// The value the y = +1 gradient curve of `hinge --grad` on 0:2 takes at its kink x = 1,
+/// read back from the SVG's pixels (−1 before the kink, 0 after it).
 fn grad_at_kink(args: &[&str]) -> f64 {
     let doc = plot(args);
     let lines: Vec<_> = doc
         .descendants()
         .filter(|n| n.has_tag_name("polyline") && n.attribute("stroke-width") == Some("2"))
         .collect();
-    // hinge with --grad: loss y=+1, loss y=-1, grad y=+1, grad y=-1; the grad panel's y
-    // pixel of the kink point (x = 1, the grid point 401 of 0..=600 on -3:3 plus 0, ±1).
+    // hinge with --grad: loss y=+1, loss y=-1, grad y=+1, grad y=-1.
     let pts: Vec<f64> = lines[2]
         .attribute("points")
         .unwrap()
         .split_whitespace()
         .map(|p| p.split_once(',').unwrap().1.parse().unwrap())
         .collect();
-    let (before, after) = (pts[0], pts[pts.len() - 1]);
-    // grad -1 left of the kink, 0 right of it: map the kink's pixel back to a value.
-    let kink = pts.iter().copied().find(|&v| v != before && v != after).unwrap_or(after);
+    // The grid is 601 points over 0:2 (x = 1 is the middle one): -1 left of the kink, 0
+    // right of it; map the kink's pixel back to a value.
+    assert_eq!(pts.len(), 601);
+    let (before, kink, after) = (pts[0], pts[300], pts[600]);
     -(kink - after) / (before - after)
 }
 
@@ -518,6 +519,10 @@ fn plot_kink_draws_the_chosen_subgradient() {
     let range = "--range=0:2";
     let half = grad_at_kink(&["hinge", range, "--grad", "--kink", "half", "-o", &out]);
     assert!((half + 0.5).abs() < 0.02, "{half}");
+    let one = grad_at_kink(&["hinge", range, "--grad", "--kink", "one", "-o", &out]);
+    assert!((one + 1.0).abs() < 0.02, "{one}");
+    let torch = grad_at_kink(&["hinge", range, "--grad", "-o", &out]);
+    assert!(torch.abs() < 0.02, "{torch}");
     fails(&["plot", "squared-hinge", "-o", &out, "--kink", "one"], 2, "squared-hinge has no kink");
 }
 
