@@ -1045,8 +1045,7 @@ impl<'a> Checker<'a> {
         // Class scores where the true class is not on top for most rows are scores before
         // (or early in) training: their scale says nothing about the margin to use, and the
         // remedy is training, not a margin fitted to the untrained spread.
-        let untrained =
-            matches!(profile.kind, Kind::ClassIndex | Kind::LabelRows) && median(&q) <= 0.0;
+        let untrained = matches!(profile.kind, Kind::ClassIndex | Kind::LabelRows) && median(&q) <= 0.0;
         if margin != 0.0 && spread.0 > 0.0 && !untrained {
             let ratio = margin.abs() / spread.0;
             if !(0.1..10.0).contains(&ratio) {

@@ -62,7 +62,8 @@ pub fn run() -> Result<(), Fail> {
     s += "   y = 2 * torch.empty(100).random_(2) - 1      # +1 similar, -1 dissimilar\n";
     s += "   loss = nn.HingeEmbeddingLoss(margin=0.2)(x, y); loss.backward()\n";
     s += "   marginloss: HingeEmbedding::new().margin(0.2).on(CosineDistance::new()), one fused pass\n";
-    s += "   (the same from the command line: marginloss eval hinge-embedding --input1 a.npy --input2 b.npy\n";
+    s +=
+        "   (the same from the command line: marginloss eval hinge-embedding --input1 a.npy --input2 b.npy\n";
     s += "    --target y.npy --distance cosine --margin 0.2)\n\n";
     let (a, b, yv) = (f32s(A, "a.npy")?, f32s(B, "b.npy")?, f32s(Y, "y.npy")?);
     let (n, d) = (yv.len(), a.len() / yv.len().max(1));

@@ -359,12 +359,13 @@ fn hinge_embedding_pairs<T: Float>(inputs: &Inputs, o: &OptionArgs) -> Result<Ev
     let (mode, margin) = (o.mode(), o.margin.unwrap_or(1.0));
     let loss = HingeEmbedding::new().margin(margin).labels(o.labels()).mode(mode).kink(o.kink());
     match o.distance {
-        Some(DistanceArg::Cosine) => loss.on(CosineDistance::new().eps(o.eps.unwrap_or(1e-8))).forward_backward(
-            &x1.data, &x2.data, &t.data, dim, r, &one, &mut out, &mut g1, &mut g2,
-        )?,
+        Some(DistanceArg::Cosine) => loss
+            .on(CosineDistance::new().eps(o.eps.unwrap_or(1e-8)))
+            .forward_backward(&x1.data, &x2.data, &t.data, dim, r, &one, &mut out, &mut g1, &mut g2)?,
         Some(DistanceArg::Euclidean) => {
             let d = PairwiseDistance::new().p(o.p.unwrap_or(2.0)).eps(o.eps.unwrap_or(1e-6)).mode(mode);
-            loss.on(d).forward_backward(&x1.data, &x2.data, &t.data, dim, r, &one, &mut out, &mut g1, &mut g2)?
+            loss.on(d)
+                .forward_backward(&x1.data, &x2.data, &t.data, dim, r, &one, &mut out, &mut g1, &mut g2)?
         }
         None => return Err(usage("hinge-embedding on --input1/--input2 needs --distance cosine|euclidean")),
     }
@@ -436,16 +437,7 @@ fn margin_ranking<T: Float>(inputs: &Inputs, o: &OptionArgs) -> Result<Evaluated
         .labels(o.labels())
         .mode(o.mode())
         .kink(o.kink())
-        .forward_backward(
-        &x1.data,
-        &x2.data,
-        &t.data,
-        r,
-        &[T::one()],
-        &mut out,
-        &mut g1,
-        &mut g2,
-    )?;
+        .forward_backward(&x1.data, &x2.data, &t.data, r, &[T::one()], &mut out, &mut g1, &mut g2)?;
     Ok(Evaluated {
         loss: Tensor { shape: out_shape(r, &x1.shape), data: out },
         grads: vec![
@@ -638,7 +630,9 @@ fn triplet<T: Float>(inputs: &Inputs, o: &OptionArgs) -> Result<Evaluated<T>, Fa
                 .swap(o.swap)
                 .mode(mode)
                 .kink(o.kink())
-                .forward_backward(&a.data, &p.data, &n.data, dim, r, &one, &mut out, &mut ga, &mut gp, &mut gn)?
+                .forward_backward(
+                    &a.data, &p.data, &n.data, dim, r, &one, &mut out, &mut ga, &mut gp, &mut gn,
+                )?
         }
         Some(DistanceArg::Cosine) => {
             if o.p.is_some() {
@@ -650,7 +644,9 @@ fn triplet<T: Float>(inputs: &Inputs, o: &OptionArgs) -> Result<Evaluated<T>, Fa
                 .swap(o.swap)
                 .mode(mode)
                 .kink(o.kink())
-                .forward_backward(&a.data, &p.data, &n.data, dim, r, &one, &mut out, &mut ga, &mut gp, &mut gn)?
+                .forward_backward(
+                    &a.data, &p.data, &n.data, dim, r, &one, &mut out, &mut ga, &mut gp, &mut gn,
+                )?
         }
     }
     Ok(Evaluated {

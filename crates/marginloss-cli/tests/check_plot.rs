@@ -326,7 +326,8 @@ fn untrained_class_scores_are_a_note_that_keeps_the_margin() {
     let s = npy_f32(&d, "untrained.npy", &[8, 4], &x);
     let y = npy_i64(&d, "y.npy", &[8], &[0, 1, 2, 3, 3, 2, 1, 0]);
     for loss in ["multi-margin", "multiclass-hinge"] {
-        let r = expect(&[loss, "--input", &s, "--target", &y], 0, &["margin-never-reached", "margin-summary"]);
+        let r =
+            expect(&[loss, "--input", &s, "--target", &y], 0, &["margin-never-reached", "margin-summary"]);
         let f = finding(&r, "margin-never-reached");
         assert_eq!(f["severity"], "note", "{f}");
         let (msg, fix) = (f["message"].as_str().unwrap(), f["fix"].as_str().unwrap());

@@ -29,7 +29,9 @@ fn demo_counts_the_dissimilar_pairs_past_the_margin_and_shows_how_y_was_drawn() 
     let text = demo();
     // All 50 dissimilar pairs have a cosine distance above 0.77 > 0.2 (loss 0).
     assert!(
-        text.contains("50 similar pairs (y = 1) contribute their distance; all 50 of the 50 dissimilar pairs (y = -1)"),
+        text.contains(
+            "50 similar pairs (y = 1) contribute their distance; all 50 of the 50 dissimilar pairs (y = -1)"
+        ),
         "{text}"
     );
     assert!(text.contains("are already past the margin (distance >= 0.2, loss 0)."), "{text}");

@@ -49,8 +49,22 @@ fn the_header_shows_every_option_used() {
     let p = npy_f32(d.path(), "p.npy", &[2, 2], &[0.9, 0.1, 0.5, 0.4]);
     let n = npy_f32(d.path(), "n.npy", &[2, 2], &[0.0, 1.0, -0.5, 0.5]);
     let out = ok(&[
-        &"triplet-margin", &"--anchor", &a, &"--positive", &p, &"--negative", &n, &"--swap", &"--distance",
-        &"cosine", &"--margin", &"0.5", &"--kink", &"half", &"--reduction", &"sum",
+        &"triplet-margin",
+        &"--anchor",
+        &a,
+        &"--positive",
+        &p,
+        &"--negative",
+        &n,
+        &"--swap",
+        &"--distance",
+        &"cosine",
+        &"--margin",
+        &"0.5",
+        &"--kink",
+        &"half",
+        &"--reduction",
+        &"sum",
     ]);
     let first = out.lines().next().unwrap();
     assert_eq!(first, "triplet-margin  sum, float32, strict, distance cosine, margin 0.5, swap, kink half");
@@ -101,7 +115,18 @@ fn kink_selects_the_subgradient_at_the_hinge_point() {
     let s = npy_f32(d.path(), "s.npy", &[2], &[1.0, -1.0]);
     let t = npy_f32(d.path(), "t.npy", &[2], &[1.0, -1.0]);
     for (kink, k) in [("zero", 0.0), ("half", 0.5), ("one", 1.0)] {
-        let j = json(&[&"hinge", &"--input", &s, &"--target", &t, &"--reduction", &"sum", &"--kink", &kink, &"--json"]);
+        let j = json(&[
+            &"hinge",
+            &"--input",
+            &s,
+            &"--target",
+            &t,
+            &"--reduction",
+            &"sum",
+            &"--kink",
+            &kink,
+            &"--json",
+        ]);
         assert_eq!(j["grad"]["input"]["data"], serde_json::json!([-k, k]), "{kink}");
     }
     let (code, out, err) = eval(&[&"squared-hinge", &"--input", &s, &"--target", &t, &"--kink", &"one"]);
@@ -123,7 +148,8 @@ fn hinge_embedding_on_row_pairs_gives_gradients_for_both_inputs() {
     let j = json(&args);
     let loss = j["loss"]["data"][0].as_f64().unwrap();
     assert!((loss - 0.2).abs() < 1e-7, "{j}");
-    let g1: Vec<f64> = j["grad"]["input1"]["data"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+    let g1: Vec<f64> =
+        j["grad"]["input1"]["data"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
     // ∂/∂a[0] = −½·(b[0]/(‖a‖‖b‖) − cos·a[0]/‖a‖²) = [0, −0.4]
     assert!(g1[0].abs() < 1e-7 && (g1[1] + 0.4).abs() < 1e-7 && g1[2..] == [0.0, 0.0], "{g1:?}");
     assert_eq!(j["grad"]["input2"]["shape"], serde_json::json!([2, 2]));

@@ -29,8 +29,7 @@ fn run_case<T: Float>(
     match loss {
         "multi_margin" => {
             let w = c.inputs.get("weight").map(|w| w.as_vec::<T>());
-            let l =
-                MultiMargin::new().p(c.f64_opt("p", 1.0)).margin(c.f64_opt("margin", 1.0)).mode(mode);
+            let l = MultiMargin::new().p(c.f64_opt("p", 1.0)).margin(c.f64_opt("margin", 1.0)).mode(mode);
             match grad {
                 None => l.forward_into(&x, &t, cl, w.as_deref(), r, out),
                 Some(g) => l.forward_backward(&x, &t, cl, w.as_deref(), r, &up, out, g),

@@ -19,10 +19,15 @@ fn every_crate_carries_the_workspace_licence_texts() {
     for licence in ["LICENSE-MIT", "LICENSE-APACHE"] {
         let want = read(licence);
         for c in CRATES {
-            assert!(read(&format!("crates/{c}/{licence}")) == want, "crates/{c}/{licence} differs from {licence}");
+            assert!(
+                read(&format!("crates/{c}/{licence}")) == want,
+                "crates/{c}/{licence} differs from {licence}"
+            );
         }
     }
-    assert!(read("LICENSE-APACHE").contains("Apache License\n                        Version 2.0, January 2004"));
+    assert!(
+        read("LICENSE-APACHE").contains("Apache License\n                        Version 2.0, January 2004")
+    );
     assert!(read("LICENSE-MIT").starts_with("MIT License"));
 }
 

@@ -95,7 +95,9 @@ mod tests {
             ($t:ty) => {{
                 let y: Vec<$t> = y.iter().map(|&v| v as $t).collect();
                 (
-                    run(&|o, g| MultiMargin::new().forward_backward(&x, &y, 4, None, r, &[1.0], o, g).unwrap()),
+                    run(&|o, g| {
+                        MultiMargin::new().forward_backward(&x, &y, 4, None, r, &[1.0], o, g).unwrap()
+                    }),
                     run(&|o, g| MulticlassHinge::new().forward_backward(&x, &y, 4, r, &[1.0], o, g).unwrap()),
                 )
             }};

@@ -123,8 +123,16 @@ pub(crate) fn forward<T: Float, K: ClassRows<T>, I: ClassIndex>(
 ) -> Result<()> {
     let n = rows_of::<T, K, I>(input, target, classes, mode)?;
     check_buffer(K::LOSS, "output", out.len(), reduction.output_len(n))?;
-    let (sum, finite, in_range) =
-        pass::<T, K, I, false>(k, input, target, classes, reduction, (&[], T::zero(), T::zero()), out, &mut []);
+    let (sum, finite, in_range) = pass::<T, K, I, false>(
+        k,
+        input,
+        target,
+        classes,
+        reduction,
+        (&[], T::zero(), T::zero()),
+        out,
+        &mut [],
+    );
     finish::<T, K, I>(mode, input, target, classes, reduction, n, in_range, finite, sum, out)
 }
 

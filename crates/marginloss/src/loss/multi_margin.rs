@@ -1,6 +1,6 @@
 //! PyTorch's `MultiMarginLoss`: the Weston–Watkins multiclass hinge, divided by C.
 
-use super::class_index::{ClassIndex};
+use super::class_index::ClassIndex;
 use super::class_rows::{self, ClassRows, RowLoss};
 use crate::error::{Error, Result, Value};
 use crate::float::Float;
@@ -122,12 +122,7 @@ impl MultiMargin {
         classes: usize,
     ) -> Result<MultiMarginKernel<'w, T>> {
         if self.p != 1.0 && self.p != 2.0 {
-            return Err(Error::Option {
-                loss: LOSS,
-                option: "p",
-                value: Value(self.p),
-                expected: "1 or 2",
-            });
+            return Err(Error::Option { loss: LOSS, option: "p", value: Value(self.p), expected: "1 or 2" });
         }
         finite_option(LOSS, "margin", self.margin, self.mode)?;
         if let Some(w) = weight {
@@ -546,8 +541,16 @@ mod tests {
              undefined (torch-compat mode gives NaN for mean, 0 for sum)"
         );
         let l = MultiMargin::new().mode(Mode::TorchCompat);
-        assert!(l.forward::<f32, i64>(&[], &[], 3, None, Reduction::Mean).unwrap().scalar().unwrap().is_nan());
+        assert!(l
+            .forward::<f32, i64>(&[], &[], 3, None, Reduction::Mean)
+            .unwrap()
+            .scalar()
+            .unwrap()
+            .is_nan());
         assert_eq!(l.forward::<f32, i64>(&[], &[], 3, None, Reduction::Sum).unwrap().scalar(), Some(0.0));
-        assert_eq!(l.forward::<f32, i64>(&[], &[], 3, None, Reduction::None).unwrap(), Output::Elements(vec![]));
+        assert_eq!(
+            l.forward::<f32, i64>(&[], &[], 3, None, Reduction::None).unwrap(),
+            Output::Elements(vec![])
+        );
     }
 }

@@ -1,6 +1,6 @@
 //! The Crammer–Singer multiclass hinge loss (scikit-learn's and optax's multiclass hinge).
 
-use super::class_index::{ClassIndex};
+use super::class_index::ClassIndex;
 use super::class_rows::{self, ClassRows, RowLoss};
 use crate::error::{Error, Result};
 use crate::float::Float;
