@@ -81,3 +81,13 @@ fn every_crate_is_documented_for_crates_io() {
         assert!(!read(&format!("crates/{c}/README.md")).is_empty());
     }
 }
+
+#[test]
+fn the_binary_is_not_documented_over_the_library() {
+    // The binary and the library are both `marginloss`: `cargo doc --workspace` would write
+    // target/doc/marginloss/ twice, the last one winning.
+    let toml = read("crates/marginloss-cli/Cargo.toml");
+    let bin = toml.split("[[bin]]").nth(1).expect("a [[bin]] section");
+    let bin = bin.split("\n[").next().unwrap();
+    assert!(bin.contains("name = \"marginloss\"") && bin.contains("doc = false"), "{bin}");
+}
