@@ -31,6 +31,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TORCH_DIR = os.path.join(ROOT, "fixtures", "torch")
 LARGE_DIR = os.path.join(TORCH_DIR, "large")
 ARTICLE_DIR = os.path.join(ROOT, "fixtures", "article")
+# `marginloss demo` embeds these; a package cannot reach outside its crate.
+CLI_ARTICLE_DIR = os.path.join(ROOT, "crates", "marginloss-cli", "data", "article")
+CLI_ARTICLE_FILES = ("a.npy", "b.npy", "y.npy", "expected.json")
 
 DTYPES = {"float32": (np.float32, torch.float32), "float64": (np.float64, torch.float64)}
 REDUCTIONS = ("none", "mean", "sum")
@@ -742,6 +745,10 @@ def article():
     with open(os.path.join(ARTICLE_DIR, "expected.json"), "w") as f:
         json.dump(exp, f, indent=1, allow_nan=False)
         f.write("\n")
+    os.makedirs(CLI_ARTICLE_DIR, exist_ok=True)
+    import shutil
+    for name in CLI_ARTICLE_FILES:
+        shutil.copyfile(os.path.join(ARTICLE_DIR, name), os.path.join(CLI_ARTICLE_DIR, name))
     return output.item()
 
 

@@ -333,7 +333,7 @@ pub fn multi_margin(
         let xy = x.gather(&y.reshape(((), 1))?, 1)?;
         let z = x.broadcast_sub(&xy)?.affine(1.0, loss.margin)?;
         let mut l = relu(&z, Kink::Zero)?;
-        if loss.p == 2 {
+        if loss.p == 2.0 {
             l = l.sqr()?;
         }
         let others = one_hot(&y, classes, dt)?.affine(-1.0, 1.0)?;

@@ -767,3 +767,8 @@ pub fn triplet_margin_with_distance<Dist: CandleDistance>(
         apply(f, &args, shape, None)
     }
 }
+
+/// The crate README's example, compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

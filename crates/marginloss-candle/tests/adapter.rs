@@ -540,7 +540,7 @@ fn composed_equals_fused_for_the_class_index_losses() {
             }
             let mlt = Tensor::from_vec(ml, (n, c), &dev()).unwrap();
             for r in REDUCTIONS {
-                for p in [1, 2] {
+                for p in [1.0, 2.0] {
                     for weight in [None, Some(&w)] {
                         let l = mc::MultiMargin::new().p(p).margin([1.0, 0.5][trial % 2]);
                         let id = format!("multi_margin {dt:?} {trial} {r:?} p{p} w{}", weight.is_some());

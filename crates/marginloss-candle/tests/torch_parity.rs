@@ -273,7 +273,7 @@ fn class_loss<T: Elem>(c: &Case, loss: &str) {
     let cl = classes(c);
     let n = x.len() / cl;
     let margin = c.f64_opt("margin", 1.0);
-    let p = c.f64_opt("p", 1.0) as u32;
+    let p = c.f64_opt("p", 1.0);
     let run = |i: &Inputs, mode: Mode| {
         let (x, t) = (i.get("input"), i.get("target"));
         match loss {

@@ -308,6 +308,7 @@ impl Line {
             ("reduction", o.reduction.map(|r| enum_name(&r))),
             ("labels", o.labels.map(|r| enum_name(&r))),
             ("distance", o.distance.map(|r| enum_name(&r))),
+            ("kink", o.kink.map(|r| enum_name(&r))),
             ("dtype", o.dtype.map(|r| enum_name(&r))),
         ] {
             if let Some(v) = v {
@@ -1048,7 +1049,11 @@ impl<'a> Checker<'a> {
             }
         };
         let mut scale_warned = false;
-        if margin != 0.0 && spread.0 > 0.0 {
+        // Class scores where the true class is not on top for most rows are scores before
+        // (or early in) training: their scale says nothing about the margin to use, and the
+        // remedy is training, not a margin fitted to the untrained spread.
+        let untrained = matches!(profile.kind, Kind::ClassIndex | Kind::LabelRows) && median(&q) <= 0.0;
+        if margin != 0.0 && spread.0 > 0.0 && !untrained {
             let ratio = margin.abs() / spread.0;
             if !(0.1..10.0).contains(&ratio) {
                 let large = ratio >= 10.0;
@@ -1084,29 +1089,54 @@ impl<'a> Checker<'a> {
                 pct(share(at)),
                 fmt_num(margin)
             );
-            let fix = "use unrounded scores, or be explicit about the kink convention (Kink in the library)";
+            let fix = "use unrounded scores, or be explicit about the kink convention: --kink zero|half|one (Kink in the library)";
             self.push(Severity::Warning, "margin-kink", msg, base.clone(), Some(fix.into()));
         }
         if scale_warned || n < 2 {
             return;
         }
         if zero == 0 {
+            // Class scores (one column per class): "all on the wrong side" is what scores
+            // look like before training, not an inverted encoding, and a smaller margin is
+            // never the remedy (margin 0 turns the hinge into a perceptron loss).
+            let classes = matches!(profile.kind, Kind::ClassIndex | Kind::LabelRows);
             let all_wrong = q.iter().all(|&v| v < 0.0) && profile.kind != Kind::Distance;
+            let mid = median(&q);
+            let unseparated = (classes || all_wrong || mid <= 0.0) && profile.kind != Kind::Distance;
+            let right = q.iter().filter(|&&v| v > 0.0).count();
             let msg = format!(
                 "no sample reaches the margin {} ({what} < margin for all {n}): every sample keeps a loss and a gradient{}",
                 fmt_num(margin),
-                if all_wrong {
-                    "; every sample is on the wrong side: the labels or the scores look inverted"
+                if classes {
+                    format!(
+                        "; the true class scores highest in {} of the samples: expected for scores of an untrained model",
+                        pct(share(right))
+                    )
+                } else if all_wrong {
+                    "; every sample is on the wrong side: the labels or the scores look inverted".to_string()
+                } else if unseparated {
+                    "; most samples are on the wrong side of 0: expected for scores of an untrained model".to_string()
                 } else {
-                    "; a margin near the median leaves about half of them past it"
+                    "; a margin near the median leaves about half of them past it".to_string()
                 }
             );
-            let fix = if all_wrong {
+            let fix = if classes {
+                format!(
+                    "nothing to change before training: keep the margin {} (the loss and its gradient are what training needs); if these scores come from a trained model, check that the target's class indices number the score columns in the same order",
+                    fmt_num(margin)
+                )
+            } else if all_wrong {
                 "check the label encoding: negate the targets (or the scores)".to_string()
+            } else if unseparated {
+                format!(
+                    "nothing to change before training: keep the margin {}; if these scores come from a trained model, check the label encoding",
+                    fmt_num(margin)
+                )
             } else {
-                suggest(median(&q).max(f64::MIN_POSITIVE), &self.line)
+                suggest(mid, &self.line)
             };
-            self.push(Severity::Warning, "margin-never-reached", msg, base, Some(fix));
+            let severity = if classes { Severity::Note } else { Severity::Warning };
+            self.push(severity, "margin-never-reached", msg, base, Some(fix));
         } else if violating == 0 {
             let msg = format!(
                 "every sample is past the margin {} ({what} >= margin for all {n}): the margin term has zero loss and zero gradient",

@@ -5,14 +5,28 @@ use marginloss::{CosineDistance, Hinge, HingeEmbedding, Mode, Reduction};
 use crate::fail::{data, Fail};
 use crate::io::{parse_npy, DEFAULT_MAX_INPUT_BYTES};
 
-const A: &[u8] = include_bytes!("../../../fixtures/article/a.npy");
-const B: &[u8] = include_bytes!("../../../fixtures/article/b.npy");
-const Y: &[u8] = include_bytes!("../../../fixtures/article/y.npy");
-const EXPECTED: &str = include_str!("../../../fixtures/article/expected.json");
+// The article's arrays, written by tools/gen_fixtures.py (a copy of fixtures/article/, kept
+// inside the crate so that the published package builds; tests/cli.rs holds them equal).
+const A: &[u8] = include_bytes!("../data/article/a.npy");
+const B: &[u8] = include_bytes!("../data/article/b.npy");
+const Y: &[u8] = include_bytes!("../data/article/y.npy");
+const EXPECTED: &str = include_str!("../data/article/expected.json");
 
 fn f32s(bytes: &[u8], name: &str) -> Result<Vec<f32>, Fail> {
     let a = parse_npy(bytes, DEFAULT_MAX_INPUT_BYTES).map_err(|e| data(format!("{name}: {e}")))?;
     Ok(a.values.iter().map(|&v| v as f32).collect())
+}
+
+/// What the per-sample losses say about the pairs: how many are dissimilar (y = -1) and
+/// how many of those are already past the margin (loss 0).
+fn pair_summary(y: &[f32], per: &[f32], n: usize) -> String {
+    let dissimilar = y.iter().filter(|&&t| t == -1.0).count();
+    let past = y.iter().zip(per).filter(|&(&t, &l)| t == -1.0 && l == 0.0).count();
+    let similar = n - dissimilar;
+    let which = if past == dissimilar { format!("all {past}") } else { format!("{past}") };
+    format!(
+        "   {similar} similar pairs (y = 1) contribute their distance; {which} of the {dissimilar} dissimilar pairs (y = -1)\n   are already past the margin (distance >= 0.2, loss 0).\n"
+    )
 }
 
 pub fn run() -> Result<(), Fail> {
@@ -39,9 +53,16 @@ pub fn run() -> Result<(), Fail> {
     );
 
     s += "2. HingeEmbeddingLoss used as intended, on cosine distances (the article's example)\n";
-    s += "   torch.manual_seed(20); a, b = randn(100, 128), randn(100, 128); y = ±1\n";
-    s += "   x = 1 - cosine_similarity(a, b); loss = HingeEmbeddingLoss(margin=0.2)(x, y)\n";
-    s += "   marginloss: HingeEmbedding::new().margin(0.2).on(CosineDistance::default()), one fused pass\n\n";
+    s += "   torch.manual_seed(20)\n";
+    s += "   a = torch.randn(100, 128, requires_grad=True)\n";
+    s += "   b = torch.randn(100, 128, requires_grad=True)\n";
+    s += "   x = 1 - torch.cosine_similarity(a, b)\n";
+    s += "   y = 2 * torch.empty(100).random_(2) - 1      # +1 similar, -1 dissimilar\n";
+    s += "   loss = nn.HingeEmbeddingLoss(margin=0.2)(x, y); loss.backward()\n";
+    s += "   marginloss: HingeEmbedding::new().margin(0.2).on(CosineDistance::new()), one fused pass\n";
+    s +=
+        "   (the same from the command line: marginloss eval hinge-embedding --input1 a.npy --input2 b.npy\n";
+    s += "    --target y.npy --distance cosine --margin 0.2)\n\n";
     let (a, b, yv) = (f32s(A, "a.npy")?, f32s(B, "b.npy")?, f32s(Y, "y.npy")?);
     let (n, d) = (yv.len(), a.len() / yv.len().max(1));
     // One fused pass over the rows: cosine distance, hinge embedding, and the gradients
@@ -76,10 +97,7 @@ pub fn run() -> Result<(), Fail> {
         let r: Vec<String> = row.iter().map(|v| format!("{v:.4}")).collect();
         s += &format!("     {}\n", r.join(" "));
     }
-    let zero = per.iter().filter(|&&v| v == 0.0).count();
-    s += &format!(
-        "   {zero} of {n} dissimilar pairs are already past the margin (loss 0); similar pairs contribute their distance.\n"
-    );
+    s += &pair_summary(&yv, &per, n);
     print!("{s}");
     Ok(())
 }

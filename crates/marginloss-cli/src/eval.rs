@@ -13,7 +13,7 @@ use marginloss::{
 use serde::Serialize;
 
 use crate::fail::{data, usage, Fail};
-use crate::inputs::{same_shape, DTypeArg, DistanceArg, InputArgs, Inputs, OptionArgs, Tensor};
+use crate::inputs::{enum_label, same_shape, DTypeArg, DistanceArg, InputArgs, Inputs, OptionArgs, Tensor};
 use crate::io::{Array, DType};
 use crate::num::{show, show_float};
 
@@ -46,7 +46,7 @@ pub const LOSSES: &[Spec] = &[
         name: "hinge",
         required: &["input", "target"],
         optional: &[],
-        options: &["margin", "labels", "reduction"],
+        options: &["margin", "labels", "reduction", "kink"],
     },
     Spec {
         name: "squared-hinge",
@@ -58,14 +58,14 @@ pub const LOSSES: &[Spec] = &[
         name: "hinge-embedding",
         required: &["input", "target"],
         optional: &[],
-        options: &["margin", "labels", "reduction"],
+        options: &["margin", "labels", "reduction", "kink"],
     },
     Spec { name: "cosine-similarity", required: &["input1", "input2"], optional: &[], options: &["eps"] },
     Spec {
         name: "margin-ranking",
         required: &["input1", "input2", "target"],
         optional: &[],
-        options: &["margin", "labels", "reduction"],
+        options: &["margin", "labels", "reduction", "kink"],
     },
     Spec {
         name: "soft-margin",
@@ -77,7 +77,7 @@ pub const LOSSES: &[Spec] = &[
         name: "cosine-embedding",
         required: &["input1", "input2", "target"],
         optional: &[],
-        options: &["margin", "labels", "reduction"],
+        options: &["margin", "labels", "reduction", "kink"],
     },
     Spec {
         name: "contrastive",
@@ -89,7 +89,7 @@ pub const LOSSES: &[Spec] = &[
         name: "triplet-margin",
         required: &["anchor", "positive", "negative"],
         optional: &[],
-        options: &["margin", "p", "eps", "swap", "distance", "reduction"],
+        options: &["margin", "p", "eps", "swap", "distance", "reduction", "kink"],
     },
     Spec {
         name: "multi-margin",
@@ -122,6 +122,37 @@ pub const LOSSES: &[Spec] = &[
         options: &["p", "eps"],
     },
 ];
+
+/// hinge-embedding on row pairs: `F.hinge_embedding_loss(d(input1, input2), target)` with
+/// `d` chosen by `--distance`, the article's `1 - F.cosine_similarity(a, b)` for cosine.
+pub const HINGE_EMBEDDING_PAIRS: Spec = Spec {
+    name: "hinge-embedding",
+    required: &["input1", "input2", "target"],
+    optional: &[],
+    options: &["margin", "p", "eps", "distance", "labels", "reduction", "kink"],
+};
+
+/// The spec `eval` runs: `spec(name)`, or hinge-embedding on row pairs when it is given
+/// `--input1` or `--distance`.
+fn eval_spec(args: &EvalArgs) -> Result<&'static Spec, Fail> {
+    if args.loss == "hinge-embedding" && (args.inputs.input1.is_some() || args.inputs.input2.is_some()) {
+        if args.options.distance.is_none() {
+            return Err(usage(
+                "hinge-embedding on --input1/--input2 needs --distance cosine|euclidean (the distance between the rows is the loss's input)",
+            ));
+        }
+        if args.options.distance == Some(DistanceArg::Cosine) && args.options.p.is_some() {
+            return Err(usage("hinge-embedding --distance cosine does not take --p"));
+        }
+        return Ok(&HINGE_EMBEDDING_PAIRS);
+    }
+    if args.loss == "hinge-embedding" && args.options.distance.is_some() {
+        return Err(usage(
+            "hinge-embedding --distance takes the rows --input1 and --input2 (their distance is the loss's input) instead of --input",
+        ));
+    }
+    spec(&args.loss)
+}
 
 pub fn spec(name: &str) -> Result<&'static Spec, Fail> {
     LOSSES.iter().find(|s| s.name == name).ok_or_else(|| {
@@ -180,7 +211,7 @@ pub fn probe_options(spec: &Spec, o: &OptionArgs, dtype: DTypeArg) -> Result<(),
 }
 
 pub fn run(args: &EvalArgs) -> Result<(), Fail> {
-    let spec = spec(&args.loss)?;
+    let spec = eval_spec(args)?;
     args.options.only(spec.name, spec.options)?;
     probe_options(spec, &args.options, args.options.dtype.unwrap_or(DTypeArg::F64))?;
     let inputs = args.inputs.read(spec.name, spec.required, spec.optional)?;
@@ -220,20 +251,14 @@ fn render<T: Float + Serialize>(
         s.push('\n');
         return Ok(s);
     }
-    let o = &args.options;
-    let mut s = format!(
-        "{}  {}, {dtype}, {}",
-        spec.name,
-        if spec.options.contains(&"reduction") { o.reduction().as_str() } else { "per row" },
-        if o.torch_compat { "torch-compat" } else { "strict" }
-    );
-    for (k, v) in [("margin", o.margin), ("p", o.p), ("eps", o.eps)] {
-        if let Some(v) = v {
-            s += &format!(", {k} {}", show(v));
-        }
-    }
-    s += "\n";
-    s += &format!("loss  {}\n", summary(&ev.loss));
+    let mut s = header(spec, args, dtype);
+    // Distances and similarities are per-row values, not a loss.
+    let what = match spec.name {
+        "cosine-similarity" => "similarity",
+        "pairwise-distance" => "distance",
+        _ => "loss",
+    };
+    s += &format!("{what}  {}\n", summary(&ev.loss));
     for (k, g) in &ev.grads {
         let norm = g.data.iter().map(|v| v.f64() * v.f64()).sum::<f64>().sqrt();
         s += &format!("grad  {k}: {}  (L2 norm {norm:.6e})\n", summary(g));
@@ -241,11 +266,54 @@ fn render<T: Float + Serialize>(
     Ok(s)
 }
 
+/// The first line of the text output: the loss, the reduction, the float type, the mode and
+/// every option and optional input given.
+fn header(spec: &Spec, args: &EvalArgs, dtype: &str) -> String {
+    let o = &args.options;
+    let mut s = format!(
+        "{}  {}, {dtype}, {}",
+        spec.name,
+        if spec.options.contains(&"reduction") { o.reduction().as_str() } else { "per row" },
+        if o.torch_compat { "torch-compat" } else { "strict" }
+    );
+    if let Some(d) = o.distance {
+        s += &format!(", distance {}", enum_label(&d));
+    }
+    for (k, v) in [("margin", o.margin), ("p", o.p), ("eps", o.eps)] {
+        if let Some(v) = v {
+            s += &format!(", {k} {}", show(v));
+        }
+    }
+    if o.swap {
+        s += ", swap";
+    }
+    if let Some(l) = o.labels {
+        s += &format!(", labels {}", enum_label(&l));
+    }
+    if let Some(k) = o.kink {
+        s += &format!(", kink {}", enum_label(&k));
+    }
+    if let Some(w) = &args.inputs.weight {
+        s += &format!(", weight {}", w.display());
+    }
+    s += "\n";
+    s
+}
+
+/// A value as the text output shows it: -0 as 0.
+fn show_value<T: Float>(v: T) -> String {
+    if v == T::zero() {
+        "0".into()
+    } else {
+        show_float(v)
+    }
+}
+
 fn summary<T: Float>(t: &Tensor<T>) -> String {
     if t.shape.is_empty() {
-        return t.data.first().map_or_else(String::new, |&v| show_float(v));
+        return t.data.first().map_or_else(String::new, |&v| show_value(v));
     }
-    let shown: Vec<String> = t.data.iter().take(8).map(|&v| show_float(v)).collect();
+    let shown: Vec<String> = t.data.iter().take(8).map(|&v| show_value(v)).collect();
     let more = if t.data.len() > 8 { format!(", … {} more", t.data.len() - 8) } else { String::new() };
     format!("shape {:?} [{}{more}]", t.shape, shown.join(", "))
 }
@@ -259,6 +327,7 @@ fn out_shape(reduction: Reduction, shape: &[usize]) -> Vec<usize> {
 
 pub fn evaluate<T: Float>(spec: &Spec, inputs: &Inputs, o: &OptionArgs) -> Result<Evaluated<T>, Fail> {
     match spec.name {
+        "hinge-embedding" if inputs.has("input1") => hinge_embedding_pairs::<T>(inputs, o),
         "hinge" | "squared-hinge" | "hinge-embedding" | "soft-margin" => pointwise::<T>(spec.name, inputs, o),
         "cosine-similarity" | "pairwise-distance" => distance::<T>(spec.name, inputs, o),
         "margin-ranking" => margin_ranking::<T>(inputs, o),
@@ -284,6 +353,7 @@ fn pointwise<T: Float>(name: &str, inputs: &Inputs, o: &OptionArgs) -> Result<Ev
             .margin(o.margin.unwrap_or(1.0))
             .labels(labels)
             .mode(mode)
+            .kink(o.kink())
             .forward_backward(&x.data, &t.data, r, &one, &mut out, &mut g),
         "squared-hinge" => SquaredHinge::new()
             .margin(o.margin.unwrap_or(1.0))
@@ -298,11 +368,54 @@ fn pointwise<T: Float>(name: &str, inputs: &Inputs, o: &OptionArgs) -> Result<Ev
             .margin(o.margin.unwrap_or(1.0))
             .labels(labels)
             .mode(mode)
+            .kink(o.kink())
             .forward_backward(&x.data, &t.data, r, &one, &mut out, &mut g),
     }?;
     Ok(Evaluated {
         loss: Tensor { shape: out_shape(r, &x.shape), data: out },
         grads: vec![("input", Tensor { shape: x.shape, data: g })],
+    })
+}
+
+/// hinge-embedding on the distance of row pairs, one fused pass: the loss and the gradients
+/// for both inputs (torch: `F.hinge_embedding_loss(1 - F.cosine_similarity(a, b), y)` for
+/// `--distance cosine`, `F.pairwise_distance(a, b, p, eps)` for euclidean).
+fn hinge_embedding_pairs<T: Float>(inputs: &Inputs, o: &OptionArgs) -> Result<Evaluated<T>, Fail> {
+    const NAME: &str = "hinge-embedding";
+    let x1 = inputs.float::<T>("input1")?;
+    let x2 = inputs.float::<T>("input2")?;
+    let t = inputs.float::<T>("target")?;
+    let (dim, rows) = rows_shape(NAME, ("input1", &x1.shape), ("input2", &x2.shape))?;
+    if t.shape != rows {
+        return Err(data(format!(
+            "--target has shape {:?} but --input1 has shape {:?}; {NAME} needs one target per row, shape {rows:?}",
+            t.shape, x1.shape
+        )));
+    }
+    let r = o.reduction();
+    let n = x1.data.len() / dim;
+    let (mut out, mut g1, mut g2) =
+        (vec![T::zero(); r.output_len(n)], vec![T::zero(); x1.data.len()], vec![T::zero(); x2.data.len()]);
+    let one = [T::one()];
+    let (mode, margin) = (o.mode(), o.margin.unwrap_or(1.0));
+    let loss = HingeEmbedding::new().margin(margin).labels(o.labels()).mode(mode).kink(o.kink());
+    match o.distance {
+        Some(DistanceArg::Cosine) => loss
+            .on(CosineDistance::new().eps(o.eps.unwrap_or(1e-8)))
+            .forward_backward(&x1.data, &x2.data, &t.data, dim, r, &one, &mut out, &mut g1, &mut g2)?,
+        Some(DistanceArg::Euclidean) => {
+            let d = PairwiseDistance::new().p(o.p.unwrap_or(2.0)).eps(o.eps.unwrap_or(1e-6)).mode(mode);
+            loss.on(d)
+                .forward_backward(&x1.data, &x2.data, &t.data, dim, r, &one, &mut out, &mut g1, &mut g2)?
+        }
+        None => return Err(usage("hinge-embedding on --input1/--input2 needs --distance cosine|euclidean")),
+    }
+    Ok(Evaluated {
+        loss: Tensor { shape: out_shape(r, &rows), data: out },
+        grads: vec![
+            ("input1", Tensor { shape: x1.shape, data: g1 }),
+            ("input2", Tensor { shape: x2.shape, data: g2 }),
+        ],
     })
 }
 
@@ -360,16 +473,12 @@ fn margin_ranking<T: Float>(inputs: &Inputs, o: &OptionArgs) -> Result<Evaluated
     let n = x1.data.len();
     let (mut out, mut g1, mut g2) =
         (vec![T::zero(); r.output_len(n)], vec![T::zero(); n], vec![T::zero(); n]);
-    MarginRanking::new().margin(o.margin.unwrap_or(0.0)).labels(o.labels()).mode(o.mode()).forward_backward(
-        &x1.data,
-        &x2.data,
-        &t.data,
-        r,
-        &[T::one()],
-        &mut out,
-        &mut g1,
-        &mut g2,
-    )?;
+    MarginRanking::new()
+        .margin(o.margin.unwrap_or(0.0))
+        .labels(o.labels())
+        .mode(o.mode())
+        .kink(o.kink())
+        .forward_backward(&x1.data, &x2.data, &t.data, r, &[T::one()], &mut out, &mut g1, &mut g2)?;
     Ok(Evaluated {
         loss: Tensor { shape: out_shape(r, &x1.shape), data: out },
         grads: vec![
@@ -459,7 +568,7 @@ fn class_index<T: Float>(name: &str, inputs: &Inputs, o: &OptionArgs) -> Result<
                 return Err(usage(format!("multi_margin: option p must be 1 or 2, got {}", show(p))));
             }
             let w = class_weight::<T>(inputs, c)?;
-            MultiMargin::new().p(p as u32).margin(o.margin.unwrap_or(1.0)).mode(o.mode()).forward_backward(
+            MultiMargin::new().p(p).margin(o.margin.unwrap_or(1.0)).mode(o.mode()).forward_backward(
                 &x.data,
                 &t.data,
                 c,
@@ -478,6 +587,9 @@ fn class_index<T: Float>(name: &str, inputs: &Inputs, o: &OptionArgs) -> Result<
             .mode(o.mode())
             .forward_backward(&x.data, &t.data, c, r, &one, &mut out, &mut g)?,
     }
+    // torch follows the target's dimensionality: a (C,) input with a (1,) target gives a
+    // (1,) unreduced loss, with a 0-d target a 0-d one.
+    let rows = if rows.is_empty() && name != "multilabel-margin" { t.shape.clone() } else { rows };
     Ok(Evaluated {
         loss: Tensor { shape: out_shape(r, &rows), data: out },
         grads: vec![("input", Tensor { shape: x.shape, data: g })],
@@ -506,6 +618,7 @@ fn embedding_pair<T: Float>(name: &str, inputs: &Inputs, o: &OptionArgs) -> Resu
             .margin(o.margin.unwrap_or(0.0))
             .labels(o.labels())
             .mode(o.mode())
+            .kink(o.kink())
             .forward_backward(&x1.data, &x2.data, &t.data, dim, r, &one, &mut out, &mut g1, &mut g2)?;
     } else {
         Contrastive::new()
@@ -549,22 +662,32 @@ fn triplet<T: Float>(inputs: &Inputs, o: &OptionArgs) -> Result<Evaluated<T>, Fa
             .eps(o.eps.unwrap_or(1e-6))
             .swap(o.swap)
             .mode(mode)
+            .kink(o.kink())
             .forward_backward(&a.data, &p.data, &n.data, dim, r, &one, &mut out, &mut ga, &mut gp, &mut gn)?,
         Some(DistanceArg::Euclidean) => {
             let d = PairwiseDistance::new().p(o.p.unwrap_or(2.0)).eps(o.eps.unwrap_or(1e-6)).mode(mode);
-            TripletMarginWithDistance::new(d).margin(margin).swap(o.swap).mode(mode).forward_backward(
-                &a.data, &p.data, &n.data, dim, r, &one, &mut out, &mut ga, &mut gp, &mut gn,
-            )?
+            TripletMarginWithDistance::new(d)
+                .margin(margin)
+                .swap(o.swap)
+                .mode(mode)
+                .kink(o.kink())
+                .forward_backward(
+                    &a.data, &p.data, &n.data, dim, r, &one, &mut out, &mut ga, &mut gp, &mut gn,
+                )?
         }
         Some(DistanceArg::Cosine) => {
             if o.p.is_some() {
                 return Err(usage("triplet-margin --distance cosine does not take --p"));
             }
-            let mut d = CosineDistance::default();
-            d.eps = o.eps.unwrap_or(1e-8);
-            TripletMarginWithDistance::new(d).margin(margin).swap(o.swap).mode(mode).forward_backward(
-                &a.data, &p.data, &n.data, dim, r, &one, &mut out, &mut ga, &mut gp, &mut gn,
-            )?
+            let d = CosineDistance::new().eps(o.eps.unwrap_or(1e-8));
+            TripletMarginWithDistance::new(d)
+                .margin(margin)
+                .swap(o.swap)
+                .mode(mode)
+                .kink(o.kink())
+                .forward_backward(
+                    &a.data, &p.data, &n.data, dim, r, &one, &mut out, &mut ga, &mut gp, &mut gn,
+                )?
         }
     }
     Ok(Evaluated {

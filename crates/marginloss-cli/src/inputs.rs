@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
-use marginloss::{Float, Labels, Mode, Reduction};
+use marginloss::{Float, Kink, Labels, Mode, Reduction};
 
 use crate::fail::{data, data as data_err, usage, Fail};
 use crate::io::{self, Array, DType};
@@ -71,9 +71,14 @@ pub struct OptionArgs {
     /// The encoding of binary targets: pm1 = {-1, 1}, 01 = {0, 1} (0 is read as -1) [default: pm1].
     #[arg(long, value_enum)]
     pub labels: Option<LabelsArg>,
-    /// Triplet losses: the distance, euclidean (pairwise, p = 2) or cosine (1 - cos).
+    /// Triplet losses and hinge-embedding on --input1/--input2: the distance, euclidean
+    /// (pairwise, p = 2) or cosine (1 - cos).
     #[arg(long, value_enum)]
     pub distance: Option<DistanceArg>,
+    /// The subgradient exactly at a hinge's kink: zero (torch 2.15), half (jax, Keras,
+    /// optax), one (older torch, TensorFlow, scikit-learn's SGD) [default: zero].
+    #[arg(long, value_enum)]
+    pub kink: Option<KinkArg>,
     /// Reproduce torch 2.15 exactly, quirks included, instead of rejecting misuse.
     #[arg(long)]
     pub torch_compat: bool,
@@ -114,6 +119,13 @@ pub enum DistanceArg {
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KinkArg {
+    Zero,
+    Half,
+    One,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DTypeArg {
     F32,
     F64,
@@ -136,6 +148,9 @@ impl OptionArgs {
     pub fn reduction(&self) -> Reduction {
         self.reduction.map_or(Reduction::Mean, Reduction::from)
     }
+    pub fn kink(&self) -> Kink {
+        kink_of(self.kink)
+    }
 
     /// A usage error for each option given that `loss` does not take.
     pub fn only(&self, loss: &str, takes: &[&str]) -> Result<(), Fail> {
@@ -147,6 +162,7 @@ impl OptionArgs {
             ("reduction", self.reduction.is_some()),
             ("labels", self.labels.is_some()),
             ("distance", self.distance.is_some()),
+            ("kink", self.kink.is_some()),
         ];
         for (name, present) in given {
             if present && !takes.contains(&name) {
@@ -156,6 +172,20 @@ impl OptionArgs {
             }
         }
         Ok(())
+    }
+}
+
+/// The command-line spelling of a value-enum value (`zero`, `01`, `cosine`).
+pub fn enum_label<E: ValueEnum>(v: &E) -> String {
+    v.to_possible_value().map_or_else(String::new, |p| p.get_name().to_string())
+}
+
+/// The library's kink convention for `--kink` (torch 2.15's zero when absent).
+pub fn kink_of(k: Option<KinkArg>) -> Kink {
+    match k {
+        None | Some(KinkArg::Zero) => Kink::Zero,
+        Some(KinkArg::Half) => Kink::Half,
+        Some(KinkArg::One) => Kink::One,
     }
 }
 

@@ -4,11 +4,12 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use marginloss::{Hinge, HingeEmbedding, MarginRanking, Reduction, SoftMargin, SquaredHinge};
+use marginloss::{Hinge, HingeEmbedding, Kink, MarginRanking, Reduction, SoftMargin, SquaredHinge};
 use plotters::prelude::*;
 
 use crate::fail::{data, usage, Fail};
 use crate::num::show;
+use crate::inputs::{kink_of, KinkArg};
 
 /// The losses `plot` draws: their name, default margin (None: no margin), and what the
 /// scalar input is.
@@ -45,6 +46,12 @@ pub struct PlotArgs {
     /// Add a second panel with the gradients dloss/dx.
     #[arg(long)]
     pub grad: bool,
+    /// The subgradient drawn exactly at the kink of hinge, hinge-embedding and
+    /// margin-ranking: zero (torch 2.15), half (jax, Keras, optax), one (older torch,
+    /// TensorFlow, scikit-learn's SGD) [default: zero]. squared-hinge and soft-margin have
+    /// no kink.
+    #[arg(long, value_enum)]
+    pub kink: Option<KinkArg>,
 }
 
 /// One curve: a loss for one label, its values and gradients on the grid.
@@ -71,20 +78,28 @@ fn parse_range(s: &str) -> Result<(f64, f64), Fail> {
 }
 
 /// Loss and gradient of `loss` at every x, for the label y (±1), from the library.
-fn evaluate(loss: &str, margin: Option<f64>, y: f64, xs: &[f64]) -> Result<(Vec<f64>, Vec<f64>), Fail> {
+fn evaluate(
+    loss: &str,
+    margin: Option<f64>,
+    kink: Kink,
+    y: f64,
+    xs: &[f64],
+) -> Result<(Vec<f64>, Vec<f64>), Fail> {
     let n = xs.len();
     let t = vec![y; n];
     let (mut out, mut g) = (vec![0.0; n], vec![0.0; n]);
     let (r, one) = (Reduction::None, [1.0]);
     match loss {
-        "hinge" => {
-            Hinge::new().margin(margin.unwrap_or(1.0)).forward_backward(xs, &t, r, &one, &mut out, &mut g)
-        }
+        "hinge" => Hinge::new()
+            .margin(margin.unwrap_or(1.0))
+            .kink(kink)
+            .forward_backward(xs, &t, r, &one, &mut out, &mut g),
         "squared-hinge" => SquaredHinge::new()
             .margin(margin.unwrap_or(1.0))
             .forward_backward(xs, &t, r, &one, &mut out, &mut g),
         "hinge-embedding" => HingeEmbedding::new()
             .margin(margin.unwrap_or(1.0))
+            .kink(kink)
             .forward_backward(xs, &t, r, &one, &mut out, &mut g),
         "soft-margin" => SoftMargin::new().forward_backward(xs, &t, r, &one, &mut out, &mut g),
         _ => {
@@ -92,6 +107,7 @@ fn evaluate(loss: &str, margin: Option<f64>, y: f64, xs: &[f64]) -> Result<(Vec<
             let mut g2 = vec![0.0; n];
             MarginRanking::new()
                 .margin(margin.unwrap_or(0.0))
+                .kink(kink)
                 .forward_backward(xs, &zeros, &t, r, &one, &mut out, &mut g, &mut g2)
         }
     }?;
@@ -128,7 +144,7 @@ fn curves(args: &PlotArgs, (a, b): (f64, f64)) -> Result<Vec<Curve>, Fail> {
             }
         }
         for y in [1.0, -1.0] {
-            let (loss, grad) = evaluate(name, margin, y, &xs).map_err(|e| {
+            let (loss, grad) = evaluate(name, margin, kink_of(args.kink), y, &xs).map_err(|e| {
                 usage(format!(
                     "--range {}:{}: {name} cannot be drawn over this range ({}); use a narrower range",
                     show(a),
@@ -303,6 +319,12 @@ pub fn run(args: &PlotArgs) -> Result<(), Fail> {
         if args.losses.iter().all(|l| l == "soft-margin") {
             return Err(usage("soft-margin does not take --margin"));
         }
+    }
+    if args.kink.is_some() && args.losses.iter().all(|l| l == "soft-margin" || l == "squared-hinge") {
+        return Err(usage(format!(
+            "--kink: {} has no kink (it is differentiable everywhere)",
+            args.losses.join(", ")
+        )));
     }
     let range = match &args.range {
         Some(s) => parse_range(s)?,

@@ -317,6 +317,28 @@ fn margin_diagnostics() {
 }
 
 #[test]
+fn untrained_class_scores_are_a_note_that_keeps_the_margin() {
+    // Scores of an untrained 4-class model: small, the true class rarely on top. torch's
+    // MultiMarginLoss still has a loss and a gradient for every row; lowering the margin
+    // (to 0: a perceptron loss) is not the remedy, and the rows are not "inverted".
+    let (_g, d) = Data::new();
+    let x: Vec<f32> = (0..32).map(|i| ((i * 37 % 11) as f32 - 5.0) * 0.01).collect();
+    let s = npy_f32(&d, "untrained.npy", &[8, 4], &x);
+    let y = npy_i64(&d, "y.npy", &[8], &[0, 1, 2, 3, 3, 2, 1, 0]);
+    for loss in ["multi-margin", "multiclass-hinge"] {
+        let r =
+            expect(&[loss, "--input", &s, "--target", &y], 0, &["margin-never-reached", "margin-summary"]);
+        let f = finding(&r, "margin-never-reached");
+        assert_eq!(f["severity"], "note", "{f}");
+        let (msg, fix) = (f["message"].as_str().unwrap(), f["fix"].as_str().unwrap());
+        assert!(msg.contains("expected for scores of an untrained model"), "{msg}");
+        assert!(!msg.contains("inverted"), "{msg}");
+        assert!(fix.starts_with("nothing to change before training: keep the margin 1"), "{fix}");
+        assert!(!fix.contains("--margin"), "{fix}");
+    }
+}
+
+#[test]
 fn json_report_schema() {
     let (_g, d) = Data::new();
     let (x, y) = hinge_pair(&d, "clean", CLEAN_Q);
@@ -467,6 +489,42 @@ fn plot_curves_are_the_library_values() {
     assert!(first.1 < last.1, "SVG y grows downwards: the loss falls from 1 to 0: {first:?} {last:?}");
     let mid = pts[pts.len() * 3 / 4];
     assert_eq!(mid.1, last.1, "flat at zero past the margin");
+}
+
+/// The value the y = +1 gradient curve of `hinge --grad` on 0:2 takes at its kink x = 1,
+/// read back from the SVG's pixels (−1 before the kink, 0 after it).
+fn grad_at_kink(args: &[&str]) -> f64 {
+    let doc = plot(args);
+    let lines: Vec<_> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("polyline") && n.attribute("stroke-width") == Some("2"))
+        .collect();
+    // hinge with --grad: loss y=+1, loss y=-1, grad y=+1, grad y=-1.
+    let pts: Vec<f64> = lines[2]
+        .attribute("points")
+        .unwrap()
+        .split_whitespace()
+        .map(|p| p.split_once(',').unwrap().1.parse().unwrap())
+        .collect();
+    // The grid is 601 points over 0:2 (x = 1 is the middle one): -1 left of the kink, 0
+    // right of it; map the kink's pixel back to a value.
+    assert_eq!(pts.len(), 601);
+    let (before, kink, after) = (pts[0], pts[300], pts[600]);
+    -(kink - after) / (before - after)
+}
+
+#[test]
+fn plot_kink_draws_the_chosen_subgradient() {
+    let (_g, d) = Data::new();
+    let out = d.join("k.svg").display().to_string();
+    let range = "--range=0:2";
+    let half = grad_at_kink(&["hinge", range, "--grad", "--kink", "half", "-o", &out]);
+    assert!((half + 0.5).abs() < 0.02, "{half}");
+    let one = grad_at_kink(&["hinge", range, "--grad", "--kink", "one", "-o", &out]);
+    assert!((one + 1.0).abs() < 0.02, "{one}");
+    let torch = grad_at_kink(&["hinge", range, "--grad", "-o", &out]);
+    assert!(torch.abs() < 0.02, "{torch}");
+    fails(&["plot", "squared-hinge", "-o", &out, "--kink", "one"], 2, "squared-hinge has no kink");
 }
 
 #[test]

@@ -251,21 +251,60 @@ fn eval_summary_is_readable() {
     assert!(text.starts_with("hinge  mean, float32, strict\nloss  2.1\ngrad  input: shape [3]"), "{text}");
 }
 
+fn read_f32(path: &Path) -> (Vec<u64>, Vec<f64>) {
+    let bytes = std::fs::read(path).unwrap();
+    let npy = npyz::NpyFile::new(&bytes[..]).unwrap();
+    let shape = npy.shape().to_vec();
+    (shape, npy.into_vec::<f32>().unwrap().into_iter().map(f64::from).collect())
+}
+
 #[test]
-fn demo_walks_through_the_article() {
-    let out = bin().arg("demo").output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let text = String::from_utf8(out.stdout).unwrap();
-    assert!(text.contains("hinge_embedding, torch-compat: -0.1000"), "{text}");
-    assert!(text.contains(
-        "error: hinge_embedding expects distances >= 0, got -0.5 at input[1]; for classifier scores use hinge"
-    ));
-    assert!(text.contains("hinge (max(0, 1 - y*x)):       2.1000"));
-    // torch 2.15 prints 0.4938560426235199; ours is the correctly rounded mean, 1 ulp away.
-    assert!(text
-        .contains("mean loss   0.4938560128211975   torch 2.15 prints 0.4938560426235199: 1 f32 ulp apart"));
-    assert!(text.contains("|grad a|    6.25014"), "{text}");
-    assert!(text.contains("|grad b|    6.16255"), "{text}");
+fn eval_hinge_embedding_on_cosine_distance_matches_the_article() {
+    // torch 2.15 (tools/gen_fixtures.py article()):
+    // F.hinge_embedding_loss(1 - F.cosine_similarity(a, b), y, margin=0.2), backward.
+    let art = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/article");
+    let (a, b, y) = (art.join("a.npy"), art.join("b.npy"), art.join("y.npy"));
+    let expected: Value =
+        serde_json::from_str(&std::fs::read_to_string(art.join("expected.json")).unwrap()).unwrap();
+    let run = |reduction: &str| -> Value {
+        let out = bin()
+            .args(["eval", "hinge-embedding", "--input1"])
+            .arg(&a)
+            .arg("--input2")
+            .arg(&b)
+            .arg("--target")
+            .arg(&y)
+            .args(["--distance", "cosine", "--margin", "0.2", "--reduction", reduction, "--json"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let mean = run("mean");
+    assert_eq!(mean["loss"]["shape"], serde_json::json!([]));
+    let got = num(&mean["loss"]["data"][0]);
+    let want = num(&expected["mean"]);
+    assert!((got - want).abs() <= 3e-5 * want, "{got} vs {want}");
+    for (arg, file) in [("input1", "grad_a.npy"), ("input2", "grad_b.npy")] {
+        let (shape, g) = read_f32(&art.join(file));
+        let want = serde_json::json!({"shape": shape, "data": g});
+        assert_close(arg, &mean["grad"][arg], &want, "float32");
+    }
+    let none = run("none");
+    let want = serde_json::json!({"shape": [100], "data": expected["none"]});
+    assert_close("none", &none["loss"], &want, "float32");
+}
+
+#[test]
+fn demo_data_is_the_article_fixture() {
+    // `marginloss demo` embeds crates/marginloss-cli/data/article/ (a package cannot reach
+    // outside its crate); it must stay a byte-for-byte copy of fixtures/article/.
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    for name in ["a.npy", "b.npy", "y.npy", "expected.json"] {
+        let copy = std::fs::read(root.join("data/article").join(name)).unwrap();
+        let fixture = std::fs::read(root.join("../../fixtures/article").join(name)).unwrap();
+        assert!(copy == fixture, "data/article/{name} differs from fixtures/article/{name}");
+    }
 }
 
 /// A bad invocation: exit code, a single stderr line containing `needle`, empty stdout.

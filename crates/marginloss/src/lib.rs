@@ -76,7 +76,8 @@ pub use loss::*;
 pub use options::{Kink, Labels, Mode};
 pub use reduction::{Output, Reduction};
 
-/// The README's Rust example, compiled and run as a doctest.
+/// The crate README's Rust example, compiled and run as a doctest (the workspace README
+/// shows the same code; `tests/workspace.rs` holds the two equal).
 #[cfg(doctest)]
-#[doc = include_str!("../../../README.md")]
+#[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;

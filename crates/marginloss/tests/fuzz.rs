@@ -804,7 +804,7 @@ fn class_case<T: Float>(src: &mut Src<'_>) {
             let wr = wt.as_deref();
             match which {
                 0 => {
-                    let l = MultiMargin::new().p(p).margin(margin).mode(mode);
+                    let l = MultiMargin::new().p(f64::from(p)).margin(margin).mode(mode);
                     run!(
                         args,
                         || l.forward(&xt, &t, classes, wr, r).map(|o| o.into_vec()),

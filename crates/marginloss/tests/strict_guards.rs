@@ -171,7 +171,7 @@ fn strict_mode_reports_an_overflow_of_finite_input_with_the_first_index() {
     assert_eq!(overflow(e.unwrap_err()), ("loss", "output", Some(1)));
 
     // multi_margin with p = 2: z² overflows in row 1.
-    let e = MultiMargin::new().p(2).forward(&[0.0f32, 0.0, -1e20, 1e20], &[0, 0], 2, None, Reduction::None);
+    let e = MultiMargin::new().p(2.0).forward(&[0.0f32, 0.0, -1e20, 1e20], &[0, 0], 2, None, Reduction::None);
     assert_eq!(overflow(e.unwrap_err()), ("loss", "output", Some(1)));
 
     // Row losses: the squared distance overflows f32 in row 1.

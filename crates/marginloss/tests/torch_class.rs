@@ -29,8 +29,7 @@ fn run_case<T: Float>(
     match loss {
         "multi_margin" => {
             let w = c.inputs.get("weight").map(|w| w.as_vec::<T>());
-            let l =
-                MultiMargin::new().p(c.f64_opt("p", 1.0) as u32).margin(c.f64_opt("margin", 1.0)).mode(mode);
+            let l = MultiMargin::new().p(c.f64_opt("p", 1.0)).margin(c.f64_opt("margin", 1.0)).mode(mode);
             match grad {
                 None => l.forward_into(&x, &t, cl, w.as_deref(), r, out),
                 Some(g) => l.forward_backward(&x, &t, cl, w.as_deref(), r, &up, out, g),
@@ -201,7 +200,7 @@ fn multi_margin_fused_equals_reference() {
         let w = rng.vec(c, 0.0, 2.0);
         let weight = if trial % 3 == 0 { None } else { Some(&w[..]) };
         let (losses, g) = reference::multi_margin(&x, &y, c, p, margin, weight);
-        let l = MultiMargin::new().p(p).margin(margin);
+        let l = MultiMargin::new().p(f64::from(p)).margin(margin);
         check_against_reference(&format!("trial {trial}"), &mut rng, n, &losses, &g, |r, up, out, grad| {
             l.forward_backward(&x, &y, c, weight, r, up, out, grad).unwrap()
         });
@@ -325,7 +324,7 @@ fn multi_margin_gradient_matches_finite_differences() {
                 })
             })
             .collect();
-        let l = MultiMargin::new().p(p).margin(margin);
+        let l = MultiMargin::new().p(f64::from(p)).margin(margin);
         for r in [Reduction::Sum, Reduction::Mean] {
             let (mut out, mut g) = ([0.0], vec![0.0; x.len()]);
             l.forward_backward(&x, &y, c, weight, r, &[1.0], &mut out, &mut g).unwrap();

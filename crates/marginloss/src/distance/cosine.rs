@@ -99,6 +99,23 @@ pub(crate) fn cos_row_backward<T: Float, const ADD: bool>(
     // term is 0 for a zero row), and symmetrically for x2: two coefficients a row, so the
     // element loop is two multiply-adds with no division.
     let k12 = g / (r.c1 * r.c2);
+    if a.len() == 1 && (r.n1 > 0.0 && r.n1.is_finite()) && (r.n2 > 0.0 && r.n2.is_finite()) {
+        // One element: a² = ‖a‖², so ∂cos/∂a = b/(c1·c2) − a·(ab/(c1·c2))·a/(c1·‖a‖)
+        // = b/(c1·c2) · (1 − ‖a‖/c1), which is exactly 0 when the norm is not clamped
+        // (c1 = ‖a‖), as torch's is; the general form below leaves a rounding residue.
+        let fa = T::of(k12 * (1.0 - r.n1 / r.c1));
+        let fb = T::of(k12 * (1.0 - r.n2 / r.c2));
+        // `+ 0` turns the −0 of a negative element times 0 into +0.
+        let (da, db) = (b[0] * fa + T::zero(), a[0] * fb + T::zero());
+        if ADD {
+            ga[0] = ga[0] + da;
+            gb[0] = gb[0] + db;
+        } else {
+            ga[0] = da;
+            gb[0] = db;
+        }
+        return;
+    }
     let ka = if r.n1 > 0.0 { g * r.cos / (r.c1 * r.n1) } else { 0.0 };
     let kb = if r.n2 > 0.0 { g * r.cos / (r.c2 * r.n2) } else { 0.0 };
     let (k12, ka, kb) = (T::of(k12), T::of(ka), T::of(kb));
@@ -289,6 +306,14 @@ fn check_eps<T: Float>(loss: &'static str, eps: f64, mode: Mode) -> Result<()> {
 
 /// [`CosineSimilarity`] with eps = 1e-8 over rows of length `dim`.
 ///
+/// ```
+/// use marginloss::cosine_similarity;
+/// // rows of 2: cos([1, 0], [1, 1]) = 1/√2, cos([0, 2], [0, -3]) = −1
+/// let c = cosine_similarity(&[1.0f64, 0.0, 0.0, 2.0], &[1.0, 1.0, 0.0, -3.0], 2)?;
+/// assert!((c[0] - 0.5f64.sqrt()).abs() < 1e-15 && c[1] == -1.0);
+/// # Ok::<(), marginloss::Error>(())
+/// ```
+///
 /// # Errors
 /// As [`CosineSimilarity::forward`].
 pub fn cosine_similarity<T: Float>(input1: &[T], input2: &[T], dim: usize) -> Result<Vec<T>> {
@@ -297,7 +322,22 @@ pub fn cosine_similarity<T: Float>(input1: &[T], input2: &[T], dim: usize) -> Re
 
 /// The cosine distance `1 − cos(x1, x2)` with torch's per-norm eps (default 1e-8): the
 /// distance `TripletMarginWithDistanceLoss` users most often pass as
-/// `lambda x, y: 1 - F.cosine_similarity(x, y)`.
+/// `lambda x, y: 1 - F.cosine_similarity(x, y)`, and the article's distance for
+/// `HingeEmbeddingLoss` (`HingeEmbedding::new().on(CosineDistance::new())`).
+///
+/// ```text
+/// d(x1, x2) = 1 − Σ x1·x2 / (max(‖x1‖, eps) · max(‖x2‖, eps))
+/// ```
+///
+/// ```
+/// use marginloss::{CosineDistance, Distance};
+/// let d = CosineDistance::new();
+/// // cos([1, 0], [1, 1]) = 1/√2, so d = 1 − 1/√2 ≈ 0.2929.
+/// let v: f64 = d.distance(&[1.0, 0.0], &[1.0, 1.0]);
+/// assert!((v - (1.0 - 0.5f64.sqrt())).abs() < 1e-15);
+/// // A zero row has cosine 0 (the norm is clamped to eps), so distance 1.
+/// assert_eq!(CosineDistance::new().eps(1e-6).distance(&[0.0f32, 0.0], &[1.0, 2.0]), 1.0);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 #[non_exhaustive]
 pub struct CosineDistance {
@@ -308,6 +348,19 @@ pub struct CosineDistance {
 impl Default for CosineDistance {
     fn default() -> Self {
         CosineDistance { eps: 1e-8 }
+    }
+}
+
+impl CosineDistance {
+    /// The cosine distance with eps = 1e-8, as torch's `F.cosine_similarity` default.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Sets eps, the lower bound of each norm (strict mode rejects a negative or
+    /// non-finite eps when a loss uses the distance).
+    pub fn eps(mut self, eps: f64) -> Self {
+        self.eps = eps;
+        self
     }
 }
 
@@ -386,6 +439,52 @@ mod tests {
         for (g, w) in g1.iter().zip(want) {
             assert!((g - w).abs() <= 1e-9 * w.abs(), "{g} vs {w}");
         }
+    }
+
+    #[test]
+    fn rows_of_one_element_have_exactly_zero_gradient_unless_clamped() {
+        // torch 2.15: F.cosine_similarity(a, b) on (N, 1) rows is ±1 with gradient exactly 0
+        // (x/‖x‖ = ±1 exactly); the general form would leave a 1-ulp residue (5.96e-8 in f32).
+        let a = [1.1f32, -0.3, 7.0e-3, 123.456, -2.5e-5, 3.0];
+        let b = [0.7f32, 0.9, -4.4, 1.0e-3, -17.0, 3.0];
+        let n = a.len();
+        let (mut out, mut g1, mut g2) = (vec![0.0f32; n], vec![1.0f32; n], vec![1.0f32; n]);
+        CosineSimilarity::new().forward_backward(&a, &b, 1, &[1.0], &mut out, &mut g1, &mut g2).unwrap();
+        for i in 0..n {
+            assert_eq!(out[i].abs(), 1.0, "row {i}");
+            assert_eq!((g1[i].to_bits(), g2[i].to_bits()), (0, 0), "row {i}: {} {}", g1[i], g2[i]);
+        }
+        let a64: Vec<f64> = a.iter().map(|&v| f64::from(v)).collect();
+        let b64: Vec<f64> = b.iter().map(|&v| f64::from(v)).collect();
+        let (mut o, mut h1, mut h2) = (vec![0.0; n], vec![1.0; n], vec![1.0; n]);
+        CosineSimilarity::new().forward_backward(&a64, &b64, 1, &[2.0], &mut o, &mut h1, &mut h2).unwrap();
+        assert!(h1.iter().chain(&h2).all(|&g| g.to_bits() == 0), "{h1:?} {h2:?}");
+        // The cosine distance (through the loss that uses it) gets the same exact zero.
+        let d = CosineDistance::new();
+        let (mut d1, mut d2) = ([5.0f32], [5.0f32]);
+        let rows = RowPair::of(&[1.1f32], &[-0.7]);
+        let v = d.distance_backward(rows, |_| 1.0, GradPair::of(1, &mut d1, &mut d2));
+        assert_eq!((v, d1[0].to_bits(), d2[0].to_bits()), (2.0, 0, 0));
+        let (mut e1, mut e2) = ([0.0f32], [0.0f32]);
+        Distance::<f32>::backward(&d, rows, 1.0, GradPair::of(1, &mut e1, &mut e2));
+        assert_eq!((e1[0].to_bits(), e2[0].to_bits()), (0, 0));
+    }
+
+    #[test]
+    fn a_clamped_row_of_one_element_keeps_its_gradient() {
+        // ‖a‖ = 5e-9 < eps = 1e-8: ∂cos/∂a = b/(eps·|b|)·(1 − ‖a‖/eps) = sign(b)·0.5e8.
+        let (a, b) = ([5e-9f64, 0.0, 2.0], [-3.0f64, 4.0, 0.0]);
+        let (mut out, mut g1, mut g2) = ([0.0; 3], [0.0; 3], [0.0; 3]);
+        CosineSimilarity::new().forward_backward(&a, &b, 1, &[1.0], &mut out, &mut g1, &mut g2).unwrap();
+        let (want, w1, w2) = crate::reference::cosine_similarity(&a, &b, 1, 1e-8);
+        assert_eq!(out.to_vec(), want);
+        for (g, w) in g1.iter().chain(&g2).zip(w1.iter().chain(&w2)) {
+            assert!((g - w).abs() <= 1e-9 * w.abs().max(1.0), "{g} vs {w}");
+        }
+        assert!((g1[0] + 0.5e8).abs() < 1e-6, "{}", g1[0]);
+        // a zero row: cos 0, ∂cos/∂a = b/(eps·|b|), ∂cos/∂b = 0 (a = 0); x2 = 0 likewise.
+        assert_eq!((g1[1], g2[1]), (1e8, 0.0));
+        assert_eq!((g1[2], g2[2]), (0.0, 1e8));
     }
 
     #[test]

@@ -122,6 +122,55 @@ pub struct Internal(());
 /// PyTorch's `TripletMarginWithDistanceLoss` takes `distance_function`). The methods
 /// receive a [`RowPair`] (and a [`GradPair`]), whose rows are of equal length by
 /// construction; they must not panic on finite input.
+///
+/// The built-in distances, called directly:
+///
+/// ```
+/// use marginloss::{CosineDistance, Distance, GradPair, PairwiseDistance, RowPair};
+/// let (x1, x2) = ([1.0f64, 0.0], [1.0, 1.0]);
+/// // ‖x1 − x2 + 1e-6‖₂ = ‖(1e-6, −1 + 1e-6)‖ ≈ 1 − 1e-6
+/// let d = PairwiseDistance::new().distance(RowPair::new(&x1, &x2)?);
+/// assert!((d - (1.0 - 1e-6)).abs() < 1e-11);
+/// // 1 − cos = 1 − 1/√2, and its gradient g·∂d/∂x1 = −g·(x2/(‖x1‖‖x2‖) − cos·x1/‖x1‖²)
+/// let cd = CosineDistance::new();
+/// assert!((cd.distance(RowPair::new(&x1, &x2)?) - (1.0 - 0.5f64.sqrt())).abs() < 1e-15);
+/// let (mut g1, mut g2) = ([0.0; 2], [0.0; 2]);
+/// let rows = RowPair::new(&x1, &x2)?;
+/// cd.backward(rows, 1.0, GradPair::new(rows, &mut g1, &mut g2)?);
+/// let h = 0.5f64.sqrt();
+/// assert!((g1[0] - 0.0).abs() < 1e-15 && (g1[1] + h).abs() < 1e-15);
+/// # let _ = g2;
+/// # Ok::<(), marginloss::Error>(())
+/// ```
+///
+/// Your own distance, plugged into [`HingeEmbedding::on`](crate::HingeEmbedding::on): the
+/// L1 distance, `Σ |x1 − x2|`, with subgradient `sign(x1 − x2)`:
+///
+/// ```
+/// use marginloss::{Distance, GradPair, HingeEmbedding, Reduction, RowPair};
+/// struct L1;
+/// impl Distance<f64> for L1 {
+///     fn name(&self) -> &'static str { "l1" }
+///     fn distance(&self, rows: RowPair<'_, f64>) -> f64 {
+///         rows.x1().iter().zip(rows.x2()).map(|(a, b)| (a - b).abs()).sum()
+///     }
+///     fn backward(&self, rows: RowPair<'_, f64>, g: f64, grads: GradPair<'_, f64>) {
+///         let (x1, x2) = (rows.x1(), rows.x2());
+///         let (g1, g2) = grads.split();
+///         for i in 0..rows.len() {
+///             let s = g * (x1[i] - x2[i]).signum();
+///             g1[i] += s;
+///             g2[i] -= s;
+///         }
+///     }
+/// }
+/// // rows of 2: d = 3 for the similar pair (loss 3), d = 0.5 for the dissimilar one
+/// // (loss max(0, 1 − 0.5) = 0.5)
+/// let (x1, x2, y) = ([1.0, 2.0, 0.0, 0.0], [0.0, 0.0, 0.25, -0.25], [1.0, -1.0]);
+/// let l = HingeEmbedding::new().on(L1).forward(&x1, &x2, &y, 2, Reduction::None)?.into_vec();
+/// assert_eq!(l, vec![3.0, 0.5]);
+/// # Ok::<(), marginloss::Error>(())
+/// ```
 pub trait Distance<T: Float>: Sync {
     /// The distance's name, used in error messages.
     fn name(&self) -> &'static str;

@@ -528,6 +528,14 @@ impl<T: Float> Distance<T> for PairwiseDistance {
 
 /// [`PairwiseDistance`] with p = 2, eps = 1e-6 over rows of length `dim`.
 ///
+/// ```
+/// use marginloss::pairwise_distance;
+/// // ‖x1 − x2 + eps‖₂ with eps = 1e-6: ‖(−3, −4) + 1e-6‖ = 5 − 1.4e-6
+/// let d = pairwise_distance(&[0.0f64, 0.0], &[3.0, 4.0], 2)?;
+/// assert!((d[0] - (5.0 - 1.4e-6)).abs() < 1e-11);
+/// # Ok::<(), marginloss::Error>(())
+/// ```
+///
 /// # Errors
 /// As [`PairwiseDistance::forward`].
 pub fn pairwise_distance<T: Float>(input1: &[T], input2: &[T], dim: usize) -> Result<Vec<T>> {

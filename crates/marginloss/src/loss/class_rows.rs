@@ -2,11 +2,12 @@
 //! `multiclass_hinge`, `multilabel_margin`).
 //!
 //! The input is a flat row-major `(N, C)` buffer; each row has `targets_per_row(C)`
-//! `i64` targets (one class index, or a `−1`-terminated list of C entries). A loss
+//! integer targets (any [`ClassIndex`] type) (one class index, or a `−1`-terminated list of C entries). A loss
 //! supplies the per-row formula ([`ClassRows`]); the driver checks shapes, walks the rows
 //! once (the target range check and the strict finiteness check ride along), reduces, and
 //! locates the first offender only after a pass has failed.
 
+use super::class_index::ClassIndex;
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::kernel::non_finite;
@@ -27,31 +28,31 @@ pub(crate) struct RowLoss<T> {
 pub(crate) trait ClassRows<T: Float>: Clone + Send + Sync {
     /// The loss's name in errors.
     const LOSS: &'static str;
-    /// Number of `i64` targets per row of `classes` scores.
+    /// Number of targets per row of `classes` scores.
     fn targets_per_row(classes: usize) -> usize;
     /// Whether one target entry is in range (checked in both modes, before `row`).
     fn target_ok(v: i64, classes: usize) -> bool;
     /// Whether every target entry of a row is in range.
     #[inline(always)]
-    fn targets_ok(t: &[i64], classes: usize) -> bool {
-        t.iter().fold(true, |ok, &v| ok & Self::target_ok(v, classes))
+    fn targets_ok<I: ClassIndex>(t: &[I], classes: usize) -> bool {
+        t.iter().fold(true, |ok, &v| ok & Self::target_ok(v.as_i64(), classes))
     }
     /// The error for the out-of-range target `value` at flat index `index`.
     fn target_error(index: usize, value: i64, classes: usize) -> Error;
     /// The loss of one row whose targets passed `targets_ok`.
-    fn row(&mut self, x: &[T], t: &[i64]) -> RowLoss<T>;
+    fn row<I: ClassIndex>(&mut self, x: &[T], t: &[I]) -> RowLoss<T>;
     /// The loss of one row and its gradient: overwrites `grad` (the row's C elements) with
     /// `up · ∂(per-sample loss)/∂x`, `scale` being [`grad_scale`](Self::grad_scale)'s value.
-    fn row_grad(&mut self, x: &[T], t: &[i64], scale: T, up: T, grad: &mut [T]) -> RowLoss<T>;
+    fn row_grad<I: ClassIndex>(&mut self, x: &[T], t: &[I], scale: T, up: T, grad: &mut [T]) -> RowLoss<T>;
     /// The per-call gradient factor for `n` rows of `classes` (e.g. torch's
     /// `1/(N·C)` for mean).
     fn grad_scale(reduction: Reduction, n: usize, classes: usize) -> T;
 }
 
 /// Checks `classes`, the input and target lengths, and emptiness; returns N.
-pub(crate) fn rows_of<T: Float, K: ClassRows<T>>(
+pub(crate) fn rows_of<T: Float, K: ClassRows<T>, I: ClassIndex>(
     input: &[T],
-    target: &[i64],
+    target: &[I],
     classes: usize,
     mode: Mode,
 ) -> Result<usize> {
@@ -94,9 +95,9 @@ pub(crate) fn rows_of<T: Float, K: ClassRows<T>>(
 
 /// The first out-of-range target (error path only).
 #[cold]
-fn locate_target<T: Float, K: ClassRows<T>>(target: &[i64], classes: usize) -> Error {
-    match target.iter().position(|&v| !K::target_ok(v, classes)) {
-        Some(i) => K::target_error(i, target[i], classes),
+fn locate_target<T: Float, K: ClassRows<T>, I: ClassIndex>(target: &[I], classes: usize) -> Error {
+    match target.iter().position(|&v| !K::target_ok(v.as_i64(), classes)) {
+        Some(i) => K::target_error(i, target[i].as_i64(), classes),
         None => Error::Empty { loss: K::LOSS, arg: "target" },
     }
 }
@@ -111,19 +112,19 @@ fn locate_non_finite_input<T: Float>(loss: &'static str, input: &[T]) -> Error {
 }
 
 /// Forward only: `out` has `reduction.output_len(N)` elements.
-pub(crate) fn forward<T: Float, K: ClassRows<T>>(
+pub(crate) fn forward<T: Float, K: ClassRows<T>, I: ClassIndex>(
     k: &K,
     mode: Mode,
     input: &[T],
-    target: &[i64],
+    target: &[I],
     classes: usize,
     reduction: Reduction,
     out: &mut [T],
 ) -> Result<()> {
-    let n = rows_of::<T, K>(input, target, classes, mode)?;
+    let n = rows_of::<T, K, I>(input, target, classes, mode)?;
     check_buffer(K::LOSS, "output", out.len(), reduction.output_len(n))?;
     let strict = mode.is_strict();
-    let (sum, finite, in_range) = pass::<T, K, false>(
+    let (sum, finite, in_range) = pass::<T, K, I, false>(
         k,
         input,
         target,
@@ -134,24 +135,24 @@ pub(crate) fn forward<T: Float, K: ClassRows<T>>(
         &mut [],
         strict,
     );
-    finish::<T, K>(k, mode, (input, target, classes), reduction, n, (in_range, finite, sum), &[], out, &[])
+    finish::<T, K, I>(k, mode, (input, target, classes), reduction, n, (in_range, finite, sum), &[], out, &[])
 }
 
 /// Fused forward and backward: one pass writes the loss into `out` and
 /// `upstream · ∂out/∂input` into `grad` (overwritten).
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn forward_backward<T: Float, K: ClassRows<T>>(
+pub(crate) fn forward_backward<T: Float, K: ClassRows<T>, I: ClassIndex>(
     k: &K,
     mode: Mode,
     input: &[T],
-    target: &[i64],
+    target: &[I],
     classes: usize,
     reduction: Reduction,
     upstream: &[T],
     out: &mut [T],
     grad: &mut [T],
 ) -> Result<()> {
-    let n = rows_of::<T, K>(input, target, classes, mode)?;
+    let n = rows_of::<T, K, I>(input, target, classes, mode)?;
     check_buffer(K::LOSS, "output", out.len(), reduction.output_len(n))?;
     check_buffer(K::LOSS, "grad input", grad.len(), input.len())?;
     check_upstream(K::LOSS, reduction, upstream.len(), n)?;
@@ -160,8 +161,8 @@ pub(crate) fn forward_backward<T: Float, K: ClassRows<T>>(
     let up = (ups, upstream.first().copied().unwrap_or(T::zero()), scale);
     let strict = mode.is_strict();
     let (sum, finite, in_range) =
-        pass::<T, K, true>(k, input, target, classes, reduction, up, out, grad, strict);
-    finish::<T, K>(
+        pass::<T, K, I, true>(k, input, target, classes, reduction, up, out, grad, strict);
+    finish::<T, K, I>(
         k,
         mode,
         (input, target, classes),
@@ -182,10 +183,10 @@ pub(crate) fn forward_backward<T: Float, K: ClassRows<T>>(
 /// gradient element) and whether every target was in range (a part stops at its first
 /// out-of-range target).
 #[allow(clippy::too_many_arguments)]
-fn pass<T: Float, K: ClassRows<T>, const GRAD: bool>(
+fn pass<T: Float, K: ClassRows<T>, I: ClassIndex, const GRAD: bool>(
     k: &K,
     input: &[T],
-    target: &[i64],
+    target: &[I],
     classes: usize,
     reduction: Reduction,
     (ups, up, scale): (&[T], T, T),
@@ -202,17 +203,17 @@ fn pass<T: Float, K: ClassRows<T>, const GRAD: bool>(
         (Rows(input, classes), Rows(target, tpr), ups, out, Rows(grad, classes)),
         &|(x, t, ups, out, g)| {
             let k = k.clone();
-            crate::simd::vectorize(Part::<T, K, GRAD> { k, x, t, ups, up, scale, out, g, strict })
+            crate::simd::vectorize(Part::<T, K, I, GRAD> { k, x, t, ups, up, scale, out, g, strict })
         },
         &|(a, fa, ra), (b, fb, rb)| (a + b, fa & fb, ra & rb),
     )
 }
 
 /// One part of [`pass`].
-struct Part<'a, T, K, const GRAD: bool> {
+struct Part<'a, T, K, I, const GRAD: bool> {
     k: K,
     x: Rows<&'a [T]>,
-    t: Rows<&'a [i64]>,
+    t: Rows<&'a [I]>,
     ups: &'a [T],
     up: T,
     scale: T,
@@ -221,7 +222,7 @@ struct Part<'a, T, K, const GRAD: bool> {
     strict: bool,
 }
 
-impl<T: Float, K: ClassRows<T>, const GRAD: bool> pulp::WithSimd for Part<'_, T, K, GRAD> {
+impl<T: Float, K: ClassRows<T>, I: ClassIndex, const GRAD: bool> pulp::WithSimd for Part<'_, T, K, I, GRAD> {
     type Output = (f64, bool, bool);
 
     #[inline(always)]
@@ -261,10 +262,10 @@ impl<T: Float, K: ClassRows<T>, const GRAD: bool> pulp::WithSimd for Part<'_, T,
 
 #[allow(clippy::too_many_arguments)]
 #[inline]
-fn finish<T: Float, K: ClassRows<T>>(
+fn finish<T: Float, K: ClassRows<T>, I: ClassIndex>(
     k: &K,
     mode: Mode,
-    (input, target, classes): (&[T], &[i64], usize),
+    (input, target, classes): (&[T], &[I], usize),
     reduction: Reduction,
     n: usize,
     (in_range, finite, sum): (bool, bool, f64),
@@ -273,7 +274,7 @@ fn finish<T: Float, K: ClassRows<T>>(
     grad: &[T],
 ) -> Result<()> {
     if !in_range {
-        return Err(locate_target::<T, K>(target, classes));
+        return Err(locate_target::<T, K, I>(target, classes));
     }
     if reduction != Reduction::None {
         out[0] = reduction.finish(sum, n);
@@ -287,9 +288,9 @@ fn finish<T: Float, K: ClassRows<T>>(
 /// The error of a failed strict pass (error path only): the first non-finite input, else
 /// the overflow.
 #[cold]
-fn strict_error<T: Float, K: ClassRows<T>>(
+fn strict_error<T: Float, K: ClassRows<T>, I: ClassIndex>(
     k: &K,
-    (input, target, classes): (&[T], &[i64], usize),
+    (input, target, classes): (&[T], &[I], usize),
     reduction: Reduction,
     upstream: &[T],
     out: &[T],

@@ -124,6 +124,16 @@ impl Contrastive {
 /// [`Contrastive`] with its defaults (margin 1, ±1 labels with +1 similar, strict) on
 /// `(N, dim)` rows.
 ///
+/// ```
+/// use marginloss::{contrastive, Reduction};
+/// // d ≈ 5 for the similar pair (½·d² ≈ 12.5), d ≈ 0.5 for the dissimilar one
+/// // (½·max(0, 1 − d)² ≈ 0.125); d includes torch's eps = 1e-6 added to the difference
+/// let (x1, x2, y) = ([0.0f64, 0.0, 0.0, 0.0], [3.0, 4.0, 0.3, 0.4], [1.0, -1.0]);
+/// let l = contrastive(&x1, &x2, &y, 2, Reduction::None)?.into_vec();
+/// assert!((l[0] - 12.5).abs() < 1e-4 && (l[1] - 0.125).abs() < 1e-5);
+/// # Ok::<(), marginloss::Error>(())
+/// ```
+///
 /// # Errors
 /// As [`Contrastive::forward`].
 pub fn contrastive<T: Float>(

@@ -127,6 +127,15 @@ impl CosineEmbedding {
 
 /// [`CosineEmbedding`] with its defaults (margin 0, ±1 labels, strict) on `(N, dim)` rows.
 ///
+/// ```
+/// use marginloss::{cosine_embedding, Reduction};
+/// // rows of 2: cos = 1/√2 for the similar pair (loss 1 − 1/√2), 0 for the dissimilar one
+/// let (x1, x2, y) = ([1.0f64, 0.0, 1.0, 0.0], [1.0, 1.0, 0.0, 1.0], [1.0, -1.0]);
+/// let l = cosine_embedding(&x1, &x2, &y, 2, Reduction::None)?.into_vec();
+/// assert!((l[0] - (1.0 - 0.5f64.sqrt())).abs() < 1e-9 && l[1] == 0.0);
+/// # Ok::<(), marginloss::Error>(())
+/// ```
+///
 /// # Errors
 /// As [`CosineEmbedding::forward`].
 pub fn cosine_embedding<T: Float>(

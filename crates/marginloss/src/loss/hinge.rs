@@ -104,6 +104,16 @@ impl Hinge {
 
 /// [`Hinge`] with its defaults on `f32` or `f64` slices.
 ///
+/// ```
+/// use marginloss::{hinge, Reduction};
+/// // max(0, 1 − y·x) = [1.8, 1.5, 3.0]: the article's scores
+/// let (x, y) = ([0.8f64, -0.5, 2.0], [-1.0, 1.0, -1.0]);
+/// let l = hinge(&x, &y, Reduction::None)?.into_vec();
+/// assert!(l.iter().zip([1.8, 1.5, 3.0]).all(|(a, b)| (a - b).abs() < 1e-15));
+/// assert!((hinge(&x, &y, Reduction::Mean)?.scalar().unwrap() - 2.1).abs() < 1e-15);
+/// # Ok::<(), marginloss::Error>(())
+/// ```
+///
 /// # Errors
 /// As [`Hinge::forward`].
 pub fn hinge<T: Float>(input: &[T], target: &[T], reduction: Reduction) -> Result<Output<T>> {

@@ -119,6 +119,16 @@ impl HingeEmbedding {
 
 /// [`HingeEmbedding`] with its defaults on `f32` or `f64` slices.
 ///
+/// ```
+/// use marginloss::{hinge_embedding, Reduction};
+/// // distances x ≥ 0: x for y = 1, max(0, 1 − x) for y = −1 → [0.3, 0.2, 0.0]
+/// let (x, y) = ([0.3f64, 0.8, 1.5], [1.0, -1.0, -1.0]);
+/// let l = hinge_embedding(&x, &y, Reduction::None)?.into_vec();
+/// assert!(l.iter().zip([0.3, 0.2, 0.0]).all(|(a, b)| (a - b).abs() < 1e-15));
+/// assert!((hinge_embedding(&x, &y, Reduction::Sum)?.scalar().unwrap() - 0.5).abs() < 1e-15);
+/// # Ok::<(), marginloss::Error>(())
+/// ```
+///
 /// # Errors
 /// As [`HingeEmbedding::forward`].
 pub fn hinge_embedding<T: Float>(input: &[T], target: &[T], reduction: Reduction) -> Result<Output<T>> {

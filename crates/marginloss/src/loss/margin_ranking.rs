@@ -231,6 +231,16 @@ impl MarginRanking {
 
 /// [`MarginRanking`] with its defaults (margin 0) on `f32` or `f64` slices.
 ///
+/// ```
+/// use marginloss::{margin_ranking, Reduction};
+/// // max(0, −y·(x1 − x2) + 0): x1 should rank higher (y = 1); the second pair is 0.5 wrong
+/// let (x1, x2, y) = ([1.0f64, 0.2], [0.5, 0.7], [1.0, 1.0]);
+/// let l = margin_ranking(&x1, &x2, &y, Reduction::None)?.into_vec();
+/// assert!(l[0] == 0.0 && (l[1] - 0.5).abs() < 1e-15);
+/// assert!((margin_ranking(&x1, &x2, &y, Reduction::Mean)?.scalar().unwrap() - 0.25).abs() < 1e-15);
+/// # Ok::<(), marginloss::Error>(())
+/// ```
+///
 /// # Errors
 /// As [`MarginRanking::forward`].
 pub fn margin_ranking<T: Float>(

@@ -1,5 +1,6 @@
 //! The losses, one file each.
 
+mod class_index;
 mod class_rows;
 mod contrastive;
 mod cosine_embedding;
@@ -16,6 +17,7 @@ mod squared_hinge;
 mod triplet_margin;
 mod triplet_margin_with_distance;
 
+pub use class_index::{ClassIndex, SignedClassIndex};
 pub use contrastive::{contrastive, Contrastive};
 pub use cosine_embedding::{cosine_embedding, CosineEmbedding};
 pub use hinge::{hinge, Hinge};

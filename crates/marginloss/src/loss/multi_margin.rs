@@ -1,5 +1,6 @@
 //! PyTorch's `MultiMarginLoss`: the Weston–Watkins multiclass hinge, divided by C.
 
+use super::class_index::ClassIndex;
 use super::class_rows::{self, ClassRows, RowLoss};
 use crate::error::{Error, Result, Value};
 use crate::float::Float;
@@ -75,8 +76,10 @@ const LOSS: &str = "multi_margin";
 #[derive(Clone, Copy, Debug, PartialEq)]
 #[non_exhaustive]
 pub struct MultiMargin {
-    /// The exponent p, 1 (default) or 2.
-    pub p: u32,
+    /// The exponent p, 1 (default) or 2. An `f64` like every `p` in this crate
+    /// ([`TripletMargin::p`](crate::TripletMargin::p), [`PairwiseDistance::p`](crate::PairwiseDistance::p))
+    /// and like torch's `p` argument; any other value is rejected when the loss is computed.
+    pub p: f64,
     /// The margin (default 1.0).
     pub margin: f64,
     /// Strict (default) or torch-compat.
@@ -85,7 +88,7 @@ pub struct MultiMargin {
 
 impl Default for MultiMargin {
     fn default() -> Self {
-        MultiMargin { p: 1, margin: 1.0, mode: Mode::Strict }
+        MultiMargin { p: 1.0, margin: 1.0, mode: Mode::Strict }
     }
 }
 
@@ -94,8 +97,19 @@ impl MultiMargin {
     pub fn new() -> Self {
         Self::default()
     }
-    /// Sets the exponent p (1 or 2; anything else is rejected when the loss is computed).
-    pub fn p(mut self, p: u32) -> Self {
+    /// Sets the exponent p (1 or 2; anything else, 1.5 included, is rejected when the loss
+    /// is computed, in both modes, as torch rejects it).
+    ///
+    /// ```
+    /// use marginloss::{MultiMargin, Reduction};
+    /// let (x, y) = ([0.1f64, 0.2, 0.4, 0.8], [3i64]);
+    /// // z = 1 − 0.8 + [0.1, 0.2, 0.4] = [0.3, 0.4, 0.6]; p = 2: (0.09 + 0.16 + 0.36) / 4.
+    /// let l = MultiMargin::new().p(2.0).forward(&x, &y, 4, None, Reduction::Sum)?;
+    /// assert!((l.scalar().unwrap() - 0.1525).abs() < 1e-15);
+    /// assert!(MultiMargin::new().p(1.5).forward(&x, &y, 4, None, Reduction::Sum).is_err());
+    /// # Ok::<(), marginloss::Error>(())
+    /// ```
+    pub fn p(mut self, p: f64) -> Self {
         self.p = p;
         self
     }
@@ -115,13 +129,8 @@ impl MultiMargin {
         weight: Option<&'w [T]>,
         classes: usize,
     ) -> Result<MultiMarginKernel<'w, T>> {
-        if self.p != 1 && self.p != 2 {
-            return Err(Error::Option {
-                loss: LOSS,
-                option: "p",
-                value: Value(f64::from(self.p)),
-                expected: "1 or 2",
-            });
+        if self.p != 1.0 && self.p != 2.0 {
+            return Err(Error::Option { loss: LOSS, option: "p", value: Value(self.p), expected: "1 or 2" });
         }
         finite_option::<T>(LOSS, "margin", self.margin, self.mode)?;
         if let Some(w) = weight {
@@ -150,7 +159,7 @@ impl MultiMargin {
             }
         }
         Ok(MultiMarginKernel {
-            squared: self.p == 2,
+            squared: self.p == 2.0,
             margin: T::of(self.margin),
             weight,
             classes: T::of(classes as f64),
@@ -162,16 +171,16 @@ impl MultiMargin {
     ///
     /// # Errors
     /// As listed in this type's docs.
-    pub fn forward<T: Float>(
+    pub fn forward<T: Float, I: ClassIndex>(
         &self,
         input: &[T],
-        target: &[i64],
+        target: &[I],
         classes: usize,
         weight: Option<&[T]>,
         reduction: Reduction,
     ) -> Result<Output<T>> {
         self.kernel(weight, classes)?;
-        let n = class_rows::rows_of::<T, MultiMarginKernel<'_, T>>(input, target, classes, self.mode)?;
+        let n = class_rows::rows_of::<T, MultiMarginKernel<'_, T>, I>(input, target, classes, self.mode)?;
         let mut out = vec![T::zero(); reduction.output_len(n)];
         self.forward_into(input, target, classes, weight, reduction, &mut out)?;
         Ok(Output::from_buffer(reduction, out))
@@ -182,10 +191,10 @@ impl MultiMargin {
     ///
     /// # Errors
     /// As [`forward`](Self::forward), plus a wrongly sized `out`.
-    pub fn forward_into<T: Float>(
+    pub fn forward_into<T: Float, I: ClassIndex>(
         &self,
         input: &[T],
-        target: &[i64],
+        target: &[I],
         classes: usize,
         weight: Option<&[T]>,
         reduction: Reduction,
@@ -206,10 +215,10 @@ impl MultiMargin {
     /// As [`forward_into`](Self::forward_into), plus wrongly sized `upstream` or
     /// `grad_input`. On error the buffers' contents are unspecified.
     #[allow(clippy::too_many_arguments)]
-    pub fn forward_backward<T: Float>(
+    pub fn forward_backward<T: Float, I: ClassIndex>(
         &self,
         input: &[T],
-        target: &[i64],
+        target: &[I],
         classes: usize,
         weight: Option<&[T]>,
         reduction: Reduction,
@@ -227,11 +236,21 @@ impl MultiMargin {
 /// [`MultiMargin`] with torch's defaults (p = 1, margin 1, no weight, strict) on an
 /// `(N, classes)` input.
 ///
+/// ```
+/// use marginloss::{multi_margin, Reduction};
+/// // loss-spec §2 golden vector (torch 2.15): rows [0.1, 0.2, 0.4, 0.8] (class 3) and
+/// // [0.5, 0.1, 0.3, 0.0] (class 0) give [0.325, 0.475], mean 0.4
+/// let x = [0.1f64, 0.2, 0.4, 0.8, 0.5, 0.1, 0.3, 0.0];
+/// let l = multi_margin(&x, &[3, 0], 4, Reduction::Mean)?;
+/// assert!((l.scalar().unwrap() - 0.4).abs() < 1e-15);
+/// # Ok::<(), marginloss::Error>(())
+/// ```
+///
 /// # Errors
 /// As [`MultiMargin::forward`].
-pub fn multi_margin<T: Float>(
+pub fn multi_margin<T: Float, I: ClassIndex>(
     input: &[T],
-    target: &[i64],
+    target: &[I],
     classes: usize,
     reduction: Reduction,
 ) -> Result<Output<T>> {
@@ -264,8 +283,8 @@ impl<T: Float> ClassRows<T> for MultiMarginKernel<'_, T> {
     }
 
     #[inline]
-    fn row(&mut self, x: &[T], t: &[i64]) -> RowLoss<T> {
-        let y = t[0] as usize;
+    fn row<I: ClassIndex>(&mut self, x: &[T], t: &[I]) -> RowLoss<T> {
+        let y = t[0].as_i64() as usize;
         let base = self.margin - x[y];
         let w = self.weight.map_or(T::one(), |w| w[y]);
         // The classes before and after y, each a branch-free loop over lanes.
@@ -280,8 +299,8 @@ impl<T: Float> ClassRows<T> for MultiMarginKernel<'_, T> {
     }
 
     #[inline]
-    fn row_grad(&mut self, x: &[T], t: &[i64], g: T, up: T, grad: &mut [T]) -> RowLoss<T> {
-        let y = t[0] as usize;
+    fn row_grad<I: ClassIndex>(&mut self, x: &[T], t: &[I], g: T, up: T, grad: &mut [T]) -> RowLoss<T> {
+        let y = t[0].as_i64() as usize;
         let base = self.margin - x[y];
         let w = self.weight.map_or(T::one(), |w| w[y]);
         let (mut acc, mut dacc, mut finite) = ([T::zero(); LANES], [T::zero(); LANES], x[y].is_finite());
@@ -405,7 +424,7 @@ mod tests {
     fn target_weight_multiplies_after_the_power() {
         // p = 2, w[y] = 2, z = 0.5: 2 · 0.25 / 2 = 0.25, not (2 · 0.5)² / 2 = 0.5.
         let w = [2.0, 1.0];
-        let (out, g) = fused(MultiMargin::new().p(2), &[0.5, 0.0], &[0], 2, Some(&w), Reduction::Sum);
+        let (out, g) = fused(MultiMargin::new().p(2.0), &[0.5, 0.0], &[0], 2, Some(&w), Reduction::Sum);
         assert_eq!(out, vec![0.25]);
         assert_eq!(g, vec![-1.0, 1.0]); // 2·z·w[y]/C = 2·0.5·2/2
     }
@@ -460,10 +479,16 @@ mod tests {
 
     #[test]
     fn p_other_than_1_or_2_is_rejected() {
-        let e = MultiMargin::new().p(3).forward(&[0.0f32; 2], &[0], 2, None, Reduction::Sum).unwrap_err();
+        let e = MultiMargin::new().p(3.0).forward(&[0.0f32; 2], &[0], 2, None, Reduction::Sum).unwrap_err();
         assert_eq!(e.to_string(), "multi_margin: option p must be 1 or 2, got 3");
+        // p is an f64 as TripletMargin's and PairwiseDistance's are: a fractional or NaN p
+        // is an error, never truncated to 1.
+        for bad in [1.5, f64::NAN, f64::INFINITY] {
+            let e = MultiMargin::new().p(bad).forward(&[0.0f32; 2], &[0], 2, None, Reduction::Sum);
+            assert!(e.unwrap_err().to_string().starts_with("multi_margin: option p must be 1 or 2, got"));
+        }
         let e = MultiMargin::new()
-            .p(0)
+            .p(0.0)
             .mode(Mode::TorchCompat)
             .forward(&[0.0f32; 2], &[0], 2, None, Reduction::Sum)
             .unwrap_err();
@@ -503,7 +528,7 @@ mod tests {
             e.to_string(),
             "multi_margin: target has shape [3] but one class index per row of input, shape [2]"
         );
-        let e = multi_margin(&[0.0f64; 0], &[], 0, Reduction::Sum).unwrap_err();
+        let e = multi_margin(&[0.0f64; 0], &[0i64; 0], 0, Reduction::Sum).unwrap_err();
         assert_eq!(
             e.to_string(),
             "multi_margin: input has shape [0, 0] but at least one class (classes >= 1)"
@@ -517,15 +542,23 @@ mod tests {
 
     #[test]
     fn empty_batch_is_rejected_strictly_and_nan_or_zero_in_torch_compat() {
-        let e = multi_margin::<f32>(&[], &[], 3, Reduction::Mean).unwrap_err();
+        let e = multi_margin::<f32, i64>(&[], &[], 3, Reduction::Mean).unwrap_err();
         assert_eq!(
             e.to_string(),
             "multi_margin got an empty input; strict mode rejects it because the mean of nothing is \
              undefined (torch-compat mode gives NaN for mean, 0 for sum)"
         );
         let l = MultiMargin::new().mode(Mode::TorchCompat);
-        assert!(l.forward::<f32>(&[], &[], 3, None, Reduction::Mean).unwrap().scalar().unwrap().is_nan());
-        assert_eq!(l.forward::<f32>(&[], &[], 3, None, Reduction::Sum).unwrap().scalar(), Some(0.0));
-        assert_eq!(l.forward::<f32>(&[], &[], 3, None, Reduction::None).unwrap(), Output::Elements(vec![]));
+        assert!(l
+            .forward::<f32, i64>(&[], &[], 3, None, Reduction::Mean)
+            .unwrap()
+            .scalar()
+            .unwrap()
+            .is_nan());
+        assert_eq!(l.forward::<f32, i64>(&[], &[], 3, None, Reduction::Sum).unwrap().scalar(), Some(0.0));
+        assert_eq!(
+            l.forward::<f32, i64>(&[], &[], 3, None, Reduction::None).unwrap(),
+            Output::Elements(vec![])
+        );
     }
 }

@@ -1,5 +1,6 @@
 //! The Crammer–Singer multiclass hinge loss (scikit-learn's and optax's multiclass hinge).
 
+use super::class_index::ClassIndex;
 use super::class_rows::{self, ClassRows, RowLoss};
 use crate::error::{Error, Result};
 use crate::float::Float;
@@ -112,15 +113,15 @@ impl MulticlassHinge {
     ///
     /// # Errors
     /// As listed in this type's docs.
-    pub fn forward<T: Float>(
+    pub fn forward<T: Float, I: ClassIndex>(
         &self,
         input: &[T],
-        target: &[i64],
+        target: &[I],
         classes: usize,
         reduction: Reduction,
     ) -> Result<Output<T>> {
         self.kernel(input, classes)?;
-        let n = class_rows::rows_of::<T, MulticlassHingeKernel<T>>(input, target, classes, self.mode)?;
+        let n = class_rows::rows_of::<T, MulticlassHingeKernel<T>, I>(input, target, classes, self.mode)?;
         let mut out = vec![T::zero(); reduction.output_len(n)];
         self.forward_into(input, target, classes, reduction, &mut out)?;
         Ok(Output::from_buffer(reduction, out))
@@ -131,10 +132,10 @@ impl MulticlassHinge {
     ///
     /// # Errors
     /// As [`forward`](Self::forward), plus a wrongly sized `out`.
-    pub fn forward_into<T: Float>(
+    pub fn forward_into<T: Float, I: ClassIndex>(
         &self,
         input: &[T],
-        target: &[i64],
+        target: &[I],
         classes: usize,
         reduction: Reduction,
         out: &mut [T],
@@ -154,10 +155,10 @@ impl MulticlassHinge {
     /// As [`forward_into`](Self::forward_into), plus wrongly sized `upstream` or
     /// `grad_input`. On error the buffers' contents are unspecified.
     #[allow(clippy::too_many_arguments)]
-    pub fn forward_backward<T: Float>(
+    pub fn forward_backward<T: Float, I: ClassIndex>(
         &self,
         input: &[T],
-        target: &[i64],
+        target: &[I],
         classes: usize,
         reduction: Reduction,
         upstream: &[T],
@@ -173,11 +174,20 @@ impl MulticlassHinge {
 
 /// [`MulticlassHinge`] with its defaults (margin 1, strict) on an `(N, classes)` input.
 ///
+/// ```
+/// use marginloss::{multiclass_hinge, Reduction};
+/// // max(0, 1 + max_{j≠y} x_j − x_y): 1 + 0.4 − 0.8 = 0.6 and 1 + 0.3 − 0.5 = 0.8
+/// let x = [0.1f64, 0.2, 0.4, 0.8, 0.5, 0.1, 0.3, 0.0];
+/// let l = multiclass_hinge(&x, &[3u32, 0], 4, Reduction::None)?.into_vec();
+/// assert!((l[0] - 0.6).abs() < 1e-15 && (l[1] - 0.8).abs() < 1e-15);
+/// # Ok::<(), marginloss::Error>(())
+/// ```
+///
 /// # Errors
 /// As [`MulticlassHinge::forward`].
-pub fn multiclass_hinge<T: Float>(
+pub fn multiclass_hinge<T: Float, I: ClassIndex>(
     input: &[T],
-    target: &[i64],
+    target: &[I],
     classes: usize,
     reduction: Reduction,
 ) -> Result<Output<T>> {
@@ -267,15 +277,15 @@ impl<T: Float> ClassRows<T> for MulticlassHingeKernel<T> {
     }
 
     #[inline(always)]
-    fn row(&mut self, x: &[T], t: &[i64]) -> RowLoss<T> {
-        let (u, _, finite) = self.argument(x, t[0] as usize);
+    fn row<I: ClassIndex>(&mut self, x: &[T], t: &[I]) -> RowLoss<T> {
+        let (u, _, finite) = self.argument(x, t[0].as_i64() as usize);
         let value = relu(u);
         RowLoss { value, reduced: value.f64(), finite }
     }
 
     #[inline(always)]
-    fn row_grad(&mut self, x: &[T], t: &[i64], scale: T, up: T, grad: &mut [T]) -> RowLoss<T> {
-        let y = t[0] as usize;
+    fn row_grad<I: ClassIndex>(&mut self, x: &[T], t: &[I], scale: T, up: T, grad: &mut [T]) -> RowLoss<T> {
+        let y = t[0].as_i64() as usize;
         let (u, top, finite) = self.argument(x, y);
         grad.fill(T::zero());
         if u > T::zero() {
@@ -374,9 +384,9 @@ mod tests {
     fn non_finite_margin_and_empty_input_are_rejected_strictly() {
         let e = MulticlassHinge::new().margin(f64::NAN).forward(&[0.0f32, 1.0], &[0], 2, Reduction::Sum);
         assert_eq!(e.unwrap_err().to_string(), "multiclass_hinge: option margin must be finite, got NaN");
-        let e = multiclass_hinge::<f64>(&[], &[], 2, Reduction::Mean).unwrap_err();
+        let e = multiclass_hinge::<f64, i64>(&[], &[], 2, Reduction::Mean).unwrap_err();
         assert!(e.to_string().starts_with("multiclass_hinge got an empty input"), "{e}");
         let l = MulticlassHinge::new().mode(Mode::TorchCompat);
-        assert!(l.forward::<f64>(&[], &[], 2, Reduction::Mean).unwrap().scalar().unwrap().is_nan());
+        assert!(l.forward::<f64, i64>(&[], &[], 2, Reduction::Mean).unwrap().scalar().unwrap().is_nan());
     }
 }

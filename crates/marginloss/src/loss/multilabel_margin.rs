@@ -1,5 +1,6 @@
 //! PyTorch's `MultiLabelMarginLoss`, and helpers that build its `−1`-padded targets.
 
+use super::class_index::{ClassIndex, SignedClassIndex};
 use super::class_rows::{self, ClassRows, RowLoss};
 use crate::error::{Error, Result, Value};
 use crate::float::Float;
@@ -103,14 +104,14 @@ impl MultilabelMargin {
     ///
     /// # Errors
     /// As listed in this type's docs.
-    pub fn forward<T: Float>(
+    pub fn forward<T: Float, I: SignedClassIndex>(
         &self,
         input: &[T],
-        target: &[i64],
+        target: &[I],
         classes: usize,
         reduction: Reduction,
     ) -> Result<Output<T>> {
-        let n = class_rows::rows_of::<T, MultilabelMarginKernel<T>>(input, target, classes, self.mode)?;
+        let n = class_rows::rows_of::<T, MultilabelMarginKernel<T>, I>(input, target, classes, self.mode)?;
         let mut out = vec![T::zero(); reduction.output_len(n)];
         self.forward_into(input, target, classes, reduction, &mut out)?;
         Ok(Output::from_buffer(reduction, out))
@@ -121,10 +122,10 @@ impl MultilabelMargin {
     ///
     /// # Errors
     /// As [`forward`](Self::forward), plus a wrongly sized `out`.
-    pub fn forward_into<T: Float>(
+    pub fn forward_into<T: Float, I: SignedClassIndex>(
         &self,
         input: &[T],
-        target: &[i64],
+        target: &[I],
         classes: usize,
         reduction: Reduction,
         out: &mut [T],
@@ -144,10 +145,10 @@ impl MultilabelMargin {
     /// As [`forward_into`](Self::forward_into), plus wrongly sized `upstream` or
     /// `grad_input`. On error the buffers' contents are unspecified.
     #[allow(clippy::too_many_arguments)]
-    pub fn forward_backward<T: Float>(
+    pub fn forward_backward<T: Float, I: SignedClassIndex>(
         &self,
         input: &[T],
-        target: &[i64],
+        target: &[I],
         classes: usize,
         reduction: Reduction,
         upstream: &[T],
@@ -163,11 +164,19 @@ impl MultilabelMargin {
 
 /// [`MultilabelMargin`] (strict) on an `(N, classes)` input with `−1`-padded targets.
 ///
+/// ```
+/// use marginloss::{multilabel_margin, Reduction};
+/// // torch's documented example: classes {3, 0} of [0.1, 0.2, 0.4, 0.8] give 0.85
+/// let l = multilabel_margin(&[0.1f64, 0.2, 0.4, 0.8], &[3, 0, -1, 1], 4, Reduction::Mean)?;
+/// assert!((l.scalar().unwrap() - 0.85).abs() < 1e-15);
+/// # Ok::<(), marginloss::Error>(())
+/// ```
+///
 /// # Errors
 /// As [`MultilabelMargin::forward`].
-pub fn multilabel_margin<T: Float>(
+pub fn multilabel_margin<T: Float, I: SignedClassIndex>(
     input: &[T],
-    target: &[i64],
+    target: &[I],
     classes: usize,
     reduction: Reduction,
 ) -> Result<Output<T>> {
@@ -347,7 +356,7 @@ impl<T: Float> MultilabelMarginKernel<T> {
     /// Copies `x` into the scratch with the row's targets (read up to the first −1) set
     /// to `−inf`; returns it and whether `x` is finite.
     #[inline(always)]
-    fn masked(&mut self, x: &[T], t: &[i64]) -> (&[T], bool) {
+    fn masked<I: ClassIndex>(&mut self, x: &[T], t: &[I]) -> (&[T], bool) {
         let xm = match &mut self.scratch {
             Scratch::Stack(a) => &mut a[..x.len()],
             Scratch::Heap(v) => &mut v[..x.len()],
@@ -357,7 +366,7 @@ impl<T: Float> MultilabelMarginKernel<T> {
             *m = v;
             finite &= v.is_finite();
         }
-        for &v in t.iter().take_while(|&&v| v >= 0) {
+        for v in t.iter().map(|v| v.as_i64()).take_while(|&v| v >= 0) {
             xm[v as usize] = T::neg_infinity();
         }
         (xm, finite)
@@ -445,10 +454,10 @@ impl<T: Float> ClassRows<T> for MultilabelMarginKernel<T> {
     }
 
     #[inline]
-    fn row(&mut self, x: &[T], t: &[i64]) -> RowLoss<T> {
+    fn row<I: ClassIndex>(&mut self, x: &[T], t: &[I]) -> RowLoss<T> {
         let (xm, finite) = self.masked(x, t);
         let mut sum = 0.0f64;
-        for &j in t.iter().take_while(|&&v| v >= 0) {
+        for j in t.iter().map(|v| v.as_i64()).take_while(|&v| v >= 0) {
             sum += pass(xm, T::one() - x[j as usize], T::zero(), &mut [], false).0;
         }
         let value = T::of(sum) / self.classes_t;
@@ -456,13 +465,13 @@ impl<T: Float> ClassRows<T> for MultilabelMarginKernel<T> {
     }
 
     #[inline]
-    fn row_grad(&mut self, x: &[T], t: &[i64], g: T, up: T, grad: &mut [T]) -> RowLoss<T> {
+    fn row_grad<I: ClassIndex>(&mut self, x: &[T], t: &[I], g: T, up: T, grad: &mut [T]) -> RowLoss<T> {
         let classes = self.classes;
         let classes_t = self.classes_t;
         let (xm, finite) = self.masked(x, t);
         let mut sum = 0.0f64;
         let mut add = false;
-        for &j in t.iter().take_while(|&&v| v >= 0) {
+        for j in t.iter().map(|v| v.as_i64()).take_while(|&v| v >= 0) {
             let j = j as usize;
             // the targets are −inf in xm, so the pass leaves grad[j] alone (adds 0)
             let (s, active) = pass(xm, T::one() - x[j], g, grad, add);
@@ -566,11 +575,11 @@ mod tests {
             e.to_string(),
             "multilabel_margin: target has shape [1, 4] but the shape of input, [2, 4]"
         );
-        let e = multilabel_margin::<f64>(&[], &[], 4, Reduction::Sum).unwrap_err();
+        let e = multilabel_margin::<f64, i64>(&[], &[], 4, Reduction::Sum).unwrap_err();
         assert!(e.to_string().starts_with("multilabel_margin got an empty input"), "{e}");
         let l = MultilabelMargin::new().mode(Mode::TorchCompat);
-        assert!(l.forward::<f64>(&[], &[], 4, Reduction::Mean).unwrap().scalar().unwrap().is_nan());
-        assert_eq!(l.forward::<f64>(&[], &[], 4, Reduction::Sum).unwrap().scalar(), Some(0.0));
+        assert!(l.forward::<f64, i64>(&[], &[], 4, Reduction::Mean).unwrap().scalar().unwrap().is_nan());
+        assert_eq!(l.forward::<f64, i64>(&[], &[], 4, Reduction::Sum).unwrap().scalar(), Some(0.0));
     }
 
     #[test]
@@ -619,9 +628,9 @@ mod tests {
     fn a_huge_class_count_with_empty_input_allocates_nothing() {
         // torch-compat accepts an empty batch; the scratch must not be sized by `classes`.
         let l = MultilabelMargin::new().mode(Mode::TorchCompat);
-        let v = l.forward::<f32>(&[], &[], 1 << 60, Reduction::Sum).unwrap();
+        let v = l.forward::<f32, i64>(&[], &[], 1 << 60, Reduction::Sum).unwrap();
         assert_eq!(v.scalar(), Some(0.0));
-        let e = MultilabelMargin::new().forward::<f32>(&[0.0; 3], &[0; 3], usize::MAX, Reduction::Sum);
+        let e = MultilabelMargin::new().forward::<f32, i64>(&[0.0; 3], &[0; 3], usize::MAX, Reduction::Sum);
         assert!(e.unwrap_err().to_string().contains("whole number of rows"));
     }
 

@@ -206,6 +206,14 @@ impl MultilabelSoftMargin {
 /// [`MultilabelSoftMargin`] with its defaults and no class weight on `f32` or `f64`
 /// slices of `classes` columns.
 ///
+/// ```
+/// use marginloss::{multilabel_soft_margin, Reduction};
+/// // −(1/C)·Σ_c [t·logσ(x) + (1 − t)·logσ(−x)] at x = 0 is ln 2 whatever the labels
+/// let l = multilabel_soft_margin(&[0.0f64, 0.0], &[1.0, 0.0], 2, Reduction::Mean)?;
+/// assert!((l.scalar().unwrap() - 2f64.ln()).abs() < 1e-15);
+/// # Ok::<(), marginloss::Error>(())
+/// ```
+///
 /// # Errors
 /// As [`MultilabelSoftMargin::forward`].
 pub fn multilabel_soft_margin<T: Float>(

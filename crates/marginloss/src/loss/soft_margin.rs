@@ -94,6 +94,17 @@ impl SoftMargin {
 
 /// [`SoftMargin`] with its defaults on `f32` or `f64` slices.
 ///
+/// ```
+/// use marginloss::{soft_margin, Reduction};
+/// // log(1 + e^(−y·x)) = [ln 2, ln(1 + e²)]
+/// let (x, y) = ([0.0f64, 2.0], [1.0, -1.0]);
+/// let l = soft_margin(&x, &y, Reduction::None)?.into_vec();
+/// assert!((l[0] - 2f64.ln()).abs() < 1e-15 && (l[1] - (1.0 + 2f64.exp()).ln()).abs() < 1e-15);
+/// // stable far out, where torch's float32 overflows: log(1 + e^100) = 100
+/// assert_eq!(soft_margin(&[100.0f32], &[-1.0], Reduction::Mean)?.scalar(), Some(100.0));
+/// # Ok::<(), marginloss::Error>(())
+/// ```
+///
 /// # Errors
 /// As [`SoftMargin::forward`].
 pub fn soft_margin<T: Float>(input: &[T], target: &[T], reduction: Reduction) -> Result<Output<T>> {

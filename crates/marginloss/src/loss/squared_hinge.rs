@@ -94,6 +94,16 @@ impl SquaredHinge {
 
 /// [`SquaredHinge`] with its defaults on `f32` or `f64` slices.
 ///
+/// ```
+/// use marginloss::{squared_hinge, Reduction};
+/// // max(0, 1 − y·x)² = [3.24, 2.25, 9.0]
+/// let (x, y) = ([0.8f64, -0.5, 2.0], [-1.0, 1.0, -1.0]);
+/// let l = squared_hinge(&x, &y, Reduction::None)?.into_vec();
+/// assert!(l.iter().zip([3.24, 2.25, 9.0]).all(|(a, b)| (a - b).abs() < 1e-14));
+/// assert!((squared_hinge(&x, &y, Reduction::Mean)?.scalar().unwrap() - 4.83).abs() < 1e-14);
+/// # Ok::<(), marginloss::Error>(())
+/// ```
+///
 /// # Errors
 /// As [`SquaredHinge::forward`].
 pub fn squared_hinge<T: Float>(input: &[T], target: &[T], reduction: Reduction) -> Result<Output<T>> {

@@ -207,6 +207,15 @@ impl TripletMargin {
 /// [`TripletMargin`] with torch's defaults (margin 1, p = 2, eps = 1e-6, no swap, strict)
 /// on `(N, dim)` rows.
 ///
+/// ```
+/// use marginloss::{triplet_margin, Reduction};
+/// // d(a, p) ≈ 5, d(a, n) ≈ 1 (p-norm with eps = 1e-6): max(0, 1 + 5 − 1) ≈ 5
+/// let (a, p, n) = ([0.0f64, 0.0], [3.0, 4.0], [0.0, 1.0]);
+/// let l = triplet_margin(&a, &p, &n, 2, Reduction::Mean)?;
+/// assert!((l.scalar().unwrap() - 5.0).abs() < 1e-5);
+/// # Ok::<(), marginloss::Error>(())
+/// ```
+///
 /// # Errors
 /// As [`TripletMargin::forward`].
 pub fn triplet_margin<T: Float>(
