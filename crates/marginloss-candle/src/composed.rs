@@ -10,11 +10,20 @@
 //! checks on a host copy (a device-to-host transfer); in [`Mode::TorchCompat`] it stays
 //! on the device.
 
+use crate::op::checked;
 use candle_core::{DType, Device, Result, Tensor, D};
+use marginloss::op::Signature;
 use marginloss::{
     CosineSimilarity, Distance, Hinge, HingeEmbedding, Kink, Labels, MarginRanking, Mode,
     MultilabelSoftMargin, PairwiseDistance, Reduction, SoftMargin, SquaredHinge,
 };
+
+/// Checks `args` against the loss's description (shapes, one device, dtypes: an
+/// unsupported dtype is an error here, in both modes) and converts integer labels to the
+/// input's dtype; the arguments to compute with.
+fn described<L: Signature>(loss: &L, reduction: Reduction, args: &[&Tensor]) -> Result<Vec<Tensor>> {
+    Ok(checked(loss, reduction, args)?.0)
+}
 
 /// Runs `check` on detached host copies of `args` when `mode` is strict.
 fn validate(mode: Mode, args: &[&Tensor], check: impl FnOnce(&[&Tensor]) -> Result<Tensor>) -> Result<()> {
@@ -101,6 +110,8 @@ fn softplus(z: &Tensor) -> Result<Tensor> {
 /// # Errors
 /// As [`crate::hinge`].
 pub fn hinge(input: &Tensor, target: &Tensor, loss: Hinge, reduction: Reduction) -> Result<Tensor> {
+    let a = described(&loss, reduction, &[input, target])?;
+    let (input, target) = (&a[0], &a[1]);
     validate(loss.mode, &[input, target], |a| crate::hinge(a[0], a[1], loss, reduction))?;
     in_f32(&[Some(input), Some(target)], |a| {
         let y = decode(some(&a[1]), loss.labels)?;
@@ -119,6 +130,8 @@ pub fn squared_hinge(
     loss: SquaredHinge,
     reduction: Reduction,
 ) -> Result<Tensor> {
+    let a = described(&loss, reduction, &[input, target])?;
+    let (input, target) = (&a[0], &a[1]);
     validate(loss.mode, &[input, target], |a| crate::squared_hinge(a[0], a[1], loss, reduction))?;
     in_f32(&[Some(input), Some(target)], |a| {
         let y = decode(some(&a[1]), loss.labels)?;
@@ -138,6 +151,8 @@ pub fn hinge_embedding(
     loss: HingeEmbedding,
     reduction: Reduction,
 ) -> Result<Tensor> {
+    let a = described(&loss, reduction, &[input, target])?;
+    let (input, target) = (&a[0], &a[1]);
     validate(loss.mode, &[input, target], |a| crate::hinge_embedding(a[0], a[1], loss, reduction))?;
     in_f32(&[Some(input), Some(target)], |a| {
         let x = some(&a[0]);
@@ -160,6 +175,8 @@ pub fn soft_margin(
     loss: SoftMargin,
     reduction: Reduction,
 ) -> Result<Tensor> {
+    let a = described(&loss, reduction, &[input, target])?;
+    let (input, target) = (&a[0], &a[1]);
     validate(loss.mode, &[input, target], |a| crate::soft_margin(a[0], a[1], loss, reduction))?;
     in_f32(&[Some(input), Some(target)], |a| {
         let y = decode(some(&a[1]), loss.labels)?;
@@ -179,6 +196,8 @@ pub fn margin_ranking(
     loss: MarginRanking,
     reduction: Reduction,
 ) -> Result<Tensor> {
+    let a = described(&loss, reduction, &[input1, input2, target])?;
+    let (input1, input2, target) = (&a[0], &a[1], &a[2]);
     validate(loss.mode, &[input1, input2, target], |a| {
         crate::margin_ranking(a[0], a[1], a[2], loss, reduction)
     })?;
@@ -195,15 +214,6 @@ fn safe_sqrt(s: &Tensor) -> Result<Tensor> {
     (s + &z)?.sqrt()? - z
 }
 
-/// The broadcast pair for a row distance.
-fn pair(x1: &Tensor, x2: &Tensor, loss: &'static str) -> Result<(Tensor, Tensor)> {
-    if x1.dims() == x2.dims() {
-        return Ok((x1.clone(), x2.clone()));
-    }
-    let shape = x1.shape().broadcast_shape_binary_op(x2.shape(), loss)?;
-    Ok((x1.broadcast_as(&shape)?, x2.broadcast_as(&shape)?))
-}
-
 /// [`crate::cosine_similarity`] as candle ops: `Σ x1·x2 / (max(‖x1‖, eps)·max(‖x2‖, eps))`
 /// over the last dimension, the clamp detached as in torch 2.15.
 ///
@@ -211,8 +221,10 @@ fn pair(x1: &Tensor, x2: &Tensor, loss: &'static str) -> Result<(Tensor, Tensor)
 /// As [`crate::cosine_similarity`].
 pub fn cosine_similarity(x1: &Tensor, x2: &Tensor, f: CosineSimilarity) -> Result<Tensor> {
     validate(f.mode, &[x1, x2], |a| crate::cosine_similarity(a[0], a[1], f))?;
-    let (x1, x2) = pair(x1, x2, "cosine_similarity")?;
-    in_f32(&[Some(&x1), Some(&x2)], |a| {
+    let (x1, x2) = crate::broadcast_pair("cosine_similarity", x1, x2)?;
+    let a = described(&f, Reduction::None, &[&x1, &x2])?;
+    let (x1, x2) = (&a[0], &a[1]);
+    in_f32(&[Some(x1), Some(x2)], |a| {
         let (a, b) = (some(&a[0]), some(&a[1]));
         let clamp = |x: &Tensor| -> Result<Tensor> {
             let n = safe_sqrt(&x.sqr()?.sum(D::Minus1)?)?;
@@ -232,8 +244,10 @@ pub fn cosine_similarity(x1: &Tensor, x2: &Tensor, f: CosineSimilarity) -> Resul
 /// As [`crate::pairwise_distance`].
 pub fn pairwise_distance(x1: &Tensor, x2: &Tensor, f: PairwiseDistance) -> Result<Tensor> {
     validate(f.mode, &[x1, x2], |a| crate::pairwise_distance(a[0], a[1], f))?;
-    let (x1, x2) = pair(x1, x2, "pairwise_distance")?;
-    in_f32(&[Some(&x1), Some(&x2)], |a| {
+    let (x1, x2) = crate::broadcast_pair("pairwise_distance", x1, x2)?;
+    let a = described(&f, Reduction::None, &[&x1, &x2])?;
+    let (x1, x2) = (&a[0], &a[1]);
+    in_f32(&[Some(x1), Some(x2)], |a| {
         let v = (some(&a[0]) - some(&a[1]))?.affine(1.0, f.eps)?;
         if f.p == 2.0 {
             safe_sqrt(&v.sqr()?.sum(D::Minus1)?)
@@ -268,6 +282,8 @@ pub fn multilabel_soft_margin(
     loss: MultilabelSoftMargin,
     reduction: Reduction,
 ) -> Result<Tensor> {
+    let a = described(&loss, reduction, &[&[input, target][..], weight.as_slice()].concat())?;
+    let (input, target, weight) = (&a[0], &a[1], a.get(2));
     validate(loss.mode, &[input, target], |a| match weight {
         Some(w) => {
             let w = w.detach().to_device(&Device::Cpu)?;
@@ -323,6 +339,8 @@ pub fn multi_margin(
     loss: marginloss::MultiMargin,
     reduction: Reduction,
 ) -> Result<Tensor> {
+    let a = described(&loss, reduction, &[&[input, target][..], weight.as_slice()].concat())?;
+    let (input, target, weight) = (&a[0], &a[1], a.get(2));
     let host = |t: &Tensor| t.detach().to_device(&Device::Cpu);
     let w_host = weight.map(host).transpose()?;
     crate::multi_margin(&host(input)?, &host(target)?, w_host.as_ref(), loss, reduction)?;
@@ -361,6 +379,8 @@ pub fn multiclass_hinge(
     loss: marginloss::MulticlassHinge,
     reduction: Reduction,
 ) -> Result<Tensor> {
+    let a = described(&loss, reduction, &[input, target])?;
+    let (input, target) = (&a[0], &a[1]);
     let host = |t: &Tensor| t.detach().to_device(&Device::Cpu);
     crate::multiclass_hinge(&host(input)?, &host(target)?, loss, reduction)?;
     in_f32(&[Some(input)], |a| {
@@ -399,6 +419,8 @@ pub fn multilabel_margin(
     loss: marginloss::MultilabelMargin,
     reduction: Reduction,
 ) -> Result<Tensor> {
+    let a = described(&loss, reduction, &[input, target])?;
+    let (input, target) = (&a[0], &a[1]);
     let host = |t: &Tensor| t.detach().to_device(&Device::Cpu);
     crate::multilabel_margin(&host(input)?, &host(target)?, loss, reduction)?;
     in_f32(&[Some(input)], |a| {
@@ -438,6 +460,8 @@ pub fn cosine_embedding(
     loss: marginloss::CosineEmbedding,
     reduction: Reduction,
 ) -> Result<Tensor> {
+    let a = described(&loss, reduction, &[input1, input2, target])?;
+    let (input1, input2, target) = (&a[0], &a[1], &a[2]);
     validate(loss.mode, &[input1, input2, target], |a| {
         crate::cosine_embedding(a[0], a[1], a[2], loss, reduction)
     })?;
@@ -470,6 +494,8 @@ pub fn contrastive(
     loss: marginloss::Contrastive,
     reduction: Reduction,
 ) -> Result<Tensor> {
+    let a = described(&loss, reduction, &[input1, input2, target])?;
+    let (input1, input2, target) = (&a[0], &a[1], &a[2]);
     validate(loss.mode, &[input1, input2, target], |a| {
         crate::contrastive(a[0], a[1], a[2], loss, reduction)
     })?;
@@ -528,6 +554,8 @@ pub fn triplet_margin(
     loss: marginloss::TripletMargin,
     reduction: Reduction,
 ) -> Result<Tensor> {
+    let a = described(&loss, reduction, &[anchor, positive, negative])?;
+    let (anchor, positive, negative) = (&a[0], &a[1], &a[2]);
     validate(loss.mode, &[anchor, positive, negative], |a| {
         crate::triplet_margin(a[0], a[1], a[2], loss, reduction)
     })?;
@@ -555,6 +583,8 @@ pub fn triplet_margin_with_distance<Dist: crate::CandleDistance>(
     loss: marginloss::TripletMarginWithDistance<Dist>,
     reduction: Reduction,
 ) -> Result<Tensor> {
+    let a = described(&loss, reduction, &[anchor, positive, negative])?;
+    let (anchor, positive, negative) = (&a[0], &a[1], &a[2]);
     validate(loss.mode, &[anchor, positive, negative], |a| {
         crate::triplet_margin_with_distance(a[0], a[1], a[2], loss.clone(), reduction)
     })?;
