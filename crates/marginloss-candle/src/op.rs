@@ -41,6 +41,13 @@ fn is_half(dt: DType) -> bool {
     matches!(dt, DType::F16 | DType::BF16)
 }
 
+/// A one-line error of this crate (no backtrace appended, whatever `RUST_BACKTRACE` says).
+macro_rules! fail {
+    ($($arg:tt)*) => {
+        return Err(candle_core::Error::Msg(format!($($arg)*)))
+    };
+}
+
 /// The description's parameter of argument `k` (the arguments follow `PARAMS`).
 fn param<L: Signature>(k: usize) -> Param {
     L::PARAMS.get(k).copied().unwrap_or(Param { name: "argument", kind: Kind::Target })
@@ -63,7 +70,7 @@ pub(crate) fn checked<L: Signature>(
     let geometry = loss.geometry(&shapes, reduction).map_err(core_err)?;
     let (input, dev) = (args[0].dtype(), args[0].device());
     if !is_float(input) {
-        candle_core::bail!(
+        fail!(
             "{}: {} has dtype {input:?}; the losses take a float tensor (f16, bf16, f32, f64)",
             L::NAME,
             param::<L>(0).name
@@ -73,18 +80,18 @@ pub(crate) fn checked<L: Signature>(
     for (k, t) in args.iter().enumerate() {
         let p = param::<L>(k);
         if !t.device().same_device(dev) {
-            candle_core::bail!("{}: {} is on {:?}, the input on {:?}", L::NAME, p.name, t.device(), dev)
+            fail!("{}: {} is on {:?}, the input on {:?}", L::NAME, p.name, t.device(), dev)
         }
         let dt = t.dtype();
         let t = match p.kind {
-            Kind::Index if !is_int(dt) => candle_core::bail!(
+            Kind::Index if !is_int(dt) => fail!(
                 "{}: {} holds class indices and must have an integer dtype (i64, i32, i16, u32, u8), got {dt:?}",
                 L::NAME,
                 p.name
             ),
             Kind::Index => (*t).clone(),
             Kind::Label if is_int(dt) => t.to_dtype(input)?,
-            _ if dt != input => candle_core::bail!(
+            _ if dt != input => fail!(
                 "{}: {} has dtype {dt:?}, expected {input:?} like the input",
                 L::NAME,
                 p.name
@@ -128,7 +135,7 @@ enum Data<'a, T> {
 fn contiguous<'a, T>(data: &'a [T], l: &Layout, name: &str) -> Result<&'a [T]> {
     match l.contiguous_offsets() {
         Some((a, b)) if b <= data.len() => Ok(&data[a..b]),
-        _ => candle_core::bail!("{name}: internal error, the fused op got a non-contiguous input"),
+        _ => fail!("{name}: internal error, the fused op got a non-contiguous input"),
     }
 }
 
@@ -142,7 +149,7 @@ fn index_data<'a>(s: &'a CpuStorage, l: &Layout, loss: &str, arg: &str) -> Resul
         CpuStorage::I32(v) => widen(v, l, loss)?,
         CpuStorage::I16(v) => widen(v, l, loss)?,
         CpuStorage::U8(v) => widen(v, l, loss)?,
-        other => candle_core::bail!(
+        other => fail!(
             "{loss}: {arg} holds class indices and must have an integer dtype (i64, i32, i16, u32, u8), got {:?}",
             other.dtype()
         ),
@@ -159,7 +166,7 @@ fn data_of<'a, T: Elem, L: Signature>(storages: &[(&'a CpuStorage, &Layout)]) ->
                 Ok(Data::Index(index_data(s, l, L::NAME, p.name)?))
             } else {
                 if s.dtype() != <T as WithDType>::DTYPE {
-                    candle_core::bail!(
+                    fail!(
                         "{}: {} has dtype {:?}, expected {:?} like the input",
                         L::NAME,
                         p.name,
@@ -249,7 +256,7 @@ impl<L: Loss> FusedOp<L> {
         match storages[0].0.dtype() {
             DType::F32 => self.cpu_fwd_typed::<f32>(storages),
             DType::F64 => self.cpu_fwd_typed::<f64>(storages),
-            dt => candle_core::bail!("{}: the fused kernel takes f32 or f64 input, got {dt:?}", L::NAME),
+            dt => fail!("{}: the fused kernel takes f32 or f64 input, got {dt:?}", L::NAME),
         }
     }
 
@@ -270,7 +277,7 @@ impl<L: Loss> FusedOp<L> {
             match &**g {
                 Storage::Cpu(s) => storages.push((s, *l)),
                 _ => {
-                    candle_core::bail!("{}: internal error, the fused backward got a non-CPU tensor", L::NAME)
+                    fail!("{}: internal error, the fused backward got a non-CPU tensor", L::NAME)
                 }
             }
         }
@@ -281,7 +288,7 @@ impl<L: Loss> FusedOp<L> {
         match args[0].dtype() {
             DType::F32 => self.bwd_typed::<f32>(args, grad_res),
             DType::F64 => self.bwd_typed::<f64>(args, grad_res),
-            dt => candle_core::bail!("{}: the fused kernel takes f32 or f64 input, got {dt:?}", L::NAME),
+            dt => fail!("{}: the fused kernel takes f32 or f64 input, got {dt:?}", L::NAME),
         }
     }
 }
@@ -394,6 +401,6 @@ fn fused<L: Loss>(loss: L, geometry: Geometry, out_shape: Shape, args: &[&Tensor
     match c.as_slice() {
         [a, b] => a.apply_op2(b, op),
         [a, b, d] => a.apply_op3(b, d, op),
-        _ => candle_core::bail!("{}: internal error, {} arguments", L::NAME, c.len()),
+        _ => fail!("{}: internal error, {} arguments", L::NAME, c.len()),
     }
 }
