@@ -6,6 +6,12 @@
 //! accumulated in the tensor's dtype here (the fused kernels accumulate in `f64`), so
 //! reduced results can differ from the fused ones in the last bits.
 //!
+//! Each function has the loss's name and the arguments of the crate's `*_with` function
+//! (`composed::hinge(&x, &y, Hinge::new(), Reduction::Mean)` is
+//! [`crate::hinge_with`] as candle ops). Every one first checks its arguments against the
+//! core's description of the loss ([`marginloss::op`]: shapes, dtypes, integer labels
+//! converted), so an unsupported dtype is an error here too, in both modes.
+//!
 //! In [`Mode::Strict`] each function first validates its inputs by running the core's
 //! checks on a host copy (a device-to-host transfer); in [`Mode::TorchCompat`] it stays
 //! on the device.

@@ -619,66 +619,29 @@ impl<T: Float> Op<T> for MultilabelSoftMargin {
 }
 
 // ---------------------------------------------------------------------------------------
-// Losses over row pairs: (input1, input2, target).
+// Losses over three row arguments: pairs (input1, input2, target) and triplets (anchor,
+// positive, negative).
 
 const PAIR: &[Param] = RANKING;
-
-macro_rules! pair_op {
-    ($Ty:ty, $name:literal $(, $bound:tt)?) => {
-        impl$(<$bound>)? Signature for $Ty {
-            const NAME: &'static str = $name;
-            const PARAMS: &'static [Param] = PAIR;
-            fn geometry(&self, shapes: &[&[usize]], reduction: Reduction) -> Result<Geometry> {
-                let (s, _) = shapes_n::<3>($name, PAIR, shapes)?;
-                pair_geometry($name, s, reduction)
-            }
-        }
-
-        impl<T: Float $(, $bound: Distance<T>)?> Op<T> for $Ty {
-            fn forward_args(&self, g: &Geometry, args: &[Arg<'_, T>], out: &mut [T]) -> Result<()> {
-                let [x1, x2, t] = unpack($name, PAIR, args)?.f;
-                self.forward_into(x1, x2, t, g.row_len, g.reduction, out)
-            }
-            fn forward_backward_args(
-                &self,
-                g: &Geometry,
-                args: &[Arg<'_, T>],
-                up: &[T],
-                out: &mut [T],
-                grads: &mut [&mut [T]],
-            ) -> Result<()> {
-                let [x1, x2, t] = unpack($name, PAIR, args)?.f;
-                let [g1, g2] = grads_n::<T, 2>($name, grads)?;
-                self.forward_backward(x1, x2, t, g.row_len, g.reduction, up, out, g1, g2)
-            }
-        }
-    };
-}
-
-pair_op!(CosineEmbedding, "cosine_embedding");
-pair_op!(Contrastive, "contrastive");
-pair_op!(DistanceHingeEmbedding<D>, "hinge_embedding", D);
-
-// ---------------------------------------------------------------------------------------
-// Triplet losses: (anchor, positive, negative), all three with gradients.
-
 const TRIPLET: &[Param] = &[p("anchor", Kind::Input), p("positive", Kind::Input), p("negative", Kind::Input)];
 
-macro_rules! triplet_op {
-    ($Ty:ty, $name:literal $(, $bound:tt)?) => {
+/// A loss whose kernels take three float arguments and a row length; `$rule` is its
+/// shape rule and `[$g, …]` names its gradient buffers.
+macro_rules! rows3_op {
+    ($Ty:ty, $name:literal, $params:ident, $rule:ident, [$($g:ident),+] $(, $bound:tt)?) => {
         impl$(<$bound>)? Signature for $Ty {
             const NAME: &'static str = $name;
-            const PARAMS: &'static [Param] = TRIPLET;
+            const PARAMS: &'static [Param] = $params;
             fn geometry(&self, shapes: &[&[usize]], reduction: Reduction) -> Result<Geometry> {
-                let (s, _) = shapes_n::<3>($name, TRIPLET, shapes)?;
-                triplet_geometry($name, s, reduction)
+                let (s, _) = shapes_n::<3>($name, $params, shapes)?;
+                $rule($name, s, reduction)
             }
         }
 
         impl<T: Float $(, $bound: Distance<T>)?> Op<T> for $Ty {
             fn forward_args(&self, g: &Geometry, args: &[Arg<'_, T>], out: &mut [T]) -> Result<()> {
-                let [a, p, n] = unpack($name, TRIPLET, args)?.f;
-                self.forward_into(a, p, n, g.row_len, g.reduction, out)
+                let [a, b, c] = unpack($name, $params, args)?.f;
+                self.forward_into(a, b, c, g.row_len, g.reduction, out)
             }
             fn forward_backward_args(
                 &self,
@@ -688,16 +651,26 @@ macro_rules! triplet_op {
                 out: &mut [T],
                 grads: &mut [&mut [T]],
             ) -> Result<()> {
-                let [a, p, n] = unpack($name, TRIPLET, args)?.f;
-                let [ga, gp, gn] = grads_n::<T, 3>($name, grads)?;
-                self.forward_backward(a, p, n, g.row_len, g.reduction, up, out, ga, gp, gn)
+                let [a, b, c] = unpack($name, $params, args)?.f;
+                let [$($g),+] = grads_n($name, grads)?;
+                self.forward_backward(a, b, c, g.row_len, g.reduction, up, out, $($g),+)
             }
         }
     };
 }
 
-triplet_op!(TripletMargin, "triplet_margin");
-triplet_op!(TripletMarginWithDistance<D>, "triplet_margin_with_distance", D);
+rows3_op!(CosineEmbedding, "cosine_embedding", PAIR, pair_geometry, [g1, g2]);
+rows3_op!(Contrastive, "contrastive", PAIR, pair_geometry, [g1, g2]);
+rows3_op!(DistanceHingeEmbedding<D>, "hinge_embedding", PAIR, pair_geometry, [g1, g2], D);
+rows3_op!(TripletMargin, "triplet_margin", TRIPLET, triplet_geometry, [ga, gp, gn]);
+rows3_op!(
+    TripletMarginWithDistance<D>,
+    "triplet_margin_with_distance",
+    TRIPLET,
+    triplet_geometry,
+    [ga, gp, gn],
+    D
+);
 
 #[cfg(test)]
 mod tests {
