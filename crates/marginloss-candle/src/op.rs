@@ -55,7 +55,8 @@ fn param<L: Signature>(k: usize) -> Param {
 
 /// Checks `args` (in [`Signature::PARAMS`] order, an absent weight left out) against the
 /// loss's description: the shape rule, one device, and the dtypes (a float input; float
-/// targets and weights of the input's dtype; integer class indices). Integer labels
+/// targets and weights of the input's dtype, or f16/bf16/f32 with a half-precision
+/// input; integer class indices). Integer labels
 /// ([`Kind::Label`]) are converted to the input's dtype. Returns the arguments to run on
 /// and the geometry.
 ///
@@ -91,6 +92,8 @@ pub(crate) fn checked<L: Signature>(
             ),
             Kind::Index => (*t).clone(),
             Kind::Label if is_int(dt) => t.to_dtype(input)?,
+            // f16/bf16 compute in f32: any of the three goes with a half-precision input.
+            _ if is_half(input) && (is_half(dt) || dt == DType::F32) => (*t).clone(),
             _ if dt != input => fail!(
                 "{}: {} has dtype {dt:?}, expected {input:?} like the input",
                 L::NAME,

@@ -339,3 +339,17 @@ fn each_short_form_is_the_with_form_with_the_defaults_and_the_mean() {
             .unwrap(),
     );
 }
+
+#[test]
+fn a_half_precision_input_takes_f32_targets_as_before() {
+    let y = t(&PM, &[6], DType::F32);
+    for dt in [DType::F16, DType::BF16] {
+        let x = t(&X, &[6], dt);
+        let half = mc::hinge(&x, &y.to_dtype(dt).unwrap()).unwrap();
+        let mixed = mc::hinge(&x, &y).unwrap();
+        assert_eq!(mixed.dtype(), dt);
+        assert_eq!(f64s(&mixed), f64s(&half), "{dt:?}");
+        let comp = composed::hinge(&x, &y, mc::Hinge::new(), Reduction::Mean).unwrap();
+        assert_eq!(f64s(&comp), f64s(&half), "{dt:?} composed");
+    }
+}
