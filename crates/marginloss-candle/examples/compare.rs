@@ -109,13 +109,17 @@ fn main() -> Result<()> {
 
     type Loss<'a> = Box<dyn Fn(bool) -> Result<Tensor> + 'a>;
     let workloads: Vec<(&'static str, usize, Loss)> = vec![
-        ("hinge", n, Box::new(|f| if f { mc::hinge(&x, &y, h, r) } else { composed::hinge(&x, &y, h, r) })),
+        (
+            "hinge",
+            n,
+            Box::new(|f| if f { mc::hinge_with(&x, &y, h, r) } else { composed::hinge(&x, &y, h, r) }),
+        ),
         (
             "hinge-embedding",
             n,
             Box::new(|f| {
                 if f {
-                    mc::hinge_embedding(&dist, &y, he, r)
+                    mc::hinge_embedding_with(&dist, &y, he, r)
                 } else {
                     composed::hinge_embedding(&dist, &y, he, r)
                 }
@@ -124,16 +128,20 @@ fn main() -> Result<()> {
         (
             "soft-margin",
             n,
-            Box::new(
-                |f| if f { mc::soft_margin(&x, &y, sm, r) } else { composed::soft_margin(&x, &y, sm, r) },
-            ),
+            Box::new(|f| {
+                if f {
+                    mc::soft_margin_with(&x, &y, sm, r)
+                } else {
+                    composed::soft_margin(&x, &y, sm, r)
+                }
+            }),
         ),
         (
             "margin-ranking",
             n,
             Box::new(|f| {
                 if f {
-                    mc::margin_ranking(&x, &x2, &y, mr, r)
+                    mc::margin_ranking_with(&x, &x2, &y, mr, r)
                 } else {
                     composed::margin_ranking(&x, &x2, &y, mr, r)
                 }
@@ -144,7 +152,7 @@ fn main() -> Result<()> {
             rows,
             Box::new(|f| {
                 if f {
-                    mc::cosine_similarity(&a, &b, cs)
+                    mc::cosine_similarity_with(&a, &b, cs)
                 } else {
                     composed::cosine_similarity(&a, &b, cs)
                 }
@@ -155,8 +163,8 @@ fn main() -> Result<()> {
             rows,
             Box::new(|f| {
                 if f {
-                    let d = mc::cosine_similarity(&a, &b, cs)?.affine(-1.0, 1.0)?;
-                    mc::hinge_embedding(&d, &yr, art, r)
+                    let d = mc::cosine_similarity_with(&a, &b, cs)?.affine(-1.0, 1.0)?;
+                    mc::hinge_embedding_with(&d, &yr, art, r)
                 } else {
                     let d = composed::cosine_similarity(&a, &b, cs)?.affine(-1.0, 1.0)?;
                     composed::hinge_embedding(&d, &yr, art, r)

@@ -20,7 +20,7 @@ use std::time::Instant;
 
 use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::{linear, AdamW, Linear, Optimizer, ParamsAdamW, VarBuilder, VarMap};
-use marginloss_candle::{cosine_similarity, hinge_embedding, CosineSimilarity, HingeEmbedding, Reduction};
+use marginloss_candle::{cosine_similarity, hinge_embedding_with, HingeEmbedding, Reduction};
 
 const TRAIN: usize = 1297;
 const BATCH: usize = 256;
@@ -213,8 +213,8 @@ fn main() -> anyhow_free::Result<()> {
         let emb = net.forward(&train_t)?;
         let e1 = emb.index_select(&Tensor::new(ii, &dev)?, 0)?;
         let e2 = emb.index_select(&Tensor::new(jj, &dev)?, 0)?;
-        let x = cosine_similarity(&e1, &e2, CosineSimilarity::new())?.affine(-1.0, 1.0)?;
-        let loss = hinge_embedding(&x, &Tensor::new(yy, &dev)?, loss_fn, Reduction::Mean)?;
+        let x = cosine_similarity(&e1, &e2)?.affine(-1.0, 1.0)?;
+        let loss = hinge_embedding_with(&x, &Tensor::new(yy, &dev)?, loss_fn, Reduction::Mean)?;
         opt.backward_step(&loss)?;
         let l = loss.to_scalar::<f32>()?;
         curve.push(l);

@@ -6,15 +6,30 @@
 //! accumulated in the tensor's dtype here (the fused kernels accumulate in `f64`), so
 //! reduced results can differ from the fused ones in the last bits.
 //!
+//! Each function has the loss's name and the arguments of the crate's `*_with` function
+//! (`composed::hinge(&x, &y, Hinge::new(), Reduction::Mean)` is
+//! [`crate::hinge_with`] as candle ops). Every one first checks its arguments against the
+//! core's description of the loss ([`marginloss::op`]: shapes, dtypes, integer labels
+//! converted), so an unsupported dtype is an error here too, in both modes.
+//!
 //! In [`Mode::Strict`] each function first validates its inputs by running the core's
 //! checks on a host copy (a device-to-host transfer); in [`Mode::TorchCompat`] it stays
 //! on the device.
 
+use crate::op::checked;
 use candle_core::{DType, Device, Result, Tensor, D};
+use marginloss::op::Signature;
 use marginloss::{
     CosineSimilarity, Distance, Hinge, HingeEmbedding, Kink, Labels, MarginRanking, Mode,
     MultilabelSoftMargin, PairwiseDistance, Reduction, SoftMargin, SquaredHinge,
 };
+
+/// Checks `args` against the loss's description (shapes, one device, dtypes: an
+/// unsupported dtype is an error here, in both modes) and converts integer labels to the
+/// input's dtype; the arguments to compute with.
+fn described<L: Signature>(loss: &L, reduction: Reduction, args: &[&Tensor]) -> Result<Vec<Tensor>> {
+    Ok(checked(loss, reduction, args)?.0)
+}
 
 /// Runs `check` on detached host copies of `args` when `mode` is strict.
 fn validate(mode: Mode, args: &[&Tensor], check: impl FnOnce(&[&Tensor]) -> Result<Tensor>) -> Result<()> {
@@ -96,12 +111,14 @@ fn softplus(z: &Tensor) -> Result<Tensor> {
     relu(z, Kink::One)? + (e + 1.0)?.log()?
 }
 
-/// [`crate::hinge`] as candle ops: `max(0, margin − y·x)`.
+/// [`crate::hinge_with`] as candle ops: `max(0, margin − y·x)`.
 ///
 /// # Errors
-/// As [`crate::hinge`].
+/// As [`crate::hinge_with`].
 pub fn hinge(input: &Tensor, target: &Tensor, loss: Hinge, reduction: Reduction) -> Result<Tensor> {
-    validate(loss.mode, &[input, target], |a| crate::hinge(a[0], a[1], loss, reduction))?;
+    let a = described(&loss, reduction, &[input, target])?;
+    let (input, target) = (&a[0], &a[1]);
+    validate(loss.mode, &[input, target], |a| crate::hinge_with(a[0], a[1], loss, reduction))?;
     in_f32(&[Some(input), Some(target)], |a| {
         let y = decode(some(&a[1]), loss.labels)?;
         let u = (y * some(&a[0]))?.affine(-1.0, loss.margin)?;
@@ -109,17 +126,19 @@ pub fn hinge(input: &Tensor, target: &Tensor, loss: Hinge, reduction: Reduction)
     })
 }
 
-/// [`crate::squared_hinge`] as candle ops: `max(0, margin − y·x)²`.
+/// [`crate::squared_hinge_with`] as candle ops: `max(0, margin − y·x)²`.
 ///
 /// # Errors
-/// As [`crate::squared_hinge`].
+/// As [`crate::squared_hinge_with`].
 pub fn squared_hinge(
     input: &Tensor,
     target: &Tensor,
     loss: SquaredHinge,
     reduction: Reduction,
 ) -> Result<Tensor> {
-    validate(loss.mode, &[input, target], |a| crate::squared_hinge(a[0], a[1], loss, reduction))?;
+    let a = described(&loss, reduction, &[input, target])?;
+    let (input, target) = (&a[0], &a[1]);
+    validate(loss.mode, &[input, target], |a| crate::squared_hinge_with(a[0], a[1], loss, reduction))?;
     in_f32(&[Some(input), Some(target)], |a| {
         let y = decode(some(&a[1]), loss.labels)?;
         let u = (y * some(&a[0]))?.affine(-1.0, loss.margin)?;
@@ -127,18 +146,20 @@ pub fn squared_hinge(
     })
 }
 
-/// [`crate::hinge_embedding`] as candle ops, as torch composes it:
+/// [`crate::hinge_embedding_with`] as candle ops, as torch composes it:
 /// `where(y ≠ 1, max(0, margin − x), 0) + where(y ≠ −1, x, 0)`.
 ///
 /// # Errors
-/// As [`crate::hinge_embedding`].
+/// As [`crate::hinge_embedding_with`].
 pub fn hinge_embedding(
     input: &Tensor,
     target: &Tensor,
     loss: HingeEmbedding,
     reduction: Reduction,
 ) -> Result<Tensor> {
-    validate(loss.mode, &[input, target], |a| crate::hinge_embedding(a[0], a[1], loss, reduction))?;
+    let a = described(&loss, reduction, &[input, target])?;
+    let (input, target) = (&a[0], &a[1]);
+    validate(loss.mode, &[input, target], |a| crate::hinge_embedding_with(a[0], a[1], loss, reduction))?;
     in_f32(&[Some(input), Some(target)], |a| {
         let x = some(&a[0]);
         let y = decode(some(&a[1]), loss.labels)?;
@@ -150,17 +171,19 @@ pub fn hinge_embedding(
     })
 }
 
-/// [`crate::soft_margin`] as candle ops: `softplus(−y·x)`, stably.
+/// [`crate::soft_margin_with`] as candle ops: `softplus(−y·x)`, stably.
 ///
 /// # Errors
-/// As [`crate::soft_margin`].
+/// As [`crate::soft_margin_with`].
 pub fn soft_margin(
     input: &Tensor,
     target: &Tensor,
     loss: SoftMargin,
     reduction: Reduction,
 ) -> Result<Tensor> {
-    validate(loss.mode, &[input, target], |a| crate::soft_margin(a[0], a[1], loss, reduction))?;
+    let a = described(&loss, reduction, &[input, target])?;
+    let (input, target) = (&a[0], &a[1]);
+    validate(loss.mode, &[input, target], |a| crate::soft_margin_with(a[0], a[1], loss, reduction))?;
     in_f32(&[Some(input), Some(target)], |a| {
         let y = decode(some(&a[1]), loss.labels)?;
         let z = (y * some(&a[0]))?.neg()?;
@@ -168,10 +191,10 @@ pub fn soft_margin(
     })
 }
 
-/// [`crate::margin_ranking`] as candle ops: `max(0, −y·(x1 − x2) + margin)`.
+/// [`crate::margin_ranking_with`] as candle ops: `max(0, −y·(x1 − x2) + margin)`.
 ///
 /// # Errors
-/// As [`crate::margin_ranking`].
+/// As [`crate::margin_ranking_with`].
 pub fn margin_ranking(
     input1: &Tensor,
     input2: &Tensor,
@@ -179,8 +202,10 @@ pub fn margin_ranking(
     loss: MarginRanking,
     reduction: Reduction,
 ) -> Result<Tensor> {
+    let a = described(&loss, reduction, &[input1, input2, target])?;
+    let (input1, input2, target) = (&a[0], &a[1], &a[2]);
     validate(loss.mode, &[input1, input2, target], |a| {
-        crate::margin_ranking(a[0], a[1], a[2], loss, reduction)
+        crate::margin_ranking_with(a[0], a[1], a[2], loss, reduction)
     })?;
     in_f32(&[Some(input1), Some(input2), Some(target)], |a| {
         let y = decode(some(&a[2]), loss.labels)?;
@@ -195,24 +220,17 @@ fn safe_sqrt(s: &Tensor) -> Result<Tensor> {
     (s + &z)?.sqrt()? - z
 }
 
-/// The broadcast pair for a row distance.
-fn pair(x1: &Tensor, x2: &Tensor, loss: &'static str) -> Result<(Tensor, Tensor)> {
-    if x1.dims() == x2.dims() {
-        return Ok((x1.clone(), x2.clone()));
-    }
-    let shape = x1.shape().broadcast_shape_binary_op(x2.shape(), loss)?;
-    Ok((x1.broadcast_as(&shape)?, x2.broadcast_as(&shape)?))
-}
-
-/// [`crate::cosine_similarity`] as candle ops: `Σ x1·x2 / (max(‖x1‖, eps)·max(‖x2‖, eps))`
+/// [`crate::cosine_similarity_with`] as candle ops: `Σ x1·x2 / (max(‖x1‖, eps)·max(‖x2‖, eps))`
 /// over the last dimension, the clamp detached as in torch 2.15.
 ///
 /// # Errors
-/// As [`crate::cosine_similarity`].
+/// As [`crate::cosine_similarity_with`].
 pub fn cosine_similarity(x1: &Tensor, x2: &Tensor, f: CosineSimilarity) -> Result<Tensor> {
-    validate(f.mode, &[x1, x2], |a| crate::cosine_similarity(a[0], a[1], f))?;
-    let (x1, x2) = pair(x1, x2, "cosine_similarity")?;
-    in_f32(&[Some(&x1), Some(&x2)], |a| {
+    validate(f.mode, &[x1, x2], |a| crate::cosine_similarity_with(a[0], a[1], f))?;
+    let (x1, x2) = crate::broadcast_pair("cosine_similarity", x1, x2)?;
+    let a = described(&f, Reduction::None, &[&x1, &x2])?;
+    let (x1, x2) = (&a[0], &a[1]);
+    in_f32(&[Some(x1), Some(x2)], |a| {
         let (a, b) = (some(&a[0]), some(&a[1]));
         let clamp = |x: &Tensor| -> Result<Tensor> {
             let n = safe_sqrt(&x.sqr()?.sum(D::Minus1)?)?;
@@ -224,16 +242,18 @@ pub fn cosine_similarity(x1: &Tensor, x2: &Tensor, f: CosineSimilarity) -> Resul
     })
 }
 
-/// [`crate::pairwise_distance`] as candle ops: `‖x1 − x2 + eps‖_p` over the last
+/// [`crate::pairwise_distance_with`] as candle ops: `‖x1 − x2 + eps‖_p` over the last
 /// dimension (p = 2 and p = 1 as the core; general p through `powf`; p = ∞ as the max,
 /// its gradient split evenly among tied entries as the core does).
 ///
 /// # Errors
-/// As [`crate::pairwise_distance`].
+/// As [`crate::pairwise_distance_with`].
 pub fn pairwise_distance(x1: &Tensor, x2: &Tensor, f: PairwiseDistance) -> Result<Tensor> {
-    validate(f.mode, &[x1, x2], |a| crate::pairwise_distance(a[0], a[1], f))?;
-    let (x1, x2) = pair(x1, x2, "pairwise_distance")?;
-    in_f32(&[Some(&x1), Some(&x2)], |a| {
+    validate(f.mode, &[x1, x2], |a| crate::pairwise_distance_with(a[0], a[1], f))?;
+    let (x1, x2) = crate::broadcast_pair("pairwise_distance", x1, x2)?;
+    let a = described(&f, Reduction::None, &[&x1, &x2])?;
+    let (x1, x2) = (&a[0], &a[1]);
+    in_f32(&[Some(x1), Some(x2)], |a| {
         let v = (some(&a[0]) - some(&a[1]))?.affine(1.0, f.eps)?;
         if f.p == 2.0 {
             safe_sqrt(&v.sqr()?.sum(D::Minus1)?)
@@ -256,11 +276,11 @@ pub fn pairwise_distance(x1: &Tensor, x2: &Tensor, f: PairwiseDistance) -> Resul
     })
 }
 
-/// [`crate::multilabel_soft_margin`] as candle ops, as torch composes it:
+/// [`crate::multilabel_soft_margin_with`] as candle ops, as torch composes it:
 /// `Σ_c w_c·(t·softplus(−x) + (1 − t)·softplus(x)) / C` per row.
 ///
 /// # Errors
-/// As [`crate::multilabel_soft_margin`].
+/// As [`crate::multilabel_soft_margin_with`].
 pub fn multilabel_soft_margin(
     input: &Tensor,
     target: &Tensor,
@@ -268,12 +288,14 @@ pub fn multilabel_soft_margin(
     loss: MultilabelSoftMargin,
     reduction: Reduction,
 ) -> Result<Tensor> {
+    let a = described(&loss, reduction, &[&[input, target][..], weight.as_slice()].concat())?;
+    let (input, target, weight) = (&a[0], &a[1], a.get(2));
     validate(loss.mode, &[input, target], |a| match weight {
         Some(w) => {
             let w = w.detach().to_device(&Device::Cpu)?;
-            crate::multilabel_soft_margin(a[0], a[1], Some(&w), loss, reduction)
+            crate::multilabel_soft_margin_with(a[0], a[1], Some(&w), loss, reduction)
         }
-        None => crate::multilabel_soft_margin(a[0], a[1], None, loss, reduction),
+        None => crate::multilabel_soft_margin_with(a[0], a[1], None, loss, reduction),
     })?;
     in_f32(&[Some(input), Some(target), weight], |a| {
         let x = some(&a[0]);
@@ -309,13 +331,13 @@ fn one_hot(y: &Tensor, classes: usize, dt: DType) -> Result<Tensor> {
     y.reshape(((), 1))?.broadcast_eq(&range)?.to_dtype(dt)
 }
 
-/// [`crate::multi_margin`] as candle ops, as torch composes it:
+/// [`crate::multi_margin_with`] as candle ops, as torch composes it:
 /// `Σ_{i ≠ y} w[y]·max(0, margin − x[y] + x[i])^p / C` per row.
 ///
 /// The class indices are always checked on the host (in both modes, as the core does).
 ///
 /// # Errors
-/// As [`crate::multi_margin`].
+/// As [`crate::multi_margin_with`].
 pub fn multi_margin(
     input: &Tensor,
     target: &Tensor,
@@ -323,9 +345,11 @@ pub fn multi_margin(
     loss: marginloss::MultiMargin,
     reduction: Reduction,
 ) -> Result<Tensor> {
+    let a = described(&loss, reduction, &[&[input, target][..], weight.as_slice()].concat())?;
+    let (input, target, weight) = (&a[0], &a[1], a.get(2));
     let host = |t: &Tensor| t.detach().to_device(&Device::Cpu);
     let w_host = weight.map(host).transpose()?;
-    crate::multi_margin(&host(input)?, &host(target)?, w_host.as_ref(), loss, reduction)?;
+    crate::multi_margin_with(&host(input)?, &host(target)?, w_host.as_ref(), loss, reduction)?;
     in_f32(&[Some(input), weight], |a| {
         let (x, y) = as_rows(some(&a[0]), target)?;
         let classes = x.dim(1)?;
@@ -347,22 +371,24 @@ pub fn multi_margin(
     })
 }
 
-/// [`crate::multiclass_hinge`] as candle ops, as torch composes it:
+/// [`crate::multiclass_hinge_with`] as candle ops, as torch composes it:
 /// `max(0, margin + s[j*] − s[y])` with `j*` the lowest index of the largest wrong-class
 /// score (its gradient goes to that one class).
 ///
 /// The class indices are always checked on the host (in both modes, as the core does).
 ///
 /// # Errors
-/// As [`crate::multiclass_hinge`].
+/// As [`crate::multiclass_hinge_with`].
 pub fn multiclass_hinge(
     input: &Tensor,
     target: &Tensor,
     loss: marginloss::MulticlassHinge,
     reduction: Reduction,
 ) -> Result<Tensor> {
+    let a = described(&loss, reduction, &[input, target])?;
+    let (input, target) = (&a[0], &a[1]);
     let host = |t: &Tensor| t.detach().to_device(&Device::Cpu);
-    crate::multiclass_hinge(&host(input)?, &host(target)?, loss, reduction)?;
+    crate::multiclass_hinge_with(&host(input)?, &host(target)?, loss, reduction)?;
     in_f32(&[Some(input)], |a| {
         let (x, y) = as_rows(some(&a[0]), target)?;
         let classes = x.dim(1)?;
@@ -385,22 +411,24 @@ pub fn multiclass_hinge(
     })
 }
 
-/// [`crate::multilabel_margin`] as candle ops:
+/// [`crate::multilabel_margin_with`] as candle ops:
 /// `Σ_{j ∈ T} Σ_{i ∉ T} max(0, 1 − x[j] + x[i]) / C` per row, the target read up to its
 /// first −1 (a class listed twice counts twice). Uses an `(N, C, C)` intermediate.
 ///
 /// The class indices are always checked on the host (in both modes, as the core does).
 ///
 /// # Errors
-/// As [`crate::multilabel_margin`].
+/// As [`crate::multilabel_margin_with`].
 pub fn multilabel_margin(
     input: &Tensor,
     target: &Tensor,
     loss: marginloss::MultilabelMargin,
     reduction: Reduction,
 ) -> Result<Tensor> {
+    let a = described(&loss, reduction, &[input, target])?;
+    let (input, target) = (&a[0], &a[1]);
     let host = |t: &Tensor| t.detach().to_device(&Device::Cpu);
-    crate::multilabel_margin(&host(input)?, &host(target)?, loss, reduction)?;
+    crate::multilabel_margin_with(&host(input)?, &host(target)?, loss, reduction)?;
     in_f32(&[Some(input)], |a| {
         let x = if some(&a[0]).rank() == 1 { some(&a[0]).unsqueeze(0)? } else { some(&a[0]).clone() };
         let t = target.detach().to_dtype(DType::I64)?.reshape(x.shape())?;
@@ -424,13 +452,13 @@ pub fn multilabel_margin(
 /// ATen's `EPSILON` in `cosine_embedding_loss`: a C++ `float` 1e-12.
 const COSINE_EMBEDDING_EPS: f64 = 1e-12_f32 as f64;
 
-/// [`crate::cosine_embedding`] as candle ops, as ATen composes it:
+/// [`crate::cosine_embedding_with`] as candle ops, as ATen composes it:
 /// `cos = Σ x1·x2 / sqrt((Σ x1² + EPS)(Σ x2² + EPS))`, then
 /// `where(y == 1, 1 − cos, 0) + where(y == −1, max(0, cos − margin), 0)` (so a target that
 /// is neither contributes 0 in torch-compat mode).
 ///
 /// # Errors
-/// As [`crate::cosine_embedding`].
+/// As [`crate::cosine_embedding_with`].
 pub fn cosine_embedding(
     input1: &Tensor,
     input2: &Tensor,
@@ -438,8 +466,10 @@ pub fn cosine_embedding(
     loss: marginloss::CosineEmbedding,
     reduction: Reduction,
 ) -> Result<Tensor> {
+    let a = described(&loss, reduction, &[input1, input2, target])?;
+    let (input1, input2, target) = (&a[0], &a[1], &a[2]);
     validate(loss.mode, &[input1, input2, target], |a| {
-        crate::cosine_embedding(a[0], a[1], a[2], loss, reduction)
+        crate::cosine_embedding_with(a[0], a[1], a[2], loss, reduction)
     })?;
     in_f32(&[Some(input1), Some(input2), Some(target)], |a| {
         let (x1, x2) = (some(&a[0]), some(&a[1]));
@@ -458,11 +488,11 @@ pub fn cosine_embedding(
     })
 }
 
-/// [`crate::contrastive`] as candle ops, as the torch composition of the fixtures:
+/// [`crate::contrastive_with`] as candle ops, as the torch composition of the fixtures:
 /// `d = pairwise_distance(x1, x2)`, `where(y == 1, ½·d², ½·max(0, margin − d)²)`.
 ///
 /// # Errors
-/// As [`crate::contrastive`].
+/// As [`crate::contrastive_with`].
 pub fn contrastive(
     input1: &Tensor,
     input2: &Tensor,
@@ -470,8 +500,10 @@ pub fn contrastive(
     loss: marginloss::Contrastive,
     reduction: Reduction,
 ) -> Result<Tensor> {
+    let a = described(&loss, reduction, &[input1, input2, target])?;
+    let (input1, input2, target) = (&a[0], &a[1], &a[2]);
     validate(loss.mode, &[input1, input2, target], |a| {
-        crate::contrastive(a[0], a[1], a[2], loss, reduction)
+        crate::contrastive_with(a[0], a[1], a[2], loss, reduction)
     })?;
     in_f32(&[Some(input1), Some(input2), Some(target)], |a| {
         let d = pairwise_distance(some(&a[0]), some(&a[1]), PairwiseDistance::new().mode(Mode::TorchCompat))?;
@@ -515,12 +547,12 @@ fn triplet(
     reduce(l, reduction)
 }
 
-/// [`crate::triplet_margin`] as candle ops, as torch composes it: `pairwise_distance`
+/// [`crate::triplet_margin_with`] as candle ops, as torch composes it: `pairwise_distance`
 /// (eps added to the difference) for `d(a, p)`, `d(a, n)` (and `d(p, n)` with `swap`, the
 /// minimum's gradient split at ties), then `max(0, margin + d(a, p) − d(a, n))`.
 ///
 /// # Errors
-/// As [`crate::triplet_margin`].
+/// As [`crate::triplet_margin_with`].
 pub fn triplet_margin(
     anchor: &Tensor,
     positive: &Tensor,
@@ -528,8 +560,10 @@ pub fn triplet_margin(
     loss: marginloss::TripletMargin,
     reduction: Reduction,
 ) -> Result<Tensor> {
+    let a = described(&loss, reduction, &[anchor, positive, negative])?;
+    let (anchor, positive, negative) = (&a[0], &a[1], &a[2]);
     validate(loss.mode, &[anchor, positive, negative], |a| {
-        crate::triplet_margin(a[0], a[1], a[2], loss, reduction)
+        crate::triplet_margin_with(a[0], a[1], a[2], loss, reduction)
     })?;
     // The options the core rejects in both modes (a margin that is not > 0).
     loss.mode(Mode::TorchCompat)
@@ -543,11 +577,11 @@ pub fn triplet_margin(
     })
 }
 
-/// [`crate::triplet_margin_with_distance`] as candle ops: the distance's
+/// [`crate::triplet_margin_with_distance_with`] as candle ops: the distance's
 /// [`composed`](crate::CandleDistance::composed) form, then as [`triplet_margin`].
 ///
 /// # Errors
-/// As [`crate::triplet_margin_with_distance`]; a distance without a composition.
+/// As [`crate::triplet_margin_with_distance_with`]; a distance without a composition.
 pub fn triplet_margin_with_distance<Dist: crate::CandleDistance>(
     anchor: &Tensor,
     positive: &Tensor,
@@ -555,8 +589,10 @@ pub fn triplet_margin_with_distance<Dist: crate::CandleDistance>(
     loss: marginloss::TripletMarginWithDistance<Dist>,
     reduction: Reduction,
 ) -> Result<Tensor> {
+    let a = described(&loss, reduction, &[anchor, positive, negative])?;
+    let (anchor, positive, negative) = (&a[0], &a[1], &a[2]);
     validate(loss.mode, &[anchor, positive, negative], |a| {
-        crate::triplet_margin_with_distance(a[0], a[1], a[2], loss.clone(), reduction)
+        crate::triplet_margin_with_distance_with(a[0], a[1], a[2], loss.clone(), reduction)
     })?;
     // The options the core rejects in both modes (a margin that is not > 0).
     let compat = loss.clone().mode(Mode::TorchCompat);

@@ -1,5 +1,6 @@
-//! The generic fused custom op: one candle `CustomOp2`/`CustomOp3` that runs a core
-//! marginloss kernel in `cpu_fwd` and the core's fused forward-backward kernel in `bwd`.
+//! The one generic fused custom op: a candle `CustomOp2`/`CustomOp3` over any loss the
+//! core describes ([`marginloss::op`]), running the core's forward kernel in `cpu_fwd`
+//! and its fused forward-backward kernel in `bwd`.
 
 use std::borrow::Cow;
 use std::sync::{Arc, Mutex};
@@ -8,128 +9,108 @@ use candle_core::{
     backend::BackendStorage, CpuStorage, CustomOp2, CustomOp3, DType, Device, Layout, Result, Shape, Storage,
     Tensor, WithDType,
 };
-use marginloss::{Float, TripletMarginWithDistance};
-
-use crate::CandleDistance;
+use marginloss::op::{Arg, Geometry, Kind, Op, Param, Signature};
+use marginloss::{Float, Reduction};
 
 /// A core error as a candle error, with the core's message.
 pub(crate) fn core_err(e: marginloss::Error) -> candle_core::Error {
     candle_core::Error::Msg(e.to_string())
 }
 
-/// One argument of a loss as the core kernel sees it: a float slice of the loss's
-/// element type, or class indices.
-pub(crate) enum Arg<'a, T> {
-    Float(&'a [T]),
-    Index(Cow<'a, [i64]>),
+/// A loss the adapter runs: the core's description and kernels for both element types.
+pub(crate) trait Loss: Signature + Op<f32> + Op<f64> + Clone + Send + Sync + 'static {}
+impl<L: Signature + Op<f32> + Op<f64> + Clone + Send + Sync + 'static> Loss for L {}
+
+/// The element types of the fused kernels (f32 and f64).
+pub(crate) trait Elem: Float + WithDType {}
+impl Elem for f32 {}
+impl Elem for f64 {}
+
+/// The float dtypes the losses take (f16/bf16 computed in f32).
+fn is_float(dt: DType) -> bool {
+    matches!(dt, DType::F16 | DType::BF16 | DType::F32 | DType::F64)
 }
 
-impl<T> Arg<'_, T> {
-    /// The float data (the loss declared this argument float).
-    pub(crate) fn f(&self) -> &[T] {
-        match self {
-            Arg::Float(s) => s,
-            Arg::Index(_) => &[],
-        }
-    }
-    /// The class indices (the loss declared this argument an index).
-    pub(crate) fn i(&self) -> &[i64] {
-        match self {
-            Arg::Index(s) => s,
-            Arg::Float(_) => &[],
-        }
-    }
+/// The integer dtypes labels and class indices may have.
+fn is_int(dt: DType) -> bool {
+    matches!(dt, DType::U8 | DType::U32 | DType::I16 | DType::I32 | DType::I64)
 }
 
-/// The element types of the fused kernels (f32 and f64), with the calls that need a
-/// concrete type (a user distance is `Distance<f32> + Distance<f64>`, not generic).
-pub(crate) trait Elem: Float + WithDType {
-    #[allow(clippy::too_many_arguments)]
-    fn triplet_forward<D: CandleDistance>(
-        l: &TripletMarginWithDistance<D>,
-        a: &[Self],
-        p: &[Self],
-        n: &[Self],
-        dim: usize,
-        r: marginloss::Reduction,
-        out: &mut [Self],
-    ) -> marginloss::Result<()>;
-    #[allow(clippy::too_many_arguments)]
-    fn triplet_forward_backward<D: CandleDistance>(
-        l: &TripletMarginWithDistance<D>,
-        a: &[Self],
-        p: &[Self],
-        n: &[Self],
-        dim: usize,
-        r: marginloss::Reduction,
-        up: &[Self],
-        out: &mut [Self],
-        g: [&mut [Self]; 3],
-    ) -> marginloss::Result<()>;
+/// Whether a dtype is a half-precision float computed in f32.
+fn is_half(dt: DType) -> bool {
+    matches!(dt, DType::F16 | DType::BF16)
 }
 
-macro_rules! elem {
-    ($t:ty) => {
-        impl Elem for $t {
-            fn triplet_forward<D: CandleDistance>(
-                l: &TripletMarginWithDistance<D>,
-                a: &[$t],
-                p: &[$t],
-                n: &[$t],
-                dim: usize,
-                r: marginloss::Reduction,
-                out: &mut [$t],
-            ) -> marginloss::Result<()> {
-                l.forward_into(a, p, n, dim, r, out)
-            }
-            fn triplet_forward_backward<D: CandleDistance>(
-                l: &TripletMarginWithDistance<D>,
-                a: &[$t],
-                p: &[$t],
-                n: &[$t],
-                dim: usize,
-                r: marginloss::Reduction,
-                up: &[$t],
-                out: &mut [$t],
-                [g1, g2, g3]: [&mut [$t]; 3],
-            ) -> marginloss::Result<()> {
-                l.forward_backward(a, p, n, dim, r, up, out, g1, g2, g3)
-            }
-        }
+/// A one-line error of this crate (no backtrace appended, whatever `RUST_BACKTRACE` says).
+macro_rules! fail {
+    ($($arg:tt)*) => {
+        return Err(candle_core::Error::Msg(format!($($arg)*)))
     };
 }
-elem!(f32);
-elem!(f64);
 
-/// A loss (or distance) whose core kernels the fused op runs.
-pub(crate) trait Fused: Clone + Send + Sync + 'static {
-    /// The op's name (the core loss name).
-    const NAME: &'static str;
-    /// For each argument: `true` if it holds class indices, `false` if floats.
-    const INDEX: [bool; 3] = [false; 3];
-    /// For each argument: whether it receives a gradient; the first that does gets
-    /// `g[0]`, the second `g[1]`, the third `g[2]`.
-    const GRAD: [bool; 3];
+/// The description's parameter of argument `k` (the arguments follow `PARAMS`).
+fn param<L: Signature>(k: usize) -> Param {
+    L::PARAMS.get(k).copied().unwrap_or(Param { name: "argument", kind: Kind::Target })
+}
 
-    /// The core forward into `out`.
-    fn forward<T: Elem>(&self, a: &[Arg<'_, T>], out: &mut [T]) -> marginloss::Result<()>;
-
-    /// The core fused forward-backward with upstream gradient `up`; `g` holds one buffer
-    /// per argument with a gradient (in order), and empty ones after them.
-    fn forward_backward<T: Elem>(
-        &self,
-        a: &[Arg<'_, T>],
-        up: &[T],
-        out: &mut [T],
-        g: [&mut [T]; 3],
-    ) -> marginloss::Result<()>;
+/// Checks `args` (in [`Signature::PARAMS`] order, an absent weight left out) against the
+/// loss's description: the shape rule, one device, and the dtypes (a float input; float
+/// targets and weights of the input's dtype, or f16/bf16/f32 with a half-precision
+/// input; integer class indices). Integer labels
+/// ([`Kind::Label`]) are converted to the input's dtype. Returns the arguments to run on
+/// and the geometry.
+///
+/// Both the fused path and every composed function start here, so an unsupported dtype
+/// is an error on every path.
+pub(crate) fn checked<L: Signature>(
+    loss: &L,
+    reduction: Reduction,
+    args: &[&Tensor],
+) -> Result<(Vec<Tensor>, Geometry)> {
+    let shapes: Vec<&[usize]> = args.iter().map(|t| t.dims()).collect();
+    let geometry = loss.geometry(&shapes, reduction).map_err(core_err)?;
+    let (input, dev) = (args[0].dtype(), args[0].device());
+    if !is_float(input) {
+        fail!(
+            "{}: {} has dtype {input:?}; the losses take a float tensor (f16, bf16, f32, f64)",
+            L::NAME,
+            param::<L>(0).name
+        )
+    }
+    let mut out = Vec::with_capacity(args.len());
+    for (k, t) in args.iter().enumerate() {
+        let p = param::<L>(k);
+        if !t.device().same_device(dev) {
+            fail!("{}: {} is on {:?}, the input on {:?}", L::NAME, p.name, t.device(), dev)
+        }
+        let dt = t.dtype();
+        let t = match p.kind {
+            Kind::Index if !is_int(dt) => fail!(
+                "{}: {} holds class indices and must have an integer dtype (i64, i32, i16, u32, u8), got {dt:?}",
+                L::NAME,
+                p.name
+            ),
+            Kind::Index => (*t).clone(),
+            Kind::Label if is_int(dt) => t.to_dtype(input)?,
+            // f16/bf16 compute in f32: any of the three goes with a half-precision input.
+            _ if is_half(input) && (is_half(dt) || dt == DType::F32) => (*t).clone(),
+            _ if dt != input => fail!(
+                "{}: {} has dtype {dt:?}, expected {input:?} like the input",
+                L::NAME,
+                p.name
+            ),
+            _ => (*t).clone(),
+        };
+        out.push(t);
+    }
+    Ok((out, geometry))
 }
 
 /// Gradients for an upstream gradient of ones, one per argument (`None` for those
 /// without), computed by the forward.
 type Grads = Vec<Option<Tensor>>;
 
-/// The custom op: a loss, the shape of its result, and whether the forward also computes
+/// The custom op: a loss, the geometry of the call, and whether the forward also computes
 /// the gradients.
 ///
 /// When an argument that receives a gradient is tracked (a `Var`, or the result of a
@@ -139,31 +120,95 @@ type Grads = Vec<Option<Tensor>>;
 /// unreduced loss) takes them, so a training step visits the data once in the kernel. Any
 /// other upstream, or a second backward, runs the fused kernel again with it.
 #[derive(Clone)]
-pub(crate) struct FusedOp<F> {
-    pub(crate) f: F,
-    pub(crate) out_shape: Shape,
-    pub(crate) eager: bool,
-    pub(crate) cache: Arc<Mutex<Option<Grads>>>,
+struct FusedOp<L> {
+    loss: L,
+    geometry: Geometry,
+    out_shape: Shape,
+    eager: bool,
+    cache: Arc<Mutex<Option<Grads>>>,
 }
 
-/// One zeroed gradient buffer per argument that receives a gradient, then empty ones up
-/// to three.
-fn grad_bufs<T: Elem, F: Fused>(lens: impl Iterator<Item = usize>) -> Vec<Vec<T>> {
-    let mut bufs: Vec<Vec<T>> =
-        lens.enumerate().filter(|(k, _)| F::GRAD[*k]).map(|(_, n)| vec![T::zero(); n]).collect();
-    bufs.resize_with(3, Vec::new);
-    bufs
+/// One argument's data: floats borrowed from the storage, or class indices (borrowed for
+/// i64, converted otherwise).
+enum Data<'a, T> {
+    Float(&'a [T]),
+    Index(Cow<'a, [i64]>),
+}
+
+fn contiguous<'a, T>(data: &'a [T], l: &Layout, name: &str) -> Result<&'a [T]> {
+    match l.contiguous_offsets() {
+        Some((a, b)) if b <= data.len() => Ok(&data[a..b]),
+        _ => fail!("{name}: internal error, the fused op got a non-contiguous input"),
+    }
+}
+
+fn index_data<'a>(s: &'a CpuStorage, l: &Layout, loss: &str, arg: &str) -> Result<Cow<'a, [i64]>> {
+    fn widen<X: Copy + Into<i64>>(v: &[X], l: &Layout, name: &str) -> Result<Cow<'static, [i64]>> {
+        Ok(Cow::Owned(contiguous(v, l, name)?.iter().map(|&x| x.into()).collect()))
+    }
+    Ok(match s {
+        CpuStorage::I64(v) => Cow::Borrowed(contiguous(v, l, loss)?),
+        CpuStorage::U32(v) => widen(v, l, loss)?,
+        CpuStorage::I32(v) => widen(v, l, loss)?,
+        CpuStorage::I16(v) => widen(v, l, loss)?,
+        CpuStorage::U8(v) => widen(v, l, loss)?,
+        other => fail!(
+            "{loss}: {arg} holds class indices and must have an integer dtype (i64, i32, i16, u32, u8), got {:?}",
+            other.dtype()
+        ),
+    })
+}
+
+fn data_of<'a, T: Elem, L: Signature>(storages: &[(&'a CpuStorage, &Layout)]) -> Result<Vec<Data<'a, T>>> {
+    storages
+        .iter()
+        .enumerate()
+        .map(|(k, (s, l))| {
+            let p = param::<L>(k);
+            if p.kind == Kind::Index {
+                Ok(Data::Index(index_data(s, l, L::NAME, p.name)?))
+            } else {
+                if s.dtype() != <T as WithDType>::DTYPE {
+                    fail!(
+                        "{}: {} has dtype {:?}, expected {:?} like the input",
+                        L::NAME,
+                        p.name,
+                        s.dtype(),
+                        <T as WithDType>::DTYPE
+                    )
+                }
+                Ok(Data::Float(contiguous(s.as_slice::<T>()?, l, L::NAME)?))
+            }
+        })
+        .collect()
+}
+
+fn args_of<'a, T>(data: &'a [Data<'_, T>]) -> Vec<Arg<'a, T>> {
+    data.iter()
+        .map(|d| match d {
+            Data::Float(s) => Arg::Float(s),
+            Data::Index(s) => Arg::Index(s),
+        })
+        .collect()
+}
+
+/// One zeroed gradient buffer per argument that receives a gradient.
+fn grad_bufs<T: Elem, L: Signature>(lens: impl Iterator<Item = usize>) -> Vec<Vec<T>> {
+    lens.enumerate()
+        .filter(|(k, _)| param::<L>(*k).kind.has_grad())
+        .map(|(_, n)| vec![T::zero(); n])
+        .collect()
 }
 
 /// The buffers as candle tensors of the arguments' shapes (no copy), `None` for the
 /// arguments without a gradient.
-fn grad_tensors<T: Elem, F: Fused>(bufs: Vec<Vec<T>>, shapes: &[&Shape]) -> Result<Grads> {
+fn grad_tensors<T: Elem, L: Signature>(bufs: Vec<Vec<T>>, shapes: &[&Shape]) -> Result<Grads> {
     let mut bufs = bufs.into_iter();
     shapes
         .iter()
         .enumerate()
         .map(|(k, shape)| {
-            if F::GRAD[k] {
+            if param::<L>(k).kind.has_grad() {
                 let g = bufs.next().unwrap_or_default();
                 Ok(Some(Tensor::from_vec(g, *shape, &Device::Cpu)?))
             } else {
@@ -173,70 +218,40 @@ fn grad_tensors<T: Elem, F: Fused>(bufs: Vec<Vec<T>>, shapes: &[&Shape]) -> Resu
         .collect()
 }
 
-fn float_slice<'a, T: WithDType>(s: &'a CpuStorage, l: &Layout, name: &str) -> Result<&'a [T]> {
-    let data = s.as_slice::<T>()?;
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&data[a..b]),
-        None => candle_core::bail!("{name}: internal error, the fused op got a non-contiguous input"),
+impl<L: Loss> FusedOp<L> {
+    /// The fused kernel with upstream `up`: the output and the gradients.
+    fn fused<T: Elem>(&self, storages: &[(&CpuStorage, &Layout)], up: &[T]) -> Result<(Vec<T>, Grads)>
+    where
+        L: Op<T>,
+    {
+        let data = data_of::<T, L>(storages)?;
+        let mut out = vec![T::zero(); self.geometry.output_len()];
+        let mut bufs = grad_bufs::<T, L>(storages.iter().map(|(_, l)| l.shape().elem_count()));
+        let mut refs: Vec<&mut [T]> = bufs.iter_mut().map(|b| &mut b[..]).collect();
+        self.loss
+            .forward_backward_args(&self.geometry, &args_of(&data), up, &mut out, &mut refs)
+            .map_err(core_err)?;
+        drop(data);
+        let shapes: Vec<&Shape> = storages.iter().map(|(_, l)| l.shape()).collect();
+        Ok((out, grad_tensors::<T, L>(bufs, &shapes)?))
     }
-}
 
-fn index_slice<'a>(s: &'a CpuStorage, l: &Layout, name: &str) -> Result<Cow<'a, [i64]>> {
-    let Some((a, b)) = l.contiguous_offsets() else {
-        candle_core::bail!("{name}: internal error, the fused op got a non-contiguous target")
-    };
-    Ok(match s {
-        CpuStorage::I64(v) => Cow::Borrowed(&v[a..b]),
-        CpuStorage::U32(v) => Cow::Owned(v[a..b].iter().map(|&x| i64::from(x)).collect()),
-        CpuStorage::I32(v) => Cow::Owned(v[a..b].iter().map(|&x| i64::from(x)).collect()),
-        CpuStorage::I16(v) => Cow::Owned(v[a..b].iter().map(|&x| i64::from(x)).collect()),
-        CpuStorage::U8(v) => Cow::Owned(v[a..b].iter().map(|&x| i64::from(x)).collect()),
-        other => candle_core::bail!(
-            "{name}: class-index targets must have an integer dtype (i64, u32, i32, i16, u8), got {:?}",
-            other.dtype()
-        ),
-    })
-}
-
-fn args_of<'a, T: Elem, F: Fused>(storages: &[(&'a CpuStorage, &Layout)]) -> Result<Vec<Arg<'a, T>>> {
-    storages
-        .iter()
-        .enumerate()
-        .map(|(k, (s, l))| {
-            if F::INDEX[k] {
-                Ok(Arg::Index(index_slice(s, l, F::NAME)?))
-            } else {
-                if s.dtype() != <T as WithDType>::DTYPE {
-                    candle_core::bail!(
-                        "{}: argument {} has dtype {:?}, expected {:?} like the input",
-                        F::NAME,
-                        k + 1,
-                        s.dtype(),
-                        <T as WithDType>::DTYPE
-                    )
-                }
-                Ok(Arg::Float(float_slice::<T>(s, l, F::NAME)?))
-            }
-        })
-        .collect()
-}
-
-impl<F: Fused> FusedOp<F> {
-    fn cpu_fwd_typed<T: Elem>(&self, storages: &[(&CpuStorage, &Layout)]) -> Result<(CpuStorage, Shape)> {
-        let args = args_of::<T, F>(storages)?;
-        let mut out = vec![T::zero(); self.out_shape.elem_count()];
-        if self.eager {
-            let mut bufs = grad_bufs::<T, F>(storages.iter().map(|(_, l)| l.shape().elem_count()));
-            let [b1, b2, b3] = &mut bufs[..] else { unreachable!("three buffers") };
-            self.f.forward_backward(&args, &[T::one()], &mut out, [b1, b2, b3]).map_err(core_err)?;
-            let shapes: Vec<&Shape> = storages.iter().map(|(_, l)| l.shape()).collect();
-            let grads = grad_tensors::<T, F>(bufs, &shapes)?;
+    fn cpu_fwd_typed<T: Elem>(&self, storages: &[(&CpuStorage, &Layout)]) -> Result<(CpuStorage, Shape)>
+    where
+        L: Op<T>,
+    {
+        let out = if self.eager {
+            let (out, grads) = self.fused::<T>(storages, &[T::one()])?;
             if let Ok(mut c) = self.cache.lock() {
                 *c = Some(grads);
             }
+            out
         } else {
-            self.f.forward(&args, &mut out).map_err(core_err)?;
-        }
+            let data = data_of::<T, L>(storages)?;
+            let mut out = vec![T::zero(); self.geometry.output_len()];
+            self.loss.forward_args(&self.geometry, &args_of(&data), &mut out).map_err(core_err)?;
+            out
+        };
         Ok((T::to_cpu_storage_owned(out), self.out_shape.clone()))
     }
 
@@ -244,21 +259,14 @@ impl<F: Fused> FusedOp<F> {
         match storages[0].0.dtype() {
             DType::F32 => self.cpu_fwd_typed::<f32>(storages),
             DType::F64 => self.cpu_fwd_typed::<f64>(storages),
-            dt => candle_core::bail!("{}: the fused kernel takes f32 or f64 input, got {dt:?}", F::NAME),
+            dt => fail!("{}: the fused kernel takes f32 or f64 input, got {dt:?}", L::NAME),
         }
     }
 
-    fn bwd_typed<T: Elem>(&self, args: &[&Tensor], grad_res: &Tensor) -> Result<Vec<Option<Tensor>>> {
-        let guards: Vec<_> = args.iter().map(|t| t.storage_and_layout()).collect();
-        let mut storages = Vec::with_capacity(args.len());
-        for (g, l) in &guards {
-            match &**g {
-                Storage::Cpu(s) => storages.push((s, *l)),
-                _ => {
-                    candle_core::bail!("{}: internal error, the fused backward got a non-CPU tensor", F::NAME)
-                }
-            }
-        }
+    fn bwd_typed<T: Elem>(&self, args: &[&Tensor], grad_res: &Tensor) -> Result<Grads>
+    where
+        L: Op<T>,
+    {
         let up: Vec<T> = grad_res.to_dtype(<T as WithDType>::DTYPE)?.flatten_all()?.to_vec1()?;
         // The forward's gradients, for an upstream of ones (taken: a second backward recomputes).
         if up.iter().all(|&u| u == T::one()) {
@@ -266,30 +274,31 @@ impl<F: Fused> FusedOp<F> {
                 return Ok(grads);
             }
         }
-        let a = args_of::<T, F>(&storages)?;
-        let mut out = vec![T::zero(); self.out_shape.elem_count()];
-        let mut bufs = grad_bufs::<T, F>(args.iter().map(|t| t.elem_count()));
-        let [b1, b2, b3] = &mut bufs[..] else { unreachable!("three buffers") };
-        self.f.forward_backward(&a, &up, &mut out, [b1, b2, b3]).map_err(core_err)?;
-        drop(a);
-        drop(storages);
-        drop(guards);
-        let shapes: Vec<&Shape> = args.iter().map(|t| t.shape()).collect();
-        grad_tensors::<T, F>(bufs, &shapes)
+        let guards: Vec<_> = args.iter().map(|t| t.storage_and_layout()).collect();
+        let mut storages = Vec::with_capacity(args.len());
+        for (g, l) in &guards {
+            match &**g {
+                Storage::Cpu(s) => storages.push((s, *l)),
+                _ => {
+                    fail!("{}: internal error, the fused backward got a non-CPU tensor", L::NAME)
+                }
+            }
+        }
+        Ok(self.fused::<T>(&storages, &up)?.1)
     }
 
-    fn bwd_any(&self, args: &[&Tensor], grad_res: &Tensor) -> Result<Vec<Option<Tensor>>> {
+    fn bwd_any(&self, args: &[&Tensor], grad_res: &Tensor) -> Result<Grads> {
         match args[0].dtype() {
             DType::F32 => self.bwd_typed::<f32>(args, grad_res),
             DType::F64 => self.bwd_typed::<f64>(args, grad_res),
-            dt => candle_core::bail!("{}: the fused kernel takes f32 or f64 input, got {dt:?}", F::NAME),
+            dt => fail!("{}: the fused kernel takes f32 or f64 input, got {dt:?}", L::NAME),
         }
     }
 }
 
-impl<F: Fused> CustomOp2 for FusedOp<F> {
+impl<L: Loss> CustomOp2 for FusedOp<L> {
     fn name(&self) -> &'static str {
-        F::NAME
+        L::NAME
     }
 
     fn cpu_fwd(
@@ -314,9 +323,9 @@ impl<F: Fused> CustomOp2 for FusedOp<F> {
     }
 }
 
-impl<F: Fused> CustomOp3 for FusedOp<F> {
+impl<L: Loss> CustomOp3 for FusedOp<L> {
     fn name(&self) -> &'static str {
-        F::NAME
+        L::NAME
     }
 
     fn cpu_fwd(
@@ -347,68 +356,54 @@ impl<F: Fused> CustomOp3 for FusedOp<F> {
 /// A composed (candle-op) implementation of a loss over the same arguments.
 pub(crate) type Composed<'a> = &'a dyn Fn(&[&Tensor]) -> Result<Tensor>;
 
-/// Whether a dtype is a half-precision float computed in f32.
-fn is_half(dt: DType) -> bool {
-    matches!(dt, DType::F16 | DType::BF16)
-}
-
-/// Runs `f` on `args` with the result shape `out_shape`:
+/// Runs `loss` on `args` (in [`Signature::PARAMS`] order, an absent weight left out):
 ///
+/// * the arguments are checked against the description ([`checked`]);
 /// * f16/bf16 float arguments are cast to f32, and the result back (both casts are
 ///   differentiable, so gradients flow through them);
 /// * on CPU, the arguments are made contiguous (a no-op when they are) and the fused op
 ///   is applied with `apply_op2`/`apply_op3`, which record a real backward;
 /// * elsewhere, `composed` runs if given (candle ops with the same semantics), else the
 ///   arguments travel to the CPU and back (`to_device` is differentiable).
-pub(crate) fn apply<F: Fused>(
-    f: F,
+pub(crate) fn run<L: Loss>(
+    loss: L,
+    reduction: Reduction,
     args: &[&Tensor],
-    out_shape: Shape,
     composed: Option<Composed<'_>>,
 ) -> Result<Tensor> {
-    let dev = args[0].device().clone();
-    for (k, t) in args.iter().enumerate().skip(1) {
-        if !t.device().same_device(&dev) {
-            candle_core::bail!(
-                "{}: argument {} is on {:?}, the input on {:?}",
-                F::NAME,
-                k + 1,
-                t.device(),
-                dev
-            )
-        }
-    }
+    let (args, geometry) = checked(&loss, reduction, args)?;
+    let out_shape = Shape::from(geometry.output_shape().to_vec());
     let dt = args[0].dtype();
-    if is_half(dt) {
-        let cast: Vec<Tensor> =
-            args.iter()
-                .enumerate()
-                .map(|(k, t)| {
-                    if !F::INDEX[k] && is_half(t.dtype()) {
-                        t.to_dtype(DType::F32)
-                    } else {
-                        Ok((*t).clone())
-                    }
-                })
-                .collect::<Result<_>>()?;
-        let refs: Vec<&Tensor> = cast.iter().collect();
-        return apply(f, &refs, out_shape, composed)?.to_dtype(dt);
-    }
+    let dev = args[0].device().clone();
+    let args: Vec<Tensor> = if is_half(dt) {
+        args.into_iter()
+            .map(|t| if is_half(t.dtype()) { t.to_dtype(DType::F32) } else { Ok(t) })
+            .collect::<Result<_>>()?
+    } else {
+        args
+    };
+    let refs: Vec<&Tensor> = args.iter().collect();
+    let back = |t: Tensor| if is_half(dt) { t.to_dtype(dt) } else { Ok(t) };
     if !matches!(dev, Device::Cpu) {
         if let Some(c) = composed {
-            return c(args);
+            return back(c(&refs)?);
         }
-        let cpu: Vec<Tensor> = args.iter().map(|t| t.to_device(&Device::Cpu)).collect::<Result<_>>()?;
+        let cpu: Vec<Tensor> = refs.iter().map(|t| t.to_device(&Device::Cpu)).collect::<Result<_>>()?;
         let refs: Vec<&Tensor> = cpu.iter().collect();
-        return apply(f, &refs, out_shape, None)?.to_device(&dev);
+        return back(fused(loss, geometry, out_shape, &refs)?.to_device(&dev)?);
     }
+    back(fused(loss, geometry, out_shape, &refs)?)
+}
+
+/// Applies the fused op to CPU tensors (made contiguous first).
+fn fused<L: Loss>(loss: L, geometry: Geometry, out_shape: Shape, args: &[&Tensor]) -> Result<Tensor> {
     let c: Vec<Tensor> = args.iter().map(|t| t.contiguous()).collect::<Result<_>>()?;
     // Compute the gradients in the forward when one will be asked for.
-    let eager = c.iter().enumerate().any(|(k, t)| F::GRAD[k] && t.track_op());
-    let op = FusedOp { f, out_shape, eager, cache: Arc::new(Mutex::new(None)) };
+    let eager = c.iter().enumerate().any(|(k, t)| param::<L>(k).kind.has_grad() && t.track_op());
+    let op = FusedOp { loss, geometry, out_shape, eager, cache: Arc::new(Mutex::new(None)) };
     match c.as_slice() {
         [a, b] => a.apply_op2(b, op),
         [a, b, d] => a.apply_op3(b, d, op),
-        _ => candle_core::bail!("{}: internal error, {} arguments", F::NAME, c.len()),
+        _ => fail!("{}: internal error, {} arguments", L::NAME, c.len()),
     }
 }

@@ -57,11 +57,11 @@ fn transposed_and_sliced_inputs_give_the_contiguous_result() {
         let y = tensor(&ys, &[3, 4], DType::F32);
         let xt = x.t().unwrap();
         assert!(!xt.is_contiguous());
-        let out = mc::hinge(&xt, &y.t().unwrap(), mc::Hinge::new(), r).unwrap();
+        let out = mc::hinge_with(&xt, &y.t().unwrap(), mc::Hinge::new(), r).unwrap();
         let (v, g) = value_and_grads(&out, &[&x]);
         let x2 = var(&f64s(&x.t().unwrap().contiguous().unwrap()), &[4, 3], DType::F32);
         let y2 = y.t().unwrap().contiguous().unwrap();
-        let out2 = mc::hinge(&x2, &y2, mc::Hinge::new(), r).unwrap();
+        let out2 = mc::hinge_with(&x2, &y2, mc::Hinge::new(), r).unwrap();
         let (v2, g2) = value_and_grads(&out2, &[&x2]);
         assert_eq!(v, v2, "{r:?}: values");
         // The gradient of x is the transpose of the gradient of its transpose.
@@ -72,7 +72,7 @@ fn transposed_and_sliced_inputs_give_the_contiguous_result() {
         // A slice with an offset: columns 1..3 of a (3, 4) matrix.
         let xs_ = x.narrow(1, 1, 2).unwrap();
         let ys_ = y.narrow(1, 1, 2).unwrap();
-        let out = mc::squared_hinge(&xs_, &ys_, mc::SquaredHinge::new(), r).unwrap();
+        let out = mc::squared_hinge_with(&xs_, &ys_, mc::SquaredHinge::new(), r).unwrap();
         let (_, g) = value_and_grads(&out, &[&x]);
         let want = marginloss::SquaredHinge::new()
             .forward_backward(
@@ -103,8 +103,8 @@ fn broadcast_views_and_shapes_reach_the_fused_op() {
     for f in ["cosine", "pairwise"] {
         // x2 (1, D) broadcast against x1 (N, D): x2's gradient sums over the rows.
         let out = match f {
-            "cosine" => mc::cosine_similarity(&x1, &x2, mc::CosineSimilarity::new()),
-            _ => mc::pairwise_distance(&x1, &x2, mc::PairwiseDistance::new()),
+            "cosine" => mc::cosine_similarity_with(&x1, &x2, mc::CosineSimilarity::new()),
+            _ => mc::pairwise_distance_with(&x1, &x2, mc::PairwiseDistance::new()),
         }
         .unwrap();
         assert_eq!(out.dims(), &[n]);
@@ -141,7 +141,7 @@ fn broadcast_views_and_shapes_reach_the_fused_op() {
     let x = var(&a, &[n, d], DType::F64);
     let y = Tensor::new(&[1.0f64, -1.0, 1.0], &dev()).unwrap().broadcast_as((n, d)).unwrap();
     assert!(!y.is_contiguous());
-    let out = mc::hinge(&x, &y, mc::Hinge::new(), Reduction::Sum).unwrap();
+    let out = mc::hinge_with(&x, &y, mc::Hinge::new(), Reduction::Sum).unwrap();
     let yv = f64s(&y);
     let mut g = vec![0.0; n * d];
     let mut o = [0.0];
@@ -166,9 +166,11 @@ fn f16_and_bf16_compute_in_f32_within_half_precision() {
         let (ah, bh) = (var(&a, &[n, d], dt), var(&b, &[n, d], dt));
         let (af, bf) = (var(&f64s(&ah), &[n, d], DType::F32), var(&f64s(&bh), &[n, d], DType::F32));
         let run = |a: &Tensor, b: &Tensor, yt: &Tensor| {
-            let x =
-                mc::cosine_similarity(a, b, mc::CosineSimilarity::new()).unwrap().affine(-1.0, 1.0).unwrap();
-            mc::hinge_embedding(&x, yt, mc::HingeEmbedding::new().margin(0.5), Reduction::Mean).unwrap()
+            let x = mc::cosine_similarity_with(a, b, mc::CosineSimilarity::new())
+                .unwrap()
+                .affine(-1.0, 1.0)
+                .unwrap();
+            mc::hinge_embedding_with(&x, yt, mc::HingeEmbedding::new().margin(0.5), Reduction::Mean).unwrap()
         };
         let lh = run(&ah, &bh, &tensor(&y, &[n], dt));
         assert_eq!(lh.dtype(), dt);
@@ -183,10 +185,10 @@ fn f16_and_bf16_compute_in_f32_within_half_precision() {
         let yt = tensor(&y, &[n], dt);
         for r in REDUCTIONS {
             let outs = [
-                mc::hinge(&x, &yt, mc::Hinge::new(), r).unwrap(),
-                mc::squared_hinge(&x, &yt, mc::SquaredHinge::new(), r).unwrap(),
-                mc::soft_margin(&x, &yt, mc::SoftMargin::new(), r).unwrap(),
-                mc::margin_ranking(&x, &x.affine(0.5, 0.0).unwrap(), &yt, mc::MarginRanking::new(), r)
+                mc::hinge_with(&x, &yt, mc::Hinge::new(), r).unwrap(),
+                mc::squared_hinge_with(&x, &yt, mc::SquaredHinge::new(), r).unwrap(),
+                mc::soft_margin_with(&x, &yt, mc::SoftMargin::new(), r).unwrap(),
+                mc::margin_ranking_with(&x, &x.affine(0.5, 0.0).unwrap(), &yt, mc::MarginRanking::new(), r)
                     .unwrap(),
             ];
             for o in outs {
@@ -197,8 +199,8 @@ fn f16_and_bf16_compute_in_f32_within_half_precision() {
         }
         let cls = Tensor::new(&[0i64, 2, 1], &dev()).unwrap();
         let s = var(&a[..12], &[3, 4], dt);
-        let o = mc::multi_margin(&s, &cls, None, mc::MultiMargin::new(), Reduction::Mean).unwrap();
-        let o32 = mc::multi_margin(
+        let o = mc::multi_margin_with(&s, &cls, None, mc::MultiMargin::new(), Reduction::Mean).unwrap();
+        let o32 = mc::multi_margin_with(
             &s.to_dtype(DType::F32).unwrap(),
             &cls,
             None,
@@ -257,12 +259,12 @@ fn composed_equals_fused_for_the_elementwise_losses() {
                 let id = format!("{dt:?} trial {trial} {r:?}");
                 let h = mc::Hinge::new().margin(margin).labels(labels).kink(kink);
                 compare(&format!("hinge {id}"), &[&x], rtol, |fused| {
-                    if fused { mc::hinge(&x, &t, h, r) } else { composed::hinge(&x, &t, h, r) }.unwrap()
+                    if fused { mc::hinge_with(&x, &t, h, r) } else { composed::hinge(&x, &t, h, r) }.unwrap()
                 });
                 let s = mc::SquaredHinge::new().margin(margin).labels(labels);
                 compare(&format!("squared_hinge {id}"), &[&x], rtol, |fused| {
                     if fused {
-                        mc::squared_hinge(&x, &t, s, r)
+                        mc::squared_hinge_with(&x, &t, s, r)
                     } else {
                         composed::squared_hinge(&x, &t, s, r)
                     }
@@ -270,8 +272,12 @@ fn composed_equals_fused_for_the_elementwise_losses() {
                 });
                 let sm = mc::SoftMargin::new().labels(labels);
                 compare(&format!("soft_margin {id}"), &[&x], rtol, |fused| {
-                    if fused { mc::soft_margin(&x, &t, sm, r) } else { composed::soft_margin(&x, &t, sm, r) }
-                        .unwrap()
+                    if fused {
+                        mc::soft_margin_with(&x, &t, sm, r)
+                    } else {
+                        composed::soft_margin(&x, &t, sm, r)
+                    }
+                    .unwrap()
                 });
                 // hinge_embedding takes distances ≥ 0, with kinks at x == margin.
                 let ds: Vec<f64> =
@@ -280,7 +286,7 @@ fn composed_equals_fused_for_the_elementwise_losses() {
                 let he = mc::HingeEmbedding::new().margin(margin).labels(labels).kink(kink);
                 compare(&format!("hinge_embedding {id}"), &[&dx], rtol, |fused| {
                     if fused {
-                        mc::hinge_embedding(&dx, &t, he, r)
+                        mc::hinge_embedding_with(&dx, &t, he, r)
                     } else {
                         composed::hinge_embedding(&dx, &t, he, r)
                     }
@@ -297,7 +303,7 @@ fn composed_equals_fused_for_the_elementwise_losses() {
                 let mr = mc::MarginRanking::new().margin(margin).labels(labels).kink(kink);
                 compare(&format!("margin_ranking {id}"), &[&x, &x2], rtol, |fused| {
                     if fused {
-                        mc::margin_ranking(&x, &x2, &t, mr, r)
+                        mc::margin_ranking_with(&x, &x2, &t, mr, r)
                     } else {
                         composed::margin_ranking(&x, &x2, &t, mr, r)
                     }
@@ -325,7 +331,7 @@ fn composed_equals_fused_for_the_distances_and_multilabel_soft_margin() {
             let f = mc::CosineSimilarity::new().eps(eps);
             compare(&format!("cosine {dt:?} eps {eps}"), &[&x1, &x2], rtol, |fused| {
                 if fused {
-                    mc::cosine_similarity(&x1, &x2, f)
+                    mc::cosine_similarity_with(&x1, &x2, f)
                 } else {
                     composed::cosine_similarity(&x1, &x2, f)
                 }
@@ -336,7 +342,7 @@ fn composed_equals_fused_for_the_distances_and_multilabel_soft_margin() {
             let f = mc::PairwiseDistance::new().p(p);
             compare(&format!("pairwise {dt:?} p {p}"), &[&x1, &x2], rtol * 10.0, |fused| {
                 if fused {
-                    mc::pairwise_distance(&x1, &x2, f)
+                    mc::pairwise_distance_with(&x1, &x2, f)
                 } else {
                     composed::pairwise_distance(&x1, &x2, f)
                 }
@@ -366,7 +372,7 @@ fn composed_equals_fused_for_the_distances_and_multilabel_soft_margin() {
                     rtol,
                     |fused| {
                         if fused {
-                            mc::multilabel_soft_margin(&x, &t, weight, l, r)
+                            mc::multilabel_soft_margin_with(&x, &t, weight, l, r)
                         } else {
                             composed::multilabel_soft_margin(&x, &t, weight, l, r)
                         }
@@ -387,11 +393,15 @@ fn composed_matches_torch_compat_quirks() {
     let h = mc::Hinge::new().mode(Mode::TorchCompat);
     for r in REDUCTIONS {
         compare("hinge_embedding compat", &[&x], 1e-15, |fused| {
-            if fused { mc::hinge_embedding(&x, &t, he, r) } else { composed::hinge_embedding(&x, &t, he, r) }
-                .unwrap()
+            if fused {
+                mc::hinge_embedding_with(&x, &t, he, r)
+            } else {
+                composed::hinge_embedding(&x, &t, he, r)
+            }
+            .unwrap()
         });
         compare("hinge compat", &[&x], 1e-15, |fused| {
-            if fused { mc::hinge(&x, &t, h, r) } else { composed::hinge(&x, &t, h, r) }.unwrap()
+            if fused { mc::hinge_with(&x, &t, h, r) } else { composed::hinge(&x, &t, h, r) }.unwrap()
         });
     }
 }
@@ -406,13 +416,13 @@ fn strict_errors_carry_the_core_message_on_both_paths() {
     let core = marginloss::Hinge::new()
         .forward(&[0.8f32, -0.5, 2.0], &[0.0, 1.0, -1.0], Reduction::Mean)
         .unwrap_err();
-    let fused = mc::hinge(&x, &t, mc::Hinge::new(), Reduction::Mean).unwrap_err();
+    let fused = mc::hinge_with(&x, &t, mc::Hinge::new(), Reduction::Mean).unwrap_err();
     let comp = composed::hinge(&x, &t, mc::Hinge::new(), Reduction::Mean).unwrap_err();
     assert_eq!(fused.to_string(), core.to_string());
     assert_eq!(comp.to_string(), core.to_string());
     assert!(fused.to_string().contains("Labels::ZeroOne"), "{fused}");
     // The article's mistake: scores fed to hinge_embedding.
-    let e = mc::hinge_embedding(
+    let e = mc::hinge_embedding_with(
         &x,
         &tensor(&[-1.0, 1.0, -1.0], &[3], DType::F32),
         mc::HingeEmbedding::new(),
@@ -421,12 +431,13 @@ fn strict_errors_carry_the_core_message_on_both_paths() {
     .unwrap_err();
     assert!(e.to_string().starts_with("hinge_embedding expects distances >= 0, got -0.5 at input[1]"), "{e}");
     // Shapes.
-    let e =
-        mc::hinge(&x, &tensor(&[1.0, 1.0], &[2], DType::F32), mc::Hinge::new(), Reduction::Mean).unwrap_err();
+    let e = mc::hinge_with(&x, &tensor(&[1.0, 1.0], &[2], DType::F32), mc::Hinge::new(), Reduction::Mean)
+        .unwrap_err();
     assert!(e.to_string().contains("target has shape [2]"), "{e}");
-    let e = mc::hinge(&x, &x.to_dtype(DType::F64).unwrap(), mc::Hinge::new(), Reduction::Mean).unwrap_err();
+    let e =
+        mc::hinge_with(&x, &x.to_dtype(DType::F64).unwrap(), mc::Hinge::new(), Reduction::Mean).unwrap_err();
     assert!(e.to_string().contains("dtype"), "{e}");
-    let e = mc::multi_margin(
+    let e = mc::multi_margin_with(
         &tensor(&[0.1, 0.2, 0.3], &[1, 3], DType::F32),
         &Tensor::new(&[3i64], &dev()).unwrap(),
         None,
@@ -443,7 +454,7 @@ fn targets_get_no_gradient_and_inputs_always_do() {
     let y = var(&[1.0, -1.0, 1.0], &[3], DType::F32);
     for fused in [true, false] {
         let out = if fused {
-            mc::hinge(&x, &y, mc::Hinge::new(), Reduction::Mean)
+            mc::hinge_with(&x, &y, mc::Hinge::new(), Reduction::Mean)
         } else {
             composed::hinge(&x, &y, mc::Hinge::new(), Reduction::Mean)
         }
@@ -453,7 +464,7 @@ fn targets_get_no_gradient_and_inputs_always_do() {
         assert!(g.get(&y).is_none(), "the target's gradient (fused: {fused})");
     }
     let x1 = var(&[0.5, -0.3, 1.5], &[3], DType::F32);
-    let out = mc::margin_ranking(&x1, &x, &y, mc::MarginRanking::new(), Reduction::Sum).unwrap();
+    let out = mc::margin_ranking_with(&x1, &x, &y, mc::MarginRanking::new(), Reduction::Sum).unwrap();
     let g = out.backward().unwrap();
     assert!(g.get(&x1).is_some() && g.get(&x).is_some() && g.get(&y).is_none());
 }
@@ -463,11 +474,11 @@ fn upstream_gradients_scale_the_result() {
     // A loss used inside a larger graph: 3·mean and a per-element weighting of `none`.
     let x = var(&[0.5, -0.3, 1.5, 2.0], &[4], DType::F64);
     let y = tensor(&[1.0, -1.0, -1.0, 1.0], &[4], DType::F64);
-    let m = mc::hinge(&x, &y, mc::Hinge::new(), Reduction::Mean).unwrap();
+    let m = mc::hinge_with(&x, &y, mc::Hinge::new(), Reduction::Mean).unwrap();
     let g = (m * 3.0).unwrap().backward().unwrap();
     assert_eq!(f64s(g.get(&x).unwrap()), vec![-0.75, 0.75, 0.75, 0.0]);
     let w = tensor(&[1.0, 2.0, 3.0, 4.0], &[4], DType::F64);
-    let l = mc::hinge(&x, &y, mc::Hinge::new(), Reduction::None).unwrap();
+    let l = mc::hinge_with(&x, &y, mc::Hinge::new(), Reduction::None).unwrap();
     let g = (l * w).unwrap().sum_all().unwrap().backward().unwrap();
     assert_eq!(f64s(g.get(&x).unwrap()), vec![-1.0, 2.0, 3.0, 0.0]);
 }
@@ -498,7 +509,7 @@ fn a_candle_nn_training_step_lowers_the_loss() {
     let mut opt = candle_nn::SGD::new(vec![w.clone(), b.clone()], 0.1).unwrap();
     let loss = |lin: &candle_nn::Linear| {
         let s = lin.forward(&x).unwrap().squeeze(D::Minus1).unwrap();
-        mc::hinge(&s, &y, mc::Hinge::new(), Reduction::Mean).unwrap()
+        mc::hinge_with(&s, &y, mc::Hinge::new(), Reduction::Mean).unwrap()
     };
     let first = loss(&lin).to_scalar::<f32>().unwrap();
     for _ in 0..30 {
@@ -546,7 +557,7 @@ fn composed_equals_fused_for_the_class_index_losses() {
                         let id = format!("multi_margin {dt:?} {trial} {r:?} p{p} w{}", weight.is_some());
                         compare(&id, &[&x], rtol, |fused| {
                             if fused {
-                                mc::multi_margin(&x, &yt, weight, l, r)
+                                mc::multi_margin_with(&x, &yt, weight, l, r)
                             } else {
                                 composed::multi_margin(&x, &yu, weight, l, r)
                             }
@@ -557,7 +568,7 @@ fn composed_equals_fused_for_the_class_index_losses() {
                 let l = mc::MulticlassHinge::new().margin([1.0, 0.5][trial % 2]);
                 compare(&format!("multiclass_hinge {dt:?} {trial} {r:?}"), &[&x], rtol, |fused| {
                     if fused {
-                        mc::multiclass_hinge(&x, &yt, l, r)
+                        mc::multiclass_hinge_with(&x, &yt, l, r)
                     } else {
                         composed::multiclass_hinge(&x, &yt, l, r)
                     }
@@ -566,7 +577,7 @@ fn composed_equals_fused_for_the_class_index_losses() {
                 let l = mc::MultilabelMargin::new();
                 compare(&format!("multilabel_margin {dt:?} {trial} {r:?}"), &[&x], rtol, |fused| {
                     if fused {
-                        mc::multilabel_margin(&x, &mlt, l, r)
+                        mc::multilabel_margin_with(&x, &mlt, l, r)
                     } else {
                         composed::multilabel_margin(&x, &mlt, l, r)
                     }
@@ -580,7 +591,7 @@ fn composed_equals_fused_for_the_class_index_losses() {
                 compare(&format!("multi_margin 1-D {dt:?} {r:?}"), &[&x1], rtol, |fused| {
                     let l = mc::MultiMargin::new();
                     if fused {
-                        mc::multi_margin(&x1, &y0, None, l, r)
+                        mc::multi_margin_with(&x1, &y0, None, l, r)
                     } else {
                         composed::multi_margin(&x1, &y0, None, l, r)
                     }
@@ -593,7 +604,7 @@ fn composed_equals_fused_for_the_class_index_losses() {
     let x = var(&[0.1, 0.2, 0.3], &[1, 3], DType::F32);
     let bad = Tensor::new(&[3i64], &dev()).unwrap();
     let compat = mc::MultiMargin::new().mode(Mode::TorchCompat);
-    let e1 = mc::multi_margin(&x, &bad, None, compat, Reduction::Mean).unwrap_err();
+    let e1 = mc::multi_margin_with(&x, &bad, None, compat, Reduction::Mean).unwrap_err();
     let e2 = composed::multi_margin(&x, &bad, None, compat, Reduction::Mean).unwrap_err();
     assert_eq!(e1.to_string(), e2.to_string());
 }

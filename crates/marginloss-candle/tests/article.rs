@@ -9,7 +9,7 @@ mod common;
 use candle_core::{DType, Device, Tensor, Var};
 use common::{f64s, fixtures_dir};
 use marginloss_candle::{
-    composed, cosine_similarity, hinge_embedding, CosineSimilarity, HingeEmbedding, Reduction,
+    composed, cosine_similarity_with, hinge_embedding_with, CosineSimilarity, HingeEmbedding, Reduction,
 };
 use serde_json::Value;
 
@@ -47,11 +47,11 @@ fn run(fused: bool) {
 
     let f = CosineSimilarity::new();
     let loss = HingeEmbedding::new().margin(0.2);
-    let cos =
-        if fused { cosine_similarity(&a, &b, f) } else { composed::cosine_similarity(&a, &b, f) }.unwrap();
+    let cos = if fused { cosine_similarity_with(&a, &b, f) } else { composed::cosine_similarity(&a, &b, f) }
+        .unwrap();
     let x = cos.affine(-1.0, 1.0).unwrap(); // 1 − cos
     let out = if fused {
-        hinge_embedding(&x, &y, loss, Reduction::Mean)
+        hinge_embedding_with(&x, &y, loss, Reduction::Mean)
     } else {
         composed::hinge_embedding(&x, &y, loss, Reduction::Mean)
     }
@@ -96,10 +96,10 @@ fn article_scores_are_refused_in_strict_mode_and_give_torchs_value_in_compat() {
     // Feeding classifier scores to hinge_embedding: strict refuses, compat gives torch's −0.1.
     let x = Tensor::new(&[0.8f32, -0.5, 2.0], &Device::Cpu).unwrap();
     let y = Tensor::new(&[-1.0f32, 1.0, -1.0], &Device::Cpu).unwrap();
-    assert!(hinge_embedding(&x, &y, HingeEmbedding::new(), Reduction::Mean).is_err());
+    assert!(hinge_embedding_with(&x, &y, HingeEmbedding::new(), Reduction::Mean).is_err());
     let compat = HingeEmbedding::new().mode(marginloss_candle::Mode::TorchCompat);
-    let v = hinge_embedding(&x, &y, compat, Reduction::Mean).unwrap().to_scalar::<f32>().unwrap();
+    let v = hinge_embedding_with(&x, &y, compat, Reduction::Mean).unwrap().to_scalar::<f32>().unwrap();
     assert!((v + 0.1).abs() < 1e-6, "{v}");
-    let h = marginloss_candle::hinge(&x, &y, marginloss_candle::Hinge::new(), Reduction::Mean).unwrap();
+    let h = marginloss_candle::hinge(&x, &y).unwrap();
     assert!((h.to_scalar::<f32>().unwrap() - 2.1).abs() < 1e-6);
 }

@@ -82,7 +82,7 @@ fn composed_equals_fused_for_the_pair_losses() {
                         rtol,
                         |f| {
                             if f {
-                                mc::cosine_embedding(&x1, &x2, &t, l, r)
+                                mc::cosine_embedding_with(&x1, &x2, &t, l, r)
                             } else {
                                 composed::cosine_embedding(&x1, &x2, &t, l, r)
                             }
@@ -98,7 +98,7 @@ fn composed_equals_fused_for_the_pair_losses() {
                         rtol,
                         |f| {
                             if f {
-                                mc::contrastive(&x1, &x2, &t, l, r)
+                                mc::contrastive_with(&x1, &x2, &t, l, r)
                             } else {
                                 composed::contrastive(&x1, &x2, &t, l, r)
                             }
@@ -114,7 +114,7 @@ fn composed_equals_fused_for_the_pair_losses() {
             let l = mc::CosineEmbedding::new().mode(Mode::TorchCompat);
             compare(&format!("cosine_embedding compat {dt:?} {r:?}"), &[&x1, &x2], rtol, |f| {
                 if f {
-                    mc::cosine_embedding(&x1, &x2, &t, l, r)
+                    mc::cosine_embedding_with(&x1, &x2, &t, l, r)
                 } else {
                     composed::cosine_embedding(&x1, &x2, &t, l, r)
                 }
@@ -123,7 +123,7 @@ fn composed_equals_fused_for_the_pair_losses() {
             let l = mc::Contrastive::new().mode(Mode::TorchCompat);
             compare(&format!("contrastive compat {dt:?} {r:?}"), &[&x1, &x2], rtol, |f| {
                 if f {
-                    mc::contrastive(&x1, &x2, &t, l, r)
+                    mc::contrastive_with(&x1, &x2, &t, l, r)
                 } else {
                     composed::contrastive(&x1, &x2, &t, l, r)
                 }
@@ -161,7 +161,7 @@ fn composed_equals_fused_for_the_triplet_losses() {
                     let id = format!("triplet_margin {dt:?} {r:?} swap {swap} p {p} eps {eps}");
                     compare(&id, &vars, rtol, |f| {
                         if f {
-                            mc::triplet_margin(&va, &vp, &vn, l, r)
+                            mc::triplet_margin_with(&va, &vp, &vn, l, r)
                         } else {
                             composed::triplet_margin(&va, &vp, &vn, l, r)
                         }
@@ -171,7 +171,7 @@ fn composed_equals_fused_for_the_triplet_losses() {
                 let e = mc::TripletMarginWithDistance::euclidean().swap(swap).margin(0.7);
                 compare(&format!("with_distance euclidean {dt:?} {r:?} {swap}"), &vars, rtol, |f| {
                     if f {
-                        mc::triplet_margin_with_distance(&va, &vp, &vn, e, r)
+                        mc::triplet_margin_with_distance_with(&va, &vp, &vn, e, r)
                     } else {
                         composed::triplet_margin_with_distance(&va, &vp, &vn, e, r)
                     }
@@ -180,7 +180,7 @@ fn composed_equals_fused_for_the_triplet_losses() {
                 let c = mc::TripletMarginWithDistance::cosine().swap(swap).margin(0.5);
                 compare(&format!("with_distance cosine {dt:?} {r:?} {swap}"), &vars, rtol, |f| {
                     if f {
-                        mc::triplet_margin_with_distance(&va, &vp, &vn, c, r)
+                        mc::triplet_margin_with_distance_with(&va, &vp, &vn, c, r)
                     } else {
                         composed::triplet_margin_with_distance(&va, &vp, &vn, c, r)
                     }
@@ -200,7 +200,7 @@ fn swap_ties_split_the_gradient_on_both_paths() {
     let l = mc::TripletMargin::new().eps(0.0).swap(true);
     for fused in [true, false] {
         let out = if fused {
-            mc::triplet_margin(&a, &p, &n, l, Reduction::Sum)
+            mc::triplet_margin_with(&a, &p, &n, l, Reduction::Sum)
         } else {
             composed::triplet_margin(&a, &p, &n, l, Reduction::Sum)
         }
@@ -234,12 +234,14 @@ fn transposed_and_sliced_inputs_give_the_contiguous_result() {
             views.iter().map(|v| var(&f64s(&v.contiguous().unwrap()), &[n, d], dt)).collect();
         let t = tensor(&y, &[n], dt);
         let runs: [&Run; 4] = [
-            &|x| mc::cosine_embedding(x[0], x[1], &t, mc::CosineEmbedding::new().margin(0.1), r).unwrap(),
-            &|x| mc::contrastive(x[0], x[1], &t, mc::Contrastive::new(), r).unwrap(),
-            &|x| mc::triplet_margin(x[0], x[1], x[2], mc::TripletMargin::new().swap(true), r).unwrap(),
+            &|x| {
+                mc::cosine_embedding_with(x[0], x[1], &t, mc::CosineEmbedding::new().margin(0.1), r).unwrap()
+            },
+            &|x| mc::contrastive_with(x[0], x[1], &t, mc::Contrastive::new(), r).unwrap(),
+            &|x| mc::triplet_margin_with(x[0], x[1], x[2], mc::TripletMargin::new().swap(true), r).unwrap(),
             &|x| {
                 let l = mc::TripletMarginWithDistance::cosine().margin(0.5);
-                mc::triplet_margin_with_distance(x[0], x[1], x[2], l, r).unwrap()
+                mc::triplet_margin_with_distance_with(x[0], x[1], x[2], l, r).unwrap()
             },
         ];
         for (k, run) in runs.iter().enumerate() {
@@ -258,7 +260,8 @@ fn transposed_and_sliced_inputs_give_the_contiguous_result() {
         let big = var(&a, &[n, d], DType::F64);
         let (p, ng) = (tensor(&b[..3 * d], &[3, d], DType::F64), tensor(&c[..3 * d], &[3, d], DType::F64));
         let out =
-            mc::triplet_margin(&big.narrow(0, 2, 3).unwrap(), &p, &ng, mc::TripletMargin::new(), r).unwrap();
+            mc::triplet_margin_with(&big.narrow(0, 2, 3).unwrap(), &p, &ng, mc::TripletMargin::new(), r)
+                .unwrap();
         let (v, g) = value_and_grads(&out, &[&big]);
         let mut want_out = vec![0.0; r.output_len(3)];
         let mut ga = vec![0.0; 3 * d];
@@ -289,10 +292,10 @@ fn one_dimensional_inputs_are_one_row() {
     let dt = DType::F64;
     let (a, b, c) = (var(&[1.0, 0.0], &[2], dt), var(&[0.6, 0.8], &[2], dt), var(&[0.0, 1.0], &[2], dt));
     let y = tensor(&[1.0], &[1], dt);
-    let out = mc::cosine_embedding(&a, &b, &y, mc::CosineEmbedding::new(), Reduction::None).unwrap();
+    let out = mc::cosine_embedding_with(&a, &b, &y, mc::CosineEmbedding::new(), Reduction::None).unwrap();
     assert_eq!(out.dims(), &[] as &[usize]);
     let l = mc::TripletMarginWithDistance::cosine();
-    let out = mc::triplet_margin_with_distance(&a, &b, &c, l, Reduction::None).unwrap();
+    let out = mc::triplet_margin_with_distance_with(&a, &b, &c, l, Reduction::None).unwrap();
     assert_eq!(out.dims(), &[] as &[usize]);
     assert!((f64s(&out)[0] - 0.4).abs() < 1e-12);
     let comp = composed::triplet_margin_with_distance(&a, &b, &c, l, Reduction::None).unwrap();
@@ -315,9 +318,9 @@ fn f16_and_bf16_compute_in_f32() {
             (var(&ha, &[n, d], DType::F32), var(&hb, &[n, d], DType::F32), var(&hc, &[n, d], DType::F32));
         let run = |x: &Tensor, p: &Tensor, q: &Tensor, t: &Tensor| {
             [
-                mc::cosine_embedding(x, p, t, mc::CosineEmbedding::new(), Reduction::Mean).unwrap(),
-                mc::contrastive(x, p, t, mc::Contrastive::new(), Reduction::Mean).unwrap(),
-                mc::triplet_margin(x, p, q, mc::TripletMargin::new(), Reduction::Mean).unwrap(),
+                mc::cosine_embedding_with(x, p, t, mc::CosineEmbedding::new(), Reduction::Mean).unwrap(),
+                mc::contrastive_with(x, p, t, mc::Contrastive::new(), Reduction::Mean).unwrap(),
+                mc::triplet_margin_with(x, p, q, mc::TripletMargin::new(), Reduction::Mean).unwrap(),
             ]
         };
         let half = run(&va, &vb, &vc, &tensor(&y, &[n], dt));
@@ -343,27 +346,27 @@ fn errors_carry_the_core_message_on_both_paths() {
         .unwrap_err()
         .to_string();
     let l = mc::CosineEmbedding::new();
-    assert_eq!(mc::cosine_embedding(&x, &x, &bad_t, l, Reduction::Mean).unwrap_err().to_string(), core);
+    assert_eq!(mc::cosine_embedding_with(&x, &x, &bad_t, l, Reduction::Mean).unwrap_err().to_string(), core);
     assert_eq!(composed::cosine_embedding(&x, &x, &bad_t, l, Reduction::Mean).unwrap_err().to_string(), core);
     let core = marginloss::Contrastive::new()
         .forward(&[1.0f32, 2.0, 3.0, 4.0], &[1.0, 2.0, 3.0, 4.0], &[1.0, 0.0], 2, Reduction::Mean)
         .unwrap_err()
         .to_string();
     let l = mc::Contrastive::new();
-    assert_eq!(mc::contrastive(&x, &x, &bad_t, l, Reduction::Mean).unwrap_err().to_string(), core);
+    assert_eq!(mc::contrastive_with(&x, &x, &bad_t, l, Reduction::Mean).unwrap_err().to_string(), core);
     assert_eq!(composed::contrastive(&x, &x, &bad_t, l, Reduction::Mean).unwrap_err().to_string(), core);
     // A margin that is not > 0: rejected in both modes, on both paths.
     for mode in [Mode::Strict, Mode::TorchCompat] {
         let l = mc::TripletMargin::new().margin(0.0).mode(mode);
         let core =
             l.forward(&[1.0f32, 2.0], &[1.0, 2.0], &[1.0, 2.0], 2, Reduction::Mean).unwrap_err().to_string();
-        assert_eq!(mc::triplet_margin(&x, &x, &x, l, Reduction::Mean).unwrap_err().to_string(), core);
+        assert_eq!(mc::triplet_margin_with(&x, &x, &x, l, Reduction::Mean).unwrap_err().to_string(), core);
         assert_eq!(composed::triplet_margin(&x, &x, &x, l, Reduction::Mean).unwrap_err().to_string(), core);
         let l = mc::TripletMarginWithDistance::cosine().margin(-1.0).mode(mode);
         let core =
             l.forward(&[1.0f32, 2.0], &[1.0, 2.0], &[1.0, 2.0], 2, Reduction::Mean).unwrap_err().to_string();
         assert_eq!(
-            mc::triplet_margin_with_distance(&x, &x, &x, l, Reduction::Mean).unwrap_err().to_string(),
+            mc::triplet_margin_with_distance_with(&x, &x, &x, l, Reduction::Mean).unwrap_err().to_string(),
             core
         );
         assert_eq!(
@@ -373,8 +376,8 @@ fn errors_carry_the_core_message_on_both_paths() {
     }
     // Mismatched shapes.
     let short = tensor(&[1.0, 2.0], &[1, 2], dt);
-    assert!(mc::triplet_margin(&x, &x, &short, mc::TripletMargin::new(), Reduction::Mean).is_err());
-    assert!(mc::cosine_embedding(
+    assert!(mc::triplet_margin_with(&x, &x, &short, mc::TripletMargin::new(), Reduction::Mean).is_err());
+    assert!(mc::cosine_embedding_with(
         &x,
         &x,
         &tensor(&[1.0], &[1], dt),
@@ -397,7 +400,7 @@ fn gradients_from_the_forward_serve_one_backward_and_any_upstream_recomputes() {
     );
     let (p, q) = (tensor(&p, &[n, d], DType::F64), tensor(&q, &[n, d], DType::F64));
     for r in REDUCTIONS {
-        let out = mc::triplet_margin(&a, &p, &q, mc::TripletMargin::new().margin(2.0), r).unwrap();
+        let out = mc::triplet_margin_with(&a, &p, &q, mc::TripletMargin::new().margin(2.0), r).unwrap();
         let total = if out.rank() == 0 { out.clone() } else { out.sum_all().unwrap() };
         let g1 = f64s(total.backward().unwrap().get(&a).unwrap());
         let g2 = f64s(total.backward().unwrap().get(&a).unwrap());

@@ -117,14 +117,14 @@ fn pointwise<T: Elem>(c: &Case, loss: &str) {
     let run = |i: &Inputs, mode: Mode| {
         let (x, t) = (i.get("input"), i.get("target"));
         match loss {
-            "hinge" => mc::hinge(x, t, mc::Hinge::new().margin(margin).labels(lab).mode(mode), r),
+            "hinge" => mc::hinge_with(x, t, mc::Hinge::new().margin(margin).labels(lab).mode(mode), r),
             "squared_hinge" => {
-                mc::squared_hinge(x, t, mc::SquaredHinge::new().margin(margin).labels(lab).mode(mode), r)
+                mc::squared_hinge_with(x, t, mc::SquaredHinge::new().margin(margin).labels(lab).mode(mode), r)
             }
             "hinge_embedding" => {
-                mc::hinge_embedding(x, t, mc::HingeEmbedding::new().margin(margin).mode(mode), r)
+                mc::hinge_embedding_with(x, t, mc::HingeEmbedding::new().margin(margin).mode(mode), r)
             }
-            "soft_margin" => mc::soft_margin(x, t, mc::SoftMargin::new().mode(mode), r),
+            "soft_margin" => mc::soft_margin_with(x, t, mc::SoftMargin::new().mode(mode), r),
             _ => unreachable!(),
         }
     };
@@ -192,7 +192,7 @@ fn margin_ranking<T: Elem>(c: &Case) {
         (c.input("input1").as_vec::<T>(), c.input("input2").as_vec::<T>(), c.input("target").as_vec::<T>());
     let run = |i: &Inputs, mode: Mode| {
         let l = mc::MarginRanking::new().margin(margin).mode(mode);
-        mc::margin_ranking(i.get("input1"), i.get("input2"), i.get("target"), l, r)
+        mc::margin_ranking_with(i.get("input1"), i.get("input2"), i.get("target"), l, r)
     };
     let core = |mode: Mode| {
         let n = x1.len();
@@ -224,8 +224,8 @@ fn distance<T: Elem>(c: &Case, loss: &str) {
     let cos = || marginloss::CosineSimilarity::new().eps(c.f64_opt("eps", 1e-8));
     let pd = || marginloss::PairwiseDistance::new().p(c.f64_opt("p", 2.0)).eps(c.f64_opt("eps", 1e-6));
     let run = |i: &Inputs, mode: Mode| match loss {
-        "cosine_similarity" => mc::cosine_similarity(i.get("input1"), i.get("input2"), cos().mode(mode)),
-        _ => mc::pairwise_distance(i.get("input1"), i.get("input2"), pd().mode(mode)),
+        "cosine_similarity" => mc::cosine_similarity_with(i.get("input1"), i.get("input2"), cos().mode(mode)),
+        _ => mc::pairwise_distance_with(i.get("input1"), i.get("input2"), pd().mode(mode)),
     };
     let core = |mode: Mode| {
         let n = x1.len() / dim;
@@ -279,13 +279,15 @@ fn class_loss<T: Elem>(c: &Case, loss: &str) {
         match loss {
             "multi_margin" => {
                 let l = mc::MultiMargin::new().p(p).margin(margin).mode(mode);
-                mc::multi_margin(x, t, i.opt("weight"), l, r)
+                mc::multi_margin_with(x, t, i.opt("weight"), l, r)
             }
             "multiclass_hinge" => {
-                mc::multiclass_hinge(x, t, mc::MulticlassHinge::new().margin(margin).mode(mode), r)
+                mc::multiclass_hinge_with(x, t, mc::MulticlassHinge::new().margin(margin).mode(mode), r)
             }
-            "multilabel_margin" => mc::multilabel_margin(x, t, mc::MultilabelMargin::new().mode(mode), r),
-            _ => mc::multilabel_soft_margin(
+            "multilabel_margin" => {
+                mc::multilabel_margin_with(x, t, mc::MultilabelMargin::new().mode(mode), r)
+            }
+            _ => mc::multilabel_soft_margin_with(
                 x,
                 t,
                 i.opt("weight"),
@@ -392,8 +394,8 @@ fn pair_loss<T: Elem>(c: &Case, loss: &str) {
     let run = |i: &Inputs, mode: Mode| {
         let (a, b, y) = (i.get("input1"), i.get("input2"), i.get("target"));
         match loss {
-            "cosine_embedding" => mc::cosine_embedding(a, b, y, ce(mode), r),
-            _ => mc::contrastive(a, b, y, co(mode), r),
+            "cosine_embedding" => mc::cosine_embedding_with(a, b, y, ce(mode), r),
+            _ => mc::contrastive_with(a, b, y, co(mode), r),
         }
     };
     let core = |mode: Mode| {
@@ -450,9 +452,9 @@ fn triplet_loss<T: Elem>(c: &Case, loss: &str) {
     let run = |i: &Inputs, mode: Mode| {
         let (x, y, z) = (i.get("anchor"), i.get("positive"), i.get("negative"));
         match (loss, cosine) {
-            ("triplet_margin", _) => mc::triplet_margin(x, y, z, tm(mode), r),
-            (_, false) => mc::triplet_margin_with_distance(x, y, z, euc(mode), r),
-            (_, true) => mc::triplet_margin_with_distance(x, y, z, cos(mode), r),
+            ("triplet_margin", _) => mc::triplet_margin_with(x, y, z, tm(mode), r),
+            (_, false) => mc::triplet_margin_with_distance_with(x, y, z, euc(mode), r),
+            (_, true) => mc::triplet_margin_with_distance_with(x, y, z, cos(mode), r),
         }
     };
     let core = |mode: Mode| {
