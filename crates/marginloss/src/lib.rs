@@ -46,6 +46,7 @@ mod error;
 mod float;
 pub(crate) mod kernel;
 pub mod loss;
+pub mod op;
 mod options;
 mod parts;
 mod reduction;
