@@ -20,6 +20,8 @@ use marginloss::{
     SoftMargin, SquaredHinge, TripletMargin, TripletMarginWithDistance,
 };
 
+use marginloss::op::Signature;
+
 use crate::{checks, is_native, BurnDistance};
 
 /// A tensor's values on the host, as f64 (exact for every float dtype).
@@ -128,7 +130,7 @@ pub fn hinge<const D: usize>(
     loss: Hinge,
     reduction: Reduction,
 ) -> Result<Tensor<D>> {
-    checks::same("hinge", &input, &target)?;
+    loss.geometry(&[&input.dims(), &target.dims()], reduction)?;
     validate(loss.mode, || loss.forward(&host(&input), &host(&target), reduction).map(drop))?;
     Ok(elementwise(input, target, |x, t| {
         let u = decode(t, loss.labels).mul(x).neg().add_scalar(loss.margin);
@@ -146,7 +148,7 @@ pub fn squared_hinge<const D: usize>(
     loss: SquaredHinge,
     reduction: Reduction,
 ) -> Result<Tensor<D>> {
-    checks::same("squared_hinge", &input, &target)?;
+    loss.geometry(&[&input.dims(), &target.dims()], reduction)?;
     validate(loss.mode, || loss.forward(&host(&input), &host(&target), reduction).map(drop))?;
     Ok(elementwise(input, target, |x, t| {
         let u = decode(t, loss.labels).mul(x).neg().add_scalar(loss.margin);
@@ -165,7 +167,7 @@ pub fn hinge_embedding<const D: usize>(
     loss: HingeEmbedding,
     reduction: Reduction,
 ) -> Result<Tensor<D>> {
-    checks::same("hinge_embedding", &input, &target)?;
+    loss.geometry(&[&input.dims(), &target.dims()], reduction)?;
     validate(loss.mode, || loss.forward(&host(&input), &host(&target), reduction).map(drop))?;
     Ok(elementwise(input, target, |x, t| {
         let y = decode(t, loss.labels);
@@ -186,7 +188,7 @@ pub fn soft_margin<const D: usize>(
     loss: SoftMargin,
     reduction: Reduction,
 ) -> Result<Tensor<D>> {
-    checks::same("soft_margin", &input, &target)?;
+    loss.geometry(&[&input.dims(), &target.dims()], reduction)?;
     validate(loss.mode, || loss.forward(&host(&input), &host(&target), reduction).map(drop))?;
     Ok(elementwise(input, target, |x, t| {
         let z = decode(t, loss.labels).mul(x).neg();
@@ -205,8 +207,7 @@ pub fn margin_ranking<const D: usize>(
     loss: MarginRanking,
     reduction: Reduction,
 ) -> Result<Tensor<D>> {
-    checks::same_as("margin_ranking", ("input1", &input1), ("input2", &input2))?;
-    checks::same_as("margin_ranking", ("input1", &input1), ("target", &target))?;
+    loss.geometry(&[&input1.dims(), &input2.dims(), &target.dims()], reduction)?;
     validate(loss.mode, || {
         loss.forward(&host(&input1), &host(&input2), &host(&target), reduction).map(drop)
     })?;
@@ -251,22 +252,13 @@ fn pairwise_keep<const D: usize>(a: Tensor<D>, b: Tensor<D>, p: f64, eps: f64) -
     }
 }
 
-/// Broadcasts a distance's inputs to one shape (already checked to broadcast).
-fn broadcast<const D: usize>(loss: &'static str, x1: Tensor<D>, x2: Tensor<D>) -> Result<(Tensor<D>, Tensor<D>)> {
-    let shape = checks::broadcast_rows(loss, &x1.dims(), &x2.dims())?;
-    if x1.dims() == x2.dims() {
-        return Ok((x1, x2));
-    }
-    Ok((x1.expand(shape), x2.expand(shape)))
-}
-
 /// [`crate::cosine_similarity`] as burn ops: `Σ x1·x2 / (max(‖x1‖, eps)·max(‖x2‖, eps))`
 /// over the last dimension, the clamp detached as in torch 2.15.
 ///
 /// # Errors
 /// As [`crate::cosine_similarity`].
 pub fn cosine_similarity<const D: usize>(x1: Tensor<D>, x2: Tensor<D>, f: CosineSimilarity) -> Result<Tensor<D>> {
-    let (x1, x2) = broadcast("cosine_similarity", x1, x2)?;
+    let (x1, x2) = checks::broadcast(CosineSimilarity::NAME, x1, x2)?;
     let dim = x1.dims()[D - 1];
     validate(f.mode, || f.forward(&host(&x1), &host(&x2), dim).map(drop))?;
     let dt = x1.dtype();
@@ -280,7 +272,7 @@ pub fn cosine_similarity<const D: usize>(x1: Tensor<D>, x2: Tensor<D>, f: Cosine
 /// # Errors
 /// As [`crate::pairwise_distance`].
 pub fn pairwise_distance<const D: usize>(x1: Tensor<D>, x2: Tensor<D>, f: PairwiseDistance) -> Result<Tensor<D>> {
-    let (x1, x2) = broadcast("pairwise_distance", x1, x2)?;
+    let (x1, x2) = checks::broadcast(PairwiseDistance::NAME, x1, x2)?;
     let dim = x1.dims()[D - 1];
     validate(f.mode, || f.forward(&host(&x1), &host(&x2), dim).map(drop))?;
     let dt = x1.dtype();
@@ -318,10 +310,12 @@ pub fn multilabel_soft_margin(
     loss: MultilabelSoftMargin,
     reduction: Reduction,
 ) -> Result<Tensor<1>> {
-    const L: &str = "multilabel_soft_margin";
     let [n, classes] = input.dims();
-    checks::same(L, &input, &target)?;
-    checks::per_class(L, classes, weight.as_ref())?;
+    let wd = weight.as_ref().map(Tensor::dims);
+    let (xd, td) = (input.dims(), target.dims());
+    let mut shapes: Vec<&[usize]> = vec![&xd, &td];
+    shapes.extend(wd.as_ref().map(|d| &d[..]));
+    loss.geometry(&shapes, reduction)?;
     validate(loss.mode, || {
         let w = weight.as_ref().map(host);
         loss.forward(&host(&input), &host(&target), classes, w.as_deref(), reduction).map(drop)
@@ -358,10 +352,12 @@ pub fn multi_margin(
     loss: MultiMargin,
     reduction: Reduction,
 ) -> Result<Tensor<1>> {
-    const L: &str = "multi_margin";
     let [n, classes] = input.dims();
-    checks::per_row(L, n, classes, &target.dims())?;
-    checks::per_class(L, classes, weight.as_ref())?;
+    let wd = weight.as_ref().map(Tensor::dims);
+    let (xd, td) = (input.dims(), target.dims());
+    let mut shapes: Vec<&[usize]> = vec![&xd, &td];
+    shapes.extend(wd.as_ref().map(|d| &d[..]));
+    loss.geometry(&shapes, reduction)?;
     // The class indices are checked in both modes (as the core does).
     let w = weight.as_ref().map(host);
     let mode_checked = loss.forward(&host(&input), &host_i64(&target), classes, w.as_deref(), reduction);
@@ -394,9 +390,8 @@ pub fn multiclass_hinge(
     loss: MulticlassHinge,
     reduction: Reduction,
 ) -> Result<Tensor<1>> {
-    const L: &str = "multiclass_hinge";
     let [n, classes] = input.dims();
-    checks::per_row(L, n, classes, &target.dims())?;
+    loss.geometry(&[&input.dims(), &target.dims()], reduction)?;
     loss.forward(&host(&input), &host_i64(&target), classes, reduction)?;
     let dt = input.dtype();
     let x = up(input, dt);
@@ -430,9 +425,8 @@ pub fn multilabel_margin(
     loss: MultilabelMargin,
     reduction: Reduction,
 ) -> Result<Tensor<1>> {
-    const L: &str = "multilabel_margin";
     let [n, classes] = input.dims();
-    checks::same_dims(L, ("input", &input.dims()), ("target", &target.dims()))?;
+    loss.geometry(&[&input.dims(), &target.dims()], reduction)?;
     loss.forward(&host(&input), &host_i64(&target), classes, reduction)?;
     let dt = input.dtype();
     let x = up(input, dt);
@@ -470,8 +464,7 @@ pub fn cosine_embedding(
     loss: CosineEmbedding,
     reduction: Reduction,
 ) -> Result<Tensor<1>> {
-    const L: &str = "cosine_embedding";
-    checks::pair(L, &input1.dims(), &input2.dims(), &target.dims())?;
+    loss.geometry(&[&input1.dims(), &input2.dims(), &target.dims()], reduction)?;
     let [n, dim] = input1.dims();
     validate(loss.mode, || {
         loss.forward(&host(&input1), &host(&input2), &host(&target), dim, reduction).map(drop)
@@ -500,8 +493,7 @@ pub fn contrastive(
     loss: Contrastive,
     reduction: Reduction,
 ) -> Result<Tensor<1>> {
-    const L: &str = "contrastive";
-    checks::pair(L, &input1.dims(), &input2.dims(), &target.dims())?;
+    loss.geometry(&[&input1.dims(), &input2.dims(), &target.dims()], reduction)?;
     let [n, dim] = input1.dims();
     validate(loss.mode, || {
         loss.forward(&host(&input1), &host(&input2), &host(&target), dim, reduction).map(drop)
@@ -557,8 +549,7 @@ pub fn triplet_margin(
     loss: TripletMargin,
     reduction: Reduction,
 ) -> Result<Tensor<1>> {
-    const L: &str = "triplet_margin";
-    checks::triplet(L, &anchor.dims(), &positive.dims(), &negative.dims())?;
+    loss.geometry(&[&anchor.dims(), &positive.dims(), &negative.dims()], reduction)?;
     let dim = anchor.dims()[1];
     validate(loss.mode, || {
         loss.forward(&host(&anchor), &host(&positive), &host(&negative), dim, reduction).map(drop)
@@ -584,8 +575,7 @@ pub fn triplet_margin_with_distance<Dist: BurnDistance>(
     loss: TripletMarginWithDistance<Dist>,
     reduction: Reduction,
 ) -> Result<Tensor<1>> {
-    const L: &str = "triplet_margin_with_distance";
-    checks::triplet(L, &anchor.dims(), &positive.dims(), &negative.dims())?;
+    loss.geometry(&[&anchor.dims(), &positive.dims(), &negative.dims()], reduction)?;
     let dim = anchor.dims()[1];
     validate(loss.mode, || {
         let (a, p, n) = (host(&anchor), host(&positive), host(&negative));

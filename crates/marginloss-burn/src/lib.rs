@@ -72,18 +72,19 @@ mod checks;
 pub mod composed;
 mod op;
 
-use burn::tensor::{DType, Int, Shape, Tensor};
-use checks::same_dims;
+use burn::tensor::{DType, Int, Tensor};
+use marginloss::op::Signature;
 pub use marginloss::{
     Contrastive, CosineDistance, CosineEmbedding, CosineSimilarity, Distance, Error, Float, Hinge,
     HingeEmbedding, Kink, Labels, MarginRanking, Mode, MultiMargin, MulticlassHinge, MultilabelMargin,
     MultilabelSoftMargin, PairwiseDistance, Reduction, Result, SoftMargin, SquaredHinge, TripletMargin,
     TripletMarginWithDistance,
 };
-use op::{apply_fused, is_flex, Elem, Fused};
+pub use op::Loss;
+use op::{fused, is_flex, Operand};
 
 // ---------------------------------------------------------------------------------------
-// Shared checks and plumbing.
+// Plumbing shared by the public functions.
 
 /// `t` on `like`'s device and in its float dtype (no-ops when they already agree; both
 /// moves are differentiable).
@@ -98,7 +99,7 @@ fn like<const D: usize, const E: usize>(t: Tensor<D>, like: &Tensor<E>) -> Tenso
     }
 }
 
-/// `t` on `like`'s device.
+/// Class indices on `like`'s device.
 fn int_on<const D: usize, const E: usize>(t: Tensor<D, Int>, like: &Tensor<E>) -> Tensor<D, Int> {
     let dev = like.device();
     if t.device() == dev {
@@ -108,83 +109,24 @@ fn int_on<const D: usize, const E: usize>(t: Tensor<D, Int>, like: &Tensor<E>) -
     }
 }
 
-/// The result shape of a loss whose unreduced result has shape `none`: `none`, or all
-/// ones of its rank for a reduced loss.
-fn reduced_shape(reduction: Reduction, none: &[usize]) -> Shape {
-    match reduction {
-        Reduction::None => Shape::from(none.to_vec()),
-        Reduction::Mean | Reduction::Sum => Shape::from(vec![1; none.len()]),
-    }
-}
-
-/// The class indices of an int tensor, read on the host as i64.
-fn indices<const D: usize>(t: Tensor<D, Int>) -> Vec<i64> {
-    t.into_data().try_into_vec_as::<i64>().unwrap_or_default()
-}
-
 /// Whether a float dtype is computed by the kernels in its own type (else in f32).
 pub(crate) fn is_native(dt: DType) -> bool {
     matches!(dt, DType::F32 | DType::F64)
 }
 
+
+/// `Operand::float`.
+fn f<const D: usize>(t: Tensor<D>) -> Operand {
+    Operand::float(t)
+}
+
+/// `Operand::index`.
+fn i<const D: usize>(t: Tensor<D, Int>) -> Operand {
+    Operand::index(t)
+}
+
 // ---------------------------------------------------------------------------------------
 // Element-wise losses: (input, target) → per-element loss.
-
-#[derive(Clone)]
-struct Pointwise<L> {
-    loss: L,
-    reduction: Reduction,
-}
-
-macro_rules! pointwise_fused {
-    ($Ty:ident, $name:literal) => {
-        impl Fused for Pointwise<$Ty> {
-            const NAME: &'static str = $name;
-            const GRAD: [bool; 3] = [true, false, false];
-            fn forward<T: Elem>(&self, a: &[&[T]], _: &[i64], out: &mut [T]) -> Result<()> {
-                self.loss.forward_into(a[0], a[1], self.reduction, out)
-            }
-            fn forward_backward<T: Elem>(
-                &self,
-                a: &[&[T]],
-                _: &[i64],
-                up: &[T],
-                out: &mut [T],
-                [g1, _, _]: [&mut [T]; 3],
-            ) -> Result<()> {
-                self.loss.forward_backward(a[0], a[1], self.reduction, up, out, g1)
-            }
-        }
-    };
-}
-
-pointwise_fused!(Hinge, "hinge");
-pointwise_fused!(SquaredHinge, "squared_hinge");
-pointwise_fused!(HingeEmbedding, "hinge_embedding");
-pointwise_fused!(SoftMargin, "soft_margin");
-
-/// An element-wise loss on `(input, target)`: shapes checked, then fused on Flex or
-/// `composed` elsewhere.
-fn pointwise<L, const D: usize>(
-    loss: L,
-    input: Tensor<D>,
-    target: Tensor<D>,
-    reduction: Reduction,
-    composed: fn(Tensor<D>, Tensor<D>, L, Reduction) -> Result<Tensor<D>>,
-) -> Result<Tensor<D>>
-where
-    Pointwise<L>: Fused,
-{
-    let name = <Pointwise<L> as Fused>::NAME;
-    same_dims(name, ("input", &input.dims()), ("target", &target.dims()))?;
-    let target = like(target, &input);
-    if !is_flex(&input.device()) {
-        return composed(input, target, loss, reduction);
-    }
-    let shape = reduced_shape(reduction, &input.dims());
-    let out = apply_fused(Pointwise { loss, reduction }, vec![input.into_dispatch(), target.into_dispatch()], vec![], shape)?;
-    Ok(Tensor::from_dispatch(out))
-}
 
 /// The binary hinge loss `max(0, margin − y·x)` on classifier scores ([`Hinge`]).
 ///
@@ -200,7 +142,11 @@ pub fn hinge<const D: usize>(
     loss: Hinge,
     reduction: Reduction,
 ) -> Result<Tensor<D>> {
-    pointwise(loss, input, target, reduction, composed::hinge)
+    let target = like(target, &input);
+    if !is_flex(&input.device()) {
+        return composed::hinge(input, target, loss, reduction);
+    }
+    fused(loss, reduction, vec![f(input), f(target)])
 }
 
 /// The squared hinge loss `max(0, margin − y·x)²` ([`SquaredHinge`]).
@@ -213,7 +159,11 @@ pub fn squared_hinge<const D: usize>(
     loss: SquaredHinge,
     reduction: Reduction,
 ) -> Result<Tensor<D>> {
-    pointwise(loss, input, target, reduction, composed::squared_hinge)
+    let target = like(target, &input);
+    if !is_flex(&input.device()) {
+        return composed::squared_hinge(input, target, loss, reduction);
+    }
+    fused(loss, reduction, vec![f(input), f(target)])
 }
 
 /// PyTorch's `HingeEmbeddingLoss` on **distances** `x ≥ 0` ([`HingeEmbedding`]): `x` for
@@ -228,7 +178,11 @@ pub fn hinge_embedding<const D: usize>(
     loss: HingeEmbedding,
     reduction: Reduction,
 ) -> Result<Tensor<D>> {
-    pointwise(loss, input, target, reduction, composed::hinge_embedding)
+    let target = like(target, &input);
+    if !is_flex(&input.device()) {
+        return composed::hinge_embedding(input, target, loss, reduction);
+    }
+    fused(loss, reduction, vec![f(input), f(target)])
 }
 
 /// PyTorch's `SoftMarginLoss` `log(1 + exp(−y·x))`, computed stably ([`SoftMargin`]).
@@ -241,34 +195,11 @@ pub fn soft_margin<const D: usize>(
     loss: SoftMargin,
     reduction: Reduction,
 ) -> Result<Tensor<D>> {
-    pointwise(loss, input, target, reduction, composed::soft_margin)
-}
-
-// ---------------------------------------------------------------------------------------
-// Margin ranking: (input1, input2, target).
-
-#[derive(Clone)]
-struct Ranking {
-    loss: MarginRanking,
-    reduction: Reduction,
-}
-
-impl Fused for Ranking {
-    const NAME: &'static str = "margin_ranking";
-    const GRAD: [bool; 3] = [true, true, false];
-    fn forward<T: Elem>(&self, a: &[&[T]], _: &[i64], out: &mut [T]) -> Result<()> {
-        self.loss.forward_into(a[0], a[1], a[2], self.reduction, out)
+    let target = like(target, &input);
+    if !is_flex(&input.device()) {
+        return composed::soft_margin(input, target, loss, reduction);
     }
-    fn forward_backward<T: Elem>(
-        &self,
-        a: &[&[T]],
-        _: &[i64],
-        up: &[T],
-        out: &mut [T],
-        [g1, g2, _]: [&mut [T]; 3],
-    ) -> Result<()> {
-        self.loss.forward_backward(a[0], a[1], a[2], self.reduction, up, out, g1, g2)
-    }
+    fused(loss, reduction, vec![f(input), f(target)])
 }
 
 /// PyTorch's `MarginRankingLoss` `max(0, −y·(x1 − x2) + margin)` ([`MarginRanking`]), any
@@ -284,88 +215,31 @@ pub fn margin_ranking<const D: usize>(
     loss: MarginRanking,
     reduction: Reduction,
 ) -> Result<Tensor<D>> {
-    const L: &str = "margin_ranking";
-    same_dims(L, ("input1", &input1.dims()), ("input2", &input2.dims()))?;
-    same_dims(L, ("input1", &input1.dims()), ("target", &target.dims()))?;
     let (input2, target) = (like(input2, &input1), like(target, &input1));
     if !is_flex(&input1.device()) {
         return composed::margin_ranking(input1, input2, target, loss, reduction);
     }
-    let shape = reduced_shape(reduction, &input1.dims());
-    let args = vec![input1.into_dispatch(), input2.into_dispatch(), target.into_dispatch()];
-    Ok(Tensor::from_dispatch(apply_fused(Ranking { loss, reduction }, args, vec![], shape)?))
+    fused(loss, reduction, vec![f(input1), f(input2), f(target)])
 }
 
 // ---------------------------------------------------------------------------------------
 // Distances over the last dimension.
-
-/// A distance between row pairs (`dim` the row length) as a fused op.
-#[derive(Clone)]
-struct RowPair<F> {
-    f: F,
-    dim: usize,
-}
-
-macro_rules! row_pair_fused {
-    ($Ty:ident, $name:literal) => {
-        impl Fused for RowPair<$Ty> {
-            const NAME: &'static str = $name;
-            const GRAD: [bool; 3] = [true, true, false];
-            fn forward<T: Elem>(&self, a: &[&[T]], _: &[i64], out: &mut [T]) -> Result<()> {
-                self.f.forward_into(a[0], a[1], self.dim, out)
-            }
-            fn forward_backward<T: Elem>(
-                &self,
-                a: &[&[T]],
-                _: &[i64],
-                up: &[T],
-                out: &mut [T],
-                [g1, g2, _]: [&mut [T]; 3],
-            ) -> Result<()> {
-                self.f.forward_backward(a[0], a[1], self.dim, up, out, g1, g2)
-            }
-        }
-    };
-}
-
-row_pair_fused!(CosineSimilarity, "cosine_similarity");
-row_pair_fused!(PairwiseDistance, "pairwise_distance");
-
-/// A row distance: broadcast, then fused on Flex or `composed` elsewhere.
-fn row_distance<F, const D: usize>(
-    f: F,
-    x1: Tensor<D>,
-    x2: Tensor<D>,
-    composed: fn(Tensor<D>, Tensor<D>, F) -> Result<Tensor<D>>,
-) -> Result<Tensor<D>>
-where
-    RowPair<F>: Fused,
-{
-    let name = <RowPair<F> as Fused>::NAME;
-    let shape = checks::broadcast_rows(name, &x1.dims(), &x2.dims())?;
-    let x2 = like(x2, &x1);
-    let (x1, x2) = if x1.dims() == x2.dims() { (x1, x2) } else { (x1.expand(shape), x2.expand(shape)) };
-    if !is_flex(&x1.device()) {
-        return composed(x1, x2, f);
-    }
-    let dim = shape[D - 1];
-    let mut out = shape.to_vec();
-    out[D - 1] = 1;
-    let args = vec![x1.into_dispatch(), x2.into_dispatch()];
-    Ok(Tensor::from_dispatch(apply_fused(RowPair { f, dim }, args, vec![], Shape::from(out))?))
-}
 
 /// Cosine similarity over the last dimension, as `F.cosine_similarity(x1, x2, dim=-1,
 /// eps)` in torch 2.15: each norm clamped to `eps` (default 1e-8; burn's own
 /// `cosine_similarity` defaults to the dtype's smallest positive value) ([`CosineSimilarity`]).
 ///
 /// `x1` and `x2` are `(…, K)` and broadcast to each other; the result is `(…, 1)`. Both
-/// get gradients.
+/// get gradients (a broadcast input's summed back by burn).
 ///
 /// # Errors
-/// The core's strict-mode errors; shapes that do not broadcast; rank 0.
+/// The core's strict-mode errors; shapes that do not broadcast.
 pub fn cosine_similarity<const D: usize>(x1: Tensor<D>, x2: Tensor<D>, f: CosineSimilarity) -> Result<Tensor<D>> {
-    row_distance(f, x1, x2, composed::cosine_similarity)
+    let (x1, x2) = checks::broadcast(CosineSimilarity::NAME, x1, x2)?;
+    if !is_flex(&x1.device()) {
+        return composed::cosine_similarity(x1, x2, f);
+    }
+    fused(f, Reduction::None, vec![self::f(x1), self::f(x2)])
 }
 
 /// The p-norm distance `‖x1 − x2 + eps‖_p` over the last dimension, as
@@ -377,43 +251,19 @@ pub fn cosine_similarity<const D: usize>(x1: Tensor<D>, x2: Tensor<D>, f: Cosine
 /// # Errors
 /// As [`cosine_similarity`].
 pub fn pairwise_distance<const D: usize>(x1: Tensor<D>, x2: Tensor<D>, f: PairwiseDistance) -> Result<Tensor<D>> {
-    row_distance(f, x1, x2, composed::pairwise_distance)
+    let (x1, x2) = checks::broadcast(PairwiseDistance::NAME, x1, x2)?;
+    if !is_flex(&x1.device()) {
+        return composed::pairwise_distance(x1, x2, f);
+    }
+    fused(f, Reduction::None, vec![self::f(x1), self::f(x2)])
 }
 
 // ---------------------------------------------------------------------------------------
 // Row losses: input (N, C).
 
-#[derive(Clone)]
-struct MultiMarginOp {
-    loss: MultiMargin,
-    classes: usize,
-    reduction: Reduction,
-    weighted: bool,
-}
-
-impl Fused for MultiMarginOp {
-    const NAME: &'static str = "multi_margin";
-    const GRAD: [bool; 3] = [true, false, false];
-    fn forward<T: Elem>(&self, a: &[&[T]], idx: &[i64], out: &mut [T]) -> Result<()> {
-        let w = self.weighted.then(|| a[1]);
-        self.loss.forward_into(a[0], idx, self.classes, w, self.reduction, out)
-    }
-    fn forward_backward<T: Elem>(
-        &self,
-        a: &[&[T]],
-        idx: &[i64],
-        up: &[T],
-        out: &mut [T],
-        [g1, _, _]: [&mut [T]; 3],
-    ) -> Result<()> {
-        let w = self.weighted.then(|| a[1]);
-        self.loss.forward_backward(a[0], idx, self.classes, w, self.reduction, up, out, g1)
-    }
-}
-
 /// PyTorch's `MultiMarginLoss` ([`MultiMargin`]): `input (N, C)` class scores, `target
-/// (N,)` class indices, optional `weight (C,)`; `p` 1 or 2 and any margin. Only `input`
-/// gets a gradient.
+/// (N,)` class indices, optional `weight (C,)`; `p` 1 or 2 and any margin (burn-nn has no
+/// weight and asserts `margin >= 0`). Only `input` gets a gradient.
 ///
 /// # Errors
 /// As [`hinge`]; a class index out of range (in both modes, as the core); a weight that is
@@ -425,73 +275,14 @@ pub fn multi_margin(
     loss: MultiMargin,
     reduction: Reduction,
 ) -> Result<Tensor<1>> {
-    const L: &str = "multi_margin";
-    let [n, classes] = input.dims();
-    checks::per_row(L, n, classes, &target.dims())?;
-    checks::per_class(L, classes, weight.as_ref())?;
     let target = int_on(target, &input);
     let weight = weight.map(|w| like(w, &input));
     if !is_flex(&input.device()) {
         return composed::multi_margin(input, target, weight, loss, reduction);
     }
-    let shape = reduced_shape(reduction, &[n]);
-    let f = MultiMarginOp { loss, classes, reduction, weighted: weight.is_some() };
-    // Without a weight the second tensor is a placeholder the kernel does not read.
-    let second = weight.unwrap_or_else(|| Tensor::zeros([0], &input.device()));
-    let args = vec![input.into_dispatch(), second.into_dispatch()];
-    Ok(Tensor::from_dispatch(apply_fused(f, args, indices(target), shape)?))
-}
-
-/// A loss on `(N, C)` scores with integer targets (`classes` = C) as a fused op; only the
-/// scores get a gradient.
-#[derive(Clone)]
-struct ClassIndex<L> {
-    loss: L,
-    classes: usize,
-    reduction: Reduction,
-}
-
-macro_rules! class_index_fused {
-    ($Ty:ident, $name:literal) => {
-        impl Fused for ClassIndex<$Ty> {
-            const NAME: &'static str = $name;
-            const GRAD: [bool; 3] = [true, false, false];
-            fn forward<T: Elem>(&self, a: &[&[T]], idx: &[i64], out: &mut [T]) -> Result<()> {
-                self.loss.forward_into(a[0], idx, self.classes, self.reduction, out)
-            }
-            fn forward_backward<T: Elem>(
-                &self,
-                a: &[&[T]],
-                idx: &[i64],
-                up: &[T],
-                out: &mut [T],
-                [g1, _, _]: [&mut [T]; 3],
-            ) -> Result<()> {
-                self.loss.forward_backward(a[0], idx, self.classes, self.reduction, up, out, g1)
-            }
-        }
-    };
-}
-
-class_index_fused!(MulticlassHinge, "multiclass_hinge");
-class_index_fused!(MultilabelMargin, "multilabel_margin");
-
-/// A class-index loss on the fused path (the second tensor a placeholder).
-fn class_index_fused<L, const TD: usize>(
-    loss: L,
-    input: Tensor<2>,
-    target: Tensor<TD, Int>,
-    reduction: Reduction,
-) -> Result<Tensor<1>>
-where
-    ClassIndex<L>: Fused,
-{
-    let [n, classes] = input.dims();
-    let shape = reduced_shape(reduction, &[n]);
-    let placeholder = Tensor::<1>::zeros([0], &input.device());
-    let args = vec![input.into_dispatch(), placeholder.into_dispatch()];
-    let f = ClassIndex { loss, classes, reduction };
-    Ok(Tensor::from_dispatch(apply_fused(f, args, indices(target), shape)?))
+    let mut args = vec![f(input), i(target)];
+    args.extend(weight.map(f));
+    fused(loss, reduction, args)
 }
 
 /// The Crammer–Singer multiclass hinge ([`MulticlassHinge`]), as scikit-learn's
@@ -506,13 +297,11 @@ pub fn multiclass_hinge(
     loss: MulticlassHinge,
     reduction: Reduction,
 ) -> Result<Tensor<1>> {
-    let [n, classes] = input.dims();
-    checks::per_row("multiclass_hinge", n, classes, &target.dims())?;
     let target = int_on(target, &input);
     if !is_flex(&input.device()) {
         return composed::multiclass_hinge(input, target, loss, reduction);
     }
-    class_index_fused(loss, input, target, reduction)
+    fused(loss, reduction, vec![f(input), i(target)])
 }
 
 /// PyTorch's `MultiLabelMarginLoss` ([`MultilabelMargin`]): `input (N, C)` scores,
@@ -527,39 +316,11 @@ pub fn multilabel_margin(
     loss: MultilabelMargin,
     reduction: Reduction,
 ) -> Result<Tensor<1>> {
-    same_dims("multilabel_margin", ("input", &input.dims()), ("target", &target.dims()))?;
     let target = int_on(target, &input);
     if !is_flex(&input.device()) {
         return composed::multilabel_margin(input, target, loss, reduction);
     }
-    class_index_fused(loss, input, target, reduction)
-}
-
-#[derive(Clone)]
-struct MultilabelSoftMarginOp {
-    loss: MultilabelSoftMargin,
-    classes: usize,
-    reduction: Reduction,
-}
-
-impl Fused for MultilabelSoftMarginOp {
-    const NAME: &'static str = "multilabel_soft_margin";
-    const GRAD: [bool; 3] = [true, false, false];
-    fn forward<T: Elem>(&self, a: &[&[T]], _: &[i64], out: &mut [T]) -> Result<()> {
-        let w = a.get(2).copied();
-        self.loss.forward_into(a[0], a[1], self.classes, w, self.reduction, out)
-    }
-    fn forward_backward<T: Elem>(
-        &self,
-        a: &[&[T]],
-        _: &[i64],
-        up: &[T],
-        out: &mut [T],
-        [g1, _, _]: [&mut [T]; 3],
-    ) -> Result<()> {
-        let w = a.get(2).copied();
-        self.loss.forward_backward(a[0], a[1], self.classes, w, self.reduction, up, out, g1)
-    }
+    fused(loss, reduction, vec![f(input), i(target)])
 }
 
 /// PyTorch's `MultiLabelSoftMarginLoss` ([`MultilabelSoftMargin`]): `input (N, C)`
@@ -575,82 +336,18 @@ pub fn multilabel_soft_margin(
     loss: MultilabelSoftMargin,
     reduction: Reduction,
 ) -> Result<Tensor<1>> {
-    const L: &str = "multilabel_soft_margin";
-    let [n, classes] = input.dims();
-    same_dims(L, ("input", &input.dims()), ("target", &target.dims()))?;
-    checks::per_class(L, classes, weight.as_ref())?;
     let target = like(target, &input);
     let weight = weight.map(|w| like(w, &input));
     if !is_flex(&input.device()) {
         return composed::multilabel_soft_margin(input, target, weight, loss, reduction);
     }
-    let shape = reduced_shape(reduction, &[n]);
-    let f = MultilabelSoftMarginOp { loss, classes, reduction };
-    let mut args = vec![input.into_dispatch(), target.into_dispatch()];
-    args.extend(weight.map(Tensor::into_dispatch));
-    Ok(Tensor::from_dispatch(apply_fused(f, args, vec![], shape)?))
+    let mut args = vec![f(input), f(target)];
+    args.extend(weight.map(f));
+    fused(loss, reduction, args)
 }
 
 // ---------------------------------------------------------------------------------------
 // Pair losses over rows: (input1, input2, target).
-
-/// A loss on `(input1, input2, target)` row pairs (`dim` the row length) as a fused op;
-/// both inputs get gradients, the target none.
-#[derive(Clone)]
-struct PairLoss<L> {
-    loss: L,
-    dim: usize,
-    reduction: Reduction,
-}
-
-macro_rules! pair_loss_fused {
-    ($Ty:ident, $name:literal) => {
-        impl Fused for PairLoss<$Ty> {
-            const NAME: &'static str = $name;
-            const GRAD: [bool; 3] = [true, true, false];
-            fn forward<T: Elem>(&self, a: &[&[T]], _: &[i64], out: &mut [T]) -> Result<()> {
-                self.loss.forward_into(a[0], a[1], a[2], self.dim, self.reduction, out)
-            }
-            fn forward_backward<T: Elem>(
-                &self,
-                a: &[&[T]],
-                _: &[i64],
-                up: &[T],
-                out: &mut [T],
-                [g1, g2, _]: [&mut [T]; 3],
-            ) -> Result<()> {
-                self.loss.forward_backward(a[0], a[1], a[2], self.dim, self.reduction, up, out, g1, g2)
-            }
-        }
-    };
-}
-
-pair_loss_fused!(CosineEmbedding, "cosine_embedding");
-pair_loss_fused!(Contrastive, "contrastive");
-
-/// A pair loss: shapes checked, then fused on Flex or `composed` elsewhere.
-fn pair_loss<L>(
-    loss: L,
-    input1: Tensor<2>,
-    input2: Tensor<2>,
-    target: Tensor<1>,
-    reduction: Reduction,
-    composed: fn(Tensor<2>, Tensor<2>, Tensor<1>, L, Reduction) -> Result<Tensor<1>>,
-) -> Result<Tensor<1>>
-where
-    PairLoss<L>: Fused,
-{
-    let name = <PairLoss<L> as Fused>::NAME;
-    checks::pair(name, &input1.dims(), &input2.dims(), &target.dims())?;
-    let (input2, target) = (like(input2, &input1), like(target, &input1));
-    if !is_flex(&input1.device()) {
-        return composed(input1, input2, target, loss, reduction);
-    }
-    let [n, dim] = input1.dims();
-    let shape = reduced_shape(reduction, &[n]);
-    let args = vec![input1.into_dispatch(), input2.into_dispatch(), target.into_dispatch()];
-    Ok(Tensor::from_dispatch(apply_fused(PairLoss { loss, dim, reduction }, args, vec![], shape)?))
-}
 
 /// PyTorch's `CosineEmbeddingLoss` ([`CosineEmbedding`]): `1 − cos` for similar pairs
 /// (`y = 1`), `max(0, cos − margin)` for dissimilar ones (`y = −1`), the cosine with
@@ -668,7 +365,11 @@ pub fn cosine_embedding(
     loss: CosineEmbedding,
     reduction: Reduction,
 ) -> Result<Tensor<1>> {
-    pair_loss(loss, input1, input2, target, reduction, composed::cosine_embedding)
+    let (input2, target) = (like(input2, &input1), like(target, &input1));
+    if !is_flex(&input1.device()) {
+        return composed::cosine_embedding(input1, input2, target, loss, reduction);
+    }
+    fused(loss, reduction, vec![f(input1), f(input2), f(target)])
 }
 
 /// The contrastive loss of Hadsell, Chopra & LeCun ([`Contrastive`]): with
@@ -686,37 +387,15 @@ pub fn contrastive(
     loss: Contrastive,
     reduction: Reduction,
 ) -> Result<Tensor<1>> {
-    pair_loss(loss, input1, input2, target, reduction, composed::contrastive)
+    let (input2, target) = (like(input2, &input1), like(target, &input1));
+    if !is_flex(&input1.device()) {
+        return composed::contrastive(input1, input2, target, loss, reduction);
+    }
+    fused(loss, reduction, vec![f(input1), f(input2), f(target)])
 }
 
 // ---------------------------------------------------------------------------------------
 // Triplet losses: (anchor, positive, negative), all three with gradients.
-
-#[derive(Clone)]
-struct TripletMarginOp {
-    loss: TripletMargin,
-    dim: usize,
-    reduction: Reduction,
-}
-
-impl Fused for TripletMarginOp {
-    const NAME: &'static str = "triplet_margin";
-    const GRAD: [bool; 3] = [true, true, true];
-    fn forward<T: Elem>(&self, a: &[&[T]], _: &[i64], out: &mut [T]) -> Result<()> {
-        self.loss.forward_into(a[0], a[1], a[2], self.dim, self.reduction, out)
-    }
-    fn forward_backward<T: Elem>(
-        &self,
-        a: &[&[T]],
-        _: &[i64],
-        up: &[T],
-        out: &mut [T],
-        [g1, g2, g3]: [&mut [T]; 3],
-    ) -> Result<()> {
-        let (l, dim, r) = (&self.loss, self.dim, self.reduction);
-        l.forward_backward(a[0], a[1], a[2], dim, r, up, out, g1, g2, g3)
-    }
-}
 
 /// PyTorch's `TripletMarginLoss` ([`TripletMargin`]): `max(0, margin + d(a, p) − d(a, n))`
 /// with `d(u, v) = ‖u − v + eps‖_p` (eps default 1e-6, so `a = p` has a finite gradient;
@@ -735,16 +414,11 @@ pub fn triplet_margin(
     loss: TripletMargin,
     reduction: Reduction,
 ) -> Result<Tensor<1>> {
-    const L: &str = "triplet_margin";
-    checks::triplet(L, &anchor.dims(), &positive.dims(), &negative.dims())?;
     let (positive, negative) = (like(positive, &anchor), like(negative, &anchor));
     if !is_flex(&anchor.device()) {
         return composed::triplet_margin(anchor, positive, negative, loss, reduction);
     }
-    let [n, dim] = anchor.dims();
-    let shape = reduced_shape(reduction, &[n]);
-    let args = vec![anchor.into_dispatch(), positive.into_dispatch(), negative.into_dispatch()];
-    Ok(Tensor::from_dispatch(apply_fused(TripletMarginOp { loss, dim, reduction }, args, vec![], shape)?))
+    fused(loss, reduction, vec![f(anchor), f(positive), f(negative)])
 }
 
 /// A row distance that [`triplet_margin_with_distance`] can use: the core's [`Distance`]
@@ -777,32 +451,6 @@ impl BurnDistance for CosineDistance {
     }
 }
 
-#[derive(Clone)]
-struct TripletDistanceOp<Dist> {
-    loss: TripletMarginWithDistance<Dist>,
-    dim: usize,
-    reduction: Reduction,
-}
-
-impl<Dist: BurnDistance> Fused for TripletDistanceOp<Dist> {
-    const NAME: &'static str = "triplet_margin_with_distance";
-    const GRAD: [bool; 3] = [true, true, true];
-    fn forward<T: Elem>(&self, a: &[&[T]], _: &[i64], out: &mut [T]) -> Result<()> {
-        T::triplet_forward(&self.loss, a[0], a[1], a[2], self.dim, self.reduction, out)
-    }
-    fn forward_backward<T: Elem>(
-        &self,
-        a: &[&[T]],
-        _: &[i64],
-        up: &[T],
-        out: &mut [T],
-        g: [&mut [T]; 3],
-    ) -> Result<()> {
-        let (l, dim, r) = (&self.loss, self.dim, self.reduction);
-        T::triplet_forward_backward(l, a[0], a[1], a[2], dim, r, up, out, g)
-    }
-}
-
 /// PyTorch's `TripletMarginWithDistanceLoss` ([`TripletMarginWithDistance`]):
 /// `max(0, margin + d(a, p) − d(a, n))` over any [`BurnDistance`], e.g.
 /// [`TripletMarginWithDistance::euclidean`] (`pairwise_distance`) or
@@ -820,16 +468,11 @@ pub fn triplet_margin_with_distance<Dist: BurnDistance>(
     loss: TripletMarginWithDistance<Dist>,
     reduction: Reduction,
 ) -> Result<Tensor<1>> {
-    const L: &str = "triplet_margin_with_distance";
-    checks::triplet(L, &anchor.dims(), &positive.dims(), &negative.dims())?;
     let (positive, negative) = (like(positive, &anchor), like(negative, &anchor));
     if !is_flex(&anchor.device()) {
         return composed::triplet_margin_with_distance(anchor, positive, negative, loss, reduction);
     }
-    let [n, dim] = anchor.dims();
-    let shape = reduced_shape(reduction, &[n]);
-    let args = vec![anchor.into_dispatch(), positive.into_dispatch(), negative.into_dispatch()];
-    Ok(Tensor::from_dispatch(apply_fused(TripletDistanceOp { loss, dim, reduction }, args, vec![], shape)?))
+    fused(loss, reduction, vec![f(anchor), f(positive), f(negative)])
 }
 
 /// [`triplet_margin_with_distance`] for a distance without a burn-op composition on a

@@ -3,8 +3,9 @@
 //! tensors' host slices, and whose `Autodiff<Flex>` implementation records one custom
 //! `Backward` node that hands out the gradients the forward already computed.
 //!
-//! A loss enters through [`Fused`] (its name, which arguments get gradients, and the two
-//! core calls); everything else here is loss-independent.
+//! A loss enters through the core's description of it ([`marginloss::op`]: its arguments
+//! in PyTorch's order, which get gradients, its shape rule and its kernels on slices);
+//! everything here is loss-independent.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -18,213 +19,134 @@ use burn::backend::autodiff::Autodiff;
 use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{backend_extension, Dispatch, DispatchDevice, DispatchTensor, Flex};
-use burn::tensor::{DType, Device, Element, Shape, TensorData};
-use marginloss::{Float, Reduction, TripletMarginWithDistance};
+use burn::tensor::{DType, Device, Element, Int, Shape, Tensor, TensorData};
+use marginloss::op::{Arg, Geometry, Kind, Op, Param, Signature};
+use marginloss::{Float, Reduction};
 
-use crate::BurnDistance;
-
-/// The element types of the fused kernels (f32 and f64), with the calls that need a
-/// concrete type (a user distance is `Distance<f32> + Distance<f64>`, not generic).
-pub(crate) trait Elem: Float + Element + bytemuck::Pod {
+/// The element types of the fused kernels (f32 and f64), with their burn dtype.
+trait Elem: Float + Element + bytemuck::Pod {
     /// burn's dtype of `Self`.
     const BURN: DType;
+}
 
-    #[allow(clippy::too_many_arguments)]
-    fn triplet_forward<D: BurnDistance>(
-        l: &TripletMarginWithDistance<D>,
-        a: &[Self],
-        p: &[Self],
-        n: &[Self],
-        dim: usize,
-        r: Reduction,
-        out: &mut [Self],
+impl Elem for f32 {
+    const BURN: DType = DType::F32;
+}
+
+impl Elem for f64 {
+    const BURN: DType = DType::F64;
+}
+
+/// A loss or distance the adapter runs: the core's description of it
+/// ([`Signature`](marginloss::op::Signature): name, arguments in PyTorch's order, shape
+/// rule) and its fused kernels on both element types ([`Op`](marginloss::op::Op)).
+/// Every core loss and distance options struct is one.
+pub trait Loss: Signature + Op<f32> + Op<f64> + Clone + Send + Sync + 'static {}
+
+impl<L: Signature + Op<f32> + Op<f64> + Clone + Send + Sync + 'static> Loss for L {}
+
+/// [`Loss`] as an object (the extension method takes one loss-independent argument).
+trait DynOp: Send + Sync {
+    fn name(&self) -> &'static str;
+    fn params(&self) -> &'static [Param];
+    fn fwd_f32(&self, g: &Geometry, a: &[Arg<'_, f32>], out: &mut [f32]) -> marginloss::Result<()>;
+    fn fwd_f64(&self, g: &Geometry, a: &[Arg<'_, f64>], out: &mut [f64]) -> marginloss::Result<()>;
+    fn fwd_bwd_f32(
+        &self,
+        g: &Geometry,
+        a: &[Arg<'_, f32>],
+        up: &[f32],
+        out: &mut [f32],
+        grads: &mut [&mut [f32]],
     ) -> marginloss::Result<()>;
-
-    #[allow(clippy::too_many_arguments)]
-    fn triplet_forward_backward<D: BurnDistance>(
-        l: &TripletMarginWithDistance<D>,
-        a: &[Self],
-        p: &[Self],
-        n: &[Self],
-        dim: usize,
-        r: Reduction,
-        up: &[Self],
-        out: &mut [Self],
-        g: [&mut [Self]; 3],
+    fn fwd_bwd_f64(
+        &self,
+        g: &Geometry,
+        a: &[Arg<'_, f64>],
+        up: &[f64],
+        out: &mut [f64],
+        grads: &mut [&mut [f64]],
     ) -> marginloss::Result<()>;
 }
 
-macro_rules! elem {
-    ($t:ty, $dt:expr) => {
-        impl Elem for $t {
-            const BURN: DType = $dt;
-            fn triplet_forward<D: BurnDistance>(
-                l: &TripletMarginWithDistance<D>,
-                a: &[$t],
-                p: &[$t],
-                n: &[$t],
-                dim: usize,
-                r: Reduction,
-                out: &mut [$t],
-            ) -> marginloss::Result<()> {
-                l.forward_into(a, p, n, dim, r, out)
+impl<L: Loss> DynOp for L {
+    fn name(&self) -> &'static str {
+        L::NAME
+    }
+    fn params(&self) -> &'static [Param] {
+        L::PARAMS
+    }
+    fn fwd_f32(&self, g: &Geometry, a: &[Arg<'_, f32>], out: &mut [f32]) -> marginloss::Result<()> {
+        self.forward_args(g, a, out)
+    }
+    fn fwd_f64(&self, g: &Geometry, a: &[Arg<'_, f64>], out: &mut [f64]) -> marginloss::Result<()> {
+        self.forward_args(g, a, out)
+    }
+    fn fwd_bwd_f32(
+        &self,
+        g: &Geometry,
+        a: &[Arg<'_, f32>],
+        up: &[f32],
+        out: &mut [f32],
+        grads: &mut [&mut [f32]],
+    ) -> marginloss::Result<()> {
+        self.forward_backward_args(g, a, up, out, grads)
+    }
+    fn fwd_bwd_f64(
+        &self,
+        g: &Geometry,
+        a: &[Arg<'_, f64>],
+        up: &[f64],
+        out: &mut [f64],
+        grads: &mut [&mut [f64]],
+    ) -> marginloss::Result<()> {
+        self.forward_backward_args(g, a, up, out, grads)
+    }
+}
+
+/// The element-type-specific entry points of [`DynOp`], so that the runner is generic.
+trait Run: Elem {
+    fn fwd(op: &dyn DynOp, g: &Geometry, a: &[Arg<'_, Self>], out: &mut [Self]) -> marginloss::Result<()>;
+    fn fwd_bwd(
+        op: &dyn DynOp,
+        g: &Geometry,
+        a: &[Arg<'_, Self>],
+        up: &[Self],
+        out: &mut [Self],
+        grads: &mut [&mut [Self]],
+    ) -> marginloss::Result<()>;
+}
+
+macro_rules! run_impl {
+    ($t:ty, $fwd:ident, $fwd_bwd:ident) => {
+        impl Run for $t {
+            fn fwd(op: &dyn DynOp, g: &Geometry, a: &[Arg<'_, $t>], out: &mut [$t]) -> marginloss::Result<()> {
+                op.$fwd(g, a, out)
             }
-            fn triplet_forward_backward<D: BurnDistance>(
-                l: &TripletMarginWithDistance<D>,
-                a: &[$t],
-                p: &[$t],
-                n: &[$t],
-                dim: usize,
-                r: Reduction,
+            fn fwd_bwd(
+                op: &dyn DynOp,
+                g: &Geometry,
+                a: &[Arg<'_, $t>],
                 up: &[$t],
                 out: &mut [$t],
-                [g1, g2, g3]: [&mut [$t]; 3],
+                grads: &mut [&mut [$t]],
             ) -> marginloss::Result<()> {
-                l.forward_backward(a, p, n, dim, r, up, out, g1, g2, g3)
+                op.$fwd_bwd(g, a, up, out, grads)
             }
         }
     };
 }
-elem!(f32, DType::F32);
-elem!(f64, DType::F64);
+run_impl!(f32, fwd_f32, fwd_bwd_f32);
+run_impl!(f64, fwd_f64, fwd_bwd_f64);
 
-/// A loss (or distance) whose core kernels the fused op runs: the burn adapter's view of
-/// one loss. `a` holds the float arguments in PyTorch's order (the input(s) first, then
-/// targets and weights), `idx` the class indices of the class-index losses.
-pub(crate) trait Fused: Send + Sync + 'static {
-    /// The core loss name.
-    const NAME: &'static str;
-    /// For each float argument: whether it receives a gradient. The first argument that
-    /// does gets `g[0]`, the second `g[1]`, the third `g[2]`.
-    const GRAD: [bool; 3];
-
-    /// The core forward into `out`.
-    fn forward<T: Elem>(&self, a: &[&[T]], idx: &[i64], out: &mut [T]) -> marginloss::Result<()>;
-
-    /// The core fused forward-backward with upstream gradient `up`; `g` holds one buffer
-    /// per argument with a gradient (in order), and empty ones after them.
-    fn forward_backward<T: Elem>(
-        &self,
-        a: &[&[T]],
-        idx: &[i64],
-        up: &[T],
-        out: &mut [T],
-        g: [&mut [T]; 3],
-    ) -> marginloss::Result<()>;
-}
-
-/// [`Fused`] as an object (the extension method takes one loss-independent argument).
-trait DynFused: Send + Sync {
-    fn name(&self) -> &'static str;
-    fn grad(&self) -> [bool; 3];
-    fn forward_f32(&self, a: &[&[f32]], idx: &[i64], out: &mut [f32]) -> marginloss::Result<()>;
-    fn forward_f64(&self, a: &[&[f64]], idx: &[i64], out: &mut [f64]) -> marginloss::Result<()>;
-    #[allow(clippy::type_complexity)]
-    fn forward_backward_f32(
-        &self,
-        a: &[&[f32]],
-        idx: &[i64],
-        up: &[f32],
-        out: &mut [f32],
-        g: [&mut [f32]; 3],
-    ) -> marginloss::Result<()>;
-    fn forward_backward_f64(
-        &self,
-        a: &[&[f64]],
-        idx: &[i64],
-        up: &[f64],
-        out: &mut [f64],
-        g: [&mut [f64]; 3],
-    ) -> marginloss::Result<()>;
-}
-
-impl<F: Fused> DynFused for F {
-    fn name(&self) -> &'static str {
-        F::NAME
-    }
-    fn grad(&self) -> [bool; 3] {
-        F::GRAD
-    }
-    fn forward_f32(&self, a: &[&[f32]], idx: &[i64], out: &mut [f32]) -> marginloss::Result<()> {
-        self.forward(a, idx, out)
-    }
-    fn forward_f64(&self, a: &[&[f64]], idx: &[i64], out: &mut [f64]) -> marginloss::Result<()> {
-        self.forward(a, idx, out)
-    }
-    fn forward_backward_f32(
-        &self,
-        a: &[&[f32]],
-        idx: &[i64],
-        up: &[f32],
-        out: &mut [f32],
-        g: [&mut [f32]; 3],
-    ) -> marginloss::Result<()> {
-        self.forward_backward(a, idx, up, out, g)
-    }
-    fn forward_backward_f64(
-        &self,
-        a: &[&[f64]],
-        idx: &[i64],
-        up: &[f64],
-        out: &mut [f64],
-        g: [&mut [f64]; 3],
-    ) -> marginloss::Result<()> {
-        self.forward_backward(a, idx, up, out, g)
-    }
-}
-
-/// The element-type-specific entry points of [`DynFused`], so that the runner is generic.
-trait Run: Elem {
-    fn fwd(op: &dyn DynFused, a: &[&[Self]], idx: &[i64], out: &mut [Self]) -> marginloss::Result<()>;
-    fn fwd_bwd(
-        op: &dyn DynFused,
-        a: &[&[Self]],
-        idx: &[i64],
-        up: &[Self],
-        out: &mut [Self],
-        g: [&mut [Self]; 3],
-    ) -> marginloss::Result<()>;
-}
-
-impl Run for f32 {
-    fn fwd(op: &dyn DynFused, a: &[&[f32]], idx: &[i64], out: &mut [f32]) -> marginloss::Result<()> {
-        op.forward_f32(a, idx, out)
-    }
-    fn fwd_bwd(
-        op: &dyn DynFused,
-        a: &[&[f32]],
-        idx: &[i64],
-        up: &[f32],
-        out: &mut [f32],
-        g: [&mut [f32]; 3],
-    ) -> marginloss::Result<()> {
-        op.forward_backward_f32(a, idx, up, out, g)
-    }
-}
-
-impl Run for f64 {
-    fn fwd(op: &dyn DynFused, a: &[&[f64]], idx: &[i64], out: &mut [f64]) -> marginloss::Result<()> {
-        op.forward_f64(a, idx, out)
-    }
-    fn fwd_bwd(
-        op: &dyn DynFused,
-        a: &[&[f64]],
-        idx: &[i64],
-        up: &[f64],
-        out: &mut [f64],
-        g: [&mut [f64]; 3],
-    ) -> marginloss::Result<()> {
-        op.forward_backward_f64(a, idx, up, out, g)
-    }
-}
-
-/// One call of a fused loss: the loss, its class indices, the result shape, and the slot
-/// where the backend implementation leaves a core error (an extension method returns a
-/// tensor, not a `Result`; the public function reads the slot when the call returns, which
-/// on the eager Flex backend is after the kernel ran).
+/// One call of a fused loss: the loss, the geometry its shape rule gave, its class
+/// indices, the burn result shape, and the slot where the backend implementation leaves a
+/// core error (an extension method returns a tensor, not a `Result`; the caller reads the
+/// slot when the call returns, which on the eager Flex backend is after the kernel ran).
 #[derive(Clone)]
 pub struct Call {
-    op: Arc<dyn DynFused>,
+    op: Arc<dyn DynOp>,
+    geometry: Geometry,
     idx: Arc<[i64]>,
     out_shape: Shape,
     error: Arc<Mutex<Option<marginloss::Error>>>,
@@ -234,7 +156,7 @@ impl fmt::Debug for Call {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Call")
             .field("op", &self.op.name())
-            .field("classes", &self.idx.len())
+            .field("geometry", &self.geometry)
             .field("out_shape", &self.out_shape)
             .finish()
     }
@@ -276,41 +198,52 @@ fn flex_of<T: Elem>(v: Vec<T>, shape: Shape, dtype: DType) -> FlexTensor {
 /// The gradients of one fused call: one per argument, `None` for arguments without one.
 type Grads = Vec<Option<FlexTensor>>;
 
-/// Runs `call` on Flex tensors in `T`: the forward alone (`up = None`), or the fused
-/// forward-backward with upstream `up` (one value, or one per output element).
+/// Runs `call` on Flex tensors in `T` (`floats`: the float arguments in PyTorch's order;
+/// the class indices are in the call): the forward alone (`up = None`), or the fused
+/// forward-backward with upstream `up` (one value, or one per output element), returning
+/// a gradient for each float argument that receives one.
 fn run_typed<T: Run>(
     call: &Call,
-    args: &[FlexTensor],
+    floats: &[FlexTensor],
     up: Option<&[T]>,
     dtype: DType,
 ) -> marginloss::Result<(FlexTensor, Grads)> {
-    let data: Vec<Cow<'_, [T]>> = args.iter().map(host::<T>).collect();
-    let slices: Vec<&[T]> = data.iter().map(|c| &c[..]).collect();
-    let mut out = vec![T::zero(); call.out_shape.num_elements()];
+    let data: Vec<Cow<'_, [T]>> = floats.iter().map(host::<T>).collect();
+    let mut slices = data.iter().map(|c| &c[..]);
+    // The arguments in the description's order; an absent optional weight ends the list.
+    let mut args = Vec::with_capacity(3);
+    let mut has_grad = Vec::with_capacity(floats.len());
+    for param in call.op.params() {
+        if param.kind == Kind::Index {
+            args.push(Arg::Index(&call.idx[..]));
+        } else if let Some(s) = slices.next() {
+            args.push(Arg::Float(s));
+            has_grad.push(param.kind.has_grad());
+        }
+    }
+    let mut out = vec![T::zero(); call.geometry.output_len()];
     let op = &*call.op;
+    let g = &call.geometry;
     let Some(up) = up else {
-        T::fwd(op, &slices, &call.idx, &mut out)?;
+        T::fwd(op, g, &args, &mut out)?;
         return Ok((flex_of(out, call.out_shape.clone(), dtype), Vec::new()));
     };
-    let grad = op.grad();
-    let mut bufs: Vec<Vec<T>> = slices
+    let mut bufs: Vec<Vec<T>> = data
         .iter()
-        .enumerate()
-        .filter(|(k, _)| grad[*k])
-        .map(|(_, s)| vec![T::zero(); s.len()])
+        .zip(&has_grad)
+        .filter(|(_, &gr)| gr)
+        .map(|(s, _)| vec![T::zero(); s.len()])
         .collect();
-    bufs.resize_with(3, Vec::new);
     {
-        let [b1, b2, b3] = &mut bufs[..] else { unreachable!("three buffers") };
-        T::fwd_bwd(op, &slices, &call.idx, up, &mut out, [b1, b2, b3])?;
+        let mut refs: Vec<&mut [T]> = bufs.iter_mut().map(|b| &mut b[..]).collect();
+        T::fwd_bwd(op, g, &args, up, &mut out, &mut refs)?;
     }
+    drop(args);
     let mut bufs = bufs.into_iter();
-    let grads = args
+    let grads = floats
         .iter()
-        .enumerate()
-        .map(|(k, t)| {
-            grad[k].then(|| flex_of(bufs.next().unwrap_or_default(), t.layout().shape().clone(), dtype))
-        })
+        .zip(&has_grad)
+        .map(|(t, &gr)| gr.then(|| flex_of(bufs.next().unwrap_or_default(), t.layout().shape().clone(), dtype)))
         .collect();
     Ok((flex_of(out, call.out_shape.clone(), dtype), grads))
 }
@@ -355,6 +288,8 @@ fn forward_flex(call: &Call, args: &[FlexTensor]) -> FlexTensor {
 /// The backend extension: a fused loss over two or three float tensors.
 #[backend_extension(Flex, Autodiff)]
 pub trait MarginBackend: burn::backend::Backend {
+    /// A one-tensor fused loss (`call` says which; class indices travel in it).
+    fn marginloss_fused1(a: FloatTensor<Self>, call: Call) -> FloatTensor<Self>;
     /// A two-tensor fused loss (`call` says which).
     fn marginloss_fused2(a: FloatTensor<Self>, b: FloatTensor<Self>, call: Call) -> FloatTensor<Self>;
     /// A three-tensor fused loss (`call` says which).
@@ -367,6 +302,9 @@ pub trait MarginBackend: burn::backend::Backend {
 }
 
 impl MarginBackend for Flex {
+    fn marginloss_fused1(a: FlexTensor, call: Call) -> FlexTensor {
+        forward_flex(&call, &[a])
+    }
     fn marginloss_fused2(a: FlexTensor, b: FlexTensor, call: Call) -> FlexTensor {
         forward_flex(&call, &[a, b])
     }
@@ -459,6 +397,9 @@ fn fused_autodiff<C: CheckpointStrategy, const N: usize>(
 }
 
 impl<C: CheckpointStrategy> MarginBackend for Autodiff<Flex, C> {
+    fn marginloss_fused1(a: FloatTensor<Self>, call: Call) -> FloatTensor<Self> {
+        fused_autodiff::<C, 1>([a], call)
+    }
     fn marginloss_fused2(a: FloatTensor<Self>, b: FloatTensor<Self>, call: Call) -> FloatTensor<Self> {
         fused_autodiff::<C, 2>([a, b], call)
     }
@@ -478,25 +419,79 @@ pub(crate) fn is_flex(device: &Device) -> bool {
     matches!(device.clone().inner().as_dispatch(), DispatchDevice::Flex(_))
 }
 
-/// Runs the fused op `f` on 2 or 3 dispatch tensors (all on a Flex device), with class
-/// indices `idx` and result shape `out_shape`.
-pub(crate) fn apply_fused<F: Fused>(
-    f: F,
-    args: Vec<DispatchTensor>,
-    idx: Vec<i64>,
-    out_shape: Shape,
-) -> marginloss::Result<DispatchTensor> {
-    let call = Call { op: Arc::new(f), idx: idx.into(), out_shape, error: Arc::new(Mutex::new(None)) };
-    let mut it = args.into_iter();
-    let (Some(a), Some(b)) = (it.next(), it.next()) else {
-        unreachable!("every fused loss has at least two tensor arguments")
+/// One argument of a call as the public function hands it over.
+pub(crate) enum Operand {
+    /// A float tensor (input, label, target or weight) and its shape.
+    Float(DispatchTensor, Vec<usize>),
+    /// Class indices, read on the host, and their shape.
+    Index(Vec<i64>, Vec<usize>),
+}
+
+impl Operand {
+    /// A float tensor argument.
+    pub(crate) fn float<const D: usize>(t: Tensor<D>) -> Operand {
+        let shape = t.dims().to_vec();
+        Operand::Float(t.into_dispatch(), shape)
+    }
+
+    /// A class-index argument (read on the host as i64).
+    pub(crate) fn index<const D: usize>(t: Tensor<D, Int>) -> Operand {
+        let shape = t.dims().to_vec();
+        let values = t.into_data().try_into_vec_as::<i64>().unwrap_or_default();
+        Operand::Index(values, shape)
+    }
+
+    fn shape(&self) -> &[usize] {
+        match self {
+            Operand::Float(_, s) | Operand::Index(_, s) => s,
+        }
+    }
+}
+
+/// Runs `loss` fused on Flex over `args` (in PyTorch's order, all on one Flex device):
+/// the core's shape rule checks the shapes, the kernels run through the backend
+/// extension, and the result has rank `R`: the core's unreduced shape padded with 1s
+/// (distances keep their last dimension as 1), or `[1; R]` when reduced.
+pub(crate) fn fused<L: Loss, const R: usize>(
+    loss: L,
+    reduction: Reduction,
+    args: Vec<Operand>,
+) -> marginloss::Result<Tensor<R>> {
+    let shapes: Vec<&[usize]> = args.iter().map(Operand::shape).collect();
+    let geometry = loss.geometry(&shapes, reduction)?;
+    let out_shape = match reduction {
+        Reduction::None => {
+            let mut s = geometry.unreduced.clone();
+            s.resize(R, 1);
+            Shape::from(s)
+        }
+        Reduction::Mean | Reduction::Sum => Shape::from(vec![1; R]),
     };
-    let out = match it.next() {
-        None => <Dispatch as MarginBackend>::marginloss_fused2(a, b, call.clone()),
-        Some(c) => <Dispatch as MarginBackend>::marginloss_fused3(a, b, c, call.clone()),
+    let mut floats = Vec::with_capacity(3);
+    let mut idx = Vec::new();
+    for a in args {
+        match a {
+            Operand::Float(t, _) => floats.push(t),
+            Operand::Index(v, _) => idx = v,
+        }
+    }
+    let call = Call { op: Arc::new(loss), geometry, idx: idx.into(), out_shape, error: Arc::new(Mutex::new(None)) };
+    let mut it = floats.into_iter();
+    let out = match (it.next(), it.next(), it.next()) {
+        (Some(a), None, None) => <Dispatch as MarginBackend>::marginloss_fused1(a, call.clone()),
+        (Some(a), Some(b), None) => <Dispatch as MarginBackend>::marginloss_fused2(a, b, call.clone()),
+        (Some(a), Some(b), Some(c)) => <Dispatch as MarginBackend>::marginloss_fused3(a, b, c, call.clone()),
+        _ => {
+            return Err(marginloss::Error::Shape {
+                loss: L::NAME,
+                arg: L::PARAMS[0].name,
+                got: Vec::new(),
+                expected: "one to three float tensors".into(),
+            })
+        }
     };
     match call.take_error() {
         Some(e) => Err(e),
-        None => Ok(out),
+        None => Ok(Tensor::from_dispatch(out)),
     }
 }
