@@ -79,19 +79,34 @@ fn decode<const D: usize>(t: Tensor<D>, labels: Labels) -> Tensor<D> {
     }
 }
 
+/// `v` with `u`'s NaNs put back, detached: the value NaN where `u` is NaN, the gradient
+/// there 0 (torch's `clamp_min` passes no gradient to a NaN).
+fn nan_back<const D: usize>(v: Tensor<D>, u: &Tensor<D>) -> Tensor<D> {
+    v.mask_where(u.clone().is_nan(), u.clone().detach())
+}
+
+/// `u` where `u > 0`, else 0 (gradient 0 there); NaN stays NaN, with gradient 0.
+fn positive<const D: usize>(u: &Tensor<D>) -> Tensor<D> {
+    u.clone().mask_fill(u.clone().greater_elem(0.0).bool_not(), 0.0)
+}
+
 /// `max(0, u)` with value as torch's `clamp_min(u, 0)` (NaN propagates) and derivative
-/// 1 for `u > 0`, 0 for `u < 0`, and at `u = 0` the value `kink` chooses.
+/// 1 for `u > 0`, 0 for `u < 0` and for NaN, and at `u = 0` the value `kink` chooses.
 fn relu<const D: usize>(u: Tensor<D>, kink: Kink) -> Tensor<D> {
-    // u ≤ 0 → 0 (for NaN the comparison is false, so NaN is kept); mask_fill's gradient
-    // is 0 where it fills.
-    let v = u.clone().mask_fill(u.clone().lower_equal_elem(0.0), 0.0);
+    let v = positive(&u);
     let at_kink = match kink {
-        Kink::Zero => return v,
+        Kink::Zero => return nan_back(v, &u),
         Kink::Half => 0.5,
         Kink::One => 1.0,
     };
     // Exactly at the kink: value k·u = 0, derivative k.
-    v + u.clone().mul_scalar(at_kink).mask_fill(u.not_equal_elem(0.0), 0.0)
+    let k = u.clone().mul_scalar(at_kink).mask_fill(u.clone().not_equal_elem(0.0), 0.0);
+    nan_back(v + k, &u)
+}
+
+/// `max(0, u)²` (kink gradient 0 either way); NaN propagates with gradient 0.
+fn relu_sq<const D: usize>(u: Tensor<D>) -> Tensor<D> {
+    nan_back(positive(&u).square(), &u)
 }
 
 /// `softplus(z) = log(1 + exp(z))`, stably: `max(z, 0) + log1p(exp(−|z|))`.
@@ -152,7 +167,7 @@ pub fn squared_hinge<const D: usize>(
     validate(loss.mode, || loss.forward(&host(&input), &host(&target), reduction).map(drop))?;
     Ok(elementwise(input, target, |x, t| {
         let u = decode(t, loss.labels).mul(x).neg().add_scalar(loss.margin);
-        reduce(relu(u, Kink::Zero).square(), reduction)
+        reduce(relu_sq(u), reduction)
     }))
 }
 
@@ -329,14 +344,14 @@ pub fn multilabel_soft_margin(
     if let Some(w) = weight {
         l = l * up(w, dt).detach().reshape([1, classes]);
     }
-    let l = l.sum_dim(1).div_scalar(classes as f64).reshape([n]);
+    let l = l.sum_dim(1).mul_scalar(1.0 / classes as f64).reshape([n]);
     Ok(down(reduce_rows(l, reduction), dt))
 }
 
 /// The `(N, C)` mask of the target class of each row.
 fn is_target(y: Tensor<1, Int>, n: usize, classes: usize) -> Tensor<2, burn::tensor::Bool> {
     let dev = y.device();
-    let cols = Tensor::<1, Int>::arange(0..classes as i64, &dev).reshape([1, classes]).expand([n, classes]);
+    let cols = Tensor::<1, Int>::arange(0..classes as i64, (&dev, y.dtype())).reshape([1, classes]).expand([n, classes]);
     y.reshape([n, 1]).expand([n, classes]).equal(cols)
 }
 
@@ -366,16 +381,14 @@ pub fn multi_margin(
     let x = up(input, dt);
     let xy = x.clone().gather(1, target.clone().reshape([n, 1]));
     let z = (x - xy).add_scalar(loss.margin);
-    let mut l = relu(z, Kink::Zero);
-    if loss.p == 2 {
-        l = l.square();
-    }
+    // torch's kernel adds a term only `if z > 0`: a NaN term is skipped, not propagated.
+    let mut l = if loss.p == 2 { positive(&z).square() } else { positive(&z) };
     l = l.mask_fill(is_target(target.clone(), n, classes), 0.0);
     if let Some(w) = weight {
         let wy = up(w, dt).detach().select(0, target).reshape([n, 1]);
         l = l * wy;
     }
-    let l = l.sum_dim(1).div_scalar(classes as f64).reshape([n]);
+    let l = l.sum_dim(1).mul_scalar(1.0 / classes as f64).reshape([n]);
     Ok(down(reduce_rows(l, reduction), dt))
 }
 
@@ -405,7 +418,7 @@ pub fn multiclass_hinge(
     let masked = x.clone().detach().mask_fill(is_y, f64::NEG_INFINITY);
     let m = masked.clone().max_dim(1).expand([n, classes]);
     // The lowest column holding the row's largest wrong-class score.
-    let cols = Tensor::<1, Int>::arange(0..classes as i64, &dev).reshape([1, classes]).expand([n, classes]);
+    let cols = Tensor::<1, Int>::arange(0..classes as i64, (&dev, target.dtype())).reshape([1, classes]).expand([n, classes]);
     let j = cols.mask_fill(masked.equal(m).bool_not(), classes as i64).min_dim(1);
     let other = x.clone().gather(1, j);
     let xy = x.gather(1, target.reshape([n, 1]));
@@ -436,14 +449,15 @@ pub fn multilabel_margin(
     let stop = target.clone().equal_elem(-1).int().cumsum(1);
     let valid = stop.equal_elem(0).float().cast(fdt);
     // count[n, c]: how often class c is listed.
-    let range = Tensor::<1, Int>::arange(0..classes as i64, &dev).reshape([1, 1, classes]).expand([n, classes, classes]);
+    let range = Tensor::<1, Int>::arange(0..classes as i64, (&dev, target.dtype())).reshape([1, 1, classes]).expand([n, classes, classes]);
     let hits = target.reshape([n, classes, 1]).expand([n, classes, classes]).equal(range).float().cast(fdt);
     let count = (hits * valid.reshape([n, classes, 1])).sum_dim(1).reshape([n, classes]);
     let non_target = count.clone().equal_elem(0.0).float().cast(fdt);
     // z[n, j, i] = 1 − x[j] + x[i], weighted by count[j]·[i ∉ T].
     let z = (x.clone().reshape([n, 1, classes]) - x.reshape([n, classes, 1])).add_scalar(1.0);
     let w = count.reshape([n, classes, 1]) * non_target.reshape([n, 1, classes]);
-    let l = (relu(z, Kink::Zero) * w).sum_dim(2).sum_dim(1).reshape([n]).div_scalar(classes as f64);
+    // As torch's kernel, a term counts only `if z > 0` (a NaN term is skipped).
+    let l = (positive(&z) * w).sum_dim(2).sum_dim(1).reshape([n]).mul_scalar(1.0 / classes as f64);
     Ok(down(reduce_rows(l, reduction), dt))
 }
 
@@ -502,7 +516,7 @@ pub fn contrastive(
     let d = pairwise_rows(up(input1, dt), up(input2, dt), PairwiseDistance::new());
     let y = decode(up(target, dt), loss.labels);
     let pos = d.clone().square().mul_scalar(0.5);
-    let neg = relu(d.neg().add_scalar(loss.margin), Kink::Zero).square().mul_scalar(0.5);
+    let neg = relu_sq(d.neg().add_scalar(loss.margin)).mul_scalar(0.5);
     let l = neg.mask_where(y.equal_elem(1.0), pos).reshape([n]);
     Ok(down(reduce_rows(l, reduction), dt))
 }

@@ -1,218 +1,266 @@
 //! Every torch 2.15 fixture case of every loss through the burn functions on
-//! `Device::flex().autodiff()`: the forward value and the gradients from `backward()` (of
-//! the output's sum for `reduction = none`, as the fixtures) match torch within the
-//! parity tolerance, and are equal to the core's fused `forward_backward` with upstream 1
-//! (run through the core's op description). Cases marked `compat_only` are rejected in
-//! strict mode with the core's message. `(C,)` rows run as `(1, C)` (burn has no rank-0
-//! tensors).
+//! `Device::flex().autodiff()`:
+//!
+//! * `*_matches_torch_and_core`: the fused path's value and the gradients from
+//!   `backward()` (of the output's sum for `reduction = none`, as the fixtures) match torch
+//!   within the parity tolerance and equal the core's fused `forward_backward` with
+//!   upstream 1 (run through the core's op description); `compat_only` cases are rejected
+//!   in strict mode with the core's message;
+//! * `*_composed_equals_fused`: the composed path (`marginloss_burn::composed`, plain burn
+//!   ops differentiated by burn) gives the fused path's values, gradients and strict-mode
+//!   errors on the same cases — kinks, ties, empty and non-finite inputs included.
+//!
+//! `(C,)` rows run as `(1, C)` (burn has no rank-0 tensors).
 
 mod common;
 
-use common::{check, for_each_case, labels, Case, Out};
+use common::{check, check_composed, for_each_case, labels, Case, Inputs, Out};
+use marginloss::op::Op;
 use marginloss::Float;
 use marginloss_burn as mb;
 use mb::{Mode, Reduction};
 
-fn run_file(loss: &str, f32_case: fn(&Case), f64_case: fn(&Case)) -> usize {
-    let n = for_each_case(loss, f32_case, f64_case);
+/// Which comparison a case runs.
+#[derive(Clone, Copy)]
+enum Path {
+    /// Fused vs torch and the core.
+    Torch,
+    /// Composed vs fused.
+    Composed,
+}
+
+/// The burn function `f`: `mb::f` (`k = false`) or `mb::composed::f` (`k = true`).
+macro_rules! pick {
+    ($k:expr, $f:ident) => {
+        if $k {
+            mb::composed::$f
+        } else {
+            mb::$f
+        }
+    };
+}
+
+fn go<T: Float, L: Op<T>>(
+    c: &Case,
+    path: Path,
+    floor: f64,
+    make: impl Fn(Mode) -> L,
+    run: impl Fn(&Inputs<'_>, L, bool) -> marginloss::Result<Out>,
+) {
+    match path {
+        Path::Torch => check::<T, L>(c, floor, make, run),
+        Path::Composed => check_composed::<T, L>(c, floor, make, run),
+    };
+}
+
+fn run_file(loss: &str, path: Path, f32_case: fn(&Case, Path), f64_case: fn(&Case, Path)) {
+    let n = for_each_case(loss, |c| f32_case(c, path), |c| f64_case(c, path));
     assert!(n >= 10, "{loss}: {n} cases");
-    n
+}
+
+/// The two tests of a loss.
+macro_rules! tests {
+    ($file:literal, $f:ident, $torch:ident, $composed:ident) => {
+        #[test]
+        fn $torch() {
+            run_file($file, Path::Torch, $f::<f32>, $f::<f64>);
+        }
+        #[test]
+        fn $composed() {
+            run_file($file, Path::Composed, $f::<f32>, $f::<f64>);
+        }
+    };
 }
 
 /// An element-wise loss on rank-1 or rank-2 inputs.
 macro_rules! pointwise {
-    ($T:ty, $c:expr, $f:path, $make:expr) => {{
+    ($T:ty, $c:expr, $path:expr, $f:ident, $make:expr) => {{
         let c: &Case = $c;
         let r = c.reduction();
         let rank2 = c.input("input").shape.len() == 2;
-        check::<$T, _>(c, 0.0, $make, |i, l| {
+        let run = |i: &Inputs<'_>, l, k: bool| {
             if rank2 {
-                $f(i.f2("input"), i.f2("target"), l, r).map(Out::from)
+                pick!(k, $f)(i.f2("input"), i.f2("target"), l, r).map(Out::from)
             } else {
-                $f(i.f1("input"), i.f1("target"), l, r).map(Out::from)
+                pick!(k, $f)(i.f1("input"), i.f1("target"), l, r).map(Out::from)
             }
-        });
+        };
+        go::<$T, _>(c, $path, 0.0, $make, run);
     }};
 }
 
-fn hinge<T: Float>(c: &Case)
+fn hinge<T: Float>(c: &Case, path: Path)
 where
-    mb::Hinge: marginloss::op::Op<T>,
+    mb::Hinge: Op<T>,
 {
     let m = c.f64_opt("margin", 1.0);
-    pointwise!(T, c, mb::hinge, |mode: Mode| mb::Hinge::new().margin(m).labels(labels(c)).mode(mode));
+    pointwise!(T, c, path, hinge, |mode: Mode| mb::Hinge::new().margin(m).labels(labels(c)).mode(mode));
 }
 
-fn squared_hinge<T: Float>(c: &Case)
+fn squared_hinge<T: Float>(c: &Case, path: Path)
 where
-    mb::SquaredHinge: marginloss::op::Op<T>,
+    mb::SquaredHinge: Op<T>,
 {
     let m = c.f64_opt("margin", 1.0);
-    pointwise!(T, c, mb::squared_hinge, |mode: Mode| mb::SquaredHinge::new().margin(m).labels(labels(c)).mode(mode));
+    pointwise!(T, c, path, squared_hinge, |mode: Mode| mb::SquaredHinge::new().margin(m).labels(labels(c)).mode(mode));
 }
 
-fn hinge_embedding<T: Float>(c: &Case)
+fn hinge_embedding<T: Float>(c: &Case, path: Path)
 where
-    mb::HingeEmbedding: marginloss::op::Op<T>,
+    mb::HingeEmbedding: Op<T>,
 {
     let m = c.f64_opt("margin", 1.0);
-    pointwise!(T, c, mb::hinge_embedding, |mode: Mode| mb::HingeEmbedding::new().margin(m).mode(mode));
+    pointwise!(T, c, path, hinge_embedding, |mode: Mode| mb::HingeEmbedding::new().margin(m).mode(mode));
 }
 
-fn soft_margin<T: Float>(c: &Case)
+fn soft_margin<T: Float>(c: &Case, path: Path)
 where
-    mb::SoftMargin: marginloss::op::Op<T>,
+    mb::SoftMargin: Op<T>,
 {
-    pointwise!(T, c, mb::soft_margin, |mode: Mode| mb::SoftMargin::new().mode(mode));
+    pointwise!(T, c, path, soft_margin, |mode: Mode| mb::SoftMargin::new().mode(mode));
 }
 
-#[test]
-fn hinge_matches_torch_and_core() {
-    run_file("hinge", hinge::<f32>, hinge::<f64>);
-}
+tests!("hinge", hinge, hinge_matches_torch_and_core, hinge_composed_equals_fused);
+tests!("squared_hinge", squared_hinge, squared_hinge_matches_torch_and_core, squared_hinge_composed_equals_fused);
+tests!("hinge_embedding", hinge_embedding, hinge_embedding_matches_torch_and_core, hinge_embedding_composed_equals_fused);
+tests!("soft_margin", soft_margin, soft_margin_matches_torch_and_core, soft_margin_composed_equals_fused);
 
-#[test]
-fn squared_hinge_matches_torch_and_core() {
-    run_file("squared_hinge", squared_hinge::<f32>, squared_hinge::<f64>);
-}
-
-#[test]
-fn hinge_embedding_matches_torch_and_core() {
-    run_file("hinge_embedding", hinge_embedding::<f32>, hinge_embedding::<f64>);
-}
-
-#[test]
-fn soft_margin_matches_torch_and_core() {
-    run_file("soft_margin", soft_margin::<f32>, soft_margin::<f64>);
-}
-
-fn margin_ranking<T: Float>(c: &Case)
+fn margin_ranking<T: Float>(c: &Case, path: Path)
 where
-    mb::MarginRanking: marginloss::op::Op<T>,
+    mb::MarginRanking: Op<T>,
 {
     let (r, m) = (c.reduction(), c.f64_opt("margin", 0.0));
-    check::<T, _>(
+    go::<T, _>(
         c,
+        path,
         0.0,
         |mode| mb::MarginRanking::new().margin(m).mode(mode),
-        |i, l| mb::margin_ranking(i.f1("input1"), i.f1("input2"), i.f1("target"), l, r).map(Out::from),
+        |i, l, k| pick!(k, margin_ranking)(i.f1("input1"), i.f1("input2"), i.f1("target"), l, r).map(Out::from),
     );
 }
 
-#[test]
-fn margin_ranking_matches_torch_and_core() {
-    run_file("margin_ranking", margin_ranking::<f32>, margin_ranking::<f64>);
-}
+tests!("margin_ranking", margin_ranking, margin_ranking_matches_torch_and_core, margin_ranking_composed_equals_fused);
 
-fn cosine_similarity<T: Float>(c: &Case)
+// As the core's parity test: where the exact gradient is 0, torch's f32 result is noise of
+// the gradient's natural scale (≥ 0.1 for every fixture row).
+fn cosine_similarity<T: Float>(c: &Case, path: Path)
 where
-    mb::CosineSimilarity: marginloss::op::Op<T>,
+    mb::CosineSimilarity: Op<T>,
 {
     let eps = c.f64_opt("eps", 1e-8);
-    // As the core's parity test: where the exact gradient is 0, torch's f32 result is
-    // noise of the gradient's natural scale (≥ 0.1 for every fixture row).
-    check::<T, _>(
+    go::<T, _>(
         c,
+        path,
         0.1,
         |mode| mb::CosineSimilarity::new().eps(eps).mode(mode),
-        |i, f| mb::cosine_similarity(i.f2("input1"), i.f2("input2"), f).map(Out::from),
+        |i, f, k| pick!(k, cosine_similarity)(i.f2("input1"), i.f2("input2"), f).map(Out::from),
     );
 }
 
-fn pairwise_distance<T: Float>(c: &Case)
+fn pairwise_distance<T: Float>(c: &Case, path: Path)
 where
-    mb::PairwiseDistance: marginloss::op::Op<T>,
+    mb::PairwiseDistance: Op<T>,
 {
     let (p, eps) = (c.f64_opt("p", 2.0), c.f64_opt("eps", 1e-6));
-    check::<T, _>(
+    go::<T, _>(
         c,
+        path,
         0.1,
         |mode| mb::PairwiseDistance::new().p(p).eps(eps).mode(mode),
-        |i, f| mb::pairwise_distance(i.f2("input1"), i.f2("input2"), f).map(Out::from),
+        |i, f, k| pick!(k, pairwise_distance)(i.f2("input1"), i.f2("input2"), f).map(Out::from),
     );
 }
 
-#[test]
-fn cosine_similarity_matches_torch_and_core() {
-    run_file("cosine_similarity", cosine_similarity::<f32>, cosine_similarity::<f64>);
-}
+tests!(
+    "cosine_similarity",
+    cosine_similarity,
+    cosine_similarity_matches_torch_and_core,
+    cosine_similarity_composed_equals_fused
+);
+tests!(
+    "pairwise_distance",
+    pairwise_distance,
+    pairwise_distance_matches_torch_and_core,
+    pairwise_distance_composed_equals_fused
+);
 
-#[test]
-fn pairwise_distance_matches_torch_and_core() {
-    run_file("pairwise_distance", pairwise_distance::<f32>, pairwise_distance::<f64>);
-}
-
-fn multi_margin<T: Float>(c: &Case)
+fn multi_margin<T: Float>(c: &Case, path: Path)
 where
-    mb::MultiMargin: marginloss::op::Op<T>,
+    mb::MultiMargin: Op<T>,
 {
     let (r, m, p) = (c.reduction(), c.f64_opt("margin", 1.0), c.f64_opt("p", 1.0) as u32);
-    check::<T, _>(
+    go::<T, _>(
         c,
+        path,
         0.0,
         |mode| mb::MultiMargin::new().p(p).margin(m).mode(mode),
-        |i, l| mb::multi_margin(i.f2("input"), i.i1("target"), i.opt1("weight"), l, r).map(Out::from),
+        |i, l, k| pick!(k, multi_margin)(i.f2("input"), i.i1("target"), i.opt1("weight"), l, r).map(Out::from),
     );
 }
 
-fn multiclass_hinge<T: Float>(c: &Case)
+fn multiclass_hinge<T: Float>(c: &Case, path: Path)
 where
-    mb::MulticlassHinge: marginloss::op::Op<T>,
+    mb::MulticlassHinge: Op<T>,
 {
     let (r, m) = (c.reduction(), c.f64_opt("margin", 1.0));
-    check::<T, _>(
+    go::<T, _>(
         c,
+        path,
         0.0,
         |mode| mb::MulticlassHinge::new().margin(m).mode(mode),
-        |i, l| mb::multiclass_hinge(i.f2("input"), i.i1("target"), l, r).map(Out::from),
+        |i, l, k| pick!(k, multiclass_hinge)(i.f2("input"), i.i1("target"), l, r).map(Out::from),
     );
 }
 
-fn multilabel_margin<T: Float>(c: &Case)
+fn multilabel_margin<T: Float>(c: &Case, path: Path)
 where
-    mb::MultilabelMargin: marginloss::op::Op<T>,
+    mb::MultilabelMargin: Op<T>,
 {
     let r = c.reduction();
-    check::<T, _>(
+    go::<T, _>(
         c,
+        path,
         0.0,
         |mode| mb::MultilabelMargin::new().mode(mode),
-        |i, l| mb::multilabel_margin(i.f2("input"), i.i2("target"), l, r).map(Out::from),
+        |i, l, k| pick!(k, multilabel_margin)(i.f2("input"), i.i2("target"), l, r).map(Out::from),
     );
 }
 
-fn multilabel_soft_margin<T: Float>(c: &Case)
+fn multilabel_soft_margin<T: Float>(c: &Case, path: Path)
 where
-    mb::MultilabelSoftMargin: marginloss::op::Op<T>,
+    mb::MultilabelSoftMargin: Op<T>,
 {
     let r = c.reduction();
-    check::<T, _>(
+    go::<T, _>(
         c,
+        path,
         0.0,
         |mode| mb::MultilabelSoftMargin::new().mode(mode),
-        |i, l| mb::multilabel_soft_margin(i.f2("input"), i.f2("target"), i.opt1("weight"), l, r).map(Out::from),
+        |i, l, k| {
+            pick!(k, multilabel_soft_margin)(i.f2("input"), i.f2("target"), i.opt1("weight"), l, r).map(Out::from)
+        },
     );
 }
 
-#[test]
-fn multi_margin_matches_torch_and_core() {
-    run_file("multi_margin", multi_margin::<f32>, multi_margin::<f64>);
-}
-
-#[test]
-fn multiclass_hinge_matches_torch_and_core() {
-    run_file("multiclass_hinge", multiclass_hinge::<f32>, multiclass_hinge::<f64>);
-}
-
-#[test]
-fn multilabel_margin_matches_torch_and_core() {
-    run_file("multilabel_margin", multilabel_margin::<f32>, multilabel_margin::<f64>);
-}
-
-#[test]
-fn multilabel_soft_margin_matches_torch_and_core() {
-    run_file("multilabel_soft_margin", multilabel_soft_margin::<f32>, multilabel_soft_margin::<f64>);
-}
+tests!("multi_margin", multi_margin, multi_margin_matches_torch_and_core, multi_margin_composed_equals_fused);
+tests!(
+    "multiclass_hinge",
+    multiclass_hinge,
+    multiclass_hinge_matches_torch_and_core,
+    multiclass_hinge_composed_equals_fused
+);
+tests!(
+    "multilabel_margin",
+    multilabel_margin,
+    multilabel_margin_matches_torch_and_core,
+    multilabel_margin_composed_equals_fused
+);
+tests!(
+    "multilabel_soft_margin",
+    multilabel_soft_margin,
+    multilabel_soft_margin_matches_torch_and_core,
+    multilabel_soft_margin_composed_equals_fused
+);
 
 /// At the kink torch's f32 gradient is noise of scale 0.5/N (as the core's parity test).
 fn kink_floor(c: &Case) -> f64 {
@@ -223,85 +271,102 @@ fn kink_floor(c: &Case) -> f64 {
     }
 }
 
-fn cosine_embedding<T: Float>(c: &Case)
+/// As [`kink_floor`] for losses whose rows are those of `arg`.
+fn kink_floor_rows(c: &Case, arg: &str) -> f64 {
+    if c.name.starts_with("kink") {
+        0.5 / c.input(arg).shape[0] as f64
+    } else {
+        0.0
+    }
+}
+
+fn cosine_embedding<T: Float>(c: &Case, path: Path)
 where
-    mb::CosineEmbedding: marginloss::op::Op<T>,
+    mb::CosineEmbedding: Op<T>,
 {
     let (r, m) = (c.reduction(), c.f64_opt("margin", 0.0));
-    check::<T, _>(
+    go::<T, _>(
         c,
+        path,
         kink_floor(c),
         |mode| mb::CosineEmbedding::new().margin(m).labels(labels(c)).mode(mode),
-        |i, l| mb::cosine_embedding(i.f2("input1"), i.f2("input2"), i.f1("target"), l, r).map(Out::from),
+        |i, l, k| pick!(k, cosine_embedding)(i.f2("input1"), i.f2("input2"), i.f1("target"), l, r).map(Out::from),
     );
 }
 
-fn contrastive<T: Float>(c: &Case)
+fn contrastive<T: Float>(c: &Case, path: Path)
 where
-    mb::Contrastive: marginloss::op::Op<T>,
+    mb::Contrastive: Op<T>,
 {
     let (r, m) = (c.reduction(), c.f64_opt("margin", 1.0));
-    check::<T, _>(
+    go::<T, _>(
         c,
+        path,
         kink_floor(c),
         |mode| mb::Contrastive::new().margin(m).labels(labels(c)).mode(mode),
-        |i, l| mb::contrastive(i.f2("input1"), i.f2("input2"), i.f1("target"), l, r).map(Out::from),
+        |i, l, k| pick!(k, contrastive)(i.f2("input1"), i.f2("input2"), i.f1("target"), l, r).map(Out::from),
     );
 }
 
-#[test]
-fn cosine_embedding_matches_torch_and_core() {
-    run_file("cosine_embedding", cosine_embedding::<f32>, cosine_embedding::<f64>);
-}
+tests!(
+    "cosine_embedding",
+    cosine_embedding,
+    cosine_embedding_matches_torch_and_core,
+    cosine_embedding_composed_equals_fused
+);
+tests!("contrastive", contrastive, contrastive_matches_torch_and_core, contrastive_composed_equals_fused);
 
-#[test]
-fn contrastive_matches_torch_and_core() {
-    run_file("contrastive", contrastive::<f32>, contrastive::<f64>);
-}
-
-fn triplet_margin<T: Float>(c: &Case)
+fn triplet_margin<T: Float>(c: &Case, path: Path)
 where
-    mb::TripletMargin: marginloss::op::Op<T>,
+    mb::TripletMargin: Op<T>,
 {
     let r = c.reduction();
     let (m, p, eps, swap) = (c.f64_opt("margin", 1.0), c.f64_opt("p", 2.0), c.f64_opt("eps", 1e-6), c.bool_opt("swap"));
-    check::<T, _>(
+    go::<T, _>(
         c,
-        0.0,
+        path,
+        kink_floor_rows(c, "anchor"),
         |mode| mb::TripletMargin::new().margin(m).p(p).eps(eps).swap(swap).mode(mode),
-        |i, l| mb::triplet_margin(i.f2("anchor"), i.f2("positive"), i.f2("negative"), l, r).map(Out::from),
+        |i, l, k| {
+            pick!(k, triplet_margin)(i.f2("anchor"), i.f2("positive"), i.f2("negative"), l, r).map(Out::from)
+        },
     );
 }
 
-fn triplet_margin_with_distance<T: Float>(c: &Case)
+fn twd<D: mb::BurnDistance>(
+    i: &Inputs<'_>,
+    l: mb::TripletMarginWithDistance<D>,
+    r: Reduction,
+    composed: bool,
+) -> marginloss::Result<Out> {
+    let (a, p, n) = (i.f2("anchor"), i.f2("positive"), i.f2("negative"));
+    if composed {
+        mb::composed::triplet_margin_with_distance(a, p, n, l, r).map(Out::from)
+    } else {
+        mb::triplet_margin_with_distance(a, p, n, l, r).map(Out::from)
+    }
+}
+
+fn triplet_margin_with_distance<T: Float>(c: &Case, path: Path)
 where
-    mb::TripletMarginWithDistance: marginloss::op::Op<T>,
-    mb::TripletMarginWithDistance<mb::CosineDistance>: marginloss::op::Op<T>,
+    mb::TripletMarginWithDistance: Op<T>,
+    mb::TripletMarginWithDistance<mb::CosineDistance>: Op<T>,
 {
     let r = c.reduction();
     let (m, swap) = (c.f64_opt("margin", 1.0), c.bool_opt("swap"));
-    fn run<D: mb::BurnDistance>(
-        i: &common::Inputs<'_>,
-        l: mb::TripletMarginWithDistance<D>,
-        r: Reduction,
-    ) -> marginloss::Result<Out> {
-        mb::triplet_margin_with_distance(i.f2("anchor"), i.f2("positive"), i.f2("negative"), l, r).map(Out::from)
-    }
     if c.str_opt("distance") == Some("cosine") {
         let make = |mode| mb::TripletMarginWithDistance::cosine().margin(m).swap(swap).mode(mode);
-        check::<T, _>(c, 0.0, make, |i, l| run(i, l, r));
+        go::<T, _>(c, path, kink_floor_rows(c, "anchor"), make, |i, l, k| twd(i, l, r, k));
     } else {
         let make = |mode| mb::TripletMarginWithDistance::euclidean().margin(m).swap(swap).mode(mode);
-        check::<T, _>(c, 0.0, make, |i, l| run(i, l, r));
+        go::<T, _>(c, path, kink_floor_rows(c, "anchor"), make, |i, l, k| twd(i, l, r, k));
     }
 }
 
-#[test]
-fn triplet_margin_matches_torch_and_core() {
-    run_file("triplet_margin", triplet_margin::<f32>, triplet_margin::<f64>);
-}
-
-#[test]
-fn triplet_margin_with_distance_matches_torch_and_core() {
-    run_file("triplet_margin_with_distance", triplet_margin_with_distance::<f32>, triplet_margin_with_distance::<f64>);
-}
+tests!("triplet_margin", triplet_margin, triplet_margin_matches_torch_and_core, triplet_margin_composed_equals_fused);
+tests!(
+    "triplet_margin_with_distance",
+    triplet_margin_with_distance,
+    triplet_margin_with_distance_matches_torch_and_core,
+    triplet_margin_with_distance_composed_equals_fused
+);

@@ -219,8 +219,9 @@ pub fn check<T: Float, L: Op<T>>(
     c: &Case,
     floor: f64,
     make: impl Fn(Mode) -> L,
-    run: impl Fn(&Inputs<'_>, L) -> marginloss::Result<Out>,
+    run: impl Fn(&Inputs<'_>, L, bool) -> marginloss::Result<Out>,
 ) -> usize {
+    let run = |i: &Inputs<'_>, l: L| run(i, l, false);
     let dev = device();
     if c.compat_only {
         let inputs = Inputs::new::<L>(c, dev.clone());
@@ -261,4 +262,41 @@ pub fn labels(c: &Case) -> marginloss::Labels {
         Some("01") => marginloss::Labels::ZeroOne,
         _ => marginloss::Labels::PlusMinusOne,
     }
+}
+
+/// Checks one fixture case on the composed path (`run(…, true)`: plain burn ops on Flex
+/// with burn's own autodiff) against the fused one (`run(…, false)`): the same error in
+/// strict mode for `compat_only` cases, and outputs and gradients equal within the parity
+/// tolerance (the composed ops sum in the tensor's dtype, the kernels in f64; `floor` the
+/// natural scale of arrays whose exact value is 0, as in [`check`]), NaN where the fused
+/// path has NaN. Returns the number of gradients compared.
+pub fn check_composed<T: Float, L: Op<T>>(
+    c: &Case,
+    floor: f64,
+    make: impl Fn(Mode) -> L,
+    run: impl Fn(&Inputs<'_>, L, bool) -> marginloss::Result<Out>,
+) -> usize {
+    let dev = device();
+    if c.compat_only {
+        let (a, b) = (Inputs::new::<L>(c, dev.clone()), Inputs::new::<L>(c, dev.clone()));
+        let ef = run(&a, make(Mode::Strict), false).err().expect("fused strict rejects");
+        let ec = run(&b, make(Mode::Strict), true).err().unwrap_or_else(|| panic!("{}: composed strict accepted it", c.id()));
+        assert_eq!(ec.to_string(), ef.to_string(), "{}: composed error", c.id());
+    }
+    let (a, b) = (Inputs::new::<L>(c, dev.clone()), Inputs::new::<L>(c, dev));
+    let fused = run(&a, make(c.mode()), false).unwrap_or_else(|e| panic!("{}: fused {e}", c.id()));
+    let comp = run(&b, make(c.mode()), true).unwrap_or_else(|e| panic!("{}: composed {e}", c.id()));
+    assert_eq!(comp.dims(), fused.dims(), "{}: composed shape", c.id());
+    let as_fixture = |v: Vec<f64>| fixtures::Tensor { dtype: c.dtype.clone(), shape: vec![v.len()], data: v };
+    let got: Vec<T> = comp.values().iter().map(|&v| T::of(v)).collect();
+    assert_close_floor(&format!("{} composed output", c.id()), &got, &as_fixture(fused.values()), &c.dtype, floor);
+    let (gf, gc) = (fused.backward(), comp.backward());
+    let diff: Vec<_> = L::PARAMS.iter().filter(|p| p.kind == Kind::Input).collect();
+    for p in &diff {
+        let want = a.grad(p.name, &gf).unwrap_or_else(|| panic!("{}: fused grad {}", c.id(), p.name));
+        let got = b.grad(p.name, &gc).unwrap_or_else(|| panic!("{}: composed grad {}", c.id(), p.name));
+        let got: Vec<T> = got.iter().map(|&v| T::of(v)).collect();
+        assert_close_floor(&format!("{} composed grad {}", c.id(), p.name), &got, &as_fixture(want), &c.dtype, floor);
+    }
+    diff.len()
 }
