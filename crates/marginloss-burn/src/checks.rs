@@ -8,7 +8,11 @@ use marginloss::{Error, Result};
 
 /// The broadcast shape of a distance's two inputs, checked (each dimension equal, or 1 in
 /// one of them; at least one dimension).
-fn broadcast_shape<const D: usize>(loss: &'static str, d1: &[usize; D], d2: &[usize; D]) -> Result<[usize; D]> {
+fn broadcast_shape<const D: usize>(
+    loss: &'static str,
+    d1: &[usize; D],
+    d2: &[usize; D],
+) -> Result<[usize; D]> {
     if D == 0 {
         let expected = "rows of at least one element".into();
         return Err(Error::Shape { loss, arg: "input1", got: d1.to_vec(), expected });

@@ -16,8 +16,8 @@
 use burn::tensor::{DType, Int, Tensor};
 use marginloss::{
     Contrastive, CosineEmbedding, CosineSimilarity, Hinge, HingeEmbedding, Kink, Labels, MarginRanking, Mode,
-    MultiMargin, MulticlassHinge, MultilabelMargin, MultilabelSoftMargin, PairwiseDistance, Reduction, Result,
-    SoftMargin, SquaredHinge, TripletMargin, TripletMarginWithDistance,
+    MultiMargin, MulticlassHinge, MultilabelMargin, MultilabelSoftMargin, PairwiseDistance, Reduction,
+    Result, SoftMargin, SquaredHinge, TripletMargin, TripletMarginWithDistance,
 };
 
 use marginloss::op::Signature;
@@ -272,7 +272,11 @@ fn pairwise_keep<const D: usize>(a: Tensor<D>, b: Tensor<D>, p: f64, eps: f64) -
 ///
 /// # Errors
 /// As [`crate::cosine_similarity`].
-pub fn cosine_similarity<const D: usize>(x1: Tensor<D>, x2: Tensor<D>, f: CosineSimilarity) -> Result<Tensor<D>> {
+pub fn cosine_similarity<const D: usize>(
+    x1: Tensor<D>,
+    x2: Tensor<D>,
+    f: CosineSimilarity,
+) -> Result<Tensor<D>> {
     let (x1, x2) = checks::broadcast(CosineSimilarity::NAME, x1, x2)?;
     let dim = x1.dims()[D - 1];
     validate(f.mode, || f.forward(&host(&x1), &host(&x2), dim).map(drop))?;
@@ -286,7 +290,11 @@ pub fn cosine_similarity<const D: usize>(x1: Tensor<D>, x2: Tensor<D>, f: Cosine
 ///
 /// # Errors
 /// As [`crate::pairwise_distance`].
-pub fn pairwise_distance<const D: usize>(x1: Tensor<D>, x2: Tensor<D>, f: PairwiseDistance) -> Result<Tensor<D>> {
+pub fn pairwise_distance<const D: usize>(
+    x1: Tensor<D>,
+    x2: Tensor<D>,
+    f: PairwiseDistance,
+) -> Result<Tensor<D>> {
     let (x1, x2) = checks::broadcast(PairwiseDistance::NAME, x1, x2)?;
     let dim = x1.dims()[D - 1];
     validate(f.mode, || f.forward(&host(&x1), &host(&x2), dim).map(drop))?;
@@ -351,7 +359,9 @@ pub fn multilabel_soft_margin(
 /// The `(N, C)` mask of the target class of each row.
 fn is_target(y: Tensor<1, Int>, n: usize, classes: usize) -> Tensor<2, burn::tensor::Bool> {
     let dev = y.device();
-    let cols = Tensor::<1, Int>::arange(0..classes as i64, (&dev, y.dtype())).reshape([1, classes]).expand([n, classes]);
+    let cols = Tensor::<1, Int>::arange(0..classes as i64, (&dev, y.dtype()))
+        .reshape([1, classes])
+        .expand([n, classes]);
     y.reshape([n, 1]).expand([n, classes]).equal(cols)
 }
 
@@ -418,7 +428,9 @@ pub fn multiclass_hinge(
     let masked = x.clone().detach().mask_fill(is_y, f64::NEG_INFINITY);
     let m = masked.clone().max_dim(1).expand([n, classes]);
     // The lowest column holding the row's largest wrong-class score.
-    let cols = Tensor::<1, Int>::arange(0..classes as i64, (&dev, target.dtype())).reshape([1, classes]).expand([n, classes]);
+    let cols = Tensor::<1, Int>::arange(0..classes as i64, (&dev, target.dtype()))
+        .reshape([1, classes])
+        .expand([n, classes]);
     let j = cols.mask_fill(masked.equal(m).bool_not(), classes as i64).min_dim(1);
     let other = x.clone().gather(1, j);
     let xy = x.gather(1, target.reshape([n, 1]));
@@ -449,7 +461,9 @@ pub fn multilabel_margin(
     let stop = target.clone().equal_elem(-1).int().cumsum(1);
     let valid = stop.equal_elem(0).float().cast(fdt);
     // count[n, c]: how often class c is listed.
-    let range = Tensor::<1, Int>::arange(0..classes as i64, (&dev, target.dtype())).reshape([1, 1, classes]).expand([n, classes, classes]);
+    let range = Tensor::<1, Int>::arange(0..classes as i64, (&dev, target.dtype()))
+        .reshape([1, 1, classes])
+        .expand([n, classes, classes]);
     let hits = target.reshape([n, classes, 1]).expand([n, classes, classes]).equal(range).float().cast(fdt);
     let count = (hits * valid.reshape([n, classes, 1])).sum_dim(1).reshape([n, classes]);
     let non_target = count.clone().equal_elem(0.0).float().cast(fdt);

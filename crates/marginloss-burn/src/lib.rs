@@ -114,7 +114,6 @@ pub(crate) fn is_native(dt: DType) -> bool {
     matches!(dt, DType::F32 | DType::F64)
 }
 
-
 /// `Operand::float`.
 fn f<const D: usize>(t: Tensor<D>) -> Operand {
     Operand::float(t)
@@ -234,7 +233,11 @@ pub fn margin_ranking<const D: usize>(
 ///
 /// # Errors
 /// The core's strict-mode errors; shapes that do not broadcast.
-pub fn cosine_similarity<const D: usize>(x1: Tensor<D>, x2: Tensor<D>, f: CosineSimilarity) -> Result<Tensor<D>> {
+pub fn cosine_similarity<const D: usize>(
+    x1: Tensor<D>,
+    x2: Tensor<D>,
+    f: CosineSimilarity,
+) -> Result<Tensor<D>> {
     let (x1, x2) = checks::broadcast(CosineSimilarity::NAME, x1, x2)?;
     if !is_flex(&x1.device()) {
         return composed::cosine_similarity(x1, x2, f);
@@ -250,7 +253,11 @@ pub fn cosine_similarity<const D: usize>(x1: Tensor<D>, x2: Tensor<D>, f: Cosine
 ///
 /// # Errors
 /// As [`cosine_similarity`].
-pub fn pairwise_distance<const D: usize>(x1: Tensor<D>, x2: Tensor<D>, f: PairwiseDistance) -> Result<Tensor<D>> {
+pub fn pairwise_distance<const D: usize>(
+    x1: Tensor<D>,
+    x2: Tensor<D>,
+    f: PairwiseDistance,
+) -> Result<Tensor<D>> {
     let (x1, x2) = checks::broadcast(PairwiseDistance::NAME, x1, x2)?;
     if !is_flex(&x1.device()) {
         return composed::pairwise_distance(x1, x2, f);

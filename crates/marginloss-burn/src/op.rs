@@ -120,7 +120,12 @@ trait Run: Elem {
 macro_rules! run_impl {
     ($t:ty, $fwd:ident, $fwd_bwd:ident) => {
         impl Run for $t {
-            fn fwd(op: &dyn DynOp, g: &Geometry, a: &[Arg<'_, $t>], out: &mut [$t]) -> marginloss::Result<()> {
+            fn fwd(
+                op: &dyn DynOp,
+                g: &Geometry,
+                a: &[Arg<'_, $t>],
+                out: &mut [$t],
+            ) -> marginloss::Result<()> {
                 op.$fwd(g, a, out)
             }
             fn fwd_bwd(
@@ -228,12 +233,8 @@ fn run_typed<T: Run>(
         T::fwd(op, g, &args, &mut out)?;
         return Ok((flex_of(out, call.out_shape.clone(), dtype), Vec::new()));
     };
-    let mut bufs: Vec<Vec<T>> = data
-        .iter()
-        .zip(&has_grad)
-        .filter(|(_, &gr)| gr)
-        .map(|(s, _)| vec![T::zero(); s.len()])
-        .collect();
+    let mut bufs: Vec<Vec<T>> =
+        data.iter().zip(&has_grad).filter(|(_, &gr)| gr).map(|(s, _)| vec![T::zero(); s.len()]).collect();
     {
         let mut refs: Vec<&mut [T]> = bufs.iter_mut().map(|b| &mut b[..]).collect();
         T::fwd_bwd(op, g, &args, up, &mut out, &mut refs)?;
@@ -243,7 +244,9 @@ fn run_typed<T: Run>(
     let grads = floats
         .iter()
         .zip(&has_grad)
-        .map(|(t, &gr)| gr.then(|| flex_of(bufs.next().unwrap_or_default(), t.layout().shape().clone(), dtype)))
+        .map(|(t, &gr)| {
+            gr.then(|| flex_of(bufs.next().unwrap_or_default(), t.layout().shape().clone(), dtype))
+        })
         .collect();
     Ok((flex_of(out, call.out_shape.clone(), dtype), grads))
 }
@@ -475,7 +478,8 @@ pub(crate) fn fused<L: Loss, const R: usize>(
             Operand::Index(v, _) => idx = v,
         }
     }
-    let call = Call { op: Arc::new(loss), geometry, idx: idx.into(), out_shape, error: Arc::new(Mutex::new(None)) };
+    let call =
+        Call { op: Arc::new(loss), geometry, idx: idx.into(), out_shape, error: Arc::new(Mutex::new(None)) };
     let mut it = floats.into_iter();
     let out = match (it.next(), it.next(), it.next()) {
         (Some(a), None, None) => <Dispatch as MarginBackend>::marginloss_fused1(a, call.clone()),

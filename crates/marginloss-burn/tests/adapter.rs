@@ -77,9 +77,16 @@ fn a_broadcast_distance_input_gets_its_gradient_summed() {
     }
     assert_eq!(vals(&a.grad(&g).unwrap()), vals(&a2.grad(&g2).unwrap()));
     // Shapes that do not broadcast are the core's shape error, not a panic.
-    let e = mb::pairwise_distance(t2(&X, [4, 3], DType::F32), t2(&X[..6], [2, 3], DType::F32), mb::PairwiseDistance::new())
-        .unwrap_err();
-    assert_eq!(e.to_string(), "pairwise_distance: input2 has shape [2, 3] but a shape that broadcasts with input1's [4, 3]");
+    let e = mb::pairwise_distance(
+        t2(&X, [4, 3], DType::F32),
+        t2(&X[..6], [2, 3], DType::F32),
+        mb::PairwiseDistance::new(),
+    )
+    .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "pairwise_distance: input2 has shape [2, 3] but a shape that broadcasts with input1's [4, 3]"
+    );
 }
 
 #[test]
@@ -90,7 +97,9 @@ fn an_upstream_other_than_ones_reruns_the_fused_kernel_with_it() {
     let w = [0.5, -2.0, 3.0, 0.25];
     let g = x.grad(&(l * t1(&w, DType::F64)).sum().backward()).unwrap();
     let (mut out, mut gx) = ([0.0; 4], [0.0; 12]);
-    mb::MulticlassHinge::new().forward_backward(&X, &[0, 2, 1, 1], 3, Reduction::None, &w, &mut out, &mut gx).unwrap();
+    mb::MulticlassHinge::new()
+        .forward_backward(&X, &[0, 2, 1, 1], 3, Reduction::None, &w, &mut out, &mut gx)
+        .unwrap();
     assert_eq!(vals(&g), gx.to_vec());
 }
 
@@ -104,7 +113,8 @@ fn half_precision_computes_in_f32_and_returns_the_input_dtype() {
     assert_eq!(g.dtype(), DType::F16);
     // The f32 computation on the f16 values, rounded to f16.
     let x32 = x16.clone().cast(DType::F32).detach().require_grad();
-    let l32 = mb::soft_margin(x32.clone(), y.cast(DType::F32), mb::SoftMargin::new(), Reduction::Mean).unwrap();
+    let l32 =
+        mb::soft_margin(x32.clone(), y.cast(DType::F32), mb::SoftMargin::new(), Reduction::Mean).unwrap();
     let g32 = x32.grad(&l32.backward()).unwrap();
     assert_eq!(vals(&l), vals(&l32.cast(DType::F16)));
     assert_eq!(vals(&g), vals(&g32.cast(DType::F16)));
@@ -123,10 +133,16 @@ fn plain_flex_without_autodiff_runs_the_forward() {
 fn bad_inputs_are_the_cores_errors_on_both_paths_never_a_panic() {
     let f32s = |v: &[f64]| t1(v, DType::F32);
     type Run = fn(Tensor<1>, Tensor<1>, mb::HingeEmbedding, Reduction) -> mb::Result<Tensor<1>>;
-    for (path, run) in [("fused", mb::hinge_embedding as Run), ("composed", mb::composed::hinge_embedding as Run)] {
+    for (path, run) in
+        [("fused", mb::hinge_embedding as Run), ("composed", mb::composed::hinge_embedding as Run)]
+    {
         let he = mb::HingeEmbedding::new();
         let e = run(f32s(&[0.8, -0.5, 2.0]), f32s(&[-1.0, 1.0, -1.0]), he, Reduction::Mean).unwrap_err();
-        assert_eq!(e.to_string(), "hinge_embedding expects distances >= 0, got -0.5 at input[1]; for classifier scores use hinge", "{path}");
+        assert_eq!(
+            e.to_string(),
+            "hinge_embedding expects distances >= 0, got -0.5 at input[1]; for classifier scores use hinge",
+            "{path}"
+        );
         let e = run(f32s(&[0.8, 0.5]), f32s(&[1.0, 1.0, -1.0]), he, Reduction::Mean).unwrap_err();
         assert_eq!(e.to_string(), "hinge_embedding: target has shape [3] but input has shape [2]", "{path}");
         let e = run(f32s(&[]), f32s(&[]), he, Reduction::Mean).unwrap_err();
@@ -142,8 +158,14 @@ fn bad_inputs_are_the_cores_errors_on_both_paths_never_a_panic() {
     let t = Tensor::<1, Int>::from_data(TensorData::new(vec![0i64, 3, 1, 1], [4]), &dev());
     let want = "multi_margin: class index 3 at target[1] is out of range for 3 classes (expected 0..=2)";
     let m = mb::MultiMargin::new().mode(Mode::TorchCompat);
-    assert_eq!(mb::multi_margin(x.clone(), t.clone(), None, m, Reduction::Mean).unwrap_err().to_string(), want);
-    assert_eq!(mb::composed::multi_margin(x.clone(), t, None, m, Reduction::Mean).unwrap_err().to_string(), want);
+    assert_eq!(
+        mb::multi_margin(x.clone(), t.clone(), None, m, Reduction::Mean).unwrap_err().to_string(),
+        want
+    );
+    assert_eq!(
+        mb::composed::multi_margin(x.clone(), t, None, m, Reduction::Mean).unwrap_err().to_string(),
+        want
+    );
     // A target with the wrong number of rows, a weight of the wrong length.
     let t3 = Tensor::<1, Int>::from_data(TensorData::new(vec![0i64, 1, 1], [3]), &dev());
     assert!(mb::multi_margin(x.clone(), t3.clone(), None, m, Reduction::Mean).is_err());
@@ -155,7 +177,8 @@ fn bad_inputs_are_the_cores_errors_on_both_paths_never_a_panic() {
     assert_eq!(mb::composed::multi_margin(x, t4, Some(w), m, Reduction::Mean).unwrap_err(), e);
     // Triplet inputs of different shapes.
     let (a, n) = (t2(&X, [4, 3], DType::F32), t2(&X, [3, 4], DType::F32));
-    let e = mb::triplet_margin(a.clone(), a.clone(), n.clone(), mb::TripletMargin::new(), Reduction::Mean).unwrap_err();
+    let e = mb::triplet_margin(a.clone(), a.clone(), n.clone(), mb::TripletMargin::new(), Reduction::Mean)
+        .unwrap_err();
     assert_eq!(e.to_string(), "triplet_margin: negative has shape [3, 4] but anchor has shape [4, 3]");
     assert!(mb::composed::triplet_margin(a.clone(), a, n, mb::TripletMargin::new(), Reduction::Mean).is_err());
 }
@@ -172,11 +195,15 @@ fn a_training_step_with_burn_optim_lowers_the_loss() {
         })
         .collect();
     let x = Tensor::<2>::from_data(TensorData::new(pts, [30, 2]), &d);
-    let y = Tensor::<1, Int>::from_data(TensorData::new((0..30).map(|i| (i % 3) as i64).collect::<Vec<_>>(), [30]), &d);
+    let y = Tensor::<1, Int>::from_data(
+        TensorData::new((0..30).map(|i| (i % 3) as i64).collect::<Vec<_>>(), [30]),
+        &d,
+    );
     let mut model: Linear = LinearConfig::new(2, 3).init(&d);
     let mut optim = SgdConfig::new().init();
     let loss = |m: &Linear| {
-        mb::multiclass_hinge(m.forward(x.clone()), y.clone(), mb::MulticlassHinge::new(), Reduction::Mean).unwrap()
+        mb::multiclass_hinge(m.forward(x.clone()), y.clone(), mb::MulticlassHinge::new(), Reduction::Mean)
+            .unwrap()
     };
     let first = vals(&loss(&model))[0];
     for _ in 0..20 {

@@ -44,16 +44,27 @@ fn hinge_embedding_burn_nn_reads_every_target_but_1_as_minus_1() {
     // torch: where(t != 1, max(0, m − x), 0) + where(t != −1, x, 0), so t ∉ {±1} adds both.
     let c = case("hinge_embedding", "spec_golden_f32_mean");
     let torch = c.output.data[0];
-    let nn = HingeEmbeddingLossConfig::new().with_margin(1.0).init().forward(f1(&c, "input"), f1(&c, "target"), NnReduction::Mean);
+    let nn = HingeEmbeddingLossConfig::new().with_margin(1.0).init().forward(
+        f1(&c, "input"),
+        f1(&c, "target"),
+        NnReduction::Mean,
+    );
     let nn = values(&nn)[0];
-    let ours = mb::hinge_embedding(f1(&c, "input"), f1(&c, "target"), mb::HingeEmbedding::new().mode(Mode::TorchCompat), Reduction::Mean)
-        .unwrap();
+    let ours = mb::hinge_embedding(
+        f1(&c, "input"),
+        f1(&c, "target"),
+        mb::HingeEmbedding::new().mode(Mode::TorchCompat),
+        Reduction::Mean,
+    )
+    .unwrap();
     let ours = values(&ours)[0];
     println!("burn-nn {nn}  marginloss-burn {ours}  torch {torch}");
     assert!(close(ours, torch), "marginloss-burn {ours} vs torch {torch}");
     assert!(!close(nn, torch), "burn-nn {nn} unexpectedly equals torch {torch}");
     // And in strict mode (the default) marginloss refuses those targets.
-    let e = mb::hinge_embedding(f1(&c, "input"), f1(&c, "target"), mb::HingeEmbedding::new(), Reduction::Mean).unwrap_err();
+    let e =
+        mb::hinge_embedding(f1(&c, "input"), f1(&c, "target"), mb::HingeEmbedding::new(), Reduction::Mean)
+            .unwrap_err();
     assert!(e.to_string().contains("target"), "{e}");
 }
 
@@ -61,10 +72,20 @@ fn hinge_embedding_burn_nn_reads_every_target_but_1_as_minus_1() {
 fn multi_margin_burn_nn_has_no_class_weight() {
     let c = case("multi_margin", "weight_p1_f32_mean");
     let torch = c.output.data[0];
-    let nn = MultiMarginLossConfig::new().with_margin(1.0).with_p(1).init().forward(f2(&c, "input"), i1(&c, "target"), NnReduction::Mean);
+    let nn = MultiMarginLossConfig::new().with_margin(1.0).with_p(1).init().forward(
+        f2(&c, "input"),
+        i1(&c, "target"),
+        NnReduction::Mean,
+    );
     let nn = values(&nn)[0];
-    let ours = mb::multi_margin(f2(&c, "input"), i1(&c, "target"), Some(f1(&c, "weight")), mb::MultiMargin::new(), Reduction::Mean)
-        .unwrap();
+    let ours = mb::multi_margin(
+        f2(&c, "input"),
+        i1(&c, "target"),
+        Some(f1(&c, "weight")),
+        mb::MultiMargin::new(),
+        Reduction::Mean,
+    )
+    .unwrap();
     let ours = values(&ours)[0];
     println!("burn-nn {nn}  marginloss-burn {ours}  torch {torch}");
     assert!(close(ours, torch), "marginloss-burn {ours} vs torch {torch}");
@@ -97,7 +118,12 @@ fn triplet_margin_burn_nn_has_no_eps_and_gives_nan_gradients_at_anchor_equal_pos
     let c = case("triplet_margin", "anchor_eq_positive_f32_mean");
     let torch_grad = &c.grad("anchor").unwrap().data;
     let (a, p, n) = (f2(&c, "anchor").require_grad(), f2(&c, "positive").require_grad(), f2(&c, "negative"));
-    let nn = TripletMarginLossConfig::new().with_margin(1.0).with_p(2.0).init().forward(a.clone(), p, n, NnReduction::Mean);
+    let nn = TripletMarginLossConfig::new().with_margin(1.0).with_p(2.0).init().forward(
+        a.clone(),
+        p,
+        n,
+        NnReduction::Mean,
+    );
     let nn_grad = values(&a.grad(&nn.backward()).unwrap());
     println!("burn-nn grad anchor {:?}  torch {:?}", &nn_grad[..5], &torch_grad[..5]);
     assert!(nn_grad.iter().any(|g| g.is_nan()), "burn-nn's gradient is finite: {nn_grad:?}");
@@ -122,7 +148,10 @@ fn triplet_margin_burn_nn_has_no_swap() {
     );
     let nn = values(&nn)[0];
     let l = mb::TripletMargin::new().swap(true);
-    let ours = values(&mb::triplet_margin(f2(&c, "anchor"), f2(&c, "positive"), f2(&c, "negative"), l, Reduction::Mean).unwrap())[0];
+    let ours = values(
+        &mb::triplet_margin(f2(&c, "anchor"), f2(&c, "positive"), f2(&c, "negative"), l, Reduction::Mean)
+            .unwrap(),
+    )[0];
     println!("burn-nn {nn}  marginloss-burn {ours}  torch {torch}");
     assert!(close(ours, torch), "marginloss-burn {ours} vs torch {torch}");
     assert!(!close(nn, torch), "burn-nn {nn} (no swap) unexpectedly equals torch {torch}");
@@ -133,12 +162,17 @@ fn cosine_similarity_burn_default_eps_is_not_torchs_1e_8() {
     let c = case("cosine_similarity", "spec_tiny_norm_f32");
     let torch = &c.output.data;
     let nn = values(&burn_linalg::cosine_similarity(f2(&c, "input1"), f2(&c, "input2"), 1, None));
-    let ours = values(&mb::cosine_similarity(f2(&c, "input1"), f2(&c, "input2"), mb::CosineSimilarity::new()).unwrap());
+    let ours = values(
+        &mb::cosine_similarity(f2(&c, "input1"), f2(&c, "input2"), mb::CosineSimilarity::new()).unwrap(),
+    );
     println!("burn {nn:?}  marginloss-burn {ours:?}  torch {torch:?}");
     for (o, t) in ours.iter().zip(torch) {
         assert!(close(*o, *t), "marginloss-burn {o} vs torch {t}");
     }
-    assert!(nn.iter().zip(torch).any(|(b, t)| !close(*b, *t)), "burn {nn:?} unexpectedly equals torch {torch:?}");
+    assert!(
+        nn.iter().zip(torch).any(|(b, t)| !close(*b, *t)),
+        "burn {nn:?} unexpectedly equals torch {torch:?}"
+    );
 }
 
 #[test]
@@ -147,9 +181,16 @@ fn cosine_embedding_burn_nn_clamps_norms_where_torch_adds_eps_to_squared_norms()
     let torch = c.output.data[0];
     let t = c.input("target");
     let yi = int_tensor::<1>(&t.data, &t.shape, &device());
-    let nn = values(&CosineEmbeddingLossConfig::new().init().forward(f2(&c, "input1"), f2(&c, "input2"), yi))[0];
-    let ours = mb::cosine_embedding(f2(&c, "input1"), f2(&c, "input2"), f1(&c, "target"), mb::CosineEmbedding::new(), Reduction::Mean)
-        .unwrap();
+    let nn =
+        values(&CosineEmbeddingLossConfig::new().init().forward(f2(&c, "input1"), f2(&c, "input2"), yi))[0];
+    let ours = mb::cosine_embedding(
+        f2(&c, "input1"),
+        f2(&c, "input2"),
+        f1(&c, "target"),
+        mb::CosineEmbedding::new(),
+        Reduction::Mean,
+    )
+    .unwrap();
     let ours = values(&ours)[0];
     println!("burn-nn {nn}  marginloss-burn {ours}  torch {torch}");
     assert!(close(ours, torch), "marginloss-burn {ours} vs torch {torch}");

@@ -102,7 +102,10 @@ where
     mb::SquaredHinge: Op<T>,
 {
     let m = c.f64_opt("margin", 1.0);
-    pointwise!(T, c, path, squared_hinge, |mode: Mode| mb::SquaredHinge::new().margin(m).labels(labels(c)).mode(mode));
+    pointwise!(T, c, path, squared_hinge, |mode: Mode| mb::SquaredHinge::new()
+        .margin(m)
+        .labels(labels(c))
+        .mode(mode));
 }
 
 fn hinge_embedding<T: Float>(c: &Case, path: Path)
@@ -121,8 +124,18 @@ where
 }
 
 tests!("hinge", hinge, hinge_matches_torch_and_core, hinge_composed_equals_fused);
-tests!("squared_hinge", squared_hinge, squared_hinge_matches_torch_and_core, squared_hinge_composed_equals_fused);
-tests!("hinge_embedding", hinge_embedding, hinge_embedding_matches_torch_and_core, hinge_embedding_composed_equals_fused);
+tests!(
+    "squared_hinge",
+    squared_hinge,
+    squared_hinge_matches_torch_and_core,
+    squared_hinge_composed_equals_fused
+);
+tests!(
+    "hinge_embedding",
+    hinge_embedding,
+    hinge_embedding_matches_torch_and_core,
+    hinge_embedding_composed_equals_fused
+);
 tests!("soft_margin", soft_margin, soft_margin_matches_torch_and_core, soft_margin_composed_equals_fused);
 
 fn margin_ranking<T: Float>(c: &Case, path: Path)
@@ -135,11 +148,18 @@ where
         path,
         0.0,
         |mode| mb::MarginRanking::new().margin(m).mode(mode),
-        |i, l, k| pick!(k, margin_ranking)(i.f1("input1"), i.f1("input2"), i.f1("target"), l, r).map(Out::from),
+        |i, l, k| {
+            pick!(k, margin_ranking)(i.f1("input1"), i.f1("input2"), i.f1("target"), l, r).map(Out::from)
+        },
     );
 }
 
-tests!("margin_ranking", margin_ranking, margin_ranking_matches_torch_and_core, margin_ranking_composed_equals_fused);
+tests!(
+    "margin_ranking",
+    margin_ranking,
+    margin_ranking_matches_torch_and_core,
+    margin_ranking_composed_equals_fused
+);
 
 // As the core's parity test: where the exact gradient is 0, torch's f32 result is noise of
 // the gradient's natural scale (≥ 0.1 for every fixture row).
@@ -194,7 +214,9 @@ where
         path,
         0.0,
         |mode| mb::MultiMargin::new().p(p).margin(m).mode(mode),
-        |i, l, k| pick!(k, multi_margin)(i.f2("input"), i.i1("target"), i.opt1("weight"), l, r).map(Out::from),
+        |i, l, k| {
+            pick!(k, multi_margin)(i.f2("input"), i.i1("target"), i.opt1("weight"), l, r).map(Out::from)
+        },
     );
 }
 
@@ -237,7 +259,8 @@ where
         0.0,
         |mode| mb::MultilabelSoftMargin::new().mode(mode),
         |i, l, k| {
-            pick!(k, multilabel_soft_margin)(i.f2("input"), i.f2("target"), i.opt1("weight"), l, r).map(Out::from)
+            pick!(k, multilabel_soft_margin)(i.f2("input"), i.f2("target"), i.opt1("weight"), l, r)
+                .map(Out::from)
         },
     );
 }
@@ -290,7 +313,9 @@ where
         path,
         kink_floor(c),
         |mode| mb::CosineEmbedding::new().margin(m).labels(labels(c)).mode(mode),
-        |i, l, k| pick!(k, cosine_embedding)(i.f2("input1"), i.f2("input2"), i.f1("target"), l, r).map(Out::from),
+        |i, l, k| {
+            pick!(k, cosine_embedding)(i.f2("input1"), i.f2("input2"), i.f1("target"), l, r).map(Out::from)
+        },
     );
 }
 
@@ -321,7 +346,8 @@ where
     mb::TripletMargin: Op<T>,
 {
     let r = c.reduction();
-    let (m, p, eps, swap) = (c.f64_opt("margin", 1.0), c.f64_opt("p", 2.0), c.f64_opt("eps", 1e-6), c.bool_opt("swap"));
+    let (m, p, eps, swap) =
+        (c.f64_opt("margin", 1.0), c.f64_opt("p", 2.0), c.f64_opt("eps", 1e-6), c.bool_opt("swap"));
     go::<T, _>(
         c,
         path,
@@ -363,7 +389,12 @@ where
     }
 }
 
-tests!("triplet_margin", triplet_margin, triplet_margin_matches_torch_and_core, triplet_margin_composed_equals_fused);
+tests!(
+    "triplet_margin",
+    triplet_margin,
+    triplet_margin_matches_torch_and_core,
+    triplet_margin_composed_equals_fused
+);
 tests!(
     "triplet_margin_with_distance",
     triplet_margin_with_distance,

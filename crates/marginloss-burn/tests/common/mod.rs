@@ -194,10 +194,17 @@ pub fn core_run<T: Float, L: Op<T>>(loss: &L, c: &Case) -> marginloss::Result<(V
     }
     let g = loss.geometry(&shapes, r)?;
     let mut fl = floats.iter();
-    let args: Vec<Arg<'_, T>> = present
-        .iter()
-        .map(|p| if p.kind == Kind::Index { Arg::Index(&idx[..]) } else { Arg::Float(&fl.next().unwrap()[..]) })
-        .collect();
+    let args: Vec<Arg<'_, T>> =
+        present
+            .iter()
+            .map(|p| {
+                if p.kind == Kind::Index {
+                    Arg::Index(&idx[..])
+                } else {
+                    Arg::Float(&fl.next().unwrap()[..])
+                }
+            })
+            .collect();
     let mut out = vec![T::zero(); g.output_len()];
     let mut grads: Vec<Vec<T>> = present
         .iter()
@@ -225,7 +232,9 @@ pub fn check<T: Float, L: Op<T>>(
     let dev = device();
     if c.compat_only {
         let inputs = Inputs::new::<L>(c, dev.clone());
-        let e = run(&inputs, make(Mode::Strict)).err().unwrap_or_else(|| panic!("{}: strict accepted it", c.id()));
+        let e = run(&inputs, make(Mode::Strict))
+            .err()
+            .unwrap_or_else(|| panic!("{}: strict accepted it", c.id()));
         let core_e = core_run::<T, L>(&make(Mode::Strict), c).expect_err("core strict");
         assert_eq!(e.to_string(), core_e.to_string(), "{}: the core's message", c.id());
     }
@@ -239,13 +248,15 @@ pub fn check<T: Float, L: Op<T>>(
         "{}: output size",
         c.id()
     );
-    let (core_out, core_grads) = core_run::<T, L>(&make(c.mode()), c).unwrap_or_else(|e| panic!("{}: core {e}", c.id()));
+    let (core_out, core_grads) =
+        core_run::<T, L>(&make(c.mode()), c).unwrap_or_else(|e| panic!("{}: core {e}", c.id()));
     let same = got.iter().zip(&core_out).all(|(a, b)| a.to_bits() == b.f64().to_bits());
     assert!(same, "{}: output differs from the core's: {got:?} vs {core_out:?}", c.id());
     let grads = out.backward();
     let diff: Vec<_> = L::PARAMS.iter().filter(|p| p.kind == Kind::Input).collect();
     for (k, p) in diff.iter().enumerate() {
-        let g = inputs.grad(p.name, &grads).unwrap_or_else(|| panic!("{}: no gradient for {}", c.id(), p.name));
+        let g =
+            inputs.grad(p.name, &grads).unwrap_or_else(|| panic!("{}: no gradient for {}", c.id(), p.name));
         let gt: Vec<T> = g.iter().map(|&v| T::of(v)).collect();
         if let Some(want) = c.grad(p.name) {
             assert_close_floor(&format!("{} grad {}", c.id(), p.name), &gt, want, &c.dtype, floor);
@@ -280,7 +291,9 @@ pub fn check_composed<T: Float, L: Op<T>>(
     if c.compat_only {
         let (a, b) = (Inputs::new::<L>(c, dev.clone()), Inputs::new::<L>(c, dev.clone()));
         let ef = run(&a, make(Mode::Strict), false).err().expect("fused strict rejects");
-        let ec = run(&b, make(Mode::Strict), true).err().unwrap_or_else(|| panic!("{}: composed strict accepted it", c.id()));
+        let ec = run(&b, make(Mode::Strict), true)
+            .err()
+            .unwrap_or_else(|| panic!("{}: composed strict accepted it", c.id()));
         assert_eq!(ec.to_string(), ef.to_string(), "{}: composed error", c.id());
     }
     let (a, b) = (Inputs::new::<L>(c, dev.clone()), Inputs::new::<L>(c, dev));
@@ -289,14 +302,26 @@ pub fn check_composed<T: Float, L: Op<T>>(
     assert_eq!(comp.dims(), fused.dims(), "{}: composed shape", c.id());
     let as_fixture = |v: Vec<f64>| fixtures::Tensor { dtype: c.dtype.clone(), shape: vec![v.len()], data: v };
     let got: Vec<T> = comp.values().iter().map(|&v| T::of(v)).collect();
-    assert_close_floor(&format!("{} composed output", c.id()), &got, &as_fixture(fused.values()), &c.dtype, floor);
+    assert_close_floor(
+        &format!("{} composed output", c.id()),
+        &got,
+        &as_fixture(fused.values()),
+        &c.dtype,
+        floor,
+    );
     let (gf, gc) = (fused.backward(), comp.backward());
     let diff: Vec<_> = L::PARAMS.iter().filter(|p| p.kind == Kind::Input).collect();
     for p in &diff {
         let want = a.grad(p.name, &gf).unwrap_or_else(|| panic!("{}: fused grad {}", c.id(), p.name));
         let got = b.grad(p.name, &gc).unwrap_or_else(|| panic!("{}: composed grad {}", c.id(), p.name));
         let got: Vec<T> = got.iter().map(|&v| T::of(v)).collect();
-        assert_close_floor(&format!("{} composed grad {}", c.id(), p.name), &got, &as_fixture(want), &c.dtype, floor);
+        assert_close_floor(
+            &format!("{} composed grad {}", c.id(), p.name),
+            &got,
+            &as_fixture(want),
+            &c.dtype,
+            floor,
+        );
     }
     diff.len()
 }
