@@ -12,7 +12,7 @@ fn read(rel: &str) -> String {
     std::fs::read_to_string(root().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
 }
 
-const CRATES: [&str; 3] = ["marginloss", "marginloss-cli", "marginloss-candle"];
+const CRATES: [&str; 4] = ["marginloss", "marginloss-cli", "marginloss-candle", "marginloss-burn"];
 
 #[test]
 fn every_crate_carries_the_workspace_licence_texts() {
