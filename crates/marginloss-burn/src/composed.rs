@@ -392,7 +392,7 @@ pub fn multi_margin(
     let xy = x.clone().gather(1, target.clone().reshape([n, 1]));
     let z = (x - xy).add_scalar(loss.margin);
     // torch's kernel adds a term only `if z > 0`: a NaN term is skipped, not propagated.
-    let mut l = if loss.p == 2 { positive(&z).square() } else { positive(&z) };
+    let mut l = if loss.p == 2.0 { positive(&z).square() } else { positive(&z) };
     l = l.mask_fill(is_target(target.clone(), n, classes), 0.0);
     if let Some(w) = weight {
         let wy = up(w, dt).detach().select(0, target).reshape([n, 1]);

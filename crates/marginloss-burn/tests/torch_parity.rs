@@ -213,7 +213,7 @@ where
         c,
         path,
         0.0,
-        |mode| mb::MultiMargin::new().p(p).margin(m).mode(mode),
+        |mode| mb::MultiMargin::new().p(f64::from(p)).margin(m).mode(mode),
         |i, l, k| {
             pick!(k, multi_margin)(i.f2("input"), i.i1("target"), i.opt1("weight"), l, r).map(Out::from)
         },

@@ -8,8 +8,8 @@ use marginloss::{Hinge, HingeEmbedding, Kink, MarginRanking, Reduction, SoftMarg
 use plotters::prelude::*;
 
 use crate::fail::{data, usage, Fail};
-use crate::num::show;
 use crate::inputs::{kink_of, KinkArg};
+use crate::num::show;
 
 /// The losses `plot` draws: their name, default margin (None: no margin), and what the
 /// scalar input is.
