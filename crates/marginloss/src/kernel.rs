@@ -649,6 +649,13 @@ pub(crate) fn fit_phrase<T: Float>() -> &'static str {
     }
 }
 
+/// Whether every element of `row` is finite, for the strict checks of rows just written
+/// (in L1).
+#[inline(always)]
+pub(crate) fn finite_row<T: Float>(row: &[T]) -> bool {
+    row.iter().fold(true, |ok, v| ok & v.is_finite())
+}
+
 /// `max(0, u)` that propagates NaN, as torch's `clamp_min`.
 #[inline(always)]
 pub(crate) fn relu<T: Float>(u: T) -> T {

@@ -361,7 +361,7 @@ impl<T: Float, O: RowOp<T>, const STRICT: bool, const GRAD: bool> pulp::WithSimd
                 ok &= fin;
                 if STRICT {
                     // Finite rows must give a finite value and gradient (the rows are in L1).
-                    ok &= v.is_finite() & all_finite(ga) & all_finite(gb);
+                    ok &= v.is_finite() & crate::kernel::finite_row(ga) & crate::kernel::finite_row(gb);
                 }
             }
         } else {

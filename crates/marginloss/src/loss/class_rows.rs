@@ -242,7 +242,7 @@ impl<T: Float, K: ClassRows<T>, const GRAD: bool> pulp::WithSimd for Part<'_, T,
                     let r = k.row_grad(x, t, scale, if ups.is_empty() { up } else { ups[i] }, g);
                     // Strict: a finite row must give a finite gradient (the row is in L1).
                     if strict {
-                        finite &= g.iter().fold(true, |a, v| a & v.is_finite());
+                        finite &= crate::kernel::finite_row(g);
                     }
                     r
                 }

@@ -405,7 +405,7 @@ impl<T: Float, const STRICT: bool, const GRAD: bool, const WEIGHTED: bool> pulp:
                     let gr = (if ups.is_empty() { g } else { ups[r] }) / c;
                     let (row, row_ok) = row_terms::<T, STRICT, true, WEIGHTED>(xs, ts, w, gr, grow);
                     // Strict: finite rows must give a finite gradient (the row is in L1).
-                    (row, row_ok & (!STRICT || grow.iter().fold(true, |a, v| a & v.is_finite())))
+                    (row, row_ok & (!STRICT || crate::kernel::finite_row(grow)))
                 }
                 _ => row_terms::<T, STRICT, false, WEIGHTED>(xs, ts, w, T::zero(), &mut []),
             };

@@ -9,7 +9,7 @@
 use crate::distance::{locate_non_finite, rows_of};
 use crate::error::{Error, Result, Value};
 use crate::float::Float;
-use crate::kernel::{non_finite, reduced_ok};
+use crate::kernel::{finite_row, non_finite, reduced_ok};
 use crate::options::{Labels, Mode};
 use crate::parts::{self, Rows};
 use crate::reduction::{check_buffer, check_upstream, Reduction};
@@ -282,7 +282,7 @@ impl<T: Float, L: PairRow<T>, const STRICT: bool, const GRAD: bool> pulp::WithSi
                 let (v, fin) = l.value_grad_finite(a, b, t, g, ga, gb);
                 if STRICT {
                     // Finite rows must give a finite loss and gradient (the rows are in L1).
-                    ok &= fin & labels.accepts(t) & v.is_finite() & finite(ga) & finite(gb);
+                    ok &= fin & labels.accepts(t) & v.is_finite() & finite_row(ga) & finite_row(gb);
                 }
                 match out.as_deref_mut() {
                     Some(out) => out[i] = v,

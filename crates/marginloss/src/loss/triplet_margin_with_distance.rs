@@ -1,12 +1,10 @@
 //! PyTorch's `TripletMarginWithDistanceLoss`: the triplet loss over any [`Distance`], and
 //! the fused row kernel that [`TripletMargin`](crate::TripletMargin) shares.
 
-use crate::distance::{
-    all_finite, rows_of, CosineDistance, Distance, GradPair, PairwiseDistance, RowPair, INTERNAL,
-};
+use crate::distance::{rows_of, CosineDistance, Distance, GradPair, PairwiseDistance, RowPair, INTERNAL};
 use crate::error::{Error, Result, Value};
 use crate::float::Float;
-use crate::kernel::{non_finite, reduced_ok, relu};
+use crate::kernel::{finite_row, non_finite, reduced_ok, relu};
 use crate::options::{Kink, Mode};
 use crate::parts::{self, Rows};
 use crate::reduction::{check_buffer, check_upstream, Output, Reduction};
@@ -593,7 +591,7 @@ impl<T: Float, D: Distance<T>> Triplet<'_, T, D> {
                 );
                 if STRICT {
                     // Finite rows must give a finite loss and gradient (the rows are in L1).
-                    ok &= fin & loss.is_finite() & all_finite(gar) & all_finite(gpr) & all_finite(gnr);
+                    ok &= fin & loss.is_finite() & finite_row(gar) & finite_row(gpr) & finite_row(gnr);
                 }
                 if reduced {
                     acc += loss.f64();
@@ -630,7 +628,7 @@ impl<T: Float, D: Distance<T>> Triplet<'_, T, D> {
                 self.dist.backward(RowPair::of(pr, nr), cs, GradPair::of(dim, gpr, gnr));
             }
             if STRICT {
-                ok &= r.loss.is_finite() & all_finite(gar) & all_finite(gpr) & all_finite(gnr);
+                ok &= r.loss.is_finite() & finite_row(gar) & finite_row(gpr) & finite_row(gnr);
             }
         }
         (acc, ok)
