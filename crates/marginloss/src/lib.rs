@@ -38,7 +38,7 @@
 //! ## Errors
 //!
 //! Every fallible call returns [`Result`]; no input reachable from the public API panics,
-//! aborts or allocates without bound (the fuzz targets in `tests/fuzz.rs` hold this; see
+//! aborts or allocates without bound (the fuzz targets in `crates/marginloss-fuzz` hold this; see
 //! `docs/RELIABILITY.md`). An [`Error`]'s text is one line naming the loss, the argument,
 //! the flat index and the value. [`Mode::Strict`] refuses NaN/±Inf, empty input, values
 //! outside the loss's domain, options outside theirs or not finite in the inputs' dtype,

@@ -230,3 +230,50 @@ fn a_distance_is_called_only_with_rows_of_equal_length() {
     let c = CosineDistance::default();
     assert_eq!(Distance::<f32>::distance(&c, rows), 1.0); // a zero row has cosine 0
 }
+
+#[test]
+fn an_overflowing_difference_with_a_finite_loss_is_still_a_gradient_overflow() {
+    // Found by fuzz_rows: x1 − x2 overflows f32, so d = inf and the dissimilar pair's loss
+    // max(0, margin − d)² is 0, but the gradient v·(g/d) is inf·0 = NaN.
+    let big = f32::MAX;
+    let (x1, x2) = ([big, 0.0, 0.0], [-big, 0.0, 0.0]);
+    let (mut out, mut g1, mut g2) = ([0.0f32], [0.0f32; 3], [0.0f32; 3]);
+    let l = Contrastive::new().margin(0.5);
+    let e = l.forward_backward(
+        &x1,
+        &x2,
+        &[-1.0, 1.0, 1.0],
+        1,
+        Reduction::Mean,
+        &[1.0],
+        &mut out,
+        &mut g1,
+        &mut g2,
+    );
+    assert_eq!(overflow(e.unwrap_err()), ("gradient", "input1", Some(0)));
+    // The forward value is finite and returned.
+    assert!(l
+        .forward(&x1, &x2, &[-1.0, 1.0, 1.0], 1, Reduction::Mean)
+        .unwrap()
+        .scalar()
+        .unwrap()
+        .is_finite());
+    // The triplet loss with d(a, n) = inf and an inactive hinge skips the gradient terms
+    // (torch's zero gradient there), so the result is finite and returned.
+    let (mut ga, mut gp, mut gn) = ([9.0f32], [9.0f32], [9.0f32]);
+    TripletMargin::new()
+        .forward_backward(
+            &[big],
+            &[big],
+            &[-big],
+            1,
+            Reduction::Sum,
+            &[1.0],
+            &mut out,
+            &mut ga,
+            &mut gp,
+            &mut gn,
+        )
+        .unwrap();
+    assert_eq!((out[0], ga[0], gp[0], gn[0]), (0.0, 0.0, 0.0, 0.0));
+}

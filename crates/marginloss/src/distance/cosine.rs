@@ -77,6 +77,21 @@ pub(crate) struct CosRow {
     pub ok: bool,
 }
 
+impl CosRow {
+    /// Whether `g·∂cos/∂x` is finite in every element, from the row's scalars: element `i`
+    /// of the first row's gradient is `b_i·k12 − a_i·ka`, at most `‖b‖·|k12| + ‖a‖·|ka|`.
+    #[inline(always)]
+    pub(crate) fn grad_bounded<T: Float>(&self, g: f64) -> bool {
+        let k12 = g / (self.c1 * self.c2);
+        let ka = if self.n1 > 0.0 { g * self.cos / (self.c1 * self.n1) } else { 0.0 };
+        let kb = if self.n2 > 0.0 { g * self.cos / (self.c2 * self.n2) } else { 0.0 };
+        let b1 = self.n2 * k12.abs() + self.n1 * ka.abs();
+        let b2 = self.n1 * k12.abs() + self.n2 * kb.abs();
+        let lim = crate::kernel::grad_limit::<T>();
+        b1 < lim && b2 < lim
+    }
+}
+
 #[inline(always)]
 pub(crate) fn cos_row<T: Float>(a: &[T], b: &[T], eps: f64) -> CosRow {
     let (ab, aa, bb, ok) = dot3(a, b);
@@ -285,10 +300,10 @@ impl<T: Float> RowOp<T> for CosRowOp {
     }
 
     #[inline(always)]
-    fn value_grad(&self, a: &[T], b: &[T], g: T, ga: &mut [T], gb: &mut [T]) -> (T, bool) {
+    fn value_grad(&self, a: &[T], b: &[T], g: T, ga: &mut [T], gb: &mut [T]) -> (T, bool, bool) {
         let r = cos_row(a, b, self.0);
         cos_row_backward::<T, false>(a, b, &r, g.f64(), ga, gb);
-        (T::of(r.cos), r.ok)
+        (T::of(r.cos), r.ok, r.grad_bounded::<T>(g.f64()))
     }
 }
 

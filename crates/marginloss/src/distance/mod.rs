@@ -210,6 +210,16 @@ pub trait Distance<T: Float>: Sync {
         d
     }
 
+    /// Whether `coef·∂d/∂x` is finite in every element for a distance `d` of finite rows,
+    /// proved from the two scalars alone (strict mode scans the gradient rows where it is
+    /// not). The default proves nothing.
+    #[doc(hidden)]
+    #[inline(always)]
+    fn grad_bounded(&self, d: T, coef: T) -> bool {
+        let _ = (d, coef);
+        false
+    }
+
     /// [`distance_backward`](Self::distance_backward) and whether every element of both
     /// rows is finite, in one visit of the rows where the distance overrides it (the default
     /// scans the rows).
@@ -345,8 +355,10 @@ pub(crate) fn rows_of<T: Float>(
 pub(crate) trait RowOp<T: Float>: Copy + Sync {
     /// The value for rows `a`, `b` and whether every element was finite.
     fn value(&self, a: &[T], b: &[T]) -> (T, bool);
-    /// As [`value`](Self::value), also writing `g·∂v/∂a` into `ga` and `g·∂v/∂b` into `gb`.
-    fn value_grad(&self, a: &[T], b: &[T], g: T, ga: &mut [T], gb: &mut [T]) -> (T, bool);
+    /// As [`value`](Self::value), also writing `g·∂v/∂a` into `ga` and `g·∂v/∂b` into `gb`;
+    /// the third value says whether a bound on the row's scalars proves every gradient
+    /// element finite (strict mode scans the rows only where it does not).
+    fn value_grad(&self, a: &[T], b: &[T], g: T, ga: &mut [T], gb: &mut [T]) -> (T, bool, bool);
 }
 
 /// The value of every row pair into `out` and, with `GRAD`, `upstream · ∂v/∂input{1,2}`
@@ -405,12 +417,14 @@ impl<T: Float, O: RowOp<T>, const STRICT: bool, const GRAD: bool> pulp::WithSimd
             let grads = grad1.0.chunks_exact_mut(dim).zip(grad2.0.chunks_exact_mut(dim));
             for (i, (((a, b), o), (ga, gb))) in rows.zip(grads).enumerate() {
                 let g = if ups.is_empty() { g } else { ups[i] };
-                let (v, fin) = op.value_grad(a, b, g, ga, gb);
+                let (v, fin, bounded) = op.value_grad(a, b, g, ga, gb);
                 *o = v;
                 ok &= fin;
                 if STRICT {
-                    // Finite rows must give a finite value and gradient (the rows are in L1).
-                    ok &= v.is_finite() & all_finite(ga) & all_finite(gb);
+                    // Finite rows must give a finite value and gradient: proved by the bound,
+                    // else the rows (in L1) are scanned.
+                    ok &= v.is_finite()
+                        && (bounded || (crate::kernel::finite_row(ga) & crate::kernel::finite_row(gb)));
                 }
             }
         } else {

@@ -279,6 +279,24 @@ fn dist_row_backward<T: Float, const ADD: bool>(
     }
 }
 
+/// Whether `g·∂d/∂x` is finite in every element, from `d` and `g` alone: each element is
+/// at most `|g|` (plus rounding) for p ≥ 1, p = 0 and p = ∞ (`|v_i| ≤ ‖v‖_p`), once the
+/// p = 2 coefficient `g/d` is finite and `d` itself is; 0 < p < 1 is not bounded so (the
+/// rows are scanned).
+#[inline(always)]
+fn bounded<T: Float>(norm: Norm, d: f64, g: f64) -> bool {
+    // An infinite d (the difference overflowed) can go with a finite loss, and its
+    // gradient `v·(g/d)` is then `inf·0`: no bound, the rows are scanned.
+    let lim = crate::kernel::grad_limit::<T>();
+    g.abs() < lim
+        && d < f64::INFINITY
+        && match norm {
+            Norm::Two => d == 0.0 || (g / d).abs() < lim,
+            Norm::One | Norm::Zero | Norm::Inf => true,
+            Norm::General(p) => p >= 1.0,
+        }
+}
+
 impl PairwiseDistance {
     /// The Euclidean distance with eps = 1e-6, strict.
     pub fn new() -> Self {
@@ -442,10 +460,10 @@ impl<T: Float> RowOp<T> for NormRow<T> {
     }
 
     #[inline(always)]
-    fn value_grad(&self, a: &[T], b: &[T], g: T, ga: &mut [T], gb: &mut [T]) -> (T, bool) {
+    fn value_grad(&self, a: &[T], b: &[T], g: T, ga: &mut [T], gb: &mut [T]) -> (T, bool, bool) {
         let (d, fin) = dist_row(a, b, self.norm, self.eps);
         dist_row_backward::<T, false>(a, b, self.norm, self.eps, d, g.f64(), ga, gb);
-        (T::of(d), fin)
+        (T::of(d), fin, bounded::<T>(self.norm, d, g.f64()))
     }
 }
 
@@ -517,6 +535,11 @@ impl<T: Float> Distance<T> for PairwiseDistance {
         } else {
             distance2_backward_by_parts(self, x, y, z, coef, gx, gy, gz, token)
         }
+    }
+
+    #[inline(always)]
+    fn grad_bounded(&self, d: T, coef: T) -> bool {
+        bounded::<T>(Norm::of(self.p), d.f64(), coef.f64())
     }
 
     /// Strict mode: `p > 0` and a finite eps (this distance's own `mode` is ignored: the

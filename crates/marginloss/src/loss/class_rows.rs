@@ -47,6 +47,14 @@ pub(crate) trait ClassRows<T: Float>: Clone + Send + Sync {
     /// The per-call gradient factor for `n` rows of `classes` (e.g. torch's
     /// `1/(N·C)` for mean).
     fn grad_scale(reduction: Reduction, n: usize, classes: usize) -> T;
+    /// Whether every gradient element of a finite row is finite for this scale and
+    /// upstream value, proved without looking at the row (strict mode scans the row
+    /// otherwise). The default proves nothing.
+    #[inline(always)]
+    fn grad_bounded(&self, scale: T, up: T, classes: usize) -> bool {
+        let _ = (scale, up, classes);
+        false
+    }
 }
 
 /// Checks `classes`, the input and target lengths, and emptiness; returns N.
@@ -240,10 +248,12 @@ impl<T: Float, K: ClassRows<T>, I: ClassIndex, const GRAD: bool> pulp::WithSimd 
             }
             let r = match grows.next() {
                 Some(g) if GRAD => {
-                    let r = k.row_grad(x, t, scale, if ups.is_empty() { up } else { ups[i] }, g);
-                    // Strict: a finite row must give a finite gradient (the row is in L1).
+                    let u = if ups.is_empty() { up } else { ups[i] };
+                    let r = k.row_grad(x, t, scale, u, g);
+                    // Strict: a finite row must give a finite gradient, proved by the
+                    // kernel's bound or else by a scan of the row (in L1).
                     if strict {
-                        finite &= g.iter().fold(true, |a, v| a & v.is_finite());
+                        finite &= k.grad_bounded(scale, u, classes) || crate::kernel::finite_row(g);
                     }
                     r
                 }

@@ -195,17 +195,33 @@ impl<T: Float> PairRow<T> for Kernel<T> {
 
     #[inline(always)]
     fn value_grad_finite(&self, a: &[T], b: &[T], t: T, g: T, ga: &mut [T], gb: &mut [T]) -> (T, bool) {
+        let (v, fin, _) = self.value_grad_checked(a, b, t, g, ga, gb);
+        (v, fin)
+    }
+
+    #[inline(always)]
+    fn value_grad_checked(
+        &self,
+        a: &[T],
+        b: &[T],
+        t: T,
+        g: T,
+        ga: &mut [T],
+        gb: &mut [T],
+    ) -> (T, bool, bool) {
         let mut l = T::zero();
-        let (_, fin) = self.dist.distance_backward_finite(
+        let mut coef = T::zero();
+        let (d, fin) = self.dist.distance_backward_finite(
             RowPair::of(a, b),
             |d| {
                 let (v, dd) = self.loss(d, t);
                 l = v;
-                g * dd
+                coef = g * dd;
+                coef
             },
             GradPair::of(a.len(), ga, gb),
         );
-        (l, fin)
+        (l, fin, self.dist.grad_bounded(d, coef))
     }
 }
 

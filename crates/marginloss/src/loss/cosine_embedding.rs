@@ -1,7 +1,7 @@
 //! PyTorch's `CosineEmbeddingLoss`: pull similar pairs to cosine 1, push dissimilar ones
 //! below a margin.
 
-use super::pair::{self, PairRow};
+use super::pair::{self, finite, PairRow};
 use crate::distance::dot3;
 use crate::error::{Error, Result, Value};
 use crate::float::Float;
@@ -203,6 +203,29 @@ impl<T: Float> PairRow<T> for Kernel<T> {
 
     #[inline(always)]
     fn value_grad(&self, a: &[T], b: &[T], t: T, g: T, ga: &mut [T], gb: &mut [T]) -> T {
+        self.value_grad_bounded(a, b, t, g, ga, gb).0
+    }
+
+    #[inline(always)]
+    fn value_grad_checked(
+        &self,
+        a: &[T],
+        b: &[T],
+        t: T,
+        g: T,
+        ga: &mut [T],
+        gb: &mut [T],
+    ) -> (T, bool, bool) {
+        let (v, bounded) = self.value_grad_bounded(a, b, t, g, ga, gb);
+        (v, finite(a) & finite(b), bounded)
+    }
+}
+
+impl<T: Float> Kernel<T> {
+    /// The loss and gradient rows of one pair, and whether the row's scalars bound every
+    /// gradient element below `T`'s range (`|ga_i| ≤ |k|·√m2 + |ka|·√m1`, as `|b_i| ≤ √m2`).
+    #[inline(always)]
+    fn value_grad_bounded(&self, a: &[T], b: &[T], t: T, g: T, ga: &mut [T], gb: &mut [T]) -> (T, bool) {
         let r = cos_of(a, b);
         let (l, dcos) = self.loss(r.cos, self.labels.decode(t));
         let c = g * dcos;
@@ -213,7 +236,10 @@ impl<T: Float> PairRow<T> for Kernel<T> {
             ga[i] = k * b[i] - ka * a[i];
             gb[i] = k * a[i] - kb * b[i];
         }
-        l
+        let (s1, s2) = (r.m1.f64().sqrt(), r.m2.f64().sqrt());
+        let (k, ka, kb) = (k.f64().abs(), ka.f64().abs(), kb.f64().abs());
+        let lim = crate::kernel::grad_limit::<T>();
+        (l, k * s2 + ka * s1 < lim && k * s1 + kb * s2 < lim)
     }
 }
 

@@ -270,17 +270,33 @@ impl<T: Float, D: Distance<T>> PairRow<T> for OnDistance<'_, T, D> {
 
     #[inline(always)]
     fn value_grad_finite(&self, a: &[T], b: &[T], t: T, g: T, ga: &mut [T], gb: &mut [T]) -> (T, bool) {
+        let (v, fin, _) = self.value_grad_checked(a, b, t, g, ga, gb);
+        (v, fin)
+    }
+
+    #[inline(always)]
+    fn value_grad_checked(
+        &self,
+        a: &[T],
+        b: &[T],
+        t: T,
+        g: T,
+        ga: &mut [T],
+        gb: &mut [T],
+    ) -> (T, bool, bool) {
         let mut v = T::zero();
-        let (_, fin) = self.distance.distance_backward_finite(
+        let mut coef = T::zero();
+        let (d, fin) = self.distance.distance_backward_finite(
             RowPair::of(a, b),
             |d| {
                 let (value, dx) = self.he.value_grad(d, t);
                 v = value;
-                dx * g
+                coef = dx * g;
+                coef
             },
             GradPair::of(a.len(), ga, gb),
         );
-        (v, fin)
+        (v, fin, self.distance.grad_bounded(d, coef))
     }
 }
 

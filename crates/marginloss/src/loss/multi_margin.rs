@@ -158,7 +158,9 @@ impl MultiMargin {
                 }
             }
         }
+        let wmax = weight.map_or(1.0, |w| w.iter().fold(0.0f64, |m, v| m.max(v.f64().abs())));
         Ok(MultiMarginKernel {
+            wmax,
             squared: self.p == 2.0,
             margin: T::of(self.margin),
             weight,
@@ -259,6 +261,9 @@ pub fn multi_margin<T: Float, I: ClassIndex>(
 
 #[derive(Clone)]
 struct MultiMarginKernel<'w, T> {
+    /// The largest `|w|` (1 without weights; NaN compares false, so a NaN weight bounds
+    /// nothing).
+    wmax: f64,
     squared: bool,
     margin: T,
     weight: Option<&'w [T]>,
@@ -319,6 +324,15 @@ impl<T: Float> ClassRows<T> for MultiMarginKernel<'_, T> {
             Reduction::Mean => T::of(1.0 / (n as f64 * classes as f64)),
             _ => T::of(1.0 / classes as f64),
         }
+    }
+
+    /// p = 1: each entry is `w[y]·scale·up`, the target's the sum of at most C of them;
+    /// p = 2 grows with the scores (the row is scanned).
+    #[inline(always)]
+    fn grad_bounded(&self, scale: T, up: T, classes: usize) -> bool {
+        !self.squared
+            && (scale.f64() * up.f64()).abs() * self.wmax * (classes as f64)
+                < crate::kernel::grad_limit::<T>()
     }
 }
 

@@ -305,6 +305,12 @@ impl<T: Float> ClassRows<T> for MulticlassHingeKernel<T> {
     fn grad_scale(reduction: Reduction, n: usize, _classes: usize) -> T {
         reduction.scale(T::one(), n)
     }
+
+    /// The gradient is `±scale·up` in two entries and 0 elsewhere.
+    #[inline(always)]
+    fn grad_bounded(&self, scale: T, up: T, _classes: usize) -> bool {
+        (scale * up).f64().abs() < crate::kernel::grad_limit::<T>()
+    }
 }
 
 #[cfg(test)]

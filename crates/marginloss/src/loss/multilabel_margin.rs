@@ -497,6 +497,14 @@ impl<T: Float> ClassRows<T> for MultilabelMarginKernel<T> {
             _ => T::of(1.0 / classes as f64),
         }
     }
+
+    /// Each entry is a sum of at most C² terms `±scale` (C target rows of C classes),
+    /// times `up`.
+    #[inline(always)]
+    fn grad_bounded(&self, scale: T, up: T, classes: usize) -> bool {
+        let c = classes as f64;
+        (scale.f64() * up.f64()).abs() * c * c < crate::kernel::grad_limit::<T>()
+    }
 }
 
 #[cfg(test)]

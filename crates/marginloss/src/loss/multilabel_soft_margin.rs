@@ -342,6 +342,8 @@ fn pass<T: Float, const STRICT: bool>(
     let c = T::of(classes as f64);
     let reduced = reduction != Reduction::None;
     let w = weight.unwrap_or(&[]);
+    // |∂l/∂x| ≤ 1 for a target in [0, 1], so a gradient element is at most |w|·|gr|.
+    let wmax = if w.is_empty() { 1.0 } else { w.iter().fold(0.0f64, |m, v| m.max(v.f64().abs())) };
     let (x, t) = (Rows(input, classes), Rows(target, classes));
     let run = |ups: &[T], g: T, gs: &mut [T], out: &mut [T], grad: bool| {
         let gs = Rows(gs, classes);
@@ -350,7 +352,7 @@ fn pass<T: Float, const STRICT: bool>(
             classes,
             (x, t, ups, out, gs),
             &|(x, t, ups, out, gs)| {
-                let part = Part { x, t, w, ups, g, c, out, gs };
+                let part = Part { x, t, w, wmax, ups, g, c, out, gs };
                 match (grad, w.is_empty()) {
                     (false, true) => crate::simd::vectorize(With::<_, STRICT, false, false>(part)),
                     (false, false) => crate::simd::vectorize(With::<_, STRICT, false, true>(part)),
@@ -384,6 +386,7 @@ struct Part<'a, T> {
     x: Rows<&'a [T]>,
     t: Rows<&'a [T]>,
     w: &'a [T],
+    wmax: f64,
     ups: &'a [T],
     g: T,
     c: T,
@@ -401,7 +404,8 @@ impl<T: Float, const STRICT: bool, const GRAD: bool, const WEIGHTED: bool> pulp:
 
     #[inline(always)]
     fn with_simd<S: pulp::Simd>(self, _: S) -> (f64, bool) {
-        let Part { x, t, w, ups, g, c, out, gs } = self.0;
+        let Part { x, t, w, wmax, ups, g, c, out, gs } = self.0;
+        let lim = crate::kernel::grad_limit::<T>();
         let classes = x.1;
         let mut ok = true;
         let mut total = 0.0f64;
@@ -413,7 +417,8 @@ impl<T: Float, const STRICT: bool, const GRAD: bool, const WEIGHTED: bool> pulp:
                     let gr = (if ups.is_empty() { g } else { ups[r] }) / c;
                     let (row, row_ok) = row_terms::<T, STRICT, true, WEIGHTED>(xs, ts, w, gr, grow);
                     // Strict: finite rows must give a finite gradient (the row is in L1).
-                    (row, row_ok & (!STRICT || grow.iter().fold(true, |a, v| a & v.is_finite())))
+                    let bounded = gr.f64().abs() * wmax < lim;
+                    (row, row_ok & (!STRICT || bounded || crate::kernel::finite_row(grow)))
                 }
                 _ => row_terms::<T, STRICT, false, WEIGHTED>(xs, ts, w, T::zero(), &mut []),
             };

@@ -1,12 +1,10 @@
 //! PyTorch's `TripletMarginWithDistanceLoss`: the triplet loss over any [`Distance`], and
 //! the fused row kernel that [`TripletMargin`](crate::TripletMargin) shares.
 
-use crate::distance::{
-    all_finite, rows_of, CosineDistance, Distance, GradPair, PairwiseDistance, RowPair, INTERNAL,
-};
+use crate::distance::{rows_of, CosineDistance, Distance, GradPair, PairwiseDistance, RowPair, INTERNAL};
 use crate::error::{Error, Result, Value};
 use crate::float::Float;
-use crate::kernel::{non_finite, reduced_ok, relu};
+use crate::kernel::{finite_row, non_finite, reduced_ok, relu};
 use crate::options::{Kink, Mode};
 use crate::parts::{self, Rows};
 use crate::reduction::{check_buffer, check_upstream, Output, Reduction};
@@ -576,15 +574,16 @@ impl<T: Float, D: Distance<T>> Triplet<'_, T, D> {
             if !self.swap {
                 // Both distances and their gradients in one visit of the rows.
                 let mut loss = T::zero();
-                let (_, _, fin) = self.dist.distance2_backward(
+                let mut coef = T::zero();
+                let (dp, dn, fin) = self.dist.distance2_backward(
                     ar,
                     pr,
                     nr,
                     |dp, dn| {
                         let u = (self.margin + dp) - dn;
                         loss = relu(u);
-                        let c = g * self.kink.step(u);
-                        (c, -c)
+                        coef = g * self.kink.step(u);
+                        (coef, -coef)
                     },
                     gar,
                     gpr,
@@ -592,8 +591,12 @@ impl<T: Float, D: Distance<T>> Triplet<'_, T, D> {
                     INTERNAL,
                 );
                 if STRICT {
-                    // Finite rows must give a finite loss and gradient (the rows are in L1).
-                    ok &= fin & loss.is_finite() & all_finite(gar) & all_finite(gpr) & all_finite(gnr);
+                    // Finite rows must give a finite loss and gradient: proved from the two
+                    // distances and the coefficient (the anchor's row adds two bounded
+                    // terms), else the rows (in L1) are scanned.
+                    ok &= fin & loss.is_finite();
+                    let bounded = self.dist.grad_bounded(dp, coef) && self.dist.grad_bounded(dn, coef);
+                    ok &= bounded || (finite_row(gar) & finite_row(gpr) & finite_row(gnr));
                 }
                 if reduced {
                     acc += loss.f64();
@@ -630,7 +633,7 @@ impl<T: Float, D: Distance<T>> Triplet<'_, T, D> {
                 self.dist.backward(RowPair::of(pr, nr), cs, GradPair::of(dim, gpr, gnr));
             }
             if STRICT {
-                ok &= r.loss.is_finite() & all_finite(gar) & all_finite(gpr) & all_finite(gnr);
+                ok &= r.loss.is_finite() & finite_row(gar) & finite_row(gpr) & finite_row(gnr);
             }
         }
         (acc, ok)
