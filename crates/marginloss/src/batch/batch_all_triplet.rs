@@ -4,7 +4,7 @@ use super::engine::{hinge, lanes_f64, scale_row, split_row, Acc, Miner, Row, Scr
 use super::{batch_api, check_margin, BatchDistance, BatchLabel};
 use crate::error::Result;
 use crate::float::Float;
-use crate::kernel::LANES;
+use crate::kernel::{add_lanes, padded, BLOCK, LANES};
 use crate::options::Mode;
 
 /// The batch-all triplet loss over every valid triplet `(a, p, n)` of the batch —
@@ -113,44 +113,47 @@ impl<T: Float, L: BatchLabel> Miner<T, L> for AllMiner<T> {
         acc.anchors = 1;
         acc.tuples[0] = (np * nneg) as u64;
         let m = r.d.len();
-        let (negd, w) = (&s.b[..m], &mut s.w[..m]);
-        let zero = T::zero();
-        let chunks = m / LANES;
-        let mut total = 0.0f64;
-        let mut active = 0u64;
-        for p in 0..np {
-            let t = s.a[p] + self.margin;
-            let (mut sum, mut cnt, mut wp) = ([zero; LANES], [zero; LANES], [zero; LANES]);
-            let soft = self.soft;
-            for c in 0..chunks {
-                for k in 0..LANES {
-                    let j = c * LANES + k;
-                    step(t - negd[j], soft, &mut sum[k], &mut cnt[k], &mut wp[k], &mut w[j]);
-                }
-            }
-            for j in chunks * LANES..m {
-                let k = j - chunks * LANES;
-                step(t - negd[j], soft, &mut sum[k], &mut cnt[k], &mut wp[k], &mut w[j]);
-            }
-            total += lanes_f64(&sum);
-            active += lanes_f64(&cnt) as u64;
-            let pj = s.idx[p] as usize;
-            w[pj] = w[pj] + T::of(lanes_f64(&wp));
-        }
+        let (total, active) =
+            if self.soft { all_pairs::<T, true>(s, np, m, self.margin) } else { all_pairs::<T, false>(s, np, m, self.margin) };
         acc.sum[0] = total;
         acc.active[0] = active;
-        scale_row(w, r.g);
+        scale_row(&mut s.w[..m], r.g);
         (total, acc)
     }
 }
 
-/// One (positive, candidate) term: `v = d_ap + margin − d_an` (`−∞` at a non-negative).
+/// Every (positive, negative) pair of a row: the loss sum and the active count, the
+/// weights added into `s.w`. In 64-element blocks: the terms into local arrays (a plain
+/// element-wise loop the optimiser vectorises), then summed in fixed lanes.
 #[inline(always)]
-fn step<T: Float>(v: T, soft: bool, sum: &mut T, cnt: &mut T, wp: &mut T, w: &mut T) {
-    let zero = T::zero();
-    let (l, dl) = hinge(v, soft);
-    *sum = *sum + l;
-    *cnt = *cnt + T::select(l > zero, T::one(), zero);
-    *wp = *wp + dl;
-    *w = *w - dl;
+fn all_pairs<T: Float, const SOFT: bool>(s: &mut Scratch<'_, T>, np: usize, m: usize, margin: T) -> (f64, u64) {
+    let (negd, w) = (&s.b[..m], &mut s.w[..m]);
+    let (zero, one, inf) = (T::zero(), T::one(), T::infinity());
+    let mut total = 0.0f64;
+    let mut active = 0u64;
+    for p in 0..np {
+        let t = s.a[p] + margin;
+        let (mut sum, mut cnt, mut wp) = ([zero; LANES], [zero; LANES], [zero; LANES]);
+        for (wc, nc) in w.chunks_mut(BLOCK).zip(negd.chunks(BLOCK)) {
+            let nb = padded(nc, inf);
+            let (mut lb, mut cb, mut db) = ([zero; BLOCK], [zero; BLOCK], [zero; BLOCK]);
+            for k in 0..BLOCK {
+                let (l, dl) = hinge(t - nb[k], SOFT);
+                lb[k] = l;
+                cb[k] = T::select(l > zero, one, zero);
+                db[k] = dl;
+            }
+            for (wv, &d) in wc.iter_mut().zip(&db) {
+                *wv = *wv - d;
+            }
+            add_lanes(&mut sum, &lb);
+            add_lanes(&mut cnt, &cb);
+            add_lanes(&mut wp, &db);
+        }
+        total += lanes_f64(&sum);
+        active += lanes_f64(&cnt) as u64;
+        let pj = s.idx[p] as usize;
+        w[pj] = w[pj] + T::of(lanes_f64(&wp));
+    }
+    (total, active)
 }

@@ -1,7 +1,8 @@
 //! Batch-hard triplet loss (Hermans, Beyer & Leibe 2017): per anchor the farthest
 //! positive and the nearest negative.
 
-use super::engine::{hinge, Acc, Miner, Row, Scratch, NONE};
+use super::engine::{hinge, lanes_f64, Acc, Miner, Row, Scratch, NONE};
+use crate::kernel::LANES;
 use super::{batch_api, check_margin, BatchDistance, BatchLabel};
 use crate::error::Result;
 use crate::float::Float;
@@ -138,37 +139,35 @@ impl<T: Float, L: BatchLabel> Miner<T, L> for HardMiner<T> {
     fn row(&self, r: &Row<'_, T, L>, s: &mut Scratch<'_, T>) -> (f64, Acc) {
         let m = r.d.len();
         let (d, labels, w) = (r.d, &r.labels[..m], &mut s.w[..m]);
-        let (mut hp, mut ip, mut hn, mut inn) = (T::neg_infinity(), NONE, T::infinity(), NONE);
-        let (mut lo, mut ilo, mut hi, mut ihi) = (T::infinity(), NONE, T::neg_infinity(), NONE);
-        let (mut np, mut nneg) = (0u64, 0u64);
-        for j in 0..m {
-            w[j] = T::zero();
-            let dj = d[j];
-            if dj < lo {
-                lo = dj;
-                ilo = j;
-            }
-            if dj > hi {
-                hi = dj;
-                ihi = j;
-            }
-            if j == r.skip {
-                continue;
-            }
-            if labels[j] == r.y {
-                np += 1;
-                if dj > hp {
-                    hp = dj;
-                    ip = j;
-                }
-            } else {
-                nneg += 1;
-                if dj < hn {
-                    hn = dj;
-                    inn = j;
-                }
+        let (inf, ninf, zero, one) = (T::infinity(), T::neg_infinity(), T::zero(), T::one());
+        // Lane-wise extremes and counts in one vectorised pass, then the lowest index of
+        // each extreme by a short scan.
+        let (mut hpl, mut hnl, mut lol, mut hil) = ([ninf; LANES], [inf; LANES], [inf; LANES], [ninf; LANES]);
+        let (mut npl, mut nnl) = ([zero; LANES], [zero; LANES]);
+        for lo in (0..m).step_by(LANES) {
+            for j in lo..(lo + LANES).min(m) {
+                let k = j - lo;
+                let dj = d[j];
+                w[j] = zero;
+                let me = j == r.skip;
+                let same = labels[j] == r.y;
+                let (pos, neg) = (same && !me, !same);
+                hpl[k] = T::select(pos && dj > hpl[k], dj, hpl[k]);
+                hnl[k] = T::select(neg && dj < hnl[k], dj, hnl[k]);
+                lol[k] = T::select(dj < lol[k], dj, lol[k]);
+                hil[k] = T::select(dj > hil[k], dj, hil[k]);
+                npl[k] = npl[k] + T::select(pos, one, zero);
+                nnl[k] = nnl[k] + T::select(neg, one, zero);
             }
         }
+        let fold = |l: &[T; LANES], max: bool| {
+            l.iter().fold(if max { ninf } else { inf }, |a, &v| if (max && v > a) || (!max && v < a) { v } else { a })
+        };
+        let (mut hp, mut hn, lo, hi) = (fold(&hpl, true), fold(&hnl, false), fold(&lol, false), fold(&hil, true));
+        let (np, nneg) = (lanes_f64(&npl) as u64, lanes_f64(&nnl) as u64);
+        let first = |f: &dyn Fn(usize) -> bool| (0..m).find(|&j| f(j)).unwrap_or(NONE);
+        let mut ip = if np > 0 { first(&|j| j != r.skip && labels[j] == r.y && d[j] == hp) } else { NONE };
+        let mut inn = if nneg > 0 { first(&|j| labels[j] != r.y && d[j] == hn) } else { NONE };
         let mut acc = Acc { pos_pairs: np, neg_pairs: nneg, ..Acc::default() };
         let both = np > 0 && nneg > 0;
         if both {
@@ -178,11 +177,11 @@ impl<T: Float, L: BatchLabel> Miner<T, L> for HardMiner<T> {
             // anchor's own 0 included), with the gradient going to that element.
             if np == 0 {
                 hp = lo;
-                ip = ilo;
+                ip = first(&|j| d[j] == lo);
             }
             if nneg == 0 {
                 hn = hi;
-                inn = ihi;
+                inn = first(&|j| d[j] == hi);
             }
         } else {
             return (0.0, acc);

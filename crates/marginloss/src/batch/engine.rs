@@ -19,7 +19,7 @@
 use super::{Batch, BatchDistance, BatchLabel, BatchReduction, BatchStats, Common};
 use crate::error::{Error, Result, Value};
 use crate::float::Float;
-use crate::kernel::LANES;
+use crate::kernel::{sum_lanes, LANES};
 use crate::parts::{Rows, Split};
 use crate::reduction::check_buffer;
 
@@ -178,7 +178,7 @@ fn size<V: Clone + Default>(v: &mut Vec<V>, n: usize) {
 
 /// Rows per part: a function of the row count only (never of the thread count).
 fn part_rows(n: usize) -> usize {
-    n.div_ceil(64).max(32).next_multiple_of(8)
+    n.div_ceil(16).max(64).next_multiple_of(8)
 }
 
 /// Runs `leaf(args, part index)` over `parts` parts in a fixed binary tree, combining
@@ -392,47 +392,96 @@ fn coefficients<T: Float, L: BatchLabel, Mi: Miner<T, L>>(
     let (w, labels, beta0, beta1) = (&w[..m], &c.ref_labels[..m], &mut beta0[..m], &mut beta1[..m]);
     let zero = T::zero();
     let two = Mi::CLASSES == 2;
-    let (mut a0, mut a1) = ([zero; LANES], [zero; LANES]);
     match c.dist {
-        BatchDistance::Euclidean | BatchDistance::SquaredEuclidean => {
-            let sqr = c.dist == BatchDistance::SquaredEuclidean;
+        BatchDistance::Euclidean => {
             for j in 0..m {
                 let d = row[j];
-                let x = if sqr { w[j] + w[j] } else { T::select(d > zero, w[j] / d, zero) };
-                row[j] = x;
-                let pos = !two || labels[j] == y;
-                let x0 = T::select(pos, x, zero);
-                a0[j % LANES] = a0[j % LANES] + x0;
-                beta0[j] += x0.f64();
-                if two {
-                    let x1 = x - x0;
-                    a1[j % LANES] = a1[j % LANES] + x1;
-                    beta1[j] += x1.f64();
-                }
+                row[j] = T::select(d > zero, w[j] / d, zero);
             }
+            class_sums(row, labels, y, two, beta0, beta1)
+        }
+        BatchDistance::SquaredEuclidean => {
+            for j in 0..m {
+                row[j] = w[j] + w[j];
+            }
+            class_sums(row, labels, y, two, beta0, beta1)
         }
         BatchDistance::Cosine => {
+            // α, β from u_j = w_j·cos_j (cos = 1 − d), then X_ij = w_j/(c_i·c_j) over d.
             let (ici, ki) = (c.q_ic[i], c.q_k[i]);
             let (ic, kr) = (&c.r_ic[..m], &c.r_k[..m]);
-            for j in 0..m {
-                let cos = T::one() - row[j];
-                let wc = w[j] * cos;
-                row[j] = w[j] * (ici * ic[j]);
-                let pos = !two || labels[j] == y;
-                let u = T::select(pos, wc, zero);
-                a0[j % LANES] = a0[j % LANES] + u;
-                beta0[j] += (u * kr[j]).f64();
-                if two {
-                    let u1 = wc - u;
-                    a1[j % LANES] = a1[j % LANES] + u1;
-                    beta1[j] += (u1 * kr[j]).f64();
+            let mut l0 = [0.0f64; LANES];
+            let mut l1 = [0.0f64; LANES];
+            for lo in (0..m).step_by(LANES) {
+                for j in lo..(lo + LANES).min(m) {
+                    let k = j - lo;
+                    let wcos = w[j] * (T::one() - row[j]);
+                    let pos = !two || labels[j] == y;
+                    let u0 = T::select(pos, wcos, zero);
+                    l0[k] += u0.f64();
+                    beta0[j] += (u0 * kr[j]).f64();
+                    if two {
+                        let u1 = wcos - u0;
+                        l1[k] += u1.f64();
+                        beta1[j] += (u1 * kr[j]).f64();
+                    }
                 }
             }
+            for j in 0..m {
+                row[j] = w[j] * (ici * ic[j]);
+            }
             let f = ki.f64();
-            return (sum_t(&a0) * f, sum_t(&a1) * f);
+            (sum_lanes(&l0) * f, sum_lanes(&l1) * f)
         }
     }
-    (sum_t(&a0), sum_t(&a1))
+}
+
+/// `Σ_j` of `xs` split by class (same label as the anchor, or not, when `two`), in eight
+/// `f64` lanes, and each element added into `beta{0,1}[j]`.
+#[inline(always)]
+fn class_sums<T: Float, L: BatchLabel>(
+    xs: &[T],
+    labels: &[L],
+    y: L,
+    two: bool,
+    beta0: &mut [f64],
+    beta1: &mut [f64],
+) -> (f64, f64) {
+    let m = xs.len();
+    let (labels, beta0) = (&labels[..m], &mut beta0[..m]);
+    let zero = T::zero();
+    let mut l0 = [0.0f64; LANES];
+    let mut l1 = [0.0f64; LANES];
+    let chunks = m / LANES;
+    for c in 0..chunks {
+        for k in 0..LANES {
+            let j = c * LANES + k;
+            let x = xs[j];
+            let pos = !two || labels[j] == y;
+            let x0 = T::select(pos, x, zero).f64();
+            l0[k] += x0;
+            beta0[j] += x0;
+            if two {
+                let x1 = x.f64() - x0;
+                l1[k] += x1;
+                beta1[j] += x1;
+            }
+        }
+    }
+    for j in chunks * LANES..m {
+        let k = j - chunks * LANES;
+        let x = xs[j];
+        let pos = !two || labels[j] == y;
+        let x0 = T::select(pos, x, zero).f64();
+        l0[k] += x0;
+        beta0[j] += x0;
+        if two {
+            let x1 = x.f64() - x0;
+            l1[k] += x1;
+            beta1[j] += x1;
+        }
+    }
+    (sum_lanes(&l0), sum_lanes(&l1))
 }
 
 #[inline(always)]
@@ -761,7 +810,11 @@ pub(crate) fn run<T: Float, L: BatchLabel, Mi: Miner<T, L>>(
         for (j, c) in coef_q.iter_mut().enumerate() {
             *c = T::of(c.f64() + beta_j(j));
         }
-        symmetrize(mat, n, batch.labels, Mi::CLASSES == 2, s0, s1);
+        if Mi::DENSE {
+            symmetrize(mat, n, batch.labels, Mi::CLASSES == 2, s0, s1);
+        } else if scale != [1.0; 2] {
+            scale_classes(mat, m, batch.labels, ref_labels, Mi::CLASSES == 2, s0, s1);
+        }
     } else {
         size(coef_r, m);
         for (j, c) in coef_r.iter_mut().enumerate() {
@@ -773,6 +826,9 @@ pub(crate) fn run<T: Float, L: BatchLabel, Mi: Miner<T, L>>(
     }
     // ∂/∂q_i = coef_i·q_i − Σ_j X_ij·r_j
     rows_backward::<T>(Mi::DENSE, mat, m, dim, q, r, coef_q, grad, prt, par);
+    if self_ref && !Mi::DENSE {
+        scatter_transposed(mat, n, dim, q, grad);
+    }
     if let Some(gr) = grad_ref.as_deref_mut() {
         cols_backward::<T>(Mi::DENSE, mat, n, m, dim, q, r, coef_r, gr, par);
     }
@@ -786,24 +842,67 @@ pub(crate) fn run<T: Float, L: BatchLabel, Mi: Miner<T, L>>(
 }
 
 /// `X ← s_c·(X + Xᵀ)` in place (square `n × n`), with `s_c = s0` for same-label pairs and
-/// `s1` for the others when `two`, `s0` for all otherwise. Tiled, in a fixed order.
+/// `s1` for the others when `two`, `s0` for all otherwise. In 16 × 16 tile pairs copied
+/// through local arrays, in a fixed order.
 fn symmetrize<T: Float, L: BatchLabel>(x: &mut [T], n: usize, labels: &[L], two: bool, s0: T, s1: T) {
-    const B: usize = 32;
+    const B: usize = 16;
+    let mut a = [[T::zero(); B]; B];
+    let mut b = [[T::zero(); B]; B];
     for bi in (0..n).step_by(B) {
+        let hi = (bi + B).min(n) - bi;
         for bj in (bi..n).step_by(B) {
-            for i in bi..(bi + B).min(n) {
-                let j0 = if bi == bj { i + 1 } else { bj };
-                for j in j0..(bj + B).min(n) {
-                    let s = if two && labels[i] != labels[j] { s1 } else { s0 };
-                    let v = s * (x[i * n + j] + x[j * n + i]);
-                    x[i * n + j] = v;
-                    x[j * n + i] = v;
+            let hj = (bj + B).min(n) - bj;
+            for r in 0..hi {
+                a[r][..hj].copy_from_slice(&x[(bi + r) * n + bj..(bi + r) * n + bj + hj]);
+            }
+            for r in 0..hj {
+                b[r][..hi].copy_from_slice(&x[(bj + r) * n + bi..(bj + r) * n + bi + hi]);
+            }
+            for r in 0..hi {
+                for c in 0..hj {
+                    let s = if two && labels[bi + r] != labels[bj + c] { s1 } else { s0 };
+                    let v = s * (a[r][c] + b[c][r]);
+                    a[r][c] = v;
+                }
+            }
+            for r in 0..hi {
+                for c in 0..hj {
+                    b[c][r] = a[r][c];
+                }
+            }
+            for r in 0..hi {
+                x[(bi + r) * n + bj..(bi + r) * n + bj + hj].copy_from_slice(&a[r][..hj]);
+            }
+            if bi != bj {
+                for r in 0..hj {
+                    x[(bj + r) * n + bi..(bj + r) * n + bi + hi].copy_from_slice(&b[r][..hi]);
                 }
             }
         }
     }
     for i in 0..n {
         x[i * n + i] = T::zero();
+    }
+}
+
+/// `grad_k −= Σ_j X_jk·q_j` for the non-zero `X_jk` (the transposed half of the sparse
+/// backward without a reference set), rows in order.
+fn scatter_transposed<T: Float>(x: &[T], n: usize, dim: usize, q: &[T], grad: &mut [T]) {
+    const C: usize = 16;
+    for j in 0..n {
+        let row = &x[j * n..(j + 1) * n];
+        let qj = &q[j * dim..(j + 1) * dim];
+        for (c, chunk) in row.chunks(C).enumerate() {
+            if chunk.iter().all(|v| *v == T::zero()) {
+                continue;
+            }
+            for (o, &v) in chunk.iter().enumerate() {
+                if v != T::zero() {
+                    let k = c * C + o;
+                    axpy(&mut grad[k * dim..(k + 1) * dim], -v, qj);
+                }
+            }
+        }
     }
 }
 
@@ -854,9 +953,15 @@ fn rows_backward<T: Float>(
             } else {
                 g.fill(T::zero());
                 for (gi, xr) in g.chunks_exact_mut(dim).zip(xs.chunks_exact(m)) {
-                    for (j, &c) in xr.iter().enumerate() {
-                        if c != T::zero() {
-                            axpy(gi, -c, &r[j * dim..(j + 1) * dim]);
+                    for (cb, chunk) in xr.chunks(16).enumerate() {
+                        if chunk.iter().all(|v| *v == T::zero()) {
+                            continue;
+                        }
+                        for (o, &c) in chunk.iter().enumerate() {
+                            if c != T::zero() {
+                                let j = cb * 16 + o;
+                                axpy(gi, -c, &r[j * dim..(j + 1) * dim]);
+                            }
                         }
                     }
                 }

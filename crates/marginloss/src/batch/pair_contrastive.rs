@@ -4,7 +4,7 @@ use super::engine::{lanes_f64, Acc, Miner, Row, Scratch};
 use super::{batch_api, check_margin, BatchDistance, BatchLabel};
 use crate::error::Result;
 use crate::float::Float;
-use crate::kernel::LANES;
+use crate::kernel::{add_lanes, padded, BLOCK, LANES};
 use crate::options::Mode;
 
 /// The contrastive loss over every ordered pair `(i, j)`, `i ≠ j`, of the batch, as
@@ -109,42 +109,65 @@ pub(crate) struct PairMiner<T> {
 
 #[derive(Clone, Copy)]
 struct Lanes<T> {
-    sum: [[T; LANES]; 2],
-    cnt: [[T; LANES]; 2],
-    pairs: [[T; LANES]; 2],
+    sum: [f64; 2],
+    cnt: [f64; 2],
+    pairs: [f64; 2],
+    _t: std::marker::PhantomData<T>,
 }
 
 impl<T: Float> PairMiner<T> {
+    /// A whole row in 64-element blocks: the terms into local arrays (element-wise, so
+    /// the loop vectorises), then summed in fixed lanes. The anchor itself (`skip`) is
+    /// turned into a padding element (no pair, no loss, weight 0).
     #[inline(always)]
-    fn range<L: BatchLabel>(&self, d: &[T], labels: &[L], y: L, g: T, w: &mut [T], acc: &mut Lanes<T>) {
+    fn row_blocks<L: BatchLabel>(&self, d: &[T], labels: &[L], y: L, skip: usize, g: T, w: &mut [T]) -> Lanes<T> {
         let m = d.len();
         let (labels, w) = (&labels[..m], &mut w[..m]);
-        let chunks = m / LANES;
-        for c in 0..chunks {
-            for k in 0..LANES {
-                let j = c * LANES + k;
-                self.step(d[j], labels[j] == y, g, &mut w[j], acc, k);
+        let (zero, one, inf) = (T::zero(), T::one(), T::infinity());
+        let (mp, mn) = (self.mp, self.mn);
+        let z = [zero; LANES];
+        let (mut s0, mut s1, mut c0, mut c1, mut p0) = (z, z, z, z, z);
+        for (b, (wc, dc)) in w.chunks_mut(BLOCK).zip(d.chunks(BLOCK)).enumerate() {
+            let len = dc.len();
+            let mut db = padded(dc, inf);
+            let mut same = [zero; BLOCK];
+            for k in 0..len {
+                same[k] = T::select(labels[b * BLOCK + k] == y, one, zero);
             }
+            if skip / BLOCK == b && skip < m {
+                let k = skip % BLOCK;
+                db[k] = inf;
+                same[k] = zero;
+            }
+            let (mut lp, mut ln, mut ap, mut an, mut wb) = ([zero; BLOCK], [zero; BLOCK], [zero; BLOCK], [zero; BLOCK], [zero; BLOCK]);
+            for k in 0..BLOCK {
+                let sm = same[k] > zero;
+                let v = T::select(sm, db[k] - mp, mn - db[k]);
+                let act = v > zero;
+                let l = T::select(act, v, zero);
+                let a = T::select(act, one, zero);
+                lp[k] = l * same[k];
+                ln[k] = l - lp[k];
+                ap[k] = a * same[k];
+                an[k] = a - ap[k];
+                wb[k] = T::select(act, T::select(sm, g, -g), zero);
+            }
+            wc.copy_from_slice(&wb[..len]);
+            add_lanes(&mut s0, &lp);
+            add_lanes(&mut s1, &ln);
+            add_lanes(&mut c0, &ap);
+            add_lanes(&mut c1, &an);
+            add_lanes(&mut p0, &same);
         }
-        for j in chunks * LANES..m {
-            self.step(d[j], labels[j] == y, g, &mut w[j], acc, j - chunks * LANES);
+        let f = lanes_f64::<T>;
+        let pos = f(&p0);
+        let own = if skip < m { 1.0 } else { 0.0 };
+        Lanes {
+            sum: [f(&s0), f(&s1)],
+            cnt: [f(&c0), f(&c1)],
+            pairs: [pos, m as f64 - own - pos],
+            _t: std::marker::PhantomData,
         }
-    }
-
-    #[inline(always)]
-    fn step(&self, d: T, same: bool, g: T, w: &mut T, acc: &mut Lanes<T>, k: usize) {
-        let (zero, one) = (T::zero(), T::one());
-        let v = T::select(same, d - self.mp, self.mn - d);
-        let act = v > zero;
-        let l = T::select(act, v, zero);
-        let (lp, cp, pp) = (T::select(same, l, zero), T::select(same && act, one, zero), T::select(same, one, zero));
-        acc.sum[0][k] = acc.sum[0][k] + lp;
-        acc.sum[1][k] = acc.sum[1][k] + (l - lp);
-        acc.cnt[0][k] = acc.cnt[0][k] + cp;
-        acc.cnt[1][k] = acc.cnt[1][k] + (T::select(act, one, zero) - cp);
-        acc.pairs[0][k] = acc.pairs[0][k] + pp;
-        acc.pairs[1][k] = acc.pairs[1][k] + (one - pp);
-        *w = T::select(act, T::select(same, g, -g), zero);
     }
 }
 
@@ -159,27 +182,14 @@ impl<T: Float, L: BatchLabel> Miner<T, L> for PairMiner<T> {
     #[inline(always)]
     fn row(&self, r: &Row<'_, T, L>, s: &mut Scratch<'_, T>) -> (f64, Acc) {
         let m = r.d.len();
-        let z = [T::zero(); LANES];
-        let mut lanes = Lanes { sum: [z; 2], cnt: [z; 2], pairs: [z; 2] };
-        let w = &mut s.w[..m];
-        if r.skip < m {
-            let (d0, d1) = r.d.split_at(r.skip);
-            let (l0, l1) = r.labels[..m].split_at(r.skip);
-            let (w0, w1) = w.split_at_mut(r.skip);
-            self.range(d0, l0, r.y, r.g, w0, &mut lanes);
-            self.range(&d1[1..], &l1[1..], r.y, r.g, &mut w1[1..], &mut lanes);
-            w1[0] = T::zero();
-        } else {
-            self.range(r.d, r.labels, r.y, r.g, w, &mut lanes);
-        }
-        let f = |a: &[T; LANES]| lanes_f64(a);
+        let lanes = self.row_blocks(r.d, r.labels, r.y, r.skip, r.g, &mut s.w[..m]);
         let acc = Acc {
-            sum: [f(&lanes.sum[0]), f(&lanes.sum[1])],
-            tuples: [f(&lanes.pairs[0]) as u64, f(&lanes.pairs[1]) as u64],
-            active: [f(&lanes.cnt[0]) as u64, f(&lanes.cnt[1]) as u64],
-            pos_pairs: f(&lanes.pairs[0]) as u64,
-            neg_pairs: f(&lanes.pairs[1]) as u64,
-            anchors: u64::from(f(&lanes.pairs[0]) > 0.0 && f(&lanes.pairs[1]) > 0.0),
+            sum: lanes.sum,
+            tuples: [lanes.pairs[0] as u64, lanes.pairs[1] as u64],
+            active: [lanes.cnt[0] as u64, lanes.cnt[1] as u64],
+            pos_pairs: lanes.pairs[0] as u64,
+            neg_pairs: lanes.pairs[1] as u64,
+            anchors: u64::from(lanes.pairs[0] > 0.0 && lanes.pairs[1] > 0.0),
         };
         (acc.sum[0] + acc.sum[1], acc)
     }
