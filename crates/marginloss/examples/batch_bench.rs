@@ -11,11 +11,15 @@
 use std::time::Instant;
 
 use marginloss::batch::{
-    Batch, BatchAllTriplet, BatchHardTriplet, BatchReduction, Embeddings, PairContrastive, SemihardTriplet, Workspace,
+    Batch, BatchAllTriplet, BatchHardTriplet, BatchReduction, Embeddings, PairContrastive, SemihardTriplet,
+    Workspace,
 };
 
 fn arg(args: &[String], name: &str, default: usize) -> usize {
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).map_or(default, |v| v.parse().expect(name))
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .map_or(default, |v| v.parse().expect(name))
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -67,25 +71,35 @@ fn main() {
     let loss_only = args.iter().any(|a| a == "--loss-only");
     let mut prod = vec![0.0f32; if loss_only { 0 } else { n * n }];
     let (loss_ns, gemm_ns, gemm_crate_ns) = pool.install(|| {
-        let loss_ns = time(reps, || {
-            match name.as_str() {
-                "batch-all-triplet" => BatchAllTriplet::new().normalize(true).margin(0.2).forward_backward(
-                    &batch, r, &[1.0], &mut out, &mut g, None, &mut ws,
-                ),
-                "batch-hard-triplet" => BatchHardTriplet::new().normalize(true).margin(0.2).forward_backward(
-                    &batch, r, &[1.0], &mut out, &mut g, None, &mut ws,
-                ),
-                "semihard-triplet" => SemihardTriplet::new().normalize(true).margin(0.2).forward_backward(
-                    &batch, r, &[1.0], &mut out, &mut g, None, &mut ws,
-                ),
-                "pair-contrastive" => PairContrastive::new().normalize(true).forward_backward(
-                    &batch, r, &[1.0], &mut out, &mut g, None, &mut ws,
-                ),
-                "gemm-only" => Ok(Default::default()),
-                other => panic!("unknown loss {other}"),
-            }
-            .expect("loss");
-        });
+        let loss_ns =
+            time(reps, || {
+                match name.as_str() {
+                    "batch-all-triplet" => BatchAllTriplet::new()
+                        .normalize(true)
+                        .margin(0.2)
+                        .forward_backward(&batch, r, &[1.0], &mut out, &mut g, None, &mut ws),
+                    "batch-hard-triplet" => BatchHardTriplet::new()
+                        .normalize(true)
+                        .margin(0.2)
+                        .forward_backward(&batch, r, &[1.0], &mut out, &mut g, None, &mut ws),
+                    "semihard-triplet" => SemihardTriplet::new()
+                        .normalize(true)
+                        .margin(0.2)
+                        .forward_backward(&batch, r, &[1.0], &mut out, &mut g, None, &mut ws),
+                    "pair-contrastive" => PairContrastive::new().normalize(true).forward_backward(
+                        &batch,
+                        r,
+                        &[1.0],
+                        &mut out,
+                        &mut g,
+                        None,
+                        &mut ws,
+                    ),
+                    "gemm-only" => Ok(Default::default()),
+                    other => panic!("unknown loss {other}"),
+                }
+                .expect("loss");
+            });
         if loss_only {
             return (loss_ns, (0.0, 0.0), (0.0, 0.0));
         }
@@ -93,7 +107,14 @@ fn main() {
         let gemm_ns = time(reps, || {
             let lhs = faer::MatRef::from_row_major_slice(&x, n, dim);
             let dst = faer::MatMut::from_row_major_slice_mut(&mut prod, n, n);
-            faer::linalg::matmul::matmul(dst, faer::Accum::Replace, lhs, lhs.transpose(), 1.0f32, faer::Par::Seq);
+            faer::linalg::matmul::matmul(
+                dst,
+                faer::Accum::Replace,
+                lhs,
+                lhs.transpose(),
+                1.0f32,
+                faer::Par::Seq,
+            );
         });
         // The same with the `gemm` crate (candle's), single thread.
         let gemm_crate_ns = time(reps, || {
@@ -101,11 +122,25 @@ fn main() {
             // (dim×n: column stride dim, row stride 1); all in bounds.
             unsafe {
                 gemm::gemm(
-                    n, n, dim,
-                    prod.as_mut_ptr(), 1, n as isize, false,
-                    x.as_ptr(), 1, dim as isize,
-                    x.as_ptr(), dim as isize, 1,
-                    0.0f32, 1.0f32, false, false, false, gemm::Parallelism::None,
+                    n,
+                    n,
+                    dim,
+                    prod.as_mut_ptr(),
+                    1,
+                    n as isize,
+                    false,
+                    x.as_ptr(),
+                    1,
+                    dim as isize,
+                    x.as_ptr(),
+                    dim as isize,
+                    1,
+                    0.0f32,
+                    1.0f32,
+                    false,
+                    false,
+                    false,
+                    gemm::Parallelism::None,
                 );
             }
         });

@@ -54,8 +54,8 @@ pub mod reference;
 mod simd;
 
 pub use batch::{
-    Batch, BatchAllTriplet, BatchDistance, BatchHardTriplet, BatchLabel, BatchReduction, BatchStats, Embeddings,
-    PairContrastive, SemihardTriplet, Workspace,
+    Batch, BatchAllTriplet, BatchDistance, BatchHardTriplet, BatchLabel, BatchReduction, BatchStats,
+    Embeddings, PairContrastive, SemihardTriplet, Workspace,
 };
 pub use distance::{
     cosine_similarity, pairwise_distance, CosineDistance, CosineSimilarity, Distance, PairwiseDistance,

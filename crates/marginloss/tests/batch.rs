@@ -2,9 +2,9 @@
 //! finite differences in f64, strict errors and torch-compat results on degenerate
 //! batches, the tie rule, workspace reuse.
 
-mod common;
 #[path = "common/batch_ref.rs"]
 mod batch_ref;
+mod common;
 
 use batch_ref::{reference, Cfg, Dist, Kind, Red};
 use common::Rng;
@@ -73,7 +73,12 @@ pub fn fused<T: Float>(
             .mode(mode)
             .forward_backward(&batch, r, upstream, &mut out, &mut grad, gr, ws)?,
         Kind::Hard => {
-            let mut l = BatchHardTriplet::new().margin(cfg.margin).soft(cfg.soft).distance(d).normalize(nz).mode(mode);
+            let mut l = BatchHardTriplet::new()
+                .margin(cfg.margin)
+                .soft(cfg.soft)
+                .distance(d)
+                .normalize(nz)
+                .mode(mode);
             if cfg.tfa {
                 l = l.tf_addons();
             }
@@ -150,7 +155,9 @@ fn fused_kernels_equal_the_plain_reference_in_f64() {
                             }
                             let want = reference(&cfg, &x, dim, &y, refset, &up);
                             let got = fused(&cfg, &x, dim, &y, refset, &up, &mut ws).unwrap();
-                            let what = format!("{kind:?} {d:?} normalize={normalize} {r:?} soft={soft} ref={with_ref}");
+                            let what = format!(
+                                "{kind:?} {d:?} normalize={normalize} {r:?} soft={soft} ref={with_ref}"
+                            );
                             close(&format!("{what} out"), &got.out, &want.out, 1e-10);
                             close(&format!("{what} grad"), &got.grad, &want.grad, 1e-10);
                             if with_ref {
@@ -197,7 +204,9 @@ fn gradients_match_finite_differences_in_f64() {
     let mut ws = Workspace::new();
     for kind in KINDS {
         for d in DISTS {
-            for (normalize, with_ref, soft) in [(false, false, false), (true, true, false), (false, true, true)] {
+            for (normalize, with_ref, soft) in
+                [(false, false, false), (true, true, false), (false, true, true)]
+            {
                 if soft && !matches!(kind, Kind::All | Kind::Hard) {
                     continue;
                 }
@@ -210,11 +219,20 @@ fn gradients_match_finite_differences_in_f64() {
                 cfg.normalize = normalize;
                 cfg.soft = soft;
                 cfg.red = Red::Sum;
-                let got = fused(&cfg, &x, dim, &y, with_ref.then_some((&rx[..], &ry[..])), &[1.0], &mut Workspace::new())
-                    .unwrap();
+                let got = fused(
+                    &cfg,
+                    &x,
+                    dim,
+                    &y,
+                    with_ref.then_some((&rx[..], &ry[..])),
+                    &[1.0],
+                    &mut Workspace::new(),
+                )
+                .unwrap();
                 let h = 1e-6;
                 let mut f = |xx: &[f64], rr: &[f64]| {
-                    fused(&cfg, xx, dim, &y, with_ref.then_some((rr, &ry[..])), &[1.0], &mut ws).unwrap().out[0]
+                    fused(&cfg, xx, dim, &y, with_ref.then_some((rr, &ry[..])), &[1.0], &mut ws).unwrap().out
+                        [0]
                 };
                 let what = format!("{kind:?} {d:?} normalize={normalize} ref={with_ref} soft={soft}");
                 for i in 0..x.len() {
@@ -222,7 +240,11 @@ fn gradients_match_finite_differences_in_f64() {
                     xp[i] += h;
                     xm[i] -= h;
                     let fd = (f(&xp, &rx) - f(&xm, &rx)) / (2.0 * h);
-                    assert!((fd - got.grad[i]).abs() <= 1e-5 * fd.abs().max(1.0), "{what} grad[{i}]: {} vs fd {fd}", got.grad[i]);
+                    assert!(
+                        (fd - got.grad[i]).abs() <= 1e-5 * fd.abs().max(1.0),
+                        "{what} grad[{i}]: {} vs fd {fd}",
+                        got.grad[i]
+                    );
                 }
                 if with_ref {
                     for i in 0..rx.len() {

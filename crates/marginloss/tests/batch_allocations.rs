@@ -7,7 +7,8 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use marginloss::batch::{
-    Batch, BatchAllTriplet, BatchHardTriplet, BatchReduction, Embeddings, PairContrastive, SemihardTriplet, Workspace,
+    Batch, BatchAllTriplet, BatchHardTriplet, BatchReduction, Embeddings, PairContrastive, SemihardTriplet,
+    Workspace,
 };
 
 struct Counting;
@@ -30,6 +31,8 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
+type Call<'a> = &'a dyn Fn(&mut Workspace<f32>, &mut [f32], &mut [f32]);
+
 fn allocated(f: impl FnOnce()) -> usize {
     let before = BYTES.load(Ordering::SeqCst);
     f();
@@ -46,12 +49,14 @@ fn a_call_handed_its_workspace_allocates_nothing_proportional_to_n_squared() {
         let (mut out, mut g) = (vec![0.0f32; n], vec![0.0f32; n * dim]);
         let mut ws = Workspace::new();
         let r = BatchReduction::Mean;
-        let calls: [&dyn Fn(&mut Workspace<f32>, &mut [f32], &mut [f32]); 4] = [
+        let calls: [Call<'_>; 4] = [
             &|ws, o, g| {
                 BatchAllTriplet::new().forward_backward(&batch, r, &[1.0], &mut o[..1], g, None, ws).unwrap();
             },
             &|ws, o, g| {
-                BatchHardTriplet::new().forward_backward(&batch, r, &[1.0], &mut o[..1], g, None, ws).unwrap();
+                BatchHardTriplet::new()
+                    .forward_backward(&batch, r, &[1.0], &mut o[..1], g, None, ws)
+                    .unwrap();
             },
             &|ws, o, g| {
                 SemihardTriplet::new().forward_backward(&batch, r, &[1.0], &mut o[..1], g, None, ws).unwrap();

@@ -33,7 +33,8 @@ fn batch_losses_give_the_same_bits_on_any_thread_count() {
     let emb = Embeddings::new(&x, n, dim).unwrap();
     let remb = Embeddings::new(&rx, m, dim).unwrap();
     for with_ref in [false, true] {
-        let batch = if with_ref { Batch::new(emb, &y).with_reference(remb, &ry) } else { Batch::new(emb, &y) };
+        let batch =
+            if with_ref { Batch::new(emb, &y).with_reference(remb, &ry) } else { Batch::new(emb, &y) };
         for d in [BatchDistance::Euclidean, BatchDistance::Cosine] {
             for r in [BatchReduction::MeanNonzero, BatchReduction::None] {
                 let run = |which: usize| {
@@ -44,24 +45,32 @@ fn batch_losses_give_the_same_bits_on_any_thread_count() {
                     let gr_opt = if with_ref { Some(&mut gr[..]) } else { None };
                     let up = [1.0f32];
                     match which {
-                        0 => BatchAllTriplet::new().distance(d).normalize(true).margin(0.3).forward_backward(
-                            &batch, r, &up, &mut out, &mut g, gr_opt, &mut ws,
-                        ),
-                        1 => BatchHardTriplet::new().distance(d).margin(0.3).forward_backward(
-                            &batch, r, &up, &mut out, &mut g, gr_opt, &mut ws,
-                        ),
-                        2 => SemihardTriplet::new().distance(d).margin(0.3).forward_backward(
-                            &batch, r, &up, &mut out, &mut g, gr_opt, &mut ws,
-                        ),
-                        _ => PairContrastive::new().distance(d).neg_margin(1.1).forward_backward(
-                            &batch, r, &up, &mut out, &mut g, gr_opt, &mut ws,
-                        ),
+                        0 => BatchAllTriplet::new()
+                            .distance(d)
+                            .normalize(true)
+                            .margin(0.3)
+                            .forward_backward(&batch, r, &up, &mut out, &mut g, gr_opt, &mut ws),
+                        1 => BatchHardTriplet::new()
+                            .distance(d)
+                            .margin(0.3)
+                            .forward_backward(&batch, r, &up, &mut out, &mut g, gr_opt, &mut ws),
+                        2 => SemihardTriplet::new()
+                            .distance(d)
+                            .margin(0.3)
+                            .forward_backward(&batch, r, &up, &mut out, &mut g, gr_opt, &mut ws),
+                        _ => PairContrastive::new()
+                            .distance(d)
+                            .neg_margin(1.1)
+                            .forward_backward(&batch, r, &up, &mut out, &mut g, gr_opt, &mut ws),
                     }
                     .unwrap();
                     out.into_iter().chain(g).chain(gr).collect::<Vec<f32>>()
                 };
                 for which in 0..4 {
-                    same_bits_on_any_thread_count(&format!("loss {which} {d:?} {r:?} ref={with_ref}"), || run(which));
+                    same_bits_on_any_thread_count(
+                        &format!("loss {which} {d:?} {r:?} ref={with_ref}"),
+                        || run(which),
+                    );
                 }
             }
         }

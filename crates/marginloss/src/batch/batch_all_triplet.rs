@@ -64,7 +64,13 @@ pub struct BatchAllTriplet {
 
 impl Default for BatchAllTriplet {
     fn default() -> Self {
-        BatchAllTriplet { margin: 0.05, soft: false, distance: BatchDistance::Euclidean, normalize: false, mode: Mode::Strict }
+        BatchAllTriplet {
+            margin: 0.05,
+            soft: false,
+            distance: BatchDistance::Euclidean,
+            normalize: false,
+            mode: Mode::Strict,
+        }
     }
 }
 
@@ -86,7 +92,7 @@ impl BatchAllTriplet {
         self
     }
 
-    fn miner<T: Float, L: BatchLabel>(&self) -> Result<AllMiner<T>> {
+    fn miner<T: Float>(&self) -> Result<AllMiner<T>> {
         check_margin(Self::LOSS, "margin", self.margin, self.mode)?;
         Ok(AllMiner { margin: T::of(self.margin), soft: self.soft })
     }
@@ -113,8 +119,11 @@ impl<T: Float, L: BatchLabel> Miner<T, L> for AllMiner<T> {
         acc.anchors = 1;
         acc.tuples[0] = (np * nneg) as u64;
         let m = r.d.len();
-        let (total, active) =
-            if self.soft { all_pairs::<T, true>(s, np, m, self.margin) } else { all_pairs::<T, false>(s, np, m, self.margin) };
+        let (total, active) = if self.soft {
+            all_pairs::<T, true>(s, np, m, self.margin)
+        } else {
+            all_pairs::<T, false>(s, np, m, self.margin)
+        };
         acc.sum[0] = total;
         acc.active[0] = active;
         scale_row(&mut s.w[..m], r.g);
@@ -126,7 +135,12 @@ impl<T: Float, L: BatchLabel> Miner<T, L> for AllMiner<T> {
 /// weights added into `s.w`. In 64-element blocks: the terms into local arrays (a plain
 /// element-wise loop the optimiser vectorises), then summed in fixed lanes.
 #[inline(always)]
-fn all_pairs<T: Float, const SOFT: bool>(s: &mut Scratch<'_, T>, np: usize, m: usize, margin: T) -> (f64, u64) {
+fn all_pairs<T: Float, const SOFT: bool>(
+    s: &mut Scratch<'_, T>,
+    np: usize,
+    m: usize,
+    margin: T,
+) -> (f64, u64) {
     let (negd, w) = (&s.b[..m], &mut s.w[..m]);
     let (zero, one, inf) = (T::zero(), T::one(), T::infinity());
     let mut total = 0.0f64;

@@ -2,10 +2,10 @@
 //! positive and the nearest negative.
 
 use super::engine::{hinge, lanes_f64, Acc, Miner, Row, Scratch, NONE};
-use crate::kernel::LANES;
 use super::{batch_api, check_margin, BatchDistance, BatchLabel};
 use crate::error::Result;
 use crate::float::Float;
+use crate::kernel::LANES;
 use crate::options::Mode;
 
 /// Which reference torch-compat mode reproduces where the two disagree.
@@ -113,7 +113,7 @@ impl BatchHardTriplet {
         self.mode(Mode::TorchCompat).reference(Reference::TfAddons)
     }
 
-    fn miner<T: Float, L: BatchLabel>(&self) -> Result<HardMiner<T>> {
+    fn miner<T: Float>(&self) -> Result<HardMiner<T>> {
         check_margin(Self::LOSS, "margin", self.margin, self.mode)?;
         Ok(HardMiner {
             margin: if self.soft { T::zero() } else { T::of(self.margin) },
@@ -161,9 +161,13 @@ impl<T: Float, L: BatchLabel> Miner<T, L> for HardMiner<T> {
             }
         }
         let fold = |l: &[T; LANES], max: bool| {
-            l.iter().fold(if max { ninf } else { inf }, |a, &v| if (max && v > a) || (!max && v < a) { v } else { a })
+            l.iter().fold(
+                if max { ninf } else { inf },
+                |a, &v| if (max && v > a) || (!max && v < a) { v } else { a },
+            )
         };
-        let (mut hp, mut hn, lo, hi) = (fold(&hpl, true), fold(&hnl, false), fold(&lol, false), fold(&hil, true));
+        let (mut hp, mut hn, lo, hi) =
+            (fold(&hpl, true), fold(&hnl, false), fold(&lol, false), fold(&hil, true));
         let (np, nneg) = (lanes_f64(&npl) as u64, lanes_f64(&nnl) as u64);
         let first = |f: &dyn Fn(usize) -> bool| (0..m).find(|&j| f(j)).unwrap_or(NONE);
         let mut ip = if np > 0 { first(&|j| j != r.skip && labels[j] == r.y && d[j] == hp) } else { NONE };

@@ -486,7 +486,8 @@ fn class_sums<T: Float, L: BatchLabel>(
 
 #[inline(always)]
 fn sum_t<T: Float>(a: &[T; LANES]) -> f64 {
-    ((a[0].f64() + a[4].f64()) + (a[1].f64() + a[5].f64())) + ((a[2].f64() + a[6].f64()) + (a[3].f64() + a[7].f64()))
+    ((a[0].f64() + a[4].f64()) + (a[1].f64() + a[5].f64()))
+        + ((a[2].f64() + a[6].f64()) + (a[3].f64() + a[7].f64()))
 }
 
 /// The first non-finite element of `x`.
@@ -545,7 +546,12 @@ pub(crate) fn run<T: Float, L: BatchLabel, Mi: Miner<T, L>>(
     check_buffer(loss, "output", out.len(), reduction.output_len(n))?;
     let grad_ref = match grad_ref {
         Some(g) if self_ref => {
-            return Err(Error::Buffer { loss, buffer: "grad reference (the batch has no reference set)", got: g.len(), expected: 0 })
+            return Err(Error::Buffer {
+                loss,
+                buffer: "grad reference (the batch has no reference set)",
+                got: g.len(),
+                expected: 0,
+            })
         }
         Some(g) if grad.is_some() => {
             check_buffer(loss, "grad reference", g.len(), m * dim)?;
@@ -560,7 +566,12 @@ pub(crate) fn run<T: Float, L: BatchLabel, Mi: Miner<T, L>>(
             _ => up.len() == 1,
         };
         if !ok {
-            return Err(Error::Buffer { loss, buffer: "upstream gradient", got: up.len(), expected: reduction.output_len(n) });
+            return Err(Error::Buffer {
+                loss,
+                buffer: "upstream gradient",
+                got: up.len(),
+                expected: reduction.output_len(n),
+            });
         }
     }
     let ref_data = r_emb.map_or(&[][..], |r| r.data());
@@ -582,7 +593,12 @@ pub(crate) fn run<T: Float, L: BatchLabel, Mi: Miner<T, L>>(
             return Err(Error::NonFinite { loss, arg: "embeddings", index: i, value: Value(v.f64()) });
         }
         if let Some((i, v)) = non_finite(ref_data) {
-            return Err(Error::NonFinite { loss, arg: "reference embeddings", index: i, value: Value(v.f64()) });
+            return Err(Error::NonFinite {
+                loss,
+                arg: "reference embeddings",
+                index: i,
+                value: Value(v.f64()),
+            });
         }
     } else if non_finite(emb.data()).is_some() || non_finite(ref_data).is_some() {
         out.fill(T::nan());
@@ -612,8 +628,16 @@ pub(crate) fn run<T: Float, L: BatchLabel, Mi: Miner<T, L>>(
         norms(r.data(), dim, normalize, &mut ws.rn, &mut ws.r_raw, &mut ws.r_sq, &mut ws.r_ic, &mut ws.r_k);
     }
     if strict && (opt.distance == BatchDistance::Cosine || normalize) {
-        let zero = |raw: &[T], what: &str| raw.iter().position(|v| *v == T::zero()).map(|i| format!("row {i} of the {what} is all zeros"));
-        if let Some(p) = zero(&ws.q_raw, "embeddings").or_else(|| if self_ref { None } else { zero(&ws.r_raw, "reference embeddings") }) {
+        let zero = |raw: &[T], what: &str| {
+            raw.iter().position(|v| *v == T::zero()).map(|i| format!("row {i} of the {what} is all zeros"))
+        };
+        if let Some(p) = zero(&ws.q_raw, "embeddings").or_else(|| {
+            if self_ref {
+                None
+            } else {
+                zero(&ws.r_raw, "reference embeddings")
+            }
+        }) {
             return Err(Error::Batch {
                 loss,
                 problem: p,
@@ -622,9 +646,34 @@ pub(crate) fn run<T: Float, L: BatchLabel, Mi: Miner<T, L>>(
         }
     }
 
-    let Workspace { mat, qn, rn, q_raw, r_raw, q_sq, r_sq, q_ic, r_ic, q_k, r_k, coef_q, coef_r, alpha, beta, vals, scratch, idx } = ws;
+    let Workspace {
+        mat,
+        qn,
+        rn,
+        q_raw,
+        r_raw,
+        q_sq,
+        r_sq,
+        q_ic,
+        r_ic,
+        q_k,
+        r_k,
+        coef_q,
+        coef_r,
+        alpha,
+        beta,
+        vals,
+        scratch,
+        idx,
+    } = ws;
     let q: &[T] = if normalize { qn } else { emb.data() };
-    let r: &[T] = if self_ref { q } else if normalize { rn } else { ref_data };
+    let r: &[T] = if self_ref {
+        q
+    } else if normalize {
+        rn
+    } else {
+        ref_data
+    };
     let (r_sq, r_ic, r_k): (&[T], &[T], &[T]) = if self_ref { (q_sq, q_ic, q_k) } else { (r_sq, r_ic, r_k) };
     let want_grad = grad.is_some();
     let upstream: &[T] = match (&grad, reduction) {
@@ -676,7 +725,15 @@ pub(crate) fn run<T: Float, L: BatchLabel, Mi: Miner<T, L>>(
                 Rows(&mut idx[..], m),
                 Rows(&mut beta[..], bw),
             ),
-            &|(Rows(mat, _), Rows(alpha, _), Rows(vals, _), Rows(scratch, _), Rows(idx, _), Rows(beta, _)), part| {
+            &|(
+                Rows(mat, _),
+                Rows(alpha, _),
+                Rows(vals, _),
+                Rows(scratch, _),
+                Rows(idx, _),
+                Rows(beta, _),
+            ),
+              part| {
                 let i0 = part * prt;
                 let rows = vals.len();
                 T::gemm(
@@ -907,7 +964,15 @@ fn scatter_transposed<T: Float>(x: &[T], n: usize, dim: usize, q: &[T], grad: &m
 }
 
 /// `X_ij ← s_c·X_ij` with the class of `(labels[i], ref_labels[j])`.
-fn scale_classes<T: Float, L: BatchLabel>(x: &mut [T], m: usize, labels: &[L], ref_labels: &[L], two: bool, s0: T, s1: T) {
+fn scale_classes<T: Float, L: BatchLabel>(
+    x: &mut [T],
+    m: usize,
+    labels: &[L],
+    ref_labels: &[L],
+    two: bool,
+    s0: T,
+    s1: T,
+) {
     for (row, &y) in x.chunks_exact_mut(m).zip(labels) {
         for (v, &l) in row.iter_mut().zip(ref_labels) {
             let s = if two && l != y { s1 } else { s0 };
@@ -1054,7 +1119,10 @@ fn normalize_backward<T: Float>(grad: &mut [T], xn: &[T], raw: &[T], dim: usize)
 /// distances into `s.a[..np]`, the negatives' distances into `s.b` (`+∞` at every other
 /// candidate), `s.w` zeroed. Returns `(np, number of negatives)`.
 #[inline(always)]
-pub(crate) fn split_row<T: Float, L: BatchLabel>(r: &Row<'_, T, L>, s: &mut Scratch<'_, T>) -> (usize, usize) {
+pub(crate) fn split_row<T: Float, L: BatchLabel>(
+    r: &Row<'_, T, L>,
+    s: &mut Scratch<'_, T>,
+) -> (usize, usize) {
     let m = r.d.len();
     let (d, labels, negd, w) = (r.d, &r.labels[..m], &mut s.b[..m], &mut s.w[..m]);
     let inf = T::infinity();

@@ -80,6 +80,9 @@
 //! the row blocks run on threads; the blocks depend only on the sizes, so the results are
 //! bit-for-bit the same for any thread count.
 
+// The kernels index rows by position on purpose (fixed-lane loops the optimiser vectorises).
+#![allow(clippy::needless_range_loop)]
+
 pub(crate) mod gemm;
 
 mod batch_all_triplet;
@@ -341,7 +344,7 @@ macro_rules! batch_api {
             let mut out = vec![T::zero(); reduction.output_len(batch.embeddings.rows())];
             let mut ws = $crate::batch::Workspace::new();
             $crate::batch::engine::run(
-                &self.miner::<T, L>()?,
+                &self.miner::<T>()?,
                 Self::LOSS,
                 self.common(),
                 batch,
@@ -381,7 +384,7 @@ macro_rules! batch_api {
             workspace: &mut $crate::batch::Workspace<T>,
         ) -> $crate::Result<$crate::batch::BatchStats> {
             $crate::batch::engine::run(
-                &self.miner::<T, L>()?,
+                &self.miner::<T>()?,
                 Self::LOSS,
                 self.common(),
                 batch,
@@ -397,7 +400,12 @@ macro_rules! batch_api {
 pub(crate) use batch_api;
 
 /// Strict mode: a finite margin.
-pub(crate) fn check_margin(loss: &'static str, option: &'static str, m: f64, mode: crate::Mode) -> Result<()> {
+pub(crate) fn check_margin(
+    loss: &'static str,
+    option: &'static str,
+    m: f64,
+    mode: crate::Mode,
+) -> Result<()> {
     if mode.is_strict() && !m.is_finite() {
         return Err(Error::Option { loss, option, value: crate::Value(m), expected: "finite" });
     }

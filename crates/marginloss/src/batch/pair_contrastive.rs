@@ -93,7 +93,7 @@ impl PairContrastive {
         self
     }
 
-    fn miner<T: Float, L: BatchLabel>(&self) -> Result<PairMiner<T>> {
+    fn miner<T: Float>(&self) -> Result<PairMiner<T>> {
         check_margin(Self::LOSS, "pos_margin", self.pos_margin, self.mode)?;
         check_margin(Self::LOSS, "neg_margin", self.neg_margin, self.mode)?;
         Ok(PairMiner { mp: T::of(self.pos_margin), mn: T::of(self.neg_margin) })
@@ -120,7 +120,15 @@ impl<T: Float> PairMiner<T> {
     /// the loop vectorises), then summed in fixed lanes. The anchor itself (`skip`) is
     /// turned into a padding element (no pair, no loss, weight 0).
     #[inline(always)]
-    fn row_blocks<L: BatchLabel>(&self, d: &[T], labels: &[L], y: L, skip: usize, g: T, w: &mut [T]) -> Lanes<T> {
+    fn row_blocks<L: BatchLabel>(
+        &self,
+        d: &[T],
+        labels: &[L],
+        y: L,
+        skip: usize,
+        g: T,
+        w: &mut [T],
+    ) -> Lanes<T> {
         let m = d.len();
         let (labels, w) = (&labels[..m], &mut w[..m]);
         let (zero, one, inf) = (T::zero(), T::one(), T::infinity());
@@ -139,7 +147,8 @@ impl<T: Float> PairMiner<T> {
                 db[k] = inf;
                 same[k] = zero;
             }
-            let (mut lp, mut ln, mut ap, mut an, mut wb) = ([zero; BLOCK], [zero; BLOCK], [zero; BLOCK], [zero; BLOCK], [zero; BLOCK]);
+            let (mut lp, mut ln, mut ap, mut an, mut wb) =
+                ([zero; BLOCK], [zero; BLOCK], [zero; BLOCK], [zero; BLOCK], [zero; BLOCK]);
             for k in 0..BLOCK {
                 let sm = same[k] > zero;
                 let v = T::select(sm, db[k] - mp, mn - db[k]);

@@ -66,7 +66,12 @@ pub struct SemihardTriplet {
 
 impl Default for SemihardTriplet {
     fn default() -> Self {
-        SemihardTriplet { margin: 1.0, distance: BatchDistance::Euclidean, normalize: false, mode: Mode::Strict }
+        SemihardTriplet {
+            margin: 1.0,
+            distance: BatchDistance::Euclidean,
+            normalize: false,
+            mode: Mode::Strict,
+        }
     }
 }
 
@@ -83,7 +88,7 @@ impl SemihardTriplet {
         self
     }
 
-    fn miner<T: Float, L: BatchLabel>(&self) -> Result<SemiMiner<T>> {
+    fn miner<T: Float>(&self) -> Result<SemiMiner<T>> {
         check_margin(Self::LOSS, "margin", self.margin, self.mode)?;
         Ok(SemiMiner { margin: T::of(self.margin), tfa: !self.mode.is_strict() })
     }

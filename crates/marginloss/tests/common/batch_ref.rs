@@ -1,7 +1,7 @@
 //! A plain reference for the batch losses: every tuple enumerated, every distance and its
 //! gradient computed directly from the two rows (no Gram matrix), in f64. Slow (N·M² for
 //! the triplets) and obvious; the fused kernels are held equal to it.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::type_complexity, clippy::needless_range_loop)]
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Kind {
@@ -163,7 +163,9 @@ pub fn reference(
     let n = labels.len();
     let xs = if cfg.normalize { normalize_rows(x, dim) } else { x.to_vec() };
     let (rs, rl, m, self_ref) = match refset {
-        Some((r, rl)) => (if cfg.normalize { normalize_rows(r, dim) } else { r.to_vec() }, rl, rl.len(), false),
+        Some((r, rl)) => {
+            (if cfg.normalize { normalize_rows(r, dim) } else { r.to_vec() }, rl, rl.len(), false)
+        }
         None => (xs.clone(), labels, n, true),
     };
     let row = |v: &[f64], i: usize| v[i * dim..(i + 1) * dim].to_vec();
@@ -186,20 +188,27 @@ pub fn reference(
                 }
             }
             Kind::Hard => {
-                let argmax = |s: &[usize]| s.iter().copied().fold(None, |b: Option<usize>, j| match b {
-                    Some(k) if dr[k] >= dr[j] => Some(k),
-                    _ => Some(j),
-                });
-                let argmin = |s: &[usize]| s.iter().copied().fold(None, |b: Option<usize>, j| match b {
-                    Some(k) if dr[k] <= dr[j] => Some(k),
-                    _ => Some(j),
-                });
+                let argmax = |s: &[usize]| {
+                    s.iter().copied().fold(None, |b: Option<usize>, j| match b {
+                        Some(k) if dr[k] >= dr[j] => Some(k),
+                        _ => Some(j),
+                    })
+                };
+                let argmin = |s: &[usize]| {
+                    s.iter().copied().fold(None, |b: Option<usize>, j| match b {
+                        Some(k) if dr[k] <= dr[j] => Some(k),
+                        _ => Some(j),
+                    })
+                };
                 let all: Vec<usize> = (0..m).collect();
                 let tfa = cfg.compat && cfg.tfa;
                 let (p, q) = (argmax(&pos), argmin(&neg));
                 let (p, q) = match (p, q) {
                     (Some(p), Some(q)) => (p, q),
-                    _ if tfa => (p.unwrap_or_else(|| argmin(&all).unwrap()), q.unwrap_or_else(|| argmax(&all).unwrap())),
+                    _ if tfa => (
+                        p.unwrap_or_else(|| argmin(&all).unwrap()),
+                        q.unwrap_or_else(|| argmax(&all).unwrap()),
+                    ),
                     _ => continue,
                 };
                 let margin = if cfg.soft { 0.0 } else { cfg.margin };
@@ -217,10 +226,13 @@ pub fn reference(
                     None => continue,
                 };
                 for &p in &pos {
-                    let near = neg.iter().copied().filter(|&q| dr[q] > dr[p]).fold(None, |b: Option<usize>, j| match b {
-                        Some(k) if dr[k] <= dr[j] => Some(k),
-                        _ => Some(j),
-                    });
+                    let near =
+                        neg.iter().copied().filter(|&q| dr[q] > dr[p]).fold(None, |b: Option<usize>, j| {
+                            match b {
+                                Some(k) if dr[k] <= dr[j] => Some(k),
+                                _ => Some(j),
+                            }
+                        });
                     let q = near.unwrap_or(far);
                     let (l, g) = hinge(dr[p] - dr[q] + cfg.margin, false);
                     terms.push((0, a, l, vec![(p, g), (q, -g)]));
@@ -299,7 +311,11 @@ pub fn reference(
     let mut gq = vec![0.0; n * dim];
     let mut gr = vec![0.0; m * dim];
     for (c, a, _l, parts) in &terms {
-        let ga = if cfg.red == Red::None { upstream[if upstream.len() == 1 { 0 } else { *a }] * scale[*c] } else { scale[*c] };
+        let ga = if cfg.red == Red::None {
+            upstream[if upstream.len() == 1 { 0 } else { *a }] * scale[*c]
+        } else {
+            scale[*c]
+        };
         for &(j, g) in parts {
             if g == 0.0 || ga == 0.0 {
                 continue;
