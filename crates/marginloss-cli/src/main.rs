@@ -1,5 +1,6 @@
 //! The `marginloss` command-line tool.
 
+mod batch;
 mod bench;
 mod check;
 mod demo;
@@ -35,6 +36,14 @@ enum Command {
 }
 
 fn main() {
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    if batch::wants(&argv) {
+        if let Err(e) = batch::run(&argv) {
+            eprintln!("marginloss: {e}");
+            std::process::exit(e.code);
+        }
+        return;
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

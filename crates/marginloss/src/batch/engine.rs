@@ -1172,3 +1172,31 @@ pub(crate) fn hinge<T: Float>(v: T, soft: bool) -> (T, T) {
         (T::select(v > zero, v, zero), T::select(v > zero, T::one(), zero))
     }
 }
+
+/// `out = x·xᵀ` (`n × n`) by the row-block GEMMs the losses' sweep runs (same parts, same
+/// threads), for timing the losses against.
+pub(crate) fn gram<T: Float>(x: &[T], n: usize, dim: usize, out: &mut [T]) {
+    let prt = part_rows(n);
+    let parts = n.div_ceil(prt).max(1);
+    if n == 0 {
+        return;
+    }
+    tree(
+        parts,
+        0,
+        parallel(n.saturating_mul(n).saturating_mul(dim.max(1))),
+        Rows(&mut out[..], prt * n),
+        &|Rows(o, _), part| {
+            let i0 = part * prt;
+            let rows = o.len() / n;
+            T::gemm(
+                o,
+                super::gemm::Operand::new(&x[i0 * dim..(i0 + rows) * dim], rows, dim),
+                super::gemm::Operand::new(x, n, dim).t(),
+                T::one(),
+                false,
+            );
+        },
+        &|(), ()| (),
+    );
+}

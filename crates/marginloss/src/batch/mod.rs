@@ -399,6 +399,19 @@ macro_rules! batch_api {
 }
 pub(crate) use batch_api;
 
+/// The Gram matrix `X·Xᵀ` (`N × N`, row-major, into `out`) by the same row-block GEMMs
+/// (faer) the losses' sweep runs, on the same threads: the yardstick the losses' cost is
+/// stated in (`marginloss bench` reports it as `gemm_ns`).
+///
+/// # Errors
+/// [`Error::Buffer`] when `out` does not have `N·N` elements.
+pub fn gram_matrix<T: crate::Float>(x: Embeddings<'_, T>, out: &mut [T]) -> Result<()> {
+    let n = x.rows();
+    crate::reduction::check_buffer("gram_matrix", "output", out.len(), n * n)?;
+    engine::gram(x.data(), n, x.dim(), out);
+    Ok(())
+}
+
 /// Strict mode: a finite margin.
 pub(crate) fn check_margin(
     loss: &'static str,
