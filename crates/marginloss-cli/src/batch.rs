@@ -8,8 +8,8 @@ use std::time::Instant;
 
 use clap::{Args, Parser};
 use marginloss::batch::{
-    gram_matrix, Batch, BatchAllTriplet, BatchDistance, BatchHardTriplet, BatchReduction, BatchStats, Embeddings,
-    PairContrastive, SemihardTriplet, Workspace,
+    gram_matrix, Batch, BatchAllTriplet, BatchDistance, BatchHardTriplet, BatchReduction, BatchStats,
+    Embeddings, PairContrastive, SemihardTriplet, Workspace,
 };
 use marginloss::{Float, Mode};
 use serde_json::{json, Value};
@@ -18,7 +18,8 @@ use crate::fail::{data, usage, Fail};
 use crate::io::{read, Array, DType};
 
 /// The batch losses' `eval` / `check` / `bench` names.
-pub const NAMES: [&str; 4] = ["batch-all-triplet", "batch-hard-triplet", "semihard-triplet", "pair-contrastive"];
+pub const NAMES: [&str; 4] =
+    ["batch-all-triplet", "batch-hard-triplet", "semihard-triplet", "pair-contrastive"];
 
 /// Whether `argv` (without the program name) is `eval|check|bench NAME` with a batch loss.
 pub fn wants(argv: &[OsString]) -> bool {
@@ -44,13 +45,13 @@ struct LossArgs {
     /// batch-all-triplet, batch-hard-triplet, semihard-triplet or pair-contrastive.
     name: String,
     /// The margin (triplet losses).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     margin: Option<f64>,
     /// pair-contrastive: positive pairs cost max(0, d - pos-margin).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pos_margin: Option<f64>,
     /// pair-contrastive: negative pairs cost max(0, neg-margin - d).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     neg_margin: Option<f64>,
     /// euclidean, squared-euclidean or cosine.
     #[arg(long, default_value = "euclidean")]
@@ -122,10 +123,14 @@ struct BenchArgs {
 
 /// Runs `eval|check|bench NAME …`; `argv` without the program name.
 pub fn run(argv: &[OsString]) -> Result<(), Fail> {
-    let cmd = Cmd::try_parse_from(std::iter::once(OsString::from("marginloss")).chain(argv.iter().cloned())).map_err(|e| {
-        let text = e.render().to_string();
-        usage(format!("{} (see marginloss --help)", text.lines().next().unwrap_or("invalid arguments").trim_start_matches("error: ")))
-    })?;
+    let cmd = Cmd::try_parse_from(std::iter::once(OsString::from("marginloss")).chain(argv.iter().cloned()))
+        .map_err(|e| {
+            let text = e.render().to_string();
+            usage(format!(
+                "{} (see marginloss --help)",
+                text.lines().next().unwrap_or("invalid arguments").trim_start_matches("error: ")
+            ))
+        })?;
     match cmd {
         Cmd::Eval(a) => eval(&a, false),
         Cmd::Check(a) => eval(&a, true),
@@ -143,10 +148,12 @@ enum Loss {
 
 impl Loss {
     fn new(a: &LossArgs) -> Result<(Loss, BatchReduction), Fail> {
-        let distance = BatchDistance::parse(&a.distance)
-            .ok_or_else(|| usage(format!("--distance {}: expected euclidean, squared-euclidean or cosine", a.distance)))?;
-        let reduction = BatchReduction::parse(&a.reduction)
-            .ok_or_else(|| usage(format!("--reduction {}: expected mean, mean-nonzero, sum or none", a.reduction)))?;
+        let distance = BatchDistance::parse(&a.distance).ok_or_else(|| {
+            usage(format!("--distance {}: expected euclidean, squared-euclidean or cosine", a.distance))
+        })?;
+        let reduction = BatchReduction::parse(&a.reduction).ok_or_else(|| {
+            usage(format!("--reduction {}: expected mean, mean-nonzero, sum or none", a.reduction))
+        })?;
         let mode = if a.torch_compat || a.tf_addons { Mode::TorchCompat } else { Mode::Strict };
         let pair = a.name == "pair-contrastive";
         if pair && a.margin.is_some() {
@@ -156,21 +163,26 @@ impl Loss {
             return Err(usage(format!("{} takes --margin, not --pos-margin / --neg-margin", a.name)));
         }
         if a.soft && !matches!(a.name.as_str(), "batch-all-triplet" | "batch-hard-triplet") {
-            return Err(usage(format!("--soft applies to batch-all-triplet and batch-hard-triplet, not {}", a.name)));
+            return Err(usage(format!(
+                "--soft applies to batch-all-triplet and batch-hard-triplet, not {}",
+                a.name
+            )));
         }
         if a.tf_addons && a.name != "batch-hard-triplet" {
             return Err(usage("--tf-addons applies to batch-hard-triplet (semihard-triplet --torch-compat is TF-Addons already)"));
         }
         let loss = match a.name.as_str() {
             "batch-all-triplet" => {
-                let mut l = BatchAllTriplet::new().soft(a.soft).distance(distance).normalize(a.normalize).mode(mode);
+                let mut l =
+                    BatchAllTriplet::new().soft(a.soft).distance(distance).normalize(a.normalize).mode(mode);
                 if let Some(m) = a.margin {
                     l = l.margin(m);
                 }
                 Loss::All(l)
             }
             "batch-hard-triplet" => {
-                let mut l = BatchHardTriplet::new().soft(a.soft).distance(distance).normalize(a.normalize).mode(mode);
+                let mut l =
+                    BatchHardTriplet::new().soft(a.soft).distance(distance).normalize(a.normalize).mode(mode);
                 if a.tf_addons {
                     l = l.tf_addons();
                 }
@@ -256,7 +268,11 @@ fn labels(a: &Array, arg: &str, n: usize) -> Result<Vec<i64>, Fail> {
         }
     };
     if a.shape.len() > 1 && a.shape.iter().filter(|&&d| d != 1).count() > 1 {
-        return Err(data(format!("--{arg} {}: has shape {:?}, expected N labels (1-D)", a.display(), a.shape)));
+        return Err(data(format!(
+            "--{arg} {}: has shape {:?}, expected N labels (1-D)",
+            a.display(),
+            a.shape
+        )));
     }
     if ints.len() != n {
         return Err(data(format!("--{arg} {}: {} labels for {n} embedding rows", a.display(), ints.len())));
@@ -278,7 +294,10 @@ fn eval(a: &EvalArgs, check: bool) -> Result<(), Fail> {
             let r = read(re, "ref-embeddings")?;
             let (m, rd) = matrix(&r, "ref-embeddings")?;
             if rd != d {
-                return Err(data(format!("--ref-embeddings {}: rows of {rd} values, the embeddings have {d}", r.display())));
+                return Err(data(format!(
+                    "--ref-embeddings {}: rows of {rd} values, the embeddings have {d}",
+                    r.display()
+                )));
             }
             let ry = labels(&read(rl, "ref-labels")?, "ref-labels", m)?;
             Some((r, m, ry))
@@ -351,30 +370,49 @@ fn check_t<T: Float>(
     ref_labels: Option<&[i64]>,
 ) -> Result<(), Fail> {
     let mut findings: Vec<Value> = Vec::new();
-    let mut add = |level: &str, code: &str, message: String, fix: &str| {
+    fn push(findings: &mut Vec<Value>, level: &str, code: &str, message: String, fix: &str) {
         findings.push(json!({"level": level, "code": code, "message": message, "fix": fix}));
-    };
+    }
+    macro_rules! add {
+        ($($a:expr),* $(,)?) => { push(&mut findings, $($a),*) };
+    }
     let mut counts = std::collections::BTreeMap::<i64, usize>::new();
     for &l in ref_labels.unwrap_or(y) {
         *counts.entry(l).or_default() += 1;
     }
     let singles = counts.values().filter(|&&c| c == 1).count();
     if ref_labels.is_none() && singles == counts.len() {
-        add("error", "labels-never-repeat", format!("all {n} labels are distinct: there is no positive pair"),
-            "sample at least two examples per class (P x K batches)");
+        add!(
+            "error",
+            "labels-never-repeat",
+            format!("all {n} labels are distinct: there is no positive pair"),
+            "sample at least two examples per class (P x K batches)"
+        );
     } else if singles > 0 && ref_labels.is_none() {
-        add("warning", "singleton-classes", format!("{singles} of {} classes have one member: those rows are never anchors", counts.len()),
-            "sample K >= 2 examples per class");
+        add!(
+            "warning",
+            "singleton-classes",
+            format!("{singles} of {} classes have one member: those rows are never anchors", counts.len()),
+            "sample K >= 2 examples per class"
+        );
     }
     if counts.len() == 1 {
-        add("error", "single-class", "every label is the same: there is no negative".into(), "sample at least two classes per batch");
+        add!(
+            "error",
+            "single-class",
+            "every label is the same: there is no negative".into(),
+            "sample at least two classes per batch"
+        );
     }
     // Collapsed embeddings: every row (nearly) the same.
-    let mean: Vec<f64> = (0..d).map(|k| (0..n).map(|i| x[i * d + k].f64()).sum::<f64>() / n.max(1) as f64).collect();
-    let spread = (0..n).map(|i| (0..d).map(|k| (x[i * d + k].f64() - mean[k]).powi(2)).sum::<f64>().sqrt()).fold(0.0, f64::max);
+    let mean: Vec<f64> =
+        (0..d).map(|k| (0..n).map(|i| x[i * d + k].f64()).sum::<f64>() / n.max(1) as f64).collect();
+    let spread = (0..n)
+        .map(|i| (0..d).map(|k| (x[i * d + k].f64() - mean[k]).powi(2)).sum::<f64>().sqrt())
+        .fold(0.0, f64::max);
     let scale = (0..n * d).map(|i| x[i].f64().abs()).fold(0.0, f64::max);
     if n > 1 && spread <= 1e-6 * scale.max(1e-30) {
-        add("error", "collapsed-embeddings", format!("all {n} rows coincide (largest distance to their mean {spread:e}): every distance is about 0"),
+        add!("error", "collapsed-embeddings", format!("all {n} rows coincide (largest distance to their mean {spread:e}): every distance is about 0"),
             "the embedding has collapsed: lower the learning rate, use batch-hard with a margin, or normalize");
     }
     let dist = BatchDistance::parse(&a.loss.distance).unwrap_or_default();
@@ -385,7 +423,7 @@ fn check_t<T: Float>(
     };
     if let Some(hi) = range {
         if loss.margin() > hi {
-            add("warning", "margin-out-of-range", format!("margin {} exceeds {hi}, the largest {} distance{}", loss.margin(), a.loss.distance, if a.loss.normalize { " between unit rows" } else { "" }),
+            add!("warning", "margin-out-of-range", format!("margin {} exceeds {hi}, the largest {} distance{}", loss.margin(), a.loss.distance, if a.loss.normalize { " between unit rows" } else { "" }),
                 "pick a margin inside the distance's range (e.g. 0.2 for unit-norm euclidean, 0.1-0.5 for cosine)");
         }
     }
@@ -397,22 +435,35 @@ fn check_t<T: Float>(
         match loss.run(batch, reduction, &[T::one()], &mut out, &mut g, None, &mut Workspace::new()) {
             Ok(s) => {
                 if s.tuples > 0 && (s.active as f64) < 0.1 * s.tuples as f64 {
-                    add("note", "margin-satisfied", format!("{} of {} tuples already satisfy the margin: that is why the loss reads {}", s.tuples - s.active, s.tuples, out[0]),
+                    add!("note", "margin-satisfied", format!("{} of {} tuples already satisfy the margin: that is why the loss reads {}", s.tuples - s.active, s.tuples, out[0]),
                         "mine harder (batch-hard, semihard-triplet), raise the margin, or use --reduction mean-nonzero");
                 }
                 stats = Some(s);
             }
-            Err(e) => add("error", "loss-refused", e.to_string(), "see the message"),
+            Err(e) => add!("error", "loss-refused", e.to_string(), "see the message"),
         }
     }
     let errors = findings.iter().filter(|f| f["level"] == "error").count();
     if a.json {
-        println!("{}", json!({"loss": a.loss.name, "n": n, "dim": d, "findings": findings, "tuples": stats.map(|s| s.tuples), "active": stats.map(|s| s.active)}));
+        println!(
+            "{}",
+            json!({"loss": a.loss.name, "n": n, "dim": d, "findings": findings, "tuples": stats.map(|s| s.tuples), "active": stats.map(|s| s.active)})
+        );
     } else {
         let warnings = findings.iter().filter(|f| f["level"] == "warning").count();
-        println!("check {}: {errors} errors, {warnings} warnings, {} notes", a.loss.name, findings.len() - errors - warnings);
+        println!(
+            "check {}: {errors} errors, {warnings} warnings, {} notes",
+            a.loss.name,
+            findings.len() - errors - warnings
+        );
         for f in &findings {
-            println!("{}[{}]: {}\n  fix: {}", f["level"].as_str().unwrap_or(""), f["code"].as_str().unwrap_or(""), f["message"].as_str().unwrap_or(""), f["fix"].as_str().unwrap_or(""));
+            println!(
+                "{}[{}]: {}\n  fix: {}",
+                f["level"].as_str().unwrap_or(""),
+                f["code"].as_str().unwrap_or(""),
+                f["message"].as_str().unwrap_or(""),
+                f["fix"].as_str().unwrap_or("")
+            );
         }
     }
     if errors > 0 {
@@ -444,11 +495,24 @@ fn bench(a: &BenchArgs) -> Result<(), Fail> {
         other => return Err(usage(format!("--dtype {other}: expected f32 or f64"))),
     };
     if a.json {
-        println!("{}", json!({"name": a.loss.name, "n": a.n, "dim": a.dim, "classes": a.classes, "dtype": a.dtype,
-            "threads": threads, "fwd_bwd_ns": fb, "gemm_ns": gm}));
+        println!(
+            "{}",
+            json!({"name": a.loss.name, "n": a.n, "dim": a.dim, "classes": a.classes, "dtype": a.dtype,
+            "threads": threads, "fwd_bwd_ns": fb, "gemm_ns": gm})
+        );
     } else {
-        println!("{} n={} dim={} classes={} {} threads={}: fwd+bwd {:.3} ms, one N x D x N GEMM {:.3} ms ({:.2}x)",
-            a.loss.name, a.n, a.dim, a.classes, a.dtype, threads, fb / 1e6, gm / 1e6, fb / gm);
+        println!(
+            "{} n={} dim={} classes={} {} threads={}: fwd+bwd {:.3} ms, one N x D x N GEMM {:.3} ms ({:.2}x)",
+            a.loss.name,
+            a.n,
+            a.dim,
+            a.classes,
+            a.dtype,
+            threads,
+            fb / 1e6,
+            gm / 1e6,
+            fb / gm
+        );
     }
     Ok(())
 }
