@@ -7,6 +7,7 @@
 //! line (an unknown flag, a missing argument, a bad option *value* such as `--margin nan`)
 //! and 1 for bad data (an unreadable, malformed or oversized file, a domain error).
 
+mod batch;
 mod bench;
 mod check;
 mod demo;
@@ -120,6 +121,18 @@ where
     T: Into<OsString> + Clone,
 {
     use std::io::Write;
+    let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    // The batch losses take `--labels FILE`, which the other losses' `--labels pm1|01`
+    // would refuse: `eval|check|bench NAME` with a batch loss has its own parser.
+    if let Some(argv) = args.get(1..).filter(|a| batch::wants(a)) {
+        return match batch::run(argv) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("marginloss: {}", one_line(&e.message));
+                e.code
+            }
+        };
+    }
     match parse(args) {
         Err(ParseExit::Info(text)) => {
             let _ = std::io::stdout().lock().write_all(text.as_bytes());

@@ -13,4 +13,5 @@ criterion::criterion_main!(
     benchmarks::distance::benches,
     benchmarks::rows::benches,
     benchmarks::class::benches,
+    benchmarks::batch::benches,
 );

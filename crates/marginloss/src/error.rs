@@ -145,6 +145,18 @@ pub enum Error {
         /// The compute type, `"float32"` or `"float64"`.
         dtype: &'static str,
     },
+    /// A batch the loss cannot learn from, or cannot compute on (strict mode only for the
+    /// degenerate batches): no positive pair, no negative, zero rows under the cosine
+    /// distance, `D = 0`.
+    #[error("{loss}: {problem}; {fix}")]
+    Batch {
+        /// The loss that refused the batch.
+        loss: &'static str,
+        /// What is wrong with it, with the evidence.
+        problem: String,
+        /// What to change.
+        fix: &'static str,
+    },
     /// A caller-provided output or gradient buffer has the wrong length.
     #[error("{loss}: the {buffer} buffer has length {got}, expected {expected}")]
     Buffer {

@@ -47,6 +47,17 @@ pub trait Float:
         let e = (-self).exp_nonpos();
         (e.ln_1p_unit(), e, Self::one() / (Self::one() + e))
     }
+
+    /// `dst = alpha · lhs · rhs` (`+=` with `accumulate`) through faer: the batch losses'
+    /// distance matrix and dense backward.
+    #[doc(hidden)]
+    fn gemm(
+        dst: &mut [Self],
+        lhs: crate::batch::gemm::Operand<'_, Self>,
+        rhs: crate::batch::gemm::Operand<'_, Self>,
+        alpha: Self,
+        accumulate: bool,
+    );
 }
 
 /// `2^n · p(r)` with `x = n·ln 2 + r`: f32 exp for `x ≤ 0`, without branches.
@@ -120,6 +131,15 @@ impl Float for f32 {
     fn ln_1p_unit(self) -> Self {
         ln_1p_unit_f32(self)
     }
+    fn gemm(
+        dst: &mut [Self],
+        lhs: crate::batch::gemm::Operand<'_, Self>,
+        rhs: crate::batch::gemm::Operand<'_, Self>,
+        alpha: Self,
+        accumulate: bool,
+    ) {
+        crate::batch::gemm::gemm_f32(dst, lhs, rhs, alpha, accumulate)
+    }
     #[inline(always)]
     fn softplus_parts(self) -> (Self, Self, Self) {
         let e = exp_nonpos_f32(-self);
@@ -152,6 +172,15 @@ impl Float for f64 {
     #[inline(always)]
     fn ln_1p_unit(self) -> Self {
         self.ln_1p()
+    }
+    fn gemm(
+        dst: &mut [Self],
+        lhs: crate::batch::gemm::Operand<'_, Self>,
+        rhs: crate::batch::gemm::Operand<'_, Self>,
+        alpha: Self,
+        accumulate: bool,
+    ) {
+        crate::batch::gemm::gemm_f64(dst, lhs, rhs, alpha, accumulate)
     }
 }
 

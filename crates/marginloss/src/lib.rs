@@ -54,6 +54,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod batch;
 pub mod distance;
 mod error;
 mod float;
@@ -67,6 +68,10 @@ mod reduction;
 pub mod reference;
 mod simd;
 
+pub use batch::{
+    Batch, BatchAllTriplet, BatchDistance, BatchHardTriplet, BatchLabel, BatchReduction, BatchStats,
+    Embeddings, PairContrastive, SemihardTriplet, Workspace,
+};
 pub use distance::{
     cosine_similarity, pairwise_distance, CosineDistance, CosineSimilarity, Distance, GradPair,
     PairwiseDistance, RowPair,

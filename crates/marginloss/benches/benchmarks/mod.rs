@@ -1,6 +1,7 @@
 //! Shared helpers: deterministic data, the criterion configuration and the fused /
 //! reference pair every topic benches.
 
+pub mod batch;
 pub mod class;
 pub mod distance;
 pub mod pointwise;

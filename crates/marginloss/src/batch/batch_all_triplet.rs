@@ -1,0 +1,173 @@
+//! Batch-all triplet loss: every valid triplet of the batch.
+
+use super::engine::{hinge, lanes_f64, scale_row, split_row, Acc, Miner, Row, Scratch};
+use super::{batch_api, check_margin, BatchDistance, BatchLabel};
+use crate::error::Result;
+use crate::float::Float;
+use crate::kernel::{add_lanes, padded, BLOCK, LANES};
+use crate::options::Mode;
+
+/// The batch-all triplet loss over every valid triplet `(a, p, n)` of the batch —
+/// `p ≠ a`, `y_p = y_a`, `y_n ≠ y_a`:
+///
+/// ```text
+/// l_apn = max(0, d(a, p) − d(a, n) + margin)          (soft: softplus(d_ap − d_an + margin))
+/// ```
+///
+/// * **Reduction** ([`BatchReduction`](super::BatchReduction)): `Mean` over all valid
+///   triplets (zero losses included), `MeanNonzero` over those with `l > 0`, `Sum`, or
+///   `None`: per anchor `Σ_{p,n} l_apn`.
+/// * **Defaults:** margin 0.05 (pytorch-metric-learning's), hinge, euclidean distance, no
+///   normalisation (pytorch-metric-learning normalises by default: set
+///   [`normalize`](Self::normalize) to match it), strict.
+/// * **Shapes:** embeddings `N × D`, labels `N`, optional reference set `M × D` + `M`
+///   labels; the output has 1 value or `N`; gradients `N × D` (and `M × D`).
+/// * **Gradient:** the hinge's is 0 at the kink (`l = 0` exactly), as torch 2.15's `relu`.
+/// * **Errors (strict):** see the [module docs](super): no positive pair, no negative,
+///   NaN/±Inf, label counts, `D = 0`, zero rows under the cosine distance or `normalize`,
+///   a non-finite margin. Torch-compat gives pytorch-metric-learning's zero loss when the
+///   batch has no triplet.
+/// * **Cost:** the GEMM, then `Σ_a |P_a|·M` for the mining (no `N³` buffer: the
+///   reference's vectorised path builds an `N × N × N` mask), then a second GEMM.
+///
+/// | library | equivalent |
+/// |---|---|
+/// | pytorch-metric-learning 2.9 | `losses.TripletMarginLoss(margin, smooth_loss=soft, distance=LpDistance(normalize_embeddings=normalize))` (default `triplets_per_anchor="all"`, default reducer = `MeanNonzero`; `MeanReducer()` = `Mean`, `SumReducer()` = `Sum`) |
+/// | TensorFlow Addons | — |
+///
+/// ```
+/// use marginloss::batch::{Batch, BatchAllTriplet, BatchReduction, Embeddings};
+/// // Two classes on a line: 0 and 1 are class 7, 3 is class 9.
+/// let x = [0.0f64, 1.0, 3.0];
+/// let batch = Batch::new(Embeddings::new(&x, 3, 1)?, &[7i64, 7, 9]);
+/// // triplets (0,1,2): max(0, 1 − 3 + 1.5) = 0 and (1,0,2): max(0, 1 − 2 + 1.5) = 0.5
+/// let l = BatchAllTriplet::new().margin(1.5).forward(&batch, BatchReduction::Mean)?;
+/// assert!((l.scalar().unwrap() - 0.25).abs() < 1e-12);
+/// let l = BatchAllTriplet::new().margin(1.5).forward(&batch, BatchReduction::MeanNonzero)?;
+/// assert!((l.scalar().unwrap() - 0.5).abs() < 1e-12);
+/// # Ok::<(), marginloss::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct BatchAllTriplet {
+    /// The margin (default 0.05).
+    pub margin: f64,
+    /// softplus instead of the hinge (pytorch-metric-learning's `smooth_loss`).
+    pub soft: bool,
+    /// The distance (default euclidean).
+    pub distance: BatchDistance,
+    /// L2-normalise the rows first (default false).
+    pub normalize: bool,
+    /// Strict (default) or torch-compat (pytorch-metric-learning).
+    pub mode: Mode,
+}
+
+impl Default for BatchAllTriplet {
+    fn default() -> Self {
+        BatchAllTriplet {
+            margin: 0.05,
+            soft: false,
+            distance: BatchDistance::Euclidean,
+            normalize: false,
+            mode: Mode::Strict,
+        }
+    }
+}
+
+impl BatchAllTriplet {
+    const LOSS: &'static str = "batch_all_triplet";
+
+    /// The loss with its defaults.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Sets the margin.
+    pub fn margin(mut self, margin: f64) -> Self {
+        self.margin = margin;
+        self
+    }
+    /// softplus instead of the hinge.
+    pub fn soft(mut self, soft: bool) -> Self {
+        self.soft = soft;
+        self
+    }
+
+    fn miner<T: Float>(&self) -> Result<AllMiner<T>> {
+        check_margin(Self::LOSS, "margin", self.margin, self.mode)?;
+        Ok(AllMiner { margin: T::of(self.margin), soft: self.soft })
+    }
+
+    batch_api!();
+}
+
+pub(crate) struct AllMiner<T> {
+    margin: T,
+    soft: bool,
+}
+
+impl<T: Float, L: BatchLabel> Miner<T, L> for AllMiner<T> {
+    const DENSE: bool = true;
+    const CLASSES: usize = 1;
+
+    #[inline(always)]
+    fn row(&self, r: &Row<'_, T, L>, s: &mut Scratch<'_, T>) -> (f64, Acc) {
+        let (np, nneg) = split_row(r, s);
+        let mut acc = Acc { pos_pairs: np as u64, neg_pairs: nneg as u64, ..Acc::default() };
+        if np == 0 || nneg == 0 {
+            return (0.0, acc);
+        }
+        acc.anchors = 1;
+        acc.tuples[0] = (np * nneg) as u64;
+        let m = r.d.len();
+        let (total, active) = if self.soft {
+            all_pairs::<T, true>(s, np, m, self.margin)
+        } else {
+            all_pairs::<T, false>(s, np, m, self.margin)
+        };
+        acc.sum[0] = total;
+        acc.active[0] = active;
+        scale_row(&mut s.w[..m], r.g);
+        (total, acc)
+    }
+}
+
+/// Every (positive, negative) pair of a row: the loss sum and the active count, the
+/// weights added into `s.w`. In 64-element blocks: the terms into local arrays (a plain
+/// element-wise loop the optimiser vectorises), then summed in fixed lanes.
+#[inline(always)]
+fn all_pairs<T: Float, const SOFT: bool>(
+    s: &mut Scratch<'_, T>,
+    np: usize,
+    m: usize,
+    margin: T,
+) -> (f64, u64) {
+    let (negd, w) = (&s.b[..m], &mut s.w[..m]);
+    let (zero, one, inf) = (T::zero(), T::one(), T::infinity());
+    let mut total = 0.0f64;
+    let mut active = 0u64;
+    for p in 0..np {
+        let t = s.a[p] + margin;
+        let (mut sum, mut cnt, mut wp) = ([zero; LANES], [zero; LANES], [zero; LANES]);
+        for (wc, nc) in w.chunks_mut(BLOCK).zip(negd.chunks(BLOCK)) {
+            let nb = padded(nc, inf);
+            let (mut lb, mut cb, mut db) = ([zero; BLOCK], [zero; BLOCK], [zero; BLOCK]);
+            for k in 0..BLOCK {
+                let (l, dl) = hinge(t - nb[k], SOFT);
+                lb[k] = l;
+                cb[k] = T::select(l > zero, one, zero);
+                db[k] = dl;
+            }
+            for (wv, &d) in wc.iter_mut().zip(&db) {
+                *wv = *wv - d;
+            }
+            add_lanes(&mut sum, &lb);
+            add_lanes(&mut cnt, &cb);
+            add_lanes(&mut wp, &db);
+        }
+        total += lanes_f64(&sum);
+        active += lanes_f64(&cnt) as u64;
+        let pj = s.idx[p] as usize;
+        w[pj] = w[pj] + T::of(lanes_f64(&wp));
+    }
+    (total, active)
+}

@@ -1,0 +1,206 @@
+//! Batch-hard triplet loss (Hermans, Beyer & Leibe 2017): per anchor the farthest
+//! positive and the nearest negative.
+
+use super::engine::{hinge, lanes_f64, Acc, Miner, Row, Scratch, NONE};
+use super::{batch_api, check_margin, BatchDistance, BatchLabel};
+use crate::error::Result;
+use crate::float::Float;
+use crate::kernel::LANES;
+use crate::options::Mode;
+
+/// Which reference torch-compat mode reproduces where the two disagree.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Reference {
+    /// pytorch-metric-learning 2.9 (`BatchHardMiner` + `TripletMarginLoss`): anchors
+    /// without a positive or a negative are dropped; no tuple gives a zero loss.
+    #[default]
+    PytorchMetricLearning,
+    /// TensorFlow Addons `triplet_hard_loss`: every anchor counts; without a positive the
+    /// hardest positive distance is the row's minimum (0, the anchor itself), without a
+    /// negative the hardest negative is the row's maximum; `Mean` is over all N anchors.
+    TfAddons,
+}
+
+/// The batch-hard triplet loss of Hermans, Beyer & Leibe ("In Defense of the Triplet Loss
+/// for Person Re-Identification", 2017): per anchor `a` that has a positive and a
+/// negative,
+///
+/// ```text
+/// hp_a = max_{p: y_p = y_a, p ≠ a} d(a, p)       hn_a = min_{n: y_n ≠ y_a} d(a, n)
+/// l_a  = max(0, hp_a − hn_a + margin)            (soft: softplus(hp_a − hn_a), margin unused)
+/// ```
+///
+/// * **Ties:** the lowest index wins (for both the hardest positive and negative).
+/// * **Reduction:** `Mean` over the anchors that have both, `MeanNonzero` over those with
+///   `l_a > 0` (pytorch-metric-learning's default), `Sum`, `None`: `l_a` per anchor (0 for
+///   an anchor without a positive or a negative).
+/// * **Defaults:** margin 0.05 (pytorch-metric-learning's `TripletMarginLoss`; TF-Addons
+///   uses 1.0), hinge, euclidean, no normalisation, strict.
+/// * **Shapes, errors:** as [`BatchAllTriplet`](super::BatchAllTriplet). Torch-compat
+///   follows [`Reference`] (default pytorch-metric-learning; [`tf_addons`](Self::tf_addons)
+///   selects TF-Addons' fallbacks and its mean over all anchors).
+/// * **Cost:** the GEMM and one pass over each row; the backward touches 2 rows per anchor.
+///
+/// | library | equivalent |
+/// |---|---|
+/// | pytorch-metric-learning 2.9 | `miners.BatchHardMiner()` + `losses.TripletMarginLoss(margin)` (soft: `TripletMarginLoss(margin=0, smooth_loss=True)`); default reducer = `MeanNonzero` |
+/// | TensorFlow Addons | `tfa.losses.triplet_hard_loss(y, emb, margin, soft, distance_metric="L2")` = torch-compat with [`Reference::TfAddons`], `Mean` |
+///
+/// ```
+/// use marginloss::batch::{Batch, BatchHardTriplet, BatchReduction, Embeddings};
+/// // TF-Addons' documented example: y = [0, 0], emb = [[0, 1], [1, 0]], L2 → 1.0
+/// let x = [0.0f32, 1.0, 1.0, 0.0];
+/// let batch = Batch::new(Embeddings::new(&x, 2, 2)?, &[0i32, 0]);
+/// let l = BatchHardTriplet::new().margin(1.0).tf_addons().forward(&batch, BatchReduction::Mean)?;
+/// assert_eq!(l.scalar(), Some(1.0));
+/// # Ok::<(), marginloss::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct BatchHardTriplet {
+    /// The margin (default 0.05; unused with `soft`).
+    pub margin: f64,
+    /// softplus of `hp − hn` instead of the hinge.
+    pub soft: bool,
+    /// The distance (default euclidean).
+    pub distance: BatchDistance,
+    /// L2-normalise the rows first (default false).
+    pub normalize: bool,
+    /// Strict (default) or torch-compat.
+    pub mode: Mode,
+    /// The reference torch-compat reproduces.
+    pub reference: Reference,
+}
+
+impl Default for BatchHardTriplet {
+    fn default() -> Self {
+        BatchHardTriplet {
+            margin: 0.05,
+            soft: false,
+            distance: BatchDistance::Euclidean,
+            normalize: false,
+            mode: Mode::Strict,
+            reference: Reference::PytorchMetricLearning,
+        }
+    }
+}
+
+impl BatchHardTriplet {
+    const LOSS: &'static str = "batch_hard_triplet";
+
+    /// The loss with its defaults.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Sets the margin.
+    pub fn margin(mut self, margin: f64) -> Self {
+        self.margin = margin;
+        self
+    }
+    /// softplus of `hp − hn` (margin unused).
+    pub fn soft(mut self, soft: bool) -> Self {
+        self.soft = soft;
+        self
+    }
+    /// Sets the reference for torch-compat mode.
+    pub fn reference(mut self, reference: Reference) -> Self {
+        self.reference = reference;
+        self
+    }
+    /// TensorFlow Addons' `triplet_hard_loss`: torch-compat with [`Reference::TfAddons`].
+    pub fn tf_addons(self) -> Self {
+        self.mode(Mode::TorchCompat).reference(Reference::TfAddons)
+    }
+
+    fn miner<T: Float>(&self) -> Result<HardMiner<T>> {
+        check_margin(Self::LOSS, "margin", self.margin, self.mode)?;
+        Ok(HardMiner {
+            margin: if self.soft { T::zero() } else { T::of(self.margin) },
+            soft: self.soft,
+            tfa: !self.mode.is_strict() && self.reference == Reference::TfAddons,
+        })
+    }
+
+    batch_api!();
+}
+
+pub(crate) struct HardMiner<T> {
+    margin: T,
+    soft: bool,
+    tfa: bool,
+}
+
+impl<T: Float, L: BatchLabel> Miner<T, L> for HardMiner<T> {
+    const DENSE: bool = false;
+    const CLASSES: usize = 1;
+
+    #[inline(always)]
+    fn row(&self, r: &Row<'_, T, L>, s: &mut Scratch<'_, T>) -> (f64, Acc) {
+        let m = r.d.len();
+        let (d, labels, w) = (r.d, &r.labels[..m], &mut s.w[..m]);
+        let (inf, ninf, zero, one) = (T::infinity(), T::neg_infinity(), T::zero(), T::one());
+        // Lane-wise extremes and counts in one vectorised pass, then the lowest index of
+        // each extreme by a short scan.
+        let (mut hpl, mut hnl, mut lol, mut hil) = ([ninf; LANES], [inf; LANES], [inf; LANES], [ninf; LANES]);
+        let (mut npl, mut nnl) = ([zero; LANES], [zero; LANES]);
+        for lo in (0..m).step_by(LANES) {
+            for j in lo..(lo + LANES).min(m) {
+                let k = j - lo;
+                let dj = d[j];
+                w[j] = zero;
+                let me = j == r.skip;
+                let same = labels[j] == r.y;
+                let (pos, neg) = (same && !me, !same);
+                hpl[k] = T::select(pos && dj > hpl[k], dj, hpl[k]);
+                hnl[k] = T::select(neg && dj < hnl[k], dj, hnl[k]);
+                lol[k] = T::select(dj < lol[k], dj, lol[k]);
+                hil[k] = T::select(dj > hil[k], dj, hil[k]);
+                npl[k] = npl[k] + T::select(pos, one, zero);
+                nnl[k] = nnl[k] + T::select(neg, one, zero);
+            }
+        }
+        let fold = |l: &[T; LANES], max: bool| {
+            l.iter().fold(
+                if max { ninf } else { inf },
+                |a, &v| if (max && v > a) || (!max && v < a) { v } else { a },
+            )
+        };
+        let (mut hp, mut hn, lo, hi) =
+            (fold(&hpl, true), fold(&hnl, false), fold(&lol, false), fold(&hil, true));
+        let (np, nneg) = (lanes_f64(&npl) as u64, lanes_f64(&nnl) as u64);
+        let first = |f: &dyn Fn(usize) -> bool| (0..m).find(|&j| f(j)).unwrap_or(NONE);
+        let mut ip = if np > 0 { first(&|j| j != r.skip && labels[j] == r.y && d[j] == hp) } else { NONE };
+        let mut inn = if nneg > 0 { first(&|j| labels[j] != r.y && d[j] == hn) } else { NONE };
+        let mut acc = Acc { pos_pairs: np, neg_pairs: nneg, ..Acc::default() };
+        let both = np > 0 && nneg > 0;
+        if both {
+            acc.anchors = 1;
+        } else if self.tfa {
+            // TF-Addons' masked max / min over an empty mask: the row's min / max (the
+            // anchor's own 0 included), with the gradient going to that element.
+            if np == 0 {
+                hp = lo;
+                ip = first(&|j| d[j] == lo);
+            }
+            if nneg == 0 {
+                hn = hi;
+                inn = first(&|j| d[j] == hi);
+            }
+        } else {
+            return (0.0, acc);
+        }
+        let (l, dl) = hinge(hp - hn + self.margin, self.soft);
+        acc.tuples[0] = 1;
+        acc.active[0] = u64::from(l > T::zero());
+        acc.sum[0] = l.f64();
+        let g = dl * r.g;
+        if ip != NONE && ip != r.skip {
+            w[ip] = w[ip] + g;
+        }
+        if inn != NONE && inn != r.skip {
+            w[inn] = w[inn] - g;
+        }
+        (l.f64(), acc)
+    }
+}

@@ -1,0 +1,1202 @@
+//! The driver every batch loss runs on: distance matrix by GEMM, one sweep over row
+//! blocks that turns each Gram row into distances, mines it and writes the row's gradient
+//! coefficients over it, then the reduction and the backward (a second GEMM, or a sparse
+//! scan), and the gradient through `normalize`.
+//!
+//! Gradient algebra. With `w_ij = ∂loss/∂d_ij` (what the miner writes) every distance
+//! gives `∂loss/∂x_i = α_i·x_i − Σ_j X_ij·r_j` and `∂loss/∂r_j = β_j·r_j − Σ_i X_ij·x_i`:
+//!
+//! | distance | `X_ij` | `α_i` | `β_j` |
+//! |---|---|---|---|
+//! | euclidean | `w/d` (0 at `d = 0`) | `Σ_j X_ij` | `Σ_i X_ij` |
+//! | squared | `2w` | `Σ_j X_ij` | `Σ_i X_ij` |
+//! | cosine | `w/(c_i·c_j)` | `Σ_j w·cos/(c_i·n_i)` | `Σ_i w·cos/(c_j·n_j)` |
+//!
+//! (`n` a row's norm, `c = max(n, eps)`; the cosine's norm term is 0 for a zero row.)
+//! Without a reference set `r = x`, so `∂loss/∂x_k = (α_k + β_k)·x_k − Σ_j (X_kj + X_jk)·x_j`:
+//! one product with the symmetrised coefficients.
+
+use super::{Batch, BatchDistance, BatchLabel, BatchReduction, BatchStats, Common};
+use crate::error::{Error, Result, Value};
+use crate::float::Float;
+use crate::kernel::{sum_lanes, LANES};
+use crate::parts::{Rows, Split};
+use crate::reduction::check_buffer;
+
+/// No index (no self candidate, no pick).
+pub(crate) const NONE: usize = usize::MAX;
+/// `F.normalize`'s eps.
+const NORMALIZE_EPS: f64 = 1e-12;
+/// `F.cosine_similarity`'s eps (per norm).
+const COSINE_EPS: f64 = 1e-8;
+
+/// One anchor row as a miner sees it.
+pub(crate) struct Row<'a, T, L> {
+    /// Distances to the `M` candidates.
+    pub d: &'a [T],
+    /// The candidates' labels.
+    pub labels: &'a [L],
+    /// The anchor's label.
+    pub y: L,
+    /// The anchor's own index among the candidates ([`NONE`] with a reference set).
+    pub skip: usize,
+    /// The factor the row's weights carry (the per-anchor upstream gradient for
+    /// `Reduction::None`, else 1).
+    pub g: T,
+}
+
+/// Per-part scratch a miner may use: three rows of `M` values and `M` indices.
+pub(crate) struct Scratch<'a, T> {
+    /// The weights `∂(row loss)/∂d_j · g` the miner writes (every entry).
+    pub w: &'a mut [T],
+    pub a: &'a mut [T],
+    pub b: &'a mut [T],
+    pub idx: &'a mut [u32],
+}
+
+/// Counters and sums of a set of rows; class 0 holds the triplet losses' tuples and the
+/// pair loss's positive pairs, class 1 the pair loss's negative pairs.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Acc {
+    pub sum: [f64; 2],
+    pub tuples: [u64; 2],
+    pub active: [u64; 2],
+    pub pos_pairs: u64,
+    pub neg_pairs: u64,
+    pub anchors: u64,
+}
+
+impl Acc {
+    fn add(self, o: Acc) -> Acc {
+        Acc {
+            sum: [self.sum[0] + o.sum[0], self.sum[1] + o.sum[1]],
+            tuples: [self.tuples[0] + o.tuples[0], self.tuples[1] + o.tuples[1]],
+            active: [self.active[0] + o.active[0], self.active[1] + o.active[1]],
+            pos_pairs: self.pos_pairs + o.pos_pairs,
+            neg_pairs: self.neg_pairs + o.neg_pairs,
+            anchors: self.anchors + o.anchors,
+        }
+    }
+}
+
+/// The loss-specific part: mining one row.
+pub(crate) trait Miner<T: Float, L: BatchLabel>: Sync {
+    /// Dense weights (backward by GEMM) or a few per row (backward by a sparse scan).
+    const DENSE: bool;
+    /// 2 when positive and negative terms are reduced separately (the pair loss).
+    const CLASSES: usize;
+    /// `Mean` of no tuple is NaN (TF-Addons' `0/0`) rather than 0.
+    fn nan_when_empty(&self) -> bool {
+        false
+    }
+    /// The loss is zero whatever the tuples (pytorch-metric-learning's pair-loss quirk).
+    fn zero_quirk(&self, _acc: &Acc) -> bool {
+        false
+    }
+    /// Mines one row: writes every `s.w[j]`, returns the row's loss sum and counters.
+    /// Must be `#[inline(always)]` (it runs inside the vectorised part loop).
+    fn row(&self, r: &Row<'_, T, L>, s: &mut Scratch<'_, T>) -> (f64, Acc);
+}
+
+/// The buffers a batch loss needs, kept by the caller between calls: one `N × M` matrix
+/// (distances, then gradient coefficients), the normalised rows and per-row vectors. A
+/// call with sizes the workspace has already seen allocates none of them again.
+#[derive(Clone, Debug, Default)]
+pub struct Workspace<T> {
+    mat: Vec<T>,
+    qn: Vec<T>,
+    rn: Vec<T>,
+    q_raw: Vec<T>,
+    r_raw: Vec<T>,
+    q_sq: Vec<T>,
+    r_sq: Vec<T>,
+    q_ic: Vec<T>,
+    r_ic: Vec<T>,
+    q_k: Vec<T>,
+    r_k: Vec<T>,
+    coef_q: Vec<T>,
+    coef_r: Vec<T>,
+    alpha: Vec<f64>,
+    beta: Vec<f64>,
+    vals: Vec<f64>,
+    scratch: Vec<T>,
+    idx: Vec<u32>,
+}
+
+impl<T: Float> Workspace<T> {
+    /// An empty workspace (buffers grow on first use).
+    pub fn new() -> Self {
+        Workspace {
+            mat: Vec::new(),
+            qn: Vec::new(),
+            rn: Vec::new(),
+            q_raw: Vec::new(),
+            r_raw: Vec::new(),
+            q_sq: Vec::new(),
+            r_sq: Vec::new(),
+            q_ic: Vec::new(),
+            r_ic: Vec::new(),
+            q_k: Vec::new(),
+            r_k: Vec::new(),
+            coef_q: Vec::new(),
+            coef_r: Vec::new(),
+            alpha: Vec::new(),
+            beta: Vec::new(),
+            vals: Vec::new(),
+            scratch: Vec::new(),
+            idx: Vec::new(),
+        }
+    }
+
+    /// Bytes currently held.
+    pub fn bytes(&self) -> usize {
+        let t = std::mem::size_of::<T>();
+        t * (self.mat.capacity()
+            + self.qn.capacity()
+            + self.rn.capacity()
+            + self.q_raw.capacity()
+            + self.r_raw.capacity()
+            + self.q_sq.capacity()
+            + self.r_sq.capacity()
+            + self.q_ic.capacity()
+            + self.r_ic.capacity()
+            + self.q_k.capacity()
+            + self.r_k.capacity()
+            + self.coef_q.capacity()
+            + self.coef_r.capacity()
+            + self.scratch.capacity())
+            + 8 * (self.alpha.capacity() + self.beta.capacity() + self.vals.capacity())
+            + 4 * self.idx.capacity()
+    }
+}
+
+fn size<V: Clone + Default>(v: &mut Vec<V>, n: usize) {
+    if v.len() != n {
+        v.resize(n, V::default());
+    }
+}
+
+/// Rows per part: a function of the row count only (never of the thread count).
+fn part_rows(n: usize) -> usize {
+    n.div_ceil(16).max(64).next_multiple_of(8)
+}
+
+/// Runs `leaf(args, part index)` over `parts` parts in a fixed binary tree, combining
+/// left then right.
+fn tree<B: Split, R: Send>(
+    parts: usize,
+    first: usize,
+    par: bool,
+    args: B,
+    leaf: &(impl Fn(B, usize) -> R + Sync),
+    join: &(impl Fn(R, R) -> R + Sync),
+) -> R {
+    if parts <= 1 {
+        return leaf(args, first);
+    }
+    let mid = parts / 2;
+    let (l, r) = args.split_at(mid);
+    let (a, b) = join_if(
+        par,
+        || tree(mid, first, par, l, leaf, join),
+        || tree(parts - mid, first + mid, par, r, leaf, join),
+    );
+    join(a, b)
+}
+
+#[inline]
+fn join_if<RA: Send, RB: Send>(
+    par: bool,
+    a: impl FnOnce() -> RA + Send,
+    b: impl FnOnce() -> RB + Send,
+) -> (RA, RB) {
+    #[cfg(feature = "rayon")]
+    if par {
+        return rayon::join(a, b);
+    }
+    let _ = par;
+    (a(), b())
+}
+
+fn parallel(work: usize) -> bool {
+    #[cfg(feature = "rayon")]
+    {
+        work >= 1 << 18 && rayon::current_num_threads() > 1
+    }
+    #[cfg(not(feature = "rayon"))]
+    {
+        let _ = work;
+        false
+    }
+}
+
+/// Per-row norms of `x` (`n × dim`): writes the normalised rows into `xn` when
+/// `normalize`, and for the rows fed to the distance their squared norm, `1/max(‖x‖, eps)`
+/// and the cosine's straight-through coefficient `1/(c·‖x‖)` (0 for a zero row); the raw
+/// norms go into `raw`.
+#[allow(clippy::too_many_arguments)]
+fn norms<T: Float>(
+    x: &[T],
+    dim: usize,
+    normalize: bool,
+    xn: &mut [T],
+    raw: &mut [T],
+    sq: &mut [T],
+    ic: &mut [T],
+    k: &mut [T],
+) {
+    let n = sq.len();
+    for i in 0..n {
+        let row = &x[i * dim..(i + 1) * dim];
+        let s: f64 = row.iter().map(|v| v.f64() * v.f64()).sum();
+        let norm = s.sqrt();
+        raw[i] = T::of(norm);
+        let (s2, n2) = if normalize {
+            // x / max(‖x‖, eps) in T, as F.normalize (norm computed in T there; f64 here).
+            let den = T::of(norm.max(NORMALIZE_EPS));
+            let out = &mut xn[i * dim..(i + 1) * dim];
+            let mut s2 = 0.0f64;
+            for (o, &v) in out.iter_mut().zip(row) {
+                *o = v / den;
+                s2 += o.f64() * o.f64();
+            }
+            (s2, s2.sqrt())
+        } else {
+            (s, norm)
+        };
+        sq[i] = T::of(s2);
+        let c = n2.max(COSINE_EPS);
+        ic[i] = T::of(1.0 / c);
+        k[i] = if n2 > 0.0 { T::of(1.0 / (c * n2)) } else { T::zero() };
+    }
+}
+
+/// Shared read-only context of a sweep.
+struct Ctx<'a, T, L> {
+    dist: BatchDistance,
+    m: usize,
+    q: &'a [T],
+    r: &'a [T],
+    labels: &'a [L],
+    ref_labels: &'a [L],
+    self_ref: bool,
+    q_sq: &'a [T],
+    r_sq: &'a [T],
+    q_ic: &'a [T],
+    r_ic: &'a [T],
+    q_k: &'a [T],
+    r_k: &'a [T],
+    upstream: &'a [T],
+    grad: bool,
+}
+
+/// The vectorised body of one part: rows `i0..i0 + rows` whose Gram rows are in `mat`.
+struct PartOp<'a, 'b, T, L, Mi> {
+    mi: &'a Mi,
+    c: &'a Ctx<'a, T, L>,
+    i0: usize,
+    mat: &'b mut [T],
+    alpha: &'b mut [f64],
+    vals: &'b mut [f64],
+    scratch: &'b mut [T],
+    idx: &'b mut [u32],
+    beta: &'b mut [f64],
+}
+
+impl<T: Float, L: BatchLabel, Mi: Miner<T, L>> pulp::WithSimd for PartOp<'_, '_, T, L, Mi> {
+    type Output = Acc;
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _: S) -> Acc {
+        let PartOp { mi, c, i0, mat, alpha, vals, scratch, idx, beta } = self;
+        let m = c.m;
+        let mut acc = Acc::default();
+        let (w, rest) = scratch.split_at_mut(m);
+        let (sa, sb) = rest.split_at_mut(m);
+        let (beta0, beta1) = if c.grad { beta.split_at_mut(m) } else { (&mut [][..], &mut [][..]) };
+        for (r, row) in mat.chunks_exact_mut(m.max(1)).enumerate().take(vals.len()) {
+            let i = i0 + r;
+            let skip = if c.self_ref { i } else { NONE };
+            to_distances(c.dist, row, c.q_sq[i], c.q_ic[i], c.r_sq, c.r_ic, skip);
+            let g = match c.upstream.len() {
+                0 => T::one(),
+                1 => c.upstream[0],
+                _ => c.upstream[i],
+            };
+            let y = c.labels[i];
+            let rw = Row { d: row, labels: c.ref_labels, y, skip, g };
+            let mut s = Scratch { w: &mut *w, a: &mut *sa, b: &mut *sb, idx: &mut *idx };
+            let (v, a) = mi.row(&rw, &mut s);
+            vals[r] = v;
+            acc = acc.add(a);
+            if c.grad {
+                let (a0, a1) = coefficients::<T, L, Mi>(c, i, y, row, w, beta0, beta1);
+                alpha[2 * r] = a0;
+                alpha[2 * r + 1] = a1;
+            }
+        }
+        acc
+    }
+}
+
+/// Gram row → distances, in place.
+#[inline(always)]
+fn to_distances<T: Float>(
+    dist: BatchDistance,
+    row: &mut [T],
+    i_sq: T,
+    i_ic: T,
+    sq: &[T],
+    ic: &[T],
+    skip: usize,
+) {
+    let m = row.len();
+    let (sq, ic) = (&sq[..m], &ic[..m]);
+    let zero = T::zero();
+    match dist {
+        BatchDistance::Euclidean => {
+            for j in 0..m {
+                let s = i_sq + sq[j] - (row[j] + row[j]);
+                row[j] = T::select(s > zero, s, zero).sqrt();
+            }
+        }
+        BatchDistance::SquaredEuclidean => {
+            for j in 0..m {
+                let s = i_sq + sq[j] - (row[j] + row[j]);
+                row[j] = T::select(s > zero, s, zero);
+            }
+        }
+        BatchDistance::Cosine => {
+            for j in 0..m {
+                row[j] = T::one() - row[j] * (i_ic * ic[j]);
+            }
+        }
+    }
+    if skip < m {
+        row[skip] = zero;
+    }
+}
+
+/// Weights → gradient coefficients `X_ij`, in place over the distances; returns the
+/// row's `α` per class and adds its `β` contributions.
+#[inline(always)]
+fn coefficients<T: Float, L: BatchLabel, Mi: Miner<T, L>>(
+    c: &Ctx<'_, T, L>,
+    i: usize,
+    y: L,
+    row: &mut [T],
+    w: &[T],
+    beta0: &mut [f64],
+    beta1: &mut [f64],
+) -> (f64, f64) {
+    let m = row.len();
+    let (w, labels, beta0, beta1) = (&w[..m], &c.ref_labels[..m], &mut beta0[..m], &mut beta1[..m]);
+    let zero = T::zero();
+    let two = Mi::CLASSES == 2;
+    match c.dist {
+        BatchDistance::Euclidean => {
+            for j in 0..m {
+                let d = row[j];
+                row[j] = T::select(d > zero, w[j] / d, zero);
+            }
+            class_sums(row, labels, y, two, beta0, beta1)
+        }
+        BatchDistance::SquaredEuclidean => {
+            for j in 0..m {
+                row[j] = w[j] + w[j];
+            }
+            class_sums(row, labels, y, two, beta0, beta1)
+        }
+        BatchDistance::Cosine => {
+            // α, β from u_j = w_j·cos_j (cos = 1 − d), then X_ij = w_j/(c_i·c_j) over d.
+            let (ici, ki) = (c.q_ic[i], c.q_k[i]);
+            let (ic, kr) = (&c.r_ic[..m], &c.r_k[..m]);
+            let mut l0 = [0.0f64; LANES];
+            let mut l1 = [0.0f64; LANES];
+            for lo in (0..m).step_by(LANES) {
+                for j in lo..(lo + LANES).min(m) {
+                    let k = j - lo;
+                    let wcos = w[j] * (T::one() - row[j]);
+                    let pos = !two || labels[j] == y;
+                    let u0 = T::select(pos, wcos, zero);
+                    l0[k] += u0.f64();
+                    beta0[j] += (u0 * kr[j]).f64();
+                    if two {
+                        let u1 = wcos - u0;
+                        l1[k] += u1.f64();
+                        beta1[j] += (u1 * kr[j]).f64();
+                    }
+                }
+            }
+            for j in 0..m {
+                row[j] = w[j] * (ici * ic[j]);
+            }
+            let f = ki.f64();
+            (sum_lanes(&l0) * f, sum_lanes(&l1) * f)
+        }
+    }
+}
+
+/// `Σ_j` of `xs` split by class (same label as the anchor, or not, when `two`), in eight
+/// `f64` lanes, and each element added into `beta{0,1}[j]`.
+#[inline(always)]
+fn class_sums<T: Float, L: BatchLabel>(
+    xs: &[T],
+    labels: &[L],
+    y: L,
+    two: bool,
+    beta0: &mut [f64],
+    beta1: &mut [f64],
+) -> (f64, f64) {
+    let m = xs.len();
+    let (labels, beta0) = (&labels[..m], &mut beta0[..m]);
+    let zero = T::zero();
+    let mut l0 = [0.0f64; LANES];
+    let mut l1 = [0.0f64; LANES];
+    let chunks = m / LANES;
+    for c in 0..chunks {
+        for k in 0..LANES {
+            let j = c * LANES + k;
+            let x = xs[j];
+            let pos = !two || labels[j] == y;
+            let x0 = T::select(pos, x, zero).f64();
+            l0[k] += x0;
+            beta0[j] += x0;
+            if two {
+                let x1 = x.f64() - x0;
+                l1[k] += x1;
+                beta1[j] += x1;
+            }
+        }
+    }
+    for j in chunks * LANES..m {
+        let k = j - chunks * LANES;
+        let x = xs[j];
+        let pos = !two || labels[j] == y;
+        let x0 = T::select(pos, x, zero).f64();
+        l0[k] += x0;
+        beta0[j] += x0;
+        if two {
+            let x1 = x.f64() - x0;
+            l1[k] += x1;
+            beta1[j] += x1;
+        }
+    }
+    (sum_lanes(&l0), sum_lanes(&l1))
+}
+
+#[inline(always)]
+fn sum_t<T: Float>(a: &[T; LANES]) -> f64 {
+    ((a[0].f64() + a[4].f64()) + (a[1].f64() + a[5].f64()))
+        + ((a[2].f64() + a[6].f64()) + (a[3].f64() + a[7].f64()))
+}
+
+/// The first non-finite element of `x`.
+fn non_finite<T: Float>(x: &[T]) -> Option<(usize, T)> {
+    x.iter().position(|v| !v.is_finite()).map(|i| (i, x[i]))
+}
+
+/// Runs a batch loss: validates, sweeps, reduces, and (with `grad`) back-propagates.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn run<T: Float, L: BatchLabel, Mi: Miner<T, L>>(
+    mi: &Mi,
+    loss: &'static str,
+    opt: Common,
+    batch: &Batch<'_, T, L>,
+    reduction: BatchReduction,
+    grad: Option<(&[T], &mut [T])>,
+    out: &mut [T],
+    grad_ref: Option<&mut [T]>,
+    ws: &mut Workspace<T>,
+) -> Result<BatchStats> {
+    let strict = opt.mode.is_strict();
+    let emb = batch.embeddings;
+    let (n, dim) = (emb.rows(), emb.dim());
+    if batch.labels.len() != n {
+        return Err(Error::Shape {
+            loss,
+            arg: "labels",
+            got: vec![batch.labels.len()],
+            expected: format!("one label per embedding row ({n})"),
+        });
+    }
+    let (r_emb, ref_labels) = match batch.reference {
+        Some((r, rl)) => {
+            if r.dim() != dim {
+                return Err(Error::Shape {
+                    loss,
+                    arg: "reference embeddings",
+                    got: vec![r.rows(), r.dim()],
+                    expected: format!("rows of D = {dim} values, as the embeddings"),
+                });
+            }
+            if rl.len() != r.rows() {
+                return Err(Error::Shape {
+                    loss,
+                    arg: "reference labels",
+                    got: vec![rl.len()],
+                    expected: format!("one label per reference row ({})", r.rows()),
+                });
+            }
+            (Some(r), rl)
+        }
+        None => (None, batch.labels),
+    };
+    let self_ref = r_emb.is_none();
+    let m = r_emb.map_or(n, |r| r.rows());
+    check_buffer(loss, "output", out.len(), reduction.output_len(n))?;
+    let grad_ref = match grad_ref {
+        Some(g) if self_ref => {
+            return Err(Error::Buffer {
+                loss,
+                buffer: "grad reference (the batch has no reference set)",
+                got: g.len(),
+                expected: 0,
+            })
+        }
+        Some(g) if grad.is_some() => {
+            check_buffer(loss, "grad reference", g.len(), m * dim)?;
+            Some(g)
+        }
+        _ => None,
+    };
+    if let Some((up, g)) = &grad {
+        check_buffer(loss, "grad embeddings", g.len(), n * dim)?;
+        let ok = match reduction {
+            BatchReduction::None => up.len() == n || up.len() == 1,
+            _ => up.len() == 1,
+        };
+        if !ok {
+            return Err(Error::Buffer {
+                loss,
+                buffer: "upstream gradient",
+                got: up.len(),
+                expected: reduction.output_len(n),
+            });
+        }
+    }
+    let ref_data = r_emb.map_or(&[][..], |r| r.data());
+    if strict {
+        if n == 0 {
+            return Err(Error::Empty { loss, arg: "embeddings" });
+        }
+        if m == 0 {
+            return Err(Error::Empty { loss, arg: "reference embeddings" });
+        }
+        if dim == 0 {
+            return Err(Error::Batch {
+                loss,
+                problem: format!("the embeddings have D = 0 columns ({n} x 0)"),
+                fix: "pass the embedding matrix with its real row length",
+            });
+        }
+        if let Some((i, v)) = non_finite(emb.data()) {
+            return Err(Error::NonFinite { loss, arg: "embeddings", index: i, value: Value(v.f64()) });
+        }
+        if let Some((i, v)) = non_finite(ref_data) {
+            return Err(Error::NonFinite {
+                loss,
+                arg: "reference embeddings",
+                index: i,
+                value: Value(v.f64()),
+            });
+        }
+    } else if non_finite(emb.data()).is_some() || non_finite(ref_data).is_some() {
+        out.fill(T::nan());
+        if let Some((_, g)) = grad {
+            g.fill(T::nan());
+        }
+        if let Some(g) = grad_ref {
+            g.fill(T::nan());
+        }
+        return Ok(BatchStats::default());
+    }
+
+    // Norms (and normalised copies).
+    let normalize = opt.normalize;
+    size(&mut ws.q_raw, n);
+    size(&mut ws.q_sq, n);
+    size(&mut ws.q_ic, n);
+    size(&mut ws.q_k, n);
+    size(&mut ws.qn, if normalize { n * dim } else { 0 });
+    norms(emb.data(), dim, normalize, &mut ws.qn, &mut ws.q_raw, &mut ws.q_sq, &mut ws.q_ic, &mut ws.q_k);
+    if let Some(r) = r_emb {
+        size(&mut ws.r_raw, m);
+        size(&mut ws.r_sq, m);
+        size(&mut ws.r_ic, m);
+        size(&mut ws.r_k, m);
+        size(&mut ws.rn, if normalize { m * dim } else { 0 });
+        norms(r.data(), dim, normalize, &mut ws.rn, &mut ws.r_raw, &mut ws.r_sq, &mut ws.r_ic, &mut ws.r_k);
+    }
+    if strict && (opt.distance == BatchDistance::Cosine || normalize) {
+        let zero = |raw: &[T], what: &str| {
+            raw.iter().position(|v| *v == T::zero()).map(|i| format!("row {i} of the {what} is all zeros"))
+        };
+        if let Some(p) = zero(&ws.q_raw, "embeddings").or_else(|| {
+            if self_ref {
+                None
+            } else {
+                zero(&ws.r_raw, "reference embeddings")
+            }
+        }) {
+            return Err(Error::Batch {
+                loss,
+                problem: p,
+                fix: "the cosine distance and normalize need non-zero rows: drop them, or use the euclidean distance without normalize",
+            });
+        }
+    }
+
+    let Workspace {
+        mat,
+        qn,
+        rn,
+        q_raw,
+        r_raw,
+        q_sq,
+        r_sq,
+        q_ic,
+        r_ic,
+        q_k,
+        r_k,
+        coef_q,
+        coef_r,
+        alpha,
+        beta,
+        vals,
+        scratch,
+        idx,
+    } = ws;
+    let q: &[T] = if normalize { qn } else { emb.data() };
+    let r: &[T] = if self_ref {
+        q
+    } else if normalize {
+        rn
+    } else {
+        ref_data
+    };
+    let (r_sq, r_ic, r_k): (&[T], &[T], &[T]) = if self_ref { (q_sq, q_ic, q_k) } else { (r_sq, r_ic, r_k) };
+    let want_grad = grad.is_some();
+    let upstream: &[T] = match (&grad, reduction) {
+        (Some((up, _)), BatchReduction::None) => up,
+        _ => &[],
+    };
+    let ctx = Ctx {
+        dist: opt.distance,
+        m,
+        q,
+        r,
+        labels: batch.labels,
+        ref_labels,
+        self_ref,
+        q_sq,
+        r_sq,
+        q_ic,
+        r_ic,
+        q_k,
+        r_k,
+        upstream,
+        grad: want_grad,
+    };
+
+    // The sweep.
+    let prt = part_rows(n);
+    let parts = n.div_ceil(prt).max(1);
+    size(mat, n * m);
+    size(alpha, 2 * n);
+    size(vals, n);
+    size(scratch, parts * 3 * m);
+    size(idx, parts * m);
+    size(beta, if want_grad { parts * 2 * m } else { 0 });
+    beta.fill(0.0);
+    let par = parallel(n.saturating_mul(m).saturating_mul(dim.max(1)));
+    let acc = if n == 0 || m == 0 {
+        Acc::default()
+    } else {
+        let bw = if want_grad { 2 * m } else { 0 };
+        tree(
+            parts,
+            0,
+            par,
+            (
+                Rows(&mut mat[..], prt * m),
+                Rows(&mut alpha[..], prt * 2),
+                Rows(&mut vals[..], prt),
+                Rows(&mut scratch[..], 3 * m),
+                Rows(&mut idx[..], m),
+                Rows(&mut beta[..], bw),
+            ),
+            &|(
+                Rows(mat, _),
+                Rows(alpha, _),
+                Rows(vals, _),
+                Rows(scratch, _),
+                Rows(idx, _),
+                Rows(beta, _),
+            ),
+              part| {
+                let i0 = part * prt;
+                let rows = vals.len();
+                T::gemm(
+                    mat,
+                    super::gemm::Operand::new(&ctx.q[i0 * dim..(i0 + rows) * dim], rows, dim),
+                    super::gemm::Operand::new(ctx.r, m, dim).t(),
+                    T::one(),
+                    false,
+                );
+                crate::simd::vectorize(PartOp { mi, c: &ctx, i0, mat, alpha, vals, scratch, idx, beta })
+            },
+            &|a: Acc, b: Acc| a.add(b),
+        )
+    };
+
+    let stats = BatchStats {
+        tuples: acc.tuples[0] + acc.tuples[1],
+        active: acc.active[0] + acc.active[1],
+        positive_pairs: acc.pos_pairs,
+        negative_pairs: acc.neg_pairs,
+        anchors: acc.anchors,
+    };
+    if strict {
+        let refd = !self_ref;
+        if acc.pos_pairs == 0 {
+            return Err(Error::Batch {
+                loss,
+                problem: if refd {
+                    "no reference row shares a label with an anchor, so there is no positive pair".into()
+                } else {
+                    format!("no label appears twice among the {n} rows, so there is no positive pair")
+                },
+                fix: "sample at least two examples of each class per batch (P x K batches: P classes, K >= 2 each)",
+            });
+        }
+        if acc.neg_pairs == 0 {
+            return Err(Error::Batch {
+                loss,
+                problem: "every candidate has the anchor's label (one class), so there is no negative".into(),
+                fix: "sample at least two classes per batch (P x K batches with P >= 2)",
+            });
+        }
+        if stats.tuples == 0 {
+            return Err(Error::Batch {
+                loss,
+                problem: "no anchor has both a positive and a negative".into(),
+                fix: "sample P x K batches (P >= 2 classes, K >= 2 of each)",
+            });
+        }
+    }
+
+    // Reduction.
+    let quirk = !strict && mi.zero_quirk(&acc);
+    let mut scale = [1.0f64; 2];
+    match reduction {
+        BatchReduction::None => {
+            for (o, v) in out.iter_mut().zip(vals.iter()) {
+                *o = T::of(if quirk { 0.0 } else { *v });
+            }
+            if quirk {
+                scale = [0.0; 2];
+            }
+        }
+        _ => {
+            let mut value = 0.0;
+            for c in 0..Mi::CLASSES {
+                let div = match reduction {
+                    BatchReduction::Mean => acc.tuples[c],
+                    BatchReduction::MeanNonzero => acc.active[c],
+                    _ => 1,
+                };
+                if div == 0 {
+                    scale[c] = 0.0;
+                } else {
+                    value += acc.sum[c] / div as f64;
+                    scale[c] = 1.0 / div as f64;
+                }
+            }
+            if reduction == BatchReduction::Mean && stats.tuples == 0 && mi.nan_when_empty() {
+                value = f64::NAN;
+                scale = [f64::NAN; 2];
+            }
+            if quirk {
+                value = 0.0;
+                scale = [0.0; 2];
+            }
+            if Mi::CLASSES == 1 {
+                scale[1] = scale[0];
+            }
+            out[0] = T::of(value);
+            if let Some((up, _)) = &grad {
+                let g = up[0].f64();
+                scale = [scale[0] * g, scale[1] * g];
+            }
+        }
+    }
+
+    let Some((_, grad)) = grad else { return Ok(stats) };
+    let mut grad_ref = grad_ref;
+    if scale.iter().any(|s| !s.is_finite()) {
+        grad.fill(T::nan());
+        if let Some(g) = grad_ref.as_deref_mut() {
+            g.fill(T::nan());
+        }
+        return Ok(stats);
+    }
+    if scale == [0.0; 2] || n == 0 || m == 0 || dim == 0 {
+        grad.fill(T::zero());
+        if let Some(g) = grad_ref.as_deref_mut() {
+            g.fill(T::zero());
+        }
+        return Ok(stats);
+    }
+    let s0 = T::of(scale[0]);
+    let s1 = T::of(scale[1]);
+    // β_j: the parts' partials in part order.
+    let beta_j = |j: usize| -> f64 {
+        let mut b = [0.0f64; 2];
+        for p in 0..parts {
+            let base = p * 2 * m;
+            b[0] += beta[base + j];
+            b[1] += beta[base + m + j];
+        }
+        scale[0] * b[0] + scale[1] * b[1]
+    };
+    size(coef_q, n);
+    for i in 0..n {
+        coef_q[i] = T::of(scale[0] * alpha[2 * i] + scale[1] * alpha[2 * i + 1]);
+    }
+    if self_ref {
+        for (j, c) in coef_q.iter_mut().enumerate() {
+            *c = T::of(c.f64() + beta_j(j));
+        }
+        if Mi::DENSE {
+            symmetrize(mat, n, batch.labels, Mi::CLASSES == 2, s0, s1);
+        } else if scale != [1.0; 2] {
+            scale_classes(mat, m, batch.labels, ref_labels, Mi::CLASSES == 2, s0, s1);
+        }
+    } else {
+        size(coef_r, m);
+        for (j, c) in coef_r.iter_mut().enumerate() {
+            *c = T::of(beta_j(j));
+        }
+        if scale != [1.0; 2] {
+            scale_classes(mat, m, batch.labels, ref_labels, Mi::CLASSES == 2, s0, s1);
+        }
+    }
+    // ∂/∂q_i = coef_i·q_i − Σ_j X_ij·r_j
+    rows_backward::<T>(Mi::DENSE, mat, m, dim, q, r, coef_q, grad, prt, par);
+    if self_ref && !Mi::DENSE {
+        scatter_transposed(mat, n, dim, q, grad);
+    }
+    if let Some(gr) = grad_ref.as_deref_mut() {
+        cols_backward::<T>(Mi::DENSE, mat, n, m, dim, q, r, coef_r, gr, par);
+    }
+    if normalize {
+        normalize_backward(grad, q, q_raw, dim);
+        if let Some(gr) = grad_ref {
+            normalize_backward(gr, r, r_raw, dim);
+        }
+    }
+    Ok(stats)
+}
+
+/// `X ← s_c·(X + Xᵀ)` in place (square `n × n`), with `s_c = s0` for same-label pairs and
+/// `s1` for the others when `two`, `s0` for all otherwise. In 16 × 16 tile pairs copied
+/// through local arrays, in a fixed order.
+fn symmetrize<T: Float, L: BatchLabel>(x: &mut [T], n: usize, labels: &[L], two: bool, s0: T, s1: T) {
+    const B: usize = 16;
+    let mut a = [[T::zero(); B]; B];
+    let mut b = [[T::zero(); B]; B];
+    for bi in (0..n).step_by(B) {
+        let hi = (bi + B).min(n) - bi;
+        for bj in (bi..n).step_by(B) {
+            let hj = (bj + B).min(n) - bj;
+            for r in 0..hi {
+                a[r][..hj].copy_from_slice(&x[(bi + r) * n + bj..(bi + r) * n + bj + hj]);
+            }
+            for r in 0..hj {
+                b[r][..hi].copy_from_slice(&x[(bj + r) * n + bi..(bj + r) * n + bi + hi]);
+            }
+            for r in 0..hi {
+                for c in 0..hj {
+                    let s = if two && labels[bi + r] != labels[bj + c] { s1 } else { s0 };
+                    let v = s * (a[r][c] + b[c][r]);
+                    a[r][c] = v;
+                }
+            }
+            for r in 0..hi {
+                for c in 0..hj {
+                    b[c][r] = a[r][c];
+                }
+            }
+            for r in 0..hi {
+                x[(bi + r) * n + bj..(bi + r) * n + bj + hj].copy_from_slice(&a[r][..hj]);
+            }
+            if bi != bj {
+                for r in 0..hj {
+                    x[(bj + r) * n + bi..(bj + r) * n + bi + hi].copy_from_slice(&b[r][..hi]);
+                }
+            }
+        }
+    }
+    for i in 0..n {
+        x[i * n + i] = T::zero();
+    }
+}
+
+/// `grad_k −= Σ_j X_jk·q_j` for the non-zero `X_jk` (the transposed half of the sparse
+/// backward without a reference set), rows in order.
+fn scatter_transposed<T: Float>(x: &[T], n: usize, dim: usize, q: &[T], grad: &mut [T]) {
+    const C: usize = 16;
+    for j in 0..n {
+        let row = &x[j * n..(j + 1) * n];
+        let qj = &q[j * dim..(j + 1) * dim];
+        for (c, chunk) in row.chunks(C).enumerate() {
+            if chunk.iter().all(|v| *v == T::zero()) {
+                continue;
+            }
+            for (o, &v) in chunk.iter().enumerate() {
+                if v != T::zero() {
+                    let k = c * C + o;
+                    axpy(&mut grad[k * dim..(k + 1) * dim], -v, qj);
+                }
+            }
+        }
+    }
+}
+
+/// `X_ij ← s_c·X_ij` with the class of `(labels[i], ref_labels[j])`.
+fn scale_classes<T: Float, L: BatchLabel>(
+    x: &mut [T],
+    m: usize,
+    labels: &[L],
+    ref_labels: &[L],
+    two: bool,
+    s0: T,
+    s1: T,
+) {
+    for (row, &y) in x.chunks_exact_mut(m).zip(labels) {
+        for (v, &l) in row.iter_mut().zip(ref_labels) {
+            let s = if two && l != y { s1 } else { s0 };
+            *v = *v * s;
+        }
+    }
+}
+
+/// `grad_i = coef_i·q_i − Σ_j X_ij·r_j` over row parts: a GEMM when `dense`, a scan of
+/// the non-zero `X_ij` otherwise.
+#[allow(clippy::too_many_arguments)]
+fn rows_backward<T: Float>(
+    dense: bool,
+    x: &[T],
+    m: usize,
+    dim: usize,
+    q: &[T],
+    r: &[T],
+    coef: &[T],
+    grad: &mut [T],
+    prt: usize,
+    par: bool,
+) {
+    let n = coef.len();
+    let parts = n.div_ceil(prt).max(1);
+    tree(
+        parts,
+        0,
+        par,
+        Rows(&mut grad[..], prt * dim),
+        &|Rows(g, _), part| {
+            let i0 = part * prt;
+            let rows = g.len() / dim;
+            let xs = &x[i0 * m..(i0 + rows) * m];
+            if dense {
+                T::gemm(
+                    g,
+                    super::gemm::Operand::new(xs, rows, m),
+                    super::gemm::Operand::new(r, m, dim),
+                    -T::one(),
+                    false,
+                );
+            } else {
+                g.fill(T::zero());
+                for (gi, xr) in g.chunks_exact_mut(dim).zip(xs.chunks_exact(m)) {
+                    for (cb, chunk) in xr.chunks(16).enumerate() {
+                        if chunk.iter().all(|v| *v == T::zero()) {
+                            continue;
+                        }
+                        for (o, &c) in chunk.iter().enumerate() {
+                            if c != T::zero() {
+                                let j = cb * 16 + o;
+                                axpy(gi, -c, &r[j * dim..(j + 1) * dim]);
+                            }
+                        }
+                    }
+                }
+            }
+            for (k, gi) in g.chunks_exact_mut(dim).enumerate() {
+                let i = i0 + k;
+                axpy(gi, coef[i], &q[i * dim..(i + 1) * dim]);
+            }
+        },
+        &|(), ()| (),
+    );
+}
+
+/// `grad_j = coef_j·r_j − Σ_i X_ij·q_i` over parts of the reference rows.
+#[allow(clippy::too_many_arguments)]
+fn cols_backward<T: Float>(
+    dense: bool,
+    x: &[T],
+    n: usize,
+    m: usize,
+    dim: usize,
+    q: &[T],
+    r: &[T],
+    coef: &[T],
+    grad: &mut [T],
+    par: bool,
+) {
+    let prt = part_rows(m);
+    let parts = m.div_ceil(prt).max(1);
+    tree(
+        parts,
+        0,
+        par,
+        Rows(&mut grad[..], prt * dim),
+        &|Rows(g, _), part| {
+            let j0 = part * prt;
+            let cols = g.len() / dim;
+            if dense {
+                let lhs = super::gemm::Operand { data: &x[j0..], rows: n, cols, stride: m, trans: true };
+                T::gemm(g, lhs, super::gemm::Operand::new(q, n, dim), -T::one(), false);
+            } else {
+                g.fill(T::zero());
+                for i in 0..n {
+                    let xr = &x[i * m + j0..i * m + j0 + cols];
+                    let qi = &q[i * dim..(i + 1) * dim];
+                    for (k, &c) in xr.iter().enumerate() {
+                        if c != T::zero() {
+                            axpy(&mut g[k * dim..(k + 1) * dim], -c, qi);
+                        }
+                    }
+                }
+            }
+            for (k, gj) in g.chunks_exact_mut(dim).enumerate() {
+                let j = j0 + k;
+                axpy(gj, coef[j], &r[j * dim..(j + 1) * dim]);
+            }
+        },
+        &|(), ()| (),
+    );
+}
+
+#[inline]
+fn axpy<T: Float>(y: &mut [T], a: T, x: &[T]) {
+    for (y, &x) in y.iter_mut().zip(x) {
+        *y = *y + a * x;
+    }
+}
+
+/// The gradient through `x̂ = x / max(‖x‖, eps)`: `(g − (g·x̂)·x̂)/‖x‖` where `‖x‖ > eps`,
+/// `g/eps` elsewhere (the clamp passes no gradient), in place.
+fn normalize_backward<T: Float>(grad: &mut [T], xn: &[T], raw: &[T], dim: usize) {
+    for ((g, xh), &nr) in grad.chunks_exact_mut(dim).zip(xn.chunks_exact(dim)).zip(raw) {
+        let n = nr.f64();
+        if n > NORMALIZE_EPS {
+            let dot: f64 = g.iter().zip(xh).map(|(a, b)| a.f64() * b.f64()).sum();
+            let (dot, inv) = (T::of(dot), T::of(1.0 / n));
+            for (gv, &h) in g.iter_mut().zip(xh) {
+                *gv = (*gv - dot * h) * inv;
+            }
+        } else {
+            let inv = T::of(1.0 / NORMALIZE_EPS);
+            for gv in g.iter_mut() {
+                *gv = *gv * inv;
+            }
+        }
+    }
+}
+
+/// Splits a row for the triplet miners: the positives' indices into `s.idx[..np]` and
+/// distances into `s.a[..np]`, the negatives' distances into `s.b` (`+∞` at every other
+/// candidate), `s.w` zeroed. Returns `(np, number of negatives)`.
+#[inline(always)]
+pub(crate) fn split_row<T: Float, L: BatchLabel>(
+    r: &Row<'_, T, L>,
+    s: &mut Scratch<'_, T>,
+) -> (usize, usize) {
+    let m = r.d.len();
+    let (d, labels, negd, w) = (r.d, &r.labels[..m], &mut s.b[..m], &mut s.w[..m]);
+    let inf = T::infinity();
+    let mut nneg = 0usize;
+    for j in 0..m {
+        let neg = labels[j] != r.y;
+        negd[j] = T::select(neg, d[j], inf);
+        nneg += usize::from(neg);
+        w[j] = T::zero();
+    }
+    let mut np = 0;
+    for j in 0..m {
+        if labels[j] == r.y && j != r.skip {
+            s.idx[np] = j as u32;
+            s.a[np] = d[j];
+            np += 1;
+        }
+    }
+    (np, nneg)
+}
+
+/// `w ← g·w` over the row.
+#[inline(always)]
+pub(crate) fn scale_row<T: Float>(w: &mut [T], g: T) {
+    if g != T::one() {
+        for v in w.iter_mut() {
+            *v = *v * g;
+        }
+    }
+}
+
+/// The lanes of `a` summed in a fixed order, in `f64`.
+#[inline(always)]
+pub(crate) fn lanes_f64<T: Float>(a: &[T; LANES]) -> f64 {
+    sum_t(a)
+}
+
+/// `(l, dl/dv, l > 0)` of the hinge `max(0, v)` (gradient 0 at the kink, torch 2.15) or,
+/// with `soft`, of `softplus(v) = max(v, 0) + ln(1 + e^(−|v|))`.
+#[inline(always)]
+pub(crate) fn hinge<T: Float>(v: T, soft: bool) -> (T, T) {
+    let zero = T::zero();
+    if soft {
+        let (lp, e, r1) = v.abs().softplus_parts();
+        (T::select(v > zero, v, zero) + lp, T::select(v >= zero, r1, e * r1))
+    } else {
+        (T::select(v > zero, v, zero), T::select(v > zero, T::one(), zero))
+    }
+}
+
+/// `out = x·xᵀ` (`n × n`) by the row-block GEMMs the losses' sweep runs (same parts, same
+/// threads), for timing the losses against.
+pub(crate) fn gram<T: Float>(x: &[T], n: usize, dim: usize, out: &mut [T]) {
+    let prt = part_rows(n);
+    let parts = n.div_ceil(prt).max(1);
+    if n == 0 {
+        return;
+    }
+    tree(
+        parts,
+        0,
+        parallel(n.saturating_mul(n).saturating_mul(dim.max(1))),
+        Rows(&mut out[..], prt * n),
+        &|Rows(o, _), part| {
+            let i0 = part * prt;
+            let rows = o.len() / n;
+            T::gemm(
+                o,
+                super::gemm::Operand::new(&x[i0 * dim..(i0 + rows) * dim], rows, dim),
+                super::gemm::Operand::new(x, n, dim).t(),
+                T::one(),
+                false,
+            );
+        },
+        &|(), ()| (),
+    );
+}

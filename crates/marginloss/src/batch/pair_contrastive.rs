@@ -1,0 +1,205 @@
+//! All-pairs contrastive loss as pytorch-metric-learning's `ContrastiveLoss`.
+
+use super::engine::{lanes_f64, Acc, Miner, Row, Scratch};
+use super::{batch_api, check_margin, BatchDistance, BatchLabel};
+use crate::error::Result;
+use crate::float::Float;
+use crate::kernel::{add_lanes, padded, BLOCK, LANES};
+use crate::options::Mode;
+
+/// The contrastive loss over every ordered pair `(i, j)`, `i ≠ j`, of the batch, as
+/// pytorch-metric-learning's `ContrastiveLoss` (not Hadsell et al.'s squared form — that
+/// is [`Contrastive`](crate::Contrastive) on given pairs):
+///
+/// ```text
+/// positive pair (y_i = y_j):  l⁺_ij = max(0, d(i, j) − pos_margin)
+/// negative pair (y_i ≠ y_j):  l⁻_ij = max(0, neg_margin − d(i, j))
+/// ```
+///
+/// Each unordered pair is counted twice (both orders), as the reference does.
+///
+/// * **Reduction:** the positive and the negative terms are reduced **separately and
+///   added**: `Mean` = `mean(l⁺) + mean(l⁻)` over the positive and the negative pairs,
+///   `MeanNonzero` = the same over the pairs with a loss `> 0` (pytorch-metric-learning's
+///   default `AvgNonZeroReducer` per sub-loss), `Sum` = `Σ l⁺ + Σ l⁻`, `None`: per anchor
+///   `Σ_j l_ij`. A part with no pair contributes 0.
+/// * **Defaults:** `pos_margin` 0, `neg_margin` 1 (the reference's), euclidean, no
+///   normalisation, strict. pytorch-metric-learning's `CosineSimilarity()` is a
+///   similarity `s = 1 − d`: its margins `(a, b)` are `pos_margin = 1 − a`,
+///   `neg_margin = 1 − b` here.
+/// * **Errors (strict):** as [`BatchAllTriplet`](super::BatchAllTriplet), margins finite.
+///   **Torch-compat** reproduces the reference's quirk: when there is at most one
+///   positive pair and at most one negative pair the loss is 0 with a zero gradient
+///   (`GenericPairLoss.compute_loss`: `if all(len(x) <= 1 ...)`).
+/// * **Cost:** the GEMM, one pass over the matrix, a second GEMM.
+///
+/// | library | equivalent |
+/// |---|---|
+/// | pytorch-metric-learning 2.9 | `losses.ContrastiveLoss(pos_margin, neg_margin, distance=LpDistance(normalize_embeddings=normalize))`, default reducer = `MeanNonzero`, `MeanReducer()` = `Mean` |
+/// | TensorFlow Addons | — (`contrastive_loss` takes given distances and squares them) |
+///
+/// ```
+/// use marginloss::batch::{Batch, BatchReduction, Embeddings, PairContrastive};
+/// // rows 0, 1 (class 0) at 0 and 0.5, row 2 (class 1) at 0.75
+/// let x = [0.0f64, 0.5, 0.75];
+/// let batch = Batch::new(Embeddings::new(&x, 3, 1)?, &[0i64, 0, 1]);
+/// // positive pairs: d = 0.5 (twice); negative pairs: 0.75, 0.25 (each twice), neg_margin 1
+/// let l = PairContrastive::new().forward(&batch, BatchReduction::Mean)?;
+/// assert!((l.scalar().unwrap() - (0.5 + (0.25 + 0.75) / 2.0)).abs() < 1e-12);
+/// # Ok::<(), marginloss::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct PairContrastive {
+    /// Positive pairs cost `max(0, d − pos_margin)` (default 0).
+    pub pos_margin: f64,
+    /// Negative pairs cost `max(0, neg_margin − d)` (default 1).
+    pub neg_margin: f64,
+    /// The distance (default euclidean).
+    pub distance: BatchDistance,
+    /// L2-normalise the rows first (default false).
+    pub normalize: bool,
+    /// Strict (default) or torch-compat (pytorch-metric-learning).
+    pub mode: Mode,
+}
+
+impl Default for PairContrastive {
+    fn default() -> Self {
+        PairContrastive {
+            pos_margin: 0.0,
+            neg_margin: 1.0,
+            distance: BatchDistance::Euclidean,
+            normalize: false,
+            mode: Mode::Strict,
+        }
+    }
+}
+
+impl PairContrastive {
+    const LOSS: &'static str = "pair_contrastive";
+
+    /// The loss with its defaults.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Sets the positive margin.
+    pub fn pos_margin(mut self, m: f64) -> Self {
+        self.pos_margin = m;
+        self
+    }
+    /// Sets the negative margin.
+    pub fn neg_margin(mut self, m: f64) -> Self {
+        self.neg_margin = m;
+        self
+    }
+
+    fn miner<T: Float>(&self) -> Result<PairMiner<T>> {
+        check_margin(Self::LOSS, "pos_margin", self.pos_margin, self.mode)?;
+        check_margin(Self::LOSS, "neg_margin", self.neg_margin, self.mode)?;
+        Ok(PairMiner { mp: T::of(self.pos_margin), mn: T::of(self.neg_margin) })
+    }
+
+    batch_api!();
+}
+
+pub(crate) struct PairMiner<T> {
+    mp: T,
+    mn: T,
+}
+
+#[derive(Clone, Copy)]
+struct Lanes<T> {
+    sum: [f64; 2],
+    cnt: [f64; 2],
+    pairs: [f64; 2],
+    _t: std::marker::PhantomData<T>,
+}
+
+impl<T: Float> PairMiner<T> {
+    /// A whole row in 64-element blocks: the terms into local arrays (element-wise, so
+    /// the loop vectorises), then summed in fixed lanes. The anchor itself (`skip`) is
+    /// turned into a padding element (no pair, no loss, weight 0).
+    #[inline(always)]
+    fn row_blocks<L: BatchLabel>(
+        &self,
+        d: &[T],
+        labels: &[L],
+        y: L,
+        skip: usize,
+        g: T,
+        w: &mut [T],
+    ) -> Lanes<T> {
+        let m = d.len();
+        let (labels, w) = (&labels[..m], &mut w[..m]);
+        let (zero, one, inf) = (T::zero(), T::one(), T::infinity());
+        let (mp, mn) = (self.mp, self.mn);
+        let z = [zero; LANES];
+        let (mut s0, mut s1, mut c0, mut c1, mut p0) = (z, z, z, z, z);
+        for (b, (wc, dc)) in w.chunks_mut(BLOCK).zip(d.chunks(BLOCK)).enumerate() {
+            let len = dc.len();
+            let mut db = padded(dc, inf);
+            let mut same = [zero; BLOCK];
+            for k in 0..len {
+                same[k] = T::select(labels[b * BLOCK + k] == y, one, zero);
+            }
+            if skip / BLOCK == b && skip < m {
+                let k = skip % BLOCK;
+                db[k] = inf;
+                same[k] = zero;
+            }
+            let (mut lp, mut ln, mut ap, mut an, mut wb) =
+                ([zero; BLOCK], [zero; BLOCK], [zero; BLOCK], [zero; BLOCK], [zero; BLOCK]);
+            for k in 0..BLOCK {
+                let sm = same[k] > zero;
+                let v = T::select(sm, db[k] - mp, mn - db[k]);
+                let act = v > zero;
+                let l = T::select(act, v, zero);
+                let a = T::select(act, one, zero);
+                lp[k] = l * same[k];
+                ln[k] = l - lp[k];
+                ap[k] = a * same[k];
+                an[k] = a - ap[k];
+                wb[k] = T::select(act, T::select(sm, g, -g), zero);
+            }
+            wc.copy_from_slice(&wb[..len]);
+            add_lanes(&mut s0, &lp);
+            add_lanes(&mut s1, &ln);
+            add_lanes(&mut c0, &ap);
+            add_lanes(&mut c1, &an);
+            add_lanes(&mut p0, &same);
+        }
+        let f = lanes_f64::<T>;
+        let pos = f(&p0);
+        let own = if skip < m { 1.0 } else { 0.0 };
+        Lanes {
+            sum: [f(&s0), f(&s1)],
+            cnt: [f(&c0), f(&c1)],
+            pairs: [pos, m as f64 - own - pos],
+            _t: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<T: Float, L: BatchLabel> Miner<T, L> for PairMiner<T> {
+    const DENSE: bool = true;
+    const CLASSES: usize = 2;
+
+    fn zero_quirk(&self, acc: &Acc) -> bool {
+        acc.tuples[0] <= 1 && acc.tuples[1] <= 1
+    }
+
+    #[inline(always)]
+    fn row(&self, r: &Row<'_, T, L>, s: &mut Scratch<'_, T>) -> (f64, Acc) {
+        let m = r.d.len();
+        let lanes = self.row_blocks(r.d, r.labels, r.y, r.skip, r.g, &mut s.w[..m]);
+        let acc = Acc {
+            sum: lanes.sum,
+            tuples: [lanes.pairs[0] as u64, lanes.pairs[1] as u64],
+            active: [lanes.cnt[0] as u64, lanes.cnt[1] as u64],
+            pos_pairs: lanes.pairs[0] as u64,
+            neg_pairs: lanes.pairs[1] as u64,
+            anchors: u64::from(lanes.pairs[0] > 0.0 && lanes.pairs[1] > 0.0),
+        };
+        (acc.sum[0] + acc.sum[1], acc)
+    }
+}
