@@ -376,10 +376,13 @@ fn every_error_is_one_line() {
 fn numbers_in_messages_are_short() {
     let d = Dir::new();
     let (x, y) = pair(&d);
-    let out = succeeds(&["eval", "hinge", "--input", &x, "--target", &y, "--margin", "-1e300"]);
+    // On float32 data strict mode refuses a margin float32 cannot hold, in the short form.
+    fails(&["eval", "hinge", "--input", &x, "--target", &y, "--margin", "-1e300"], 2, &["fits float32", "got -1e300"]);
+    let f64_args = |m: &'static str| ["eval", "hinge", "--input", x.as_str(), "--target", y.as_str(), "--dtype", "f64", "--margin", m];
+    let out = succeeds(&f64_args("-1e300"));
     assert!(out.contains("margin -1e300"), "{out}");
     assert!(!out.contains("00000000000"), "{out}");
-    let out = succeeds(&["eval", "hinge", "--input", &x, "--target", &y, "--margin", "5e-324"]);
+    let out = succeeds(&f64_args("5e-324"));
     assert!(out.contains("margin 5e-324"), "{out}");
     let scores = d.npy("scores.npy", "<f8", "(2, 3)", &f64s(&[0.1, 0.5, -0.2, 1.0, 0.0, 0.3]));
     let huge = d.npy("huge.npy", "<f8", "(2,)", &f64s(&[0.0, 1e300]));
