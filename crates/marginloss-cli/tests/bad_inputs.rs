@@ -377,8 +377,14 @@ fn numbers_in_messages_are_short() {
     let d = Dir::new();
     let (x, y) = pair(&d);
     // On float32 data strict mode refuses a margin float32 cannot hold, in the short form.
-    fails(&["eval", "hinge", "--input", &x, "--target", &y, "--margin", "-1e300"], 2, &["fits float32", "got -1e300"]);
-    let f64_args = |m: &'static str| ["eval", "hinge", "--input", x.as_str(), "--target", y.as_str(), "--dtype", "f64", "--margin", m];
+    fails(
+        &["eval", "hinge", "--input", &x, "--target", &y, "--margin", "-1e300"],
+        2,
+        &["fits float32", "got -1e300"],
+    );
+    let f64_args = |m: &'static str| {
+        ["eval", "hinge", "--input", x.as_str(), "--target", y.as_str(), "--dtype", "f64", "--margin", m]
+    };
     let out = succeeds(&f64_args("-1e300"));
     assert!(out.contains("margin -1e300"), "{out}");
     assert!(!out.contains("00000000000"), "{out}");
