@@ -345,13 +345,15 @@ pub fn cosine_similarity<T: Float>(input1: &[T], input2: &[T], dim: usize) -> Re
 /// ```
 ///
 /// ```
-/// use marginloss::{CosineDistance, Distance};
+/// use marginloss::{CosineDistance, Distance, RowPair};
 /// let d = CosineDistance::new();
 /// // cos([1, 0], [1, 1]) = 1/√2, so d = 1 − 1/√2 ≈ 0.2929.
-/// let v: f64 = d.distance(&[1.0, 0.0], &[1.0, 1.0]);
+/// let v: f64 = d.distance(RowPair::new(&[1.0, 0.0], &[1.0, 1.0])?);
 /// assert!((v - (1.0 - 0.5f64.sqrt())).abs() < 1e-15);
 /// // A zero row has cosine 0 (the norm is clamped to eps), so distance 1.
-/// assert_eq!(CosineDistance::new().eps(1e-6).distance(&[0.0f32, 0.0], &[1.0, 2.0]), 1.0);
+/// let zero = RowPair::new(&[0.0f32, 0.0], &[1.0, 2.0])?;
+/// assert_eq!(CosineDistance::new().eps(1e-6).distance(zero), 1.0);
+/// # Ok::<(), marginloss::Error>(())
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 #[non_exhaustive]
