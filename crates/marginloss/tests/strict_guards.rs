@@ -277,3 +277,17 @@ fn an_overflowing_difference_with_a_finite_loss_is_still_a_gradient_overflow() {
         .unwrap();
     assert_eq!((out[0], ga[0], gp[0], gn[0]), (0.0, 0.0, 0.0, 0.0));
 }
+
+#[test]
+fn a_tiny_eps_with_a_zero_row_is_a_gradient_overflow_not_a_nan() {
+    // Found by fuzz_rows (libFuzzer): eps = 1e-45 (an f32 denormal) and a zero row make the
+    // gradient coefficient 1/(c1·c2) overflow f32; the gradient would be 0·inf = NaN.
+    let eps = f64::from(f32::from_bits(1));
+    let (x1, x2) = ([0.0f32, 1.0], [0.0f32, 1.0]);
+    let (mut out, mut g1, mut g2) = ([0.0f32; 2], [0.0f32; 2], [0.0f32; 2]);
+    let e =
+        CosineSimilarity::new().eps(eps).forward_backward(&x1, &x2, 1, &[1.0], &mut out, &mut g1, &mut g2);
+    assert_eq!(overflow(e.unwrap_err()), ("gradient", "input1", Some(0)));
+    // The similarities themselves are finite: forward returns them.
+    assert_eq!(CosineSimilarity::new().eps(eps).forward(&x1, &x2, 1).unwrap(), vec![0.0, 1.0]);
+}

@@ -87,8 +87,10 @@ impl CosRow {
         let kb = if self.n2 > 0.0 { g * self.cos / (self.c2 * self.n2) } else { 0.0 };
         let b1 = self.n2 * k12.abs() + self.n1 * ka.abs();
         let b2 = self.n1 * k12.abs() + self.n2 * kb.abs();
+        // The coefficients themselves must fit `T` too: `0·inf` is NaN (a zero row against
+        // a tiny eps makes `k12` huge while `‖b‖·k12` is 0).
         let lim = crate::kernel::grad_limit::<T>();
-        b1 < lim && b2 < lim
+        b1 < lim && b2 < lim && k12.abs() < lim && ka.abs() < lim && kb.abs() < lim
     }
 }
 

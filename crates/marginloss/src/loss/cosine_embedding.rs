@@ -239,7 +239,8 @@ impl<T: Float> Kernel<T> {
         let (s1, s2) = (r.m1.f64().sqrt(), r.m2.f64().sqrt());
         let (k, ka, kb) = (k.f64().abs(), ka.f64().abs(), kb.f64().abs());
         let lim = crate::kernel::grad_limit::<T>();
-        (l, k * s2 + ka * s1 < lim && k * s1 + kb * s2 < lim)
+        let coefs = k < lim && ka < lim && kb < lim; // 0·inf is NaN
+        (l, coefs && k * s2 + ka * s1 < lim && k * s1 + kb * s2 < lim)
     }
 }
 
