@@ -9,7 +9,7 @@ use std::time::Instant;
 use clap::{Args, Parser};
 use marginloss::batch::{
     gram_matrix, Batch, BatchAllTriplet, BatchDistance, BatchHardTriplet, BatchReduction, BatchStats,
-    Embeddings, PairContrastive, SemihardTriplet, Workspace,
+    PairContrastive, SemihardTriplet, Workspace,
 };
 use marginloss::{Float, Mode};
 use serde_json::{json, Value};
@@ -326,9 +326,9 @@ fn eval_t<T: Float>(
 ) -> Result<(), Fail> {
     let x: Vec<T> = e.values.iter().map(|&v| T::of(v)).collect();
     let rx: Option<Vec<T>> = reference.map(|r| r.0.values.iter().map(|&v| T::of(v)).collect());
-    let mut batch = Batch::new(Embeddings::new(&x, n, d)?, y);
+    let mut batch = Batch::new(Rows::new(&x, n, d)?, y);
     if let (Some(r), Some(rx)) = (reference, &rx) {
-        batch = batch.with_reference(Embeddings::new(rx, r.1, d)?, &r.2);
+        batch = batch.with_reference(Rows::new(rx, r.1, d)?, &r.2);
     }
     if check {
         return check_t(a, loss, reduction, &batch, &x, n, d, y, reference.map(|r| &r.2[..]));
@@ -529,7 +529,7 @@ fn bench_t<T: Float>(a: &BenchArgs, loss: &Loss, reduction: BatchReduction) -> R
         })
         .collect();
     let y: Vec<i64> = (0..n).map(|i| (i % a.classes) as i64).collect();
-    let emb = Embeddings::new(&x, n, d)?;
+    let emb = Rows::new(&x, n, d)?;
     let batch = Batch::new(emb, &y);
     let mut out = vec![T::zero(); reduction.output_len(n)];
     let mut g = vec![T::zero(); n * d];

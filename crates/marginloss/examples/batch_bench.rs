@@ -8,11 +8,11 @@
 //! `/usr/bin/time -v target/release/examples/batch_bench batch-all-triplet --n 4096 --reps 1 --loss-only`.
 #![allow(unsafe_code)] // the `gemm` crate's entry point, for the comparison only
 
+use marginloss::Rows;
 use std::time::Instant;
 
 use marginloss::batch::{
-    Batch, BatchAllTriplet, BatchHardTriplet, BatchReduction, Embeddings, PairContrastive, SemihardTriplet,
-    Workspace,
+    Batch, BatchAllTriplet, BatchHardTriplet, BatchReduction, PairContrastive, SemihardTriplet, Workspace,
 };
 
 fn arg(args: &[String], name: &str, default: usize) -> usize {
@@ -64,7 +64,7 @@ fn main() {
     };
     let x: Vec<f32> = (0..n * dim).map(|_| next()).collect();
     let y: Vec<i64> = (0..n).map(|i| (i % classes) as i64).collect();
-    let batch = Batch::new(Embeddings::new(&x, n, dim).expect("shape"), &y);
+    let batch = Batch::new(Rows::new(&x, n, dim).expect("shape"), &y);
     let (mut out, mut g) = ([0.0f32], vec![0.0f32; n * dim]);
     let mut ws = Workspace::new();
     let r = BatchReduction::MeanNonzero;

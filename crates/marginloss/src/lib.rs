@@ -66,11 +66,12 @@ mod parts;
 mod reduction;
 #[cfg(feature = "reference")]
 pub mod reference;
+mod rows;
 mod simd;
 
 pub use batch::{
     Batch, BatchAllTriplet, BatchDistance, BatchHardTriplet, BatchLabel, BatchReduction, BatchStats,
-    Embeddings, PairContrastive, SemihardTriplet, Workspace,
+    PairContrastive, SemihardTriplet, Workspace,
 };
 pub use distance::{
     cosine_similarity, pairwise_distance, CosineDistance, CosineSimilarity, Distance, GradPair,
@@ -81,6 +82,7 @@ pub use float::Float;
 pub use loss::*;
 pub use options::{Kink, Labels, Mode};
 pub use reduction::{Output, Reduction};
+pub use rows::Rows;
 
 /// The crate README's Rust example, compiled and run as a doctest (the workspace README
 /// shows the same code; `tests/workspace.rs` holds the two equal).

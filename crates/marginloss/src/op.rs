@@ -60,6 +60,7 @@ use crate::loss::{
     TripletMarginWithDistance,
 };
 use crate::reduction::Reduction;
+use crate::rows::Rows;
 
 /// What one argument of a loss is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -149,6 +150,16 @@ impl Geometry {
     pub fn output_len(&self) -> usize {
         self.output_shape().iter().product()
     }
+}
+
+/// A row argument of the call `g` describes, as `g.rows × g.row_len` rows.
+fn view<'a, T>(g: &Geometry, x: &'a [T]) -> Result<Rows<'a, T>> {
+    Rows::new(x, g.rows, g.row_len)
+}
+
+/// A per-row argument (a target), passed as it is.
+fn flat<'a, T>(_: &Geometry, x: &'a [T]) -> Result<&'a [T]> {
+    Ok(x)
 }
 
 /// The description of a loss or distance that does not depend on the element type.
@@ -488,7 +499,7 @@ macro_rules! distance_op {
         impl<T: Float> Op<T> for $Ty {
             fn forward_args(&self, g: &Geometry, args: &[Arg<'_, T>], out: &mut [T]) -> Result<()> {
                 let [x1, x2, _] = unpack($name, DISTANCE, args)?.f;
-                reduce_rows(g, out, |_, o| self.forward_into(x1, x2, g.row_len, o), $name)
+                reduce_rows(g, out, |_, o| self.forward_into(view(g, x1)?, view(g, x2)?, o), $name)
             }
             fn forward_backward_args(
                 &self,
@@ -501,11 +512,16 @@ macro_rules! distance_op {
                 let [x1, x2, _] = unpack($name, DISTANCE, args)?.f;
                 let [g1, g2] = grads_n::<T, 2>($name, grads)?;
                 if g.reduction == Reduction::None {
-                    return self.forward_backward(x1, x2, g.row_len, up, out, g1, g2);
+                    return self.forward_backward(view(g, x1)?, view(g, x2)?, up, out, g1, g2);
                 }
                 crate::reduction::check_upstream($name, g.reduction, up.len(), g.rows)?;
                 let each = [g.reduction.scale(up[0], g.rows)];
-                reduce_rows(g, out, |_, o| self.forward_backward(x1, x2, g.row_len, &each, o, g1, g2), $name)
+                reduce_rows(
+                    g,
+                    out,
+                    |_, o| self.forward_backward(view(g, x1)?, view(g, x2)?, &each, o, g1, g2),
+                    $name,
+                )
             }
         }
     };
@@ -532,7 +548,7 @@ impl Signature for MultiMargin {
 impl<T: Float> Op<T> for MultiMargin {
     fn forward_args(&self, g: &Geometry, args: &[Arg<'_, T>], out: &mut [T]) -> Result<()> {
         let u = unpack(Self::NAME, MULTI_MARGIN, args)?;
-        self.forward_into(u.f[0], u.index, g.row_len, u.weight, g.reduction, out)
+        self.forward_into(view(g, u.f[0])?, u.index, u.weight, g.reduction, out)
     }
     fn forward_backward_args(
         &self,
@@ -544,7 +560,7 @@ impl<T: Float> Op<T> for MultiMargin {
     ) -> Result<()> {
         let u = unpack(Self::NAME, MULTI_MARGIN, args)?;
         let [gx] = grads_n::<T, 1>(Self::NAME, grads)?;
-        self.forward_backward(u.f[0], u.index, g.row_len, u.weight, g.reduction, up, out, gx)
+        self.forward_backward(view(g, u.f[0])?, u.index, u.weight, g.reduction, up, out, gx)
     }
 }
 
@@ -564,7 +580,7 @@ macro_rules! class_index_op {
         impl<T: Float> Op<T> for $Ty {
             fn forward_args(&self, g: &Geometry, args: &[Arg<'_, T>], out: &mut [T]) -> Result<()> {
                 let u = unpack($name, CLASS_INDEX, args)?;
-                self.forward_into(u.f[0], u.index, g.row_len, g.reduction, out)
+                self.forward_into(view(g, u.f[0])?, u.index, g.reduction, out)
             }
             fn forward_backward_args(
                 &self,
@@ -576,7 +592,7 @@ macro_rules! class_index_op {
             ) -> Result<()> {
                 let u = unpack($name, CLASS_INDEX, args)?;
                 let [gx] = grads_n::<T, 1>($name, grads)?;
-                self.forward_backward(u.f[0], u.index, g.row_len, g.reduction, up, out, gx)
+                self.forward_backward(view(g, u.f[0])?, u.index, g.reduction, up, out, gx)
             }
         }
     };
@@ -602,7 +618,7 @@ impl Signature for MultilabelSoftMargin {
 impl<T: Float> Op<T> for MultilabelSoftMargin {
     fn forward_args(&self, g: &Geometry, args: &[Arg<'_, T>], out: &mut [T]) -> Result<()> {
         let u = unpack(Self::NAME, MULTILABEL_SOFT, args)?;
-        self.forward_into(u.f[0], u.f[1], g.row_len, u.weight, g.reduction, out)
+        self.forward_into(view(g, u.f[0])?, u.f[1], u.weight, g.reduction, out)
     }
     fn forward_backward_args(
         &self,
@@ -614,7 +630,7 @@ impl<T: Float> Op<T> for MultilabelSoftMargin {
     ) -> Result<()> {
         let u = unpack(Self::NAME, MULTILABEL_SOFT, args)?;
         let [gx] = grads_n::<T, 1>(Self::NAME, grads)?;
-        self.forward_backward(u.f[0], u.f[1], g.row_len, u.weight, g.reduction, up, out, gx)
+        self.forward_backward(view(g, u.f[0])?, u.f[1], u.weight, g.reduction, up, out, gx)
     }
 }
 
@@ -628,7 +644,7 @@ const TRIPLET: &[Param] = &[p("anchor", Kind::Input), p("positive", Kind::Input)
 /// A loss whose kernels take three float arguments and a row length; `$rule` is its
 /// shape rule and `[$g, …]` names its gradient buffers.
 macro_rules! rows3_op {
-    ($Ty:ty, $name:literal, $params:ident, $rule:ident, [$($g:ident),+] $(, $bound:tt)?) => {
+    ($Ty:ty, $name:literal, $params:ident, $rule:ident, $third:ident, [$($g:ident),+] $(, $bound:tt)?) => {
         impl$(<$bound>)? Signature for $Ty {
             const NAME: &'static str = $name;
             const PARAMS: &'static [Param] = $params;
@@ -641,7 +657,7 @@ macro_rules! rows3_op {
         impl<T: Float $(, $bound: Distance<T>)?> Op<T> for $Ty {
             fn forward_args(&self, g: &Geometry, args: &[Arg<'_, T>], out: &mut [T]) -> Result<()> {
                 let [a, b, c] = unpack($name, $params, args)?.f;
-                self.forward_into(a, b, c, g.row_len, g.reduction, out)
+                self.forward_into(view(g, a)?, view(g, b)?, $third(g, c)?, g.reduction, out)
             }
             fn forward_backward_args(
                 &self,
@@ -653,21 +669,22 @@ macro_rules! rows3_op {
             ) -> Result<()> {
                 let [a, b, c] = unpack($name, $params, args)?.f;
                 let [$($g),+] = grads_n($name, grads)?;
-                self.forward_backward(a, b, c, g.row_len, g.reduction, up, out, $($g),+)
+                self.forward_backward(view(g, a)?, view(g, b)?, $third(g, c)?, g.reduction, up, out, $($g),+)
             }
         }
     };
 }
 
-rows3_op!(CosineEmbedding, "cosine_embedding", PAIR, pair_geometry, [g1, g2]);
-rows3_op!(Contrastive, "contrastive", PAIR, pair_geometry, [g1, g2]);
-rows3_op!(DistanceHingeEmbedding<D>, "hinge_embedding", PAIR, pair_geometry, [g1, g2], D);
-rows3_op!(TripletMargin, "triplet_margin", TRIPLET, triplet_geometry, [ga, gp, gn]);
+rows3_op!(CosineEmbedding, "cosine_embedding", PAIR, pair_geometry, flat, [g1, g2]);
+rows3_op!(Contrastive, "contrastive", PAIR, pair_geometry, flat, [g1, g2]);
+rows3_op!(DistanceHingeEmbedding<D>, "hinge_embedding", PAIR, pair_geometry, flat, [g1, g2], D);
+rows3_op!(TripletMargin, "triplet_margin", TRIPLET, triplet_geometry, view, [ga, gp, gn]);
 rows3_op!(
     TripletMarginWithDistance<D>,
     "triplet_margin_with_distance",
     TRIPLET,
     triplet_geometry,
+    view,
     [ga, gp, gn],
     D
 );
@@ -675,6 +692,7 @@ rows3_op!(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rows::mat;
     use crate::{CosineDistance, Labels};
 
     /// Runs `op` through the description and returns (output, gradients).
@@ -722,7 +740,9 @@ mod tests {
 
         let (v, g) = run(&CosineSimilarity::new(), &[&[2, 3], &[2, 3]], &[f, fy], Reduction::None).unwrap();
         let (mut o, mut g1, mut g2) = ([0.0; 2], [0.0; 6], [0.0; 6]);
-        CosineSimilarity::new().forward_backward(&x, &y, 3, &[1.0], &mut o, &mut g1, &mut g2).unwrap();
+        CosineSimilarity::new()
+            .forward_backward(mat(&x, 3), mat(&y, 3), &[1.0], &mut o, &mut g1, &mut g2)
+            .unwrap();
         assert_eq!((v, g), (o.to_vec(), vec![g1.to_vec(), g2.to_vec()]));
 
         let t = [2i64, 0];
@@ -730,32 +750,38 @@ mod tests {
         let args = [f, Arg::Index(&t), Arg::Float(&w)];
         let (v, g) = run(&MultiMargin::new(), &[&[2, 3], &[2], &[3]], &args, r).unwrap();
         let (mut o, mut gx) = ([0.0], [0.0; 6]);
-        MultiMargin::new().forward_backward(&x, &t, 3, Some(&w), r, &[1.0], &mut o, &mut gx).unwrap();
+        MultiMargin::new().forward_backward(mat(&x, 3), &t, Some(&w), r, &[1.0], &mut o, &mut gx).unwrap();
         assert_eq!((v, g), (o.to_vec(), vec![gx.to_vec()]));
 
         let tgt = [1.0, 0.0, 1.0, 0.0, 0.0, 1.0];
         let (v, _) =
             run(&MultilabelSoftMargin::new(), &[&[2, 3], &[2, 3]], &[f, Arg::Float(&tgt)], r).unwrap();
-        assert_eq!(v, MultilabelSoftMargin::new().forward(&x, &tgt, 3, None, r).unwrap().into_vec());
+        assert_eq!(v, MultilabelSoftMargin::new().forward(mat(&x, 3), &tgt, None, r).unwrap().into_vec());
 
         let (v, _) = run(&MulticlassHinge::new(), &[&[2, 3], &[2]], &[f, Arg::Index(&t)], r).unwrap();
-        assert_eq!(v, MulticlassHinge::new().forward(&x, &t, 3, r).unwrap().into_vec());
+        assert_eq!(v, MulticlassHinge::new().forward(mat(&x, 3), &t, r).unwrap().into_vec());
 
         let (v, _) =
             run(&Contrastive::new(), &[&[2, 3], &[2, 3], &[2]], &[f, fy, Arg::Float(&pm)], r).unwrap();
-        assert_eq!(v, Contrastive::new().forward(&x, &y, &pm, 3, r).unwrap().into_vec());
+        assert_eq!(v, Contrastive::new().forward(mat(&x, 3), mat(&y, 3), &pm, r).unwrap().into_vec());
 
         let he = HingeEmbedding::new().margin(0.2).labels(Labels::PlusMinusOne).on(CosineDistance::default());
         let (v, _) = run(&he, &[&[2, 3], &[2, 3], &[2]], &[f, fy, Arg::Float(&pm)], r).unwrap();
-        assert_eq!(v, he.forward(&x, &y, &pm, 3, r).unwrap().into_vec());
+        assert_eq!(v, he.forward(mat(&x, 3), mat(&y, 3), &pm, r).unwrap().into_vec());
 
         let (v, g) = run(&TripletMargin::new(), &[&[2, 3][..]; 3], &[f, fy, fz], Reduction::None).unwrap();
-        assert_eq!(v, TripletMargin::new().forward(&x, &y, &z, 3, Reduction::None).unwrap().into_vec());
+        assert_eq!(
+            v,
+            TripletMargin::new()
+                .forward(mat(&x, 3), mat(&y, 3), mat(&z, 3), Reduction::None)
+                .unwrap()
+                .into_vec()
+        );
         assert_eq!(g.len(), 3);
 
         let twd = TripletMarginWithDistance::cosine();
         let (v, _) = run(&twd, &[&[6], &[6], &[6]], &[f, fy, fz], Reduction::None).unwrap();
-        assert_eq!(v, twd.forward(&x, &y, &z, 6, Reduction::None).unwrap().into_vec());
+        assert_eq!(v, twd.forward(mat(&x, 6), mat(&y, 6), mat(&z, 6), Reduction::None).unwrap().into_vec());
     }
 
     #[test]

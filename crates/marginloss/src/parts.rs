@@ -13,7 +13,7 @@ const MAX_PARTS: usize = 64;
 
 /// A bundle of arguments that can be cut after `mid` items: slices split at `mid`, an
 /// empty slice (an argument the pass does not use) stays empty on both sides, and
-/// [`Rows`] splits at `mid` rows.
+/// [`Chunks`] splits at `mid` rows.
 pub(crate) trait Split: Sized + Send {
     /// The two halves: items `..mid` and `mid..`.
     fn split_at(self, mid: usize) -> (Self, Self);
@@ -43,13 +43,13 @@ impl<T: Send> Split for &mut [T] {
 
 /// Rows of `.1` elements each, stored contiguously in `.0`.
 #[derive(Clone, Copy)]
-pub(crate) struct Rows<S>(pub S, pub usize);
+pub(crate) struct Chunks<S>(pub S, pub usize);
 
-impl<S: Split> Split for Rows<S> {
+impl<S: Split> Split for Chunks<S> {
     #[inline]
     fn split_at(self, mid: usize) -> (Self, Self) {
         let (a, b) = self.0.split_at(mid * self.1);
-        (Rows(a, self.1), Rows(b, self.1))
+        (Chunks(a, self.1), Chunks(b, self.1))
     }
 }
 

@@ -3,6 +3,7 @@
 //! more than 4096 classes), never a buffer the size of the input.
 #![allow(unsafe_code)] // the counting allocator below
 
+use marginloss::Rows;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -64,7 +65,7 @@ fn fused_kernels_allocate_nothing_proportional_to_n() {
         let (rows, d) = (n / 100, 100);
         let bytes = allocated(|| {
             CosineSimilarity::new()
-                .forward_backward(&x, &x, d, &[1.0], &mut out[..rows], &mut g, &mut g2)
+                .forward_backward(mat(&x, d), mat(&x, d), &[1.0], &mut out[..rows], &mut g, &mut g2)
                 .unwrap()
         });
         assert!(bytes <= 4096, "cosine_similarity n={n}: {bytes} bytes");
@@ -72,13 +73,31 @@ fn fused_kernels_allocate_nothing_proportional_to_n() {
         let bytes = allocated(|| {
             HingeEmbedding::new()
                 .on(CosineDistance::default())
-                .forward_backward(&x, &x, t, d, Reduction::Mean, &[1.0], &mut out[..1], &mut g, &mut g2)
+                .forward_backward(
+                    mat(&x, d),
+                    mat(&x, d),
+                    t,
+                    Reduction::Mean,
+                    &[1.0],
+                    &mut out[..1],
+                    &mut g,
+                    &mut g2,
+                )
                 .unwrap()
         });
         assert!(bytes <= 4096, "hinge_embedding on cosine n={n}: {bytes} bytes");
         let bytes = allocated(|| {
             CosineEmbedding::new()
-                .forward_backward(&x, &x, t, d, Reduction::Mean, &[1.0], &mut out[..1], &mut g, &mut g2)
+                .forward_backward(
+                    mat(&x, d),
+                    mat(&x, d),
+                    t,
+                    Reduction::Mean,
+                    &[1.0],
+                    &mut out[..1],
+                    &mut g,
+                    &mut g2,
+                )
                 .unwrap()
         });
         assert!(bytes <= 4096, "cosine_embedding n={n}: {bytes} bytes");
@@ -86,10 +105,9 @@ fn fused_kernels_allocate_nothing_proportional_to_n() {
         let bytes = allocated(|| {
             TripletMargin::new()
                 .forward_backward(
-                    &x,
-                    &x,
-                    &x,
-                    d,
+                    mat(&x, d),
+                    mat(&x, d),
+                    mat(&x, d),
                     Reduction::Mean,
                     &[1.0],
                     &mut out[..1],
@@ -103,9 +121,15 @@ fn fused_kernels_allocate_nothing_proportional_to_n() {
         let cls: Vec<i64> = (0..rows as i64).map(|i| i % d as i64).collect();
         let bytes = allocated(|| {
             MultiMargin::new()
-                .forward_backward(&x, &cls, d, None, Reduction::Mean, &[1.0], &mut out[..1], &mut g)
+                .forward_backward(mat(&x, d), &cls, None, Reduction::Mean, &[1.0], &mut out[..1], &mut g)
                 .unwrap()
         });
         assert!(bytes <= 4096, "multi_margin n={n}: {bytes} bytes");
     }
+}
+
+/// `x` as rows of `cols` elements (as many rows as fit): test support.
+fn mat<T>(x: &[T], cols: usize) -> Rows<'_, T> {
+    let rows = x.len().checked_div(cols).unwrap_or(0);
+    Rows::new(x, rows, cols).expect("a whole number of rows")
 }

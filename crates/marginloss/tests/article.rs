@@ -10,6 +10,7 @@
 
 mod common;
 
+use common::mat;
 use common::{assert_close, fixtures_dir, read_npy, Tensor};
 use marginloss::{CosineDistance, CosineSimilarity, HingeEmbedding, Reduction};
 
@@ -29,7 +30,17 @@ fn fused_article_pipeline_matches_torch() {
             .unwrap();
     let loss = HingeEmbedding::new().margin(0.2).on(CosineDistance::default());
     let (mut out, mut ga, mut gb) = ([0.0f32], vec![0.0f32; a.len()], vec![0.0f32; b.len()]);
-    loss.forward_backward(&a, &b, &y, 128, Reduction::Mean, &[1.0], &mut out, &mut ga, &mut gb).unwrap();
+    loss.forward_backward(
+        mat(&a, 128),
+        mat(&b, 128),
+        &y,
+        Reduction::Mean,
+        &[1.0],
+        &mut out,
+        &mut ga,
+        &mut gb,
+    )
+    .unwrap();
     let want = expected["mean"].as_f64().unwrap();
     assert!((f64::from(out[0]) - want).abs() <= 3e-5 * want, "{} vs {want}", out[0]);
     // one f32 ulp: the exactly rounded mean of torch's own per-sample losses
@@ -37,7 +48,7 @@ fn fused_article_pipeline_matches_torch() {
     assert_close("grad a", &ga, &tensor(read_npy(fixtures_dir().join("article/grad_a.npy"))), "float32");
     assert_close("grad b", &gb, &tensor(read_npy(fixtures_dir().join("article/grad_b.npy"))), "float32");
 
-    let none = loss.forward(&a, &b, &y, 128, Reduction::None).unwrap().into_vec();
+    let none = loss.forward(mat(&a, 128), mat(&b, 128), &y, Reduction::None).unwrap().into_vec();
     let want_none: Vec<f64> =
         expected["none"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
     assert_close("per-sample", &none, &tensor(want_none), "float32");
@@ -50,7 +61,7 @@ fn fused_pipeline_equals_the_composition() {
     // composed: cosine, 1 - cos, hinge embedding, then back through the cosine
     let cos = CosineSimilarity::new();
     let mut c = vec![0.0f32; n];
-    cos.forward_into(&a, &b, 128, &mut c).unwrap();
+    cos.forward_into(mat(&a, 128), mat(&b, 128), &mut c).unwrap();
     let x: Vec<f32> = c.iter().map(|v| 1.0 - v).collect();
     let (mut mean, mut dx) = ([0.0f32], vec![0.0f32; n]);
     HingeEmbedding::new()
@@ -59,13 +70,13 @@ fn fused_pipeline_equals_the_composition() {
         .unwrap();
     let dcos: Vec<f32> = dx.iter().map(|g| -g).collect();
     let (mut ga, mut gb) = (vec![0.0f32; a.len()], vec![0.0f32; b.len()]);
-    cos.forward_backward(&a, &b, 128, &dcos, &mut c, &mut ga, &mut gb).unwrap();
+    cos.forward_backward(mat(&a, 128), mat(&b, 128), &dcos, &mut c, &mut ga, &mut gb).unwrap();
     // fused
     let (mut out, mut fa, mut fb) = ([0.0f32], vec![0.0f32; a.len()], vec![0.0f32; b.len()]);
     HingeEmbedding::new()
         .margin(0.2)
         .on(CosineDistance::default())
-        .forward_backward(&a, &b, &y, 128, Reduction::Mean, &[1.0], &mut out, &mut fa, &mut fb)
+        .forward_backward(mat(&a, 128), mat(&b, 128), &y, Reduction::Mean, &[1.0], &mut out, &mut fa, &mut fb)
         .unwrap();
     assert_eq!(out, mean);
     assert_eq!(fa, ga);

@@ -9,9 +9,10 @@ mod common;
 use batch_ref::{reference, Cfg, Dist, Kind, Red};
 use common::Rng;
 use marginloss::batch::{
-    Batch, BatchAllTriplet, BatchDistance, BatchHardTriplet, BatchReduction, BatchStats, Embeddings,
-    PairContrastive, SemihardTriplet, Workspace,
+    Batch, BatchAllTriplet, BatchDistance, BatchHardTriplet, BatchReduction, BatchStats, PairContrastive,
+    SemihardTriplet, Workspace,
 };
+use marginloss::Rows;
 use marginloss::{Float, Mode};
 
 #[derive(Debug)]
@@ -51,11 +52,11 @@ pub fn fused<T: Float>(
     ws: &mut Workspace<T>,
 ) -> marginloss::Result<Fused<T>> {
     let n = labels.len();
-    let emb = Embeddings::new(x, n, dim)?;
+    let emb = Rows::new(x, n, dim)?;
     let mut batch = Batch::new(emb, labels);
     let mut grad_ref = Vec::new();
     if let Some((r, rl)) = refset {
-        batch = batch.with_reference(Embeddings::new(r, rl.len(), dim)?, rl);
+        batch = batch.with_reference(Rows::new(r, rl.len(), dim)?, rl);
         grad_ref = vec![T::zero(); r.len()];
     }
     let r = red(cfg.red);
@@ -283,7 +284,7 @@ fn strict_mode_refuses_degenerate_batches_with_a_fix() {
         let e = err(&cfg, &[0.0, 1.0, f64::NAN, 3.0, 4.0, 5.0], 2, &[1, 1, 2]);
         assert!(e.contains("got NaN at embeddings[2]"), "{e}");
         let e = BatchAllTriplet::new()
-            .forward(&Batch::new(Embeddings::new(&x[..], 3, 2).unwrap(), &[1i64, 1]), BatchReduction::Mean)
+            .forward(&Batch::new(Rows::new(&x[..], 3, 2).unwrap(), &[1i64, 1]), BatchReduction::Mean)
             .unwrap_err()
             .to_string();
         assert!(e.contains("labels has shape [2]") && e.contains("(3)"), "{e}");
@@ -299,7 +300,7 @@ fn strict_mode_refuses_degenerate_batches_with_a_fix() {
         let e = err(&c, &x, 2, &[1, 1, 2]);
         assert!(e.contains("must be finite"), "{e}");
         // a wrong D is an error, not a different loss
-        assert!(Embeddings::new(&x[..], 4, 2).is_err());
+        assert!(Rows::new(&x[..], 4, 2).is_err());
     }
 }
 
@@ -426,7 +427,7 @@ fn a_reused_workspace_gives_the_same_bits() {
 #[test]
 fn integer_label_types_are_accepted() {
     let x = [0.0f32, 1.0, 3.0];
-    let e = Embeddings::new(&x, 3, 1).unwrap();
+    let e = Rows::new(&x, 3, 1).unwrap();
     let l = BatchAllTriplet::new().margin(1.5);
     let a = l.forward(&Batch::new(e, &[7u8, 7, 9]), BatchReduction::Mean).unwrap();
     let b = l.forward(&Batch::new(e, &[7usize, 7, 9]), BatchReduction::Mean).unwrap();

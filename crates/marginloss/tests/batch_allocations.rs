@@ -3,12 +3,12 @@
 //! the D-wide operands) and, on threads, rayon's bookkeeping.
 #![allow(unsafe_code)] // the counting allocator below
 
+use marginloss::Rows;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use marginloss::batch::{
-    Batch, BatchAllTriplet, BatchHardTriplet, BatchReduction, Embeddings, PairContrastive, SemihardTriplet,
-    Workspace,
+    Batch, BatchAllTriplet, BatchHardTriplet, BatchReduction, PairContrastive, SemihardTriplet, Workspace,
 };
 
 struct Counting;
@@ -45,7 +45,7 @@ fn a_call_handed_its_workspace_allocates_nothing_proportional_to_n_squared() {
     for n in [512usize, 1024] {
         let x: Vec<f32> = (0..n * dim).map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0).collect();
         let y: Vec<i64> = (0..n).map(|i| (i % 64) as i64).collect();
-        let batch = Batch::new(Embeddings::new(&x, n, dim).unwrap(), &y);
+        let batch = Batch::new(Rows::new(&x, n, dim).unwrap(), &y);
         let (mut out, mut g) = (vec![0.0f32; n], vec![0.0f32; n * dim]);
         let mut ws = Workspace::new();
         let r = BatchReduction::Mean;

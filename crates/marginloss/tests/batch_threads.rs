@@ -6,9 +6,10 @@ mod common;
 
 use common::Rng;
 use marginloss::batch::{
-    Batch, BatchAllTriplet, BatchDistance, BatchHardTriplet, BatchReduction, Embeddings, PairContrastive,
+    Batch, BatchAllTriplet, BatchDistance, BatchHardTriplet, BatchReduction, PairContrastive,
     SemihardTriplet, Workspace,
 };
+use marginloss::Rows;
 
 fn same_bits_on_any_thread_count(what: &str, f: impl Fn() -> Vec<f32> + Sync) {
     let on = |threads| {
@@ -30,8 +31,8 @@ fn batch_losses_give_the_same_bits_on_any_thread_count() {
     let rx: Vec<f32> = rng.vec(m * dim, -1.0, 1.0).into_iter().map(|v| v as f32).collect();
     let y: Vec<i64> = (0..n).map(|i| (i % 20) as i64).collect();
     let ry: Vec<i64> = (0..m).map(|i| (i % 25) as i64).collect();
-    let emb = Embeddings::new(&x, n, dim).unwrap();
-    let remb = Embeddings::new(&rx, m, dim).unwrap();
+    let emb = Rows::new(&x, n, dim).unwrap();
+    let remb = Rows::new(&rx, m, dim).unwrap();
     for with_ref in [false, true] {
         let batch =
             if with_ref { Batch::new(emb, &y).with_reference(remb, &ry) } else { Batch::new(emb, &y) };

@@ -4,6 +4,7 @@
 
 mod common;
 
+use common::mat;
 use common::Rng;
 use marginloss::{Distance, Float, Reduction, TripletMargin, TripletMarginWithDistance};
 
@@ -25,14 +26,25 @@ fn check<T: Float, D: Distance<T>>(
     let mut v = |scale: f64| rng.vec(rows * dim, -scale, scale).into_iter().map(T::of).collect::<Vec<T>>();
     let (a, p, n) = (v(1.0), v(1.0), v(1.0));
     for r in REDUCTIONS {
-        let fwd = l.forward(&a, &p, &n, dim, r).unwrap().into_vec();
+        let fwd = l.forward(mat(&a, dim), mat(&p, dim), mat(&n, dim), r).unwrap().into_vec();
         let mut out = vec![T::zero(); r.output_len(rows)];
         let (mut ga, mut gp, mut gn) =
             (vec![T::zero(); a.len()], vec![T::zero(); a.len()], vec![T::zero(); a.len()]);
-        l.forward_backward(&a, &p, &n, dim, r, &[T::one()], &mut out, &mut ga, &mut gp, &mut gn).unwrap();
+        l.forward_backward(
+            mat(&a, dim),
+            mat(&p, dim),
+            mat(&n, dim),
+            r,
+            &[T::one()],
+            &mut out,
+            &mut ga,
+            &mut gp,
+            &mut gn,
+        )
+        .unwrap();
         assert_eq!(bits(&fwd), bits(&out), "{what}, {r:?}: forward and forward_backward differ");
         let mut into = vec![T::zero(); r.output_len(rows)];
-        l.forward_into(&a, &p, &n, dim, r, &mut into).unwrap();
+        l.forward_into(mat(&a, dim), mat(&p, dim), mat(&n, dim), r, &mut into).unwrap();
         assert_eq!(bits(&fwd), bits(&into), "{what}, {r:?}: forward and forward_into differ");
     }
 }
@@ -54,11 +66,22 @@ fn triplet_forward_and_fused_sums_are_bit_identical_on_100k_elements() {
                 let a: Vec<f32> = rng.vec(rows * dim, -1.0, 1.0).into_iter().map(|v| v as f32).collect();
                 let b: Vec<f32> = rng.vec(rows * dim, -1.0, 1.0).into_iter().map(|v| v as f32).collect();
                 for r in [Reduction::Mean, Reduction::Sum] {
-                    let fwd = l.forward(&a, &b, &a, dim, r).unwrap().scalar().unwrap();
+                    let fwd =
+                        l.forward(mat(&a, dim), mat(&b, dim), mat(&a, dim), r).unwrap().scalar().unwrap();
                     let (mut out, mut g1, mut g2, mut g3) =
                         ([0.0f32], vec![0.0; a.len()], vec![0.0; a.len()], vec![0.0; a.len()]);
-                    l.forward_backward(&a, &b, &a, dim, r, &[1.0], &mut out, &mut g1, &mut g2, &mut g3)
-                        .unwrap();
+                    l.forward_backward(
+                        mat(&a, dim),
+                        mat(&b, dim),
+                        mat(&a, dim),
+                        r,
+                        &[1.0],
+                        &mut out,
+                        &mut g1,
+                        &mut g2,
+                        &mut g3,
+                    )
+                    .unwrap();
                     assert_eq!(fwd.to_bits(), out[0].to_bits(), "{what} {r:?}");
                 }
             }

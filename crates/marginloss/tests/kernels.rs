@@ -3,6 +3,7 @@
 
 mod common;
 
+use common::mat;
 use common::{assert_rel, central_diff, Rng};
 use marginloss::{
     reference, CosineSimilarity, Hinge, HingeEmbedding, PairwiseDistance, Reduction, SquaredHinge,
@@ -109,7 +110,9 @@ fn fused_distances_equal_the_reference() {
         let x1 = rng.vec(n * d, -2.0, 2.0);
         let x2 = rng.vec(n * d, -2.0, 2.0);
         let (mut out, mut g1, mut g2) = (vec![0.0; n], vec![0.0; n * d], vec![0.0; n * d]);
-        CosineSimilarity::new().forward_backward(&x1, &x2, d, &[1.0], &mut out, &mut g1, &mut g2).unwrap();
+        CosineSimilarity::new()
+            .forward_backward(mat(&x1, d), mat(&x2, d), &[1.0], &mut out, &mut g1, &mut g2)
+            .unwrap();
         let (ro, r1, r2) = reference::cosine_similarity(&x1, &x2, d, 1e-8);
         for (a, b) in out.iter().zip(&ro).chain(g1.iter().zip(&r1)).chain(g2.iter().zip(&r2)) {
             assert_rel(&format!("cosine n={n} d={d}"), *a, *b, 1e-12);
@@ -117,7 +120,7 @@ fn fused_distances_equal_the_reference() {
         for p in [1.0, 1.5, 2.0, 3.0] {
             PairwiseDistance::new()
                 .p(p)
-                .forward_backward(&x1, &x2, d, &[1.0], &mut out, &mut g1, &mut g2)
+                .forward_backward(mat(&x1, d), mat(&x2, d), &[1.0], &mut out, &mut g1, &mut g2)
                 .unwrap();
             let (ro, r1, r2) = reference::pairwise_distance(&x1, &x2, d, p, 1e-6);
             for (a, b) in out.iter().zip(&ro).chain(g1.iter().zip(&r1)).chain(g2.iter().zip(&r2)) {
@@ -138,16 +141,16 @@ fn distance_gradients_match_finite_differences() {
     type Run<'a> = &'a dyn Fn(&[f64], &[f64], &mut [f64], &mut [f64], &mut [f64]);
     let cases: [(&str, Run); 4] = [
         ("cosine", &|a, b, o, g1, g2| {
-            CosineSimilarity::new().forward_backward(a, b, d, &up, o, g1, g2).unwrap()
+            CosineSimilarity::new().forward_backward(mat(a, d), mat(b, d), &up, o, g1, g2).unwrap()
         }),
         ("pairwise p=2", &|a, b, o, g1, g2| {
-            PairwiseDistance::new().forward_backward(a, b, d, &up, o, g1, g2).unwrap()
+            PairwiseDistance::new().forward_backward(mat(a, d), mat(b, d), &up, o, g1, g2).unwrap()
         }),
         ("pairwise p=1", &|a, b, o, g1, g2| {
-            PairwiseDistance::new().p(1.0).forward_backward(a, b, d, &up, o, g1, g2).unwrap()
+            PairwiseDistance::new().p(1.0).forward_backward(mat(a, d), mat(b, d), &up, o, g1, g2).unwrap()
         }),
         ("pairwise p=3", &|a, b, o, g1, g2| {
-            PairwiseDistance::new().p(3.0).forward_backward(a, b, d, &up, o, g1, g2).unwrap()
+            PairwiseDistance::new().p(3.0).forward_backward(mat(a, d), mat(b, d), &up, o, g1, g2).unwrap()
         }),
     ];
     for (name, run) in cases {

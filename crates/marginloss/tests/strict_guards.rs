@@ -1,6 +1,7 @@
 //! Strict mode's guards beyond the input checks (issue 10): options that are finite in
 //! `f64` but not in the compute type, and arithmetic that overflows on finite input.
 
+use marginloss::Rows;
 use marginloss::{
     Contrastive, CosineDistance, CosineSimilarity, Error, Hinge, HingeEmbedding, MarginRanking, Mode,
     MultiMargin, MulticlassHinge, PairwiseDistance, Reduction, SquaredHinge, TripletMargin,
@@ -41,32 +42,32 @@ fn an_option_finite_in_f64_but_infinite_in_f32_is_refused_in_strict_mode() {
     );
     let (s, t) = ([0.1f32, 0.2, 0.3, 0.4], [1i64, 0]);
     assert_does_not_fit(
-        MultiMargin::new().margin(1e39).forward(&s, &t, 2, None, r),
+        MultiMargin::new().margin(1e39).forward(mat(&s, 2), &t, None, r),
         "multi_margin",
         "margin",
         "1e39",
     );
     assert_does_not_fit(
-        MulticlassHinge::new().margin(1e39).forward(&s, &t, 2, r),
+        MulticlassHinge::new().margin(1e39).forward(mat(&s, 2), &t, r),
         "multiclass_hinge",
         "margin",
         "1e39",
     );
     let (a, b) = ([0.0f32, 1.0], [1.0f32, 0.0]);
     assert_does_not_fit(
-        Contrastive::new().margin(1e39).forward(&a, &b, &[1.0], 2, r),
+        Contrastive::new().margin(1e39).forward(mat(&a, 2), mat(&b, 2), &[1.0], r),
         "contrastive",
         "margin",
         "1e39",
     );
     assert_does_not_fit(
-        TripletMargin::new().margin(1e39).forward(&a, &b, &a, 2, r),
+        TripletMargin::new().margin(1e39).forward(mat(&a, 2), mat(&b, 2), mat(&a, 2), r),
         "triplet_margin",
         "margin",
         "1e39",
     );
     assert_does_not_fit(
-        TripletMargin::new().eps(1e39).forward(&a, &b, &a, 2, r),
+        TripletMargin::new().eps(1e39).forward(mat(&a, 2), mat(&b, 2), mat(&a, 2), r),
         "triplet_margin",
         "eps",
         "1e39",
@@ -74,17 +75,22 @@ fn an_option_finite_in_f64_but_infinite_in_f32_is_refused_in_strict_mode() {
     let mut cd = CosineDistance::default();
     cd.eps = 1e39;
     let twd = TripletMarginWithDistance::new(cd);
-    assert_does_not_fit(twd.forward(&a, &b, &a, 2, r), "triplet_margin_with_distance", "eps", "1e39");
-    let on = HingeEmbedding::new().on(PairwiseDistance::new().eps(1e39));
-    assert_does_not_fit(on.forward(&a, &b, &[1.0], 2, r), "hinge_embedding", "eps", "1e39");
     assert_does_not_fit(
-        PairwiseDistance::new().eps(1e39).forward(&a, &b, 2),
+        twd.forward(mat(&a, 2), mat(&b, 2), mat(&a, 2), r),
+        "triplet_margin_with_distance",
+        "eps",
+        "1e39",
+    );
+    let on = HingeEmbedding::new().on(PairwiseDistance::new().eps(1e39));
+    assert_does_not_fit(on.forward(mat(&a, 2), mat(&b, 2), &[1.0], r), "hinge_embedding", "eps", "1e39");
+    assert_does_not_fit(
+        PairwiseDistance::new().eps(1e39).forward(mat(&a, 2), mat(&b, 2)),
         "pairwise_distance",
         "eps",
         "1e39",
     );
     assert_does_not_fit(
-        CosineSimilarity::new().eps(1e39).forward(&a, &b, 2),
+        CosineSimilarity::new().eps(1e39).forward(mat(&a, 2), mat(&b, 2)),
         "cosine_similarity",
         "eps",
         "1e39",
@@ -92,7 +98,7 @@ fn an_option_finite_in_f64_but_infinite_in_f32_is_refused_in_strict_mode() {
     // The same options are fine for f64 inputs ...
     let (x64, y64) = ([0.5f64, -0.5], [1.0f64, -1.0]);
     assert!(Hinge::new().margin(1e39).forward(&x64, &y64, r).is_ok());
-    assert!(PairwiseDistance::new().eps(1e39).forward(&[0.0f64], &[1.0], 1).is_ok());
+    assert!(PairwiseDistance::new().eps(1e39).forward(mat(&[0.0f64], 1), mat(&[1.0], 1)).is_ok());
     // ... and torch-compat computes with them as torch does (the margin is inf in f32).
     let v = Hinge::new().margin(1e39).mode(Mode::TorchCompat).forward(&x, &y, r).unwrap();
     assert_eq!(v.scalar(), Some(f32::INFINITY));
@@ -102,10 +108,9 @@ fn an_option_finite_in_f64_but_infinite_in_f32_is_refused_in_strict_mode() {
 fn a_nan_triplet_margin_is_refused_in_both_modes_as_torch_does() {
     for mode in [Mode::Strict, Mode::TorchCompat] {
         let e = TripletMargin::new().margin(f64::NAN).mode(mode).forward(
-            &[0.0f32],
-            &[1.0],
-            &[2.0],
-            1,
+            mat(&[0.0f32], 1),
+            mat(&[1.0], 1),
+            mat(&[2.0], 1),
             Reduction::Sum,
         );
         assert_eq!(e.unwrap_err().to_string(), "triplet_margin: option margin must be > 0, got NaN");
@@ -171,27 +176,33 @@ fn strict_mode_reports_an_overflow_of_finite_input_with_the_first_index() {
     assert_eq!(overflow(e.unwrap_err()), ("loss", "output", Some(1)));
 
     // multi_margin with p = 2: z² overflows in row 1.
-    let e = MultiMargin::new().p(2.0).forward(&[0.0f32, 0.0, -1e20, 1e20], &[0, 0], 2, None, Reduction::None);
+    let e = MultiMargin::new().p(2.0).forward(
+        mat(&[0.0f32, 0.0, -1e20, 1e20], 2),
+        &[0, 0],
+        None,
+        Reduction::None,
+    );
     assert_eq!(overflow(e.unwrap_err()), ("loss", "output", Some(1)));
 
     // Row losses: the squared distance overflows f32 in row 1.
     let (a, b) = ([0.0f32, 0.0, 2e19, 0.0], [1.0f32, 0.0, -2e19, 0.0]);
-    let e = Contrastive::new().forward(&a, &b, &[1.0, 1.0], 2, Reduction::None).unwrap_err();
+    let e = Contrastive::new().forward(mat(&a, 2), mat(&b, 2), &[1.0, 1.0], Reduction::None).unwrap_err();
     assert_eq!(overflow(e), ("loss", "output", Some(1)));
-    let e = PairwiseDistance::new().forward(&a, &b, 2).unwrap_err();
+    let e = PairwiseDistance::new().forward(mat(&a, 2), mat(&b, 2)).unwrap_err();
     assert_eq!(overflow(e), ("loss", "output", Some(1)));
-    let e = TripletMargin::new().forward(&a, &b, &a, 2, Reduction::Mean).unwrap_err();
+    let e = TripletMargin::new().forward(mat(&a, 2), mat(&b, 2), mat(&a, 2), Reduction::Mean).unwrap_err();
     assert_eq!(overflow(e), ("loss", "output", Some(1)));
-    let e = TripletMargin::new().forward(&b, &a, &a, 2, Reduction::None).unwrap_err();
+    let e = TripletMargin::new().forward(mat(&b, 2), mat(&a, 2), mat(&a, 2), Reduction::None).unwrap_err();
     assert_eq!(overflow(e), ("loss", "output", Some(1)));
-    let e = CosineSimilarity::new().forward(&a, &[1.0f32, 1.0, 1e20, 1e20], 2).unwrap_err();
+    let e = CosineSimilarity::new().forward(mat(&a, 2), mat(&[1.0f32, 1.0, 1e20, 1e20], 2)).unwrap_err();
     assert_eq!(overflow(e), ("loss", "output", Some(1)));
     // ... and torch-compat gives torch's inf.
-    let d = PairwiseDistance::new().mode(Mode::TorchCompat).forward(&a, &b, 2).unwrap();
+    let d = PairwiseDistance::new().mode(Mode::TorchCompat).forward(mat(&a, 2), mat(&b, 2)).unwrap();
     assert!(d[0].is_finite() && d[1] == f32::INFINITY);
 
     // multiclass_hinge: margin + max_other − s_y = 1 + 3e38 + 3e38.
-    let e = MulticlassHinge::new().forward(&[-big, big, 0.0, 1.0], &[0, 0], 2, Reduction::Sum).unwrap_err();
+    let e =
+        MulticlassHinge::new().forward(mat(&[-big, big, 0.0, 1.0], 2), &[0, 0], Reduction::Sum).unwrap_err();
     assert_eq!(overflow(e), ("loss", "output", Some(0)));
 }
 
@@ -222,7 +233,7 @@ fn a_distance_is_called_only_with_rows_of_equal_length() {
     assert_eq!(e.to_string(), "distance: the grad2 buffer has length 3, expected 2");
     // Called directly with checked rows, the built-in distances agree with `forward`.
     let d = PairwiseDistance::new();
-    let want = d.forward(rows.x1(), rows.x2(), 2).unwrap()[0];
+    let want = d.forward(mat(rows.x1(), 2), mat(rows.x2(), 2)).unwrap()[0];
     assert_eq!(Distance::<f32>::distance(&d, rows), want);
     let mut g2 = [0.0f32; 2];
     Distance::<f32>::backward(&d, rows, 1.0, GradPair::new(rows, &mut g1, &mut g2).unwrap());
@@ -240,10 +251,9 @@ fn an_overflowing_difference_with_a_finite_loss_is_still_a_gradient_overflow() {
     let (mut out, mut g1, mut g2) = ([0.0f32], [0.0f32; 3], [0.0f32; 3]);
     let l = Contrastive::new().margin(0.5);
     let e = l.forward_backward(
-        &x1,
-        &x2,
+        mat(&x1, 1),
+        mat(&x2, 1),
         &[-1.0, 1.0, 1.0],
-        1,
         Reduction::Mean,
         &[1.0],
         &mut out,
@@ -253,7 +263,7 @@ fn an_overflowing_difference_with_a_finite_loss_is_still_a_gradient_overflow() {
     assert_eq!(overflow(e.unwrap_err()), ("gradient", "input1", Some(0)));
     // The forward value is finite and returned.
     assert!(l
-        .forward(&x1, &x2, &[-1.0, 1.0, 1.0], 1, Reduction::Mean)
+        .forward(mat(&x1, 1), mat(&x2, 1), &[-1.0, 1.0, 1.0], Reduction::Mean)
         .unwrap()
         .scalar()
         .unwrap()
@@ -263,10 +273,9 @@ fn an_overflowing_difference_with_a_finite_loss_is_still_a_gradient_overflow() {
     let (mut ga, mut gp, mut gn) = ([9.0f32], [9.0f32], [9.0f32]);
     TripletMargin::new()
         .forward_backward(
-            &[big],
-            &[big],
-            &[-big],
-            1,
+            mat(&[big], 1),
+            mat(&[big], 1),
+            mat(&[-big], 1),
             Reduction::Sum,
             &[1.0],
             &mut out,
@@ -285,9 +294,21 @@ fn a_tiny_eps_with_a_zero_row_is_a_gradient_overflow_not_a_nan() {
     let eps = f64::from(f32::from_bits(1));
     let (x1, x2) = ([0.0f32, 1.0], [0.0f32, 1.0]);
     let (mut out, mut g1, mut g2) = ([0.0f32; 2], [0.0f32; 2], [0.0f32; 2]);
-    let e =
-        CosineSimilarity::new().eps(eps).forward_backward(&x1, &x2, 1, &[1.0], &mut out, &mut g1, &mut g2);
+    let e = CosineSimilarity::new().eps(eps).forward_backward(
+        mat(&x1, 1),
+        mat(&x2, 1),
+        &[1.0],
+        &mut out,
+        &mut g1,
+        &mut g2,
+    );
     assert_eq!(overflow(e.unwrap_err()), ("gradient", "input1", Some(0)));
     // The similarities themselves are finite: forward returns them.
-    assert_eq!(CosineSimilarity::new().eps(eps).forward(&x1, &x2, 1).unwrap(), vec![0.0, 1.0]);
+    assert_eq!(CosineSimilarity::new().eps(eps).forward(mat(&x1, 1), mat(&x2, 1)).unwrap(), vec![0.0, 1.0]);
+}
+
+/// `x` as rows of `cols` elements (as many rows as fit): test support.
+fn mat<T>(x: &[T], cols: usize) -> Rows<'_, T> {
+    let rows = x.len().checked_div(cols).unwrap_or(0);
+    Rows::new(x, rows, cols).expect("a whole number of rows")
 }

@@ -5,6 +5,7 @@
 
 mod common;
 
+use common::mat;
 use common::Rng;
 use marginloss::{
     CosineEmbedding, CosineSimilarity, HingeEmbedding, MarginRanking, MultiMargin, MultilabelMargin,
@@ -69,42 +70,61 @@ fn row_losses_give_the_same_bits_on_any_thread_count() {
         same_bits_on_any_thread_count("cosine_embedding", || {
             let (mut out, mut g1, mut g2) = (vec![0.0; r.output_len(rows)], vec![0.0; len], vec![0.0; len]);
             CosineEmbedding::new()
-                .forward_backward(&a, &b, &y, dim, r, &[1.0], &mut out, &mut g1, &mut g2)
+                .forward_backward(mat(&a, dim), mat(&b, dim), &y, r, &[1.0], &mut out, &mut g1, &mut g2)
                 .unwrap();
             out.into_iter().chain(g1).chain(g2).collect()
         });
         same_bits_on_any_thread_count("multilabel_soft_margin", || {
             let (mut out, mut g) = (vec![0.0; r.output_len(rows)], vec![0.0; len]);
             let l = MultilabelSoftMargin::new();
-            l.forward_backward(&a, &probs, dim, None, r, &[1.0], &mut out, &mut g).unwrap();
+            l.forward_backward(mat(&a, dim), &probs, None, r, &[1.0], &mut out, &mut g).unwrap();
             out.into_iter().chain(g).collect()
         });
         same_bits_on_any_thread_count("triplet_margin", || {
             let (mut out, mut ga, mut gp, mut gn) =
                 (vec![0.0; r.output_len(rows)], vec![0.0; len], vec![0.0; len], vec![0.0; len]);
             let l = TripletMargin::new().swap(true);
-            l.forward_backward(&a, &b, &probs, dim, r, &[1.0], &mut out, &mut ga, &mut gp, &mut gn).unwrap();
+            l.forward_backward(
+                mat(&a, dim),
+                mat(&b, dim),
+                mat(&probs, dim),
+                r,
+                &[1.0],
+                &mut out,
+                &mut ga,
+                &mut gp,
+                &mut gn,
+            )
+            .unwrap();
             out.into_iter().chain(ga).chain(gp).chain(gn).collect()
         });
         same_bits_on_any_thread_count("multi_margin", || {
             let (mut out, mut g) = (vec![0.0; r.output_len(rows)], vec![0.0; len]);
-            MultiMargin::new().forward_backward(&a, &class, dim, None, r, &[1.0], &mut out, &mut g).unwrap();
+            MultiMargin::new()
+                .forward_backward(mat(&a, dim), &class, None, r, &[1.0], &mut out, &mut g)
+                .unwrap();
             out.into_iter().chain(g).collect()
         });
         same_bits_on_any_thread_count("multilabel_margin", || {
             let (mut out, mut g) = (vec![0.0; r.output_len(rows)], vec![0.0; len]);
-            MultilabelMargin::new().forward_backward(&a, &labels, dim, r, &[1.0], &mut out, &mut g).unwrap();
+            MultilabelMargin::new()
+                .forward_backward(mat(&a, dim), &labels, r, &[1.0], &mut out, &mut g)
+                .unwrap();
             out.into_iter().chain(g).collect()
         });
     }
     same_bits_on_any_thread_count("pairwise_distance", || {
         let (mut out, mut g1, mut g2) = (vec![0.0; rows], vec![0.0; len], vec![0.0; len]);
-        PairwiseDistance::new().forward_backward(&a, &b, dim, &[1.0], &mut out, &mut g1, &mut g2).unwrap();
+        PairwiseDistance::new()
+            .forward_backward(mat(&a, dim), mat(&b, dim), &[1.0], &mut out, &mut g1, &mut g2)
+            .unwrap();
         out.into_iter().chain(g1).chain(g2).collect()
     });
     same_bits_on_any_thread_count("cosine_similarity", || {
         let (mut out, mut g1, mut g2) = (vec![0.0; rows], vec![0.0; len], vec![0.0; len]);
-        CosineSimilarity::new().forward_backward(&a, &b, dim, &y, &mut out, &mut g1, &mut g2).unwrap();
+        CosineSimilarity::new()
+            .forward_backward(mat(&a, dim), mat(&b, dim), &y, &mut out, &mut g1, &mut g2)
+            .unwrap();
         out.into_iter().chain(g1).chain(g2).collect()
     });
 }

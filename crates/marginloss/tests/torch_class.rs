@@ -5,6 +5,7 @@
 
 mod common;
 
+use common::mat;
 use common::{assert_close, for_each_case, Case, Tensor};
 use marginloss::{reference, Float, Mode, MultiMargin, MulticlassHinge, MultilabelMargin, Reduction};
 
@@ -31,22 +32,22 @@ fn run_case<T: Float>(
             let w = c.inputs.get("weight").map(|w| w.as_vec::<T>());
             let l = MultiMargin::new().p(c.f64_opt("p", 1.0)).margin(c.f64_opt("margin", 1.0)).mode(mode);
             match grad {
-                None => l.forward_into(&x, &t, cl, w.as_deref(), r, out),
-                Some(g) => l.forward_backward(&x, &t, cl, w.as_deref(), r, &up, out, g),
+                None => l.forward_into(mat(&x, cl), &t, w.as_deref(), r, out),
+                Some(g) => l.forward_backward(mat(&x, cl), &t, w.as_deref(), r, &up, out, g),
             }
         }
         "multiclass_hinge" => {
             let l = MulticlassHinge::new().margin(c.f64_opt("margin", 1.0)).mode(mode);
             match grad {
-                None => l.forward_into(&x, &t, cl, r, out),
-                Some(g) => l.forward_backward(&x, &t, cl, r, &up, out, g),
+                None => l.forward_into(mat(&x, cl), &t, r, out),
+                Some(g) => l.forward_backward(mat(&x, cl), &t, r, &up, out, g),
             }
         }
         "multilabel_margin" => {
             let l = MultilabelMargin::new().mode(mode);
             match grad {
-                None => l.forward_into(&x, &t, cl, r, out),
-                Some(g) => l.forward_backward(&x, &t, cl, r, &up, out, g),
+                None => l.forward_into(mat(&x, cl), &t, r, out),
+                Some(g) => l.forward_backward(mat(&x, cl), &t, r, &up, out, g),
             }
         }
         other => unreachable!("{other}"),
@@ -202,7 +203,7 @@ fn multi_margin_fused_equals_reference() {
         let (losses, g) = reference::multi_margin(&x, &y, c, p, margin, weight);
         let l = MultiMargin::new().p(f64::from(p)).margin(margin);
         check_against_reference(&format!("trial {trial}"), &mut rng, n, &losses, &g, |r, up, out, grad| {
-            l.forward_backward(&x, &y, c, weight, r, up, out, grad).unwrap()
+            l.forward_backward(mat(&x, c), &y, weight, r, up, out, grad).unwrap()
         });
     }
 }
@@ -219,7 +220,7 @@ fn multiclass_hinge_fused_equals_reference() {
         let (losses, g) = reference::multiclass_hinge(&x, &y, c, margin);
         let l = MulticlassHinge::new().margin(margin);
         check_against_reference(&format!("trial {trial}"), &mut rng, n, &losses, &g, |r, up, out, grad| {
-            l.forward_backward(&x, &y, c, r, up, out, grad).unwrap()
+            l.forward_backward(mat(&x, c), &y, r, up, out, grad).unwrap()
         });
     }
 }
@@ -236,7 +237,7 @@ fn multiclass_hinge_wide_rows_agree_with_reference() {
         let (losses, g) = reference::multiclass_hinge(&x, &y, c, margin);
         let l = MulticlassHinge::new().margin(margin);
         check_against_reference(&format!("trial {trial}"), &mut rng, n, &losses, &g, |r, up, out, grad| {
-            l.forward_backward(&x, &y, c, r, up, out, grad).unwrap()
+            l.forward_backward(mat(&x, c), &y, r, up, out, grad).unwrap()
         });
     }
 }
@@ -250,7 +251,7 @@ fn multilabel_margin_fused_equals_reference() {
         let t: Vec<i64> = (0..n).flat_map(|_| rng.label_row(c)).collect();
         let (losses, g) = reference::multilabel_margin(&x, &t, c);
         check_against_reference(&format!("trial {trial}"), &mut rng, n, &losses, &g, |r, up, out, grad| {
-            MultilabelMargin::new().forward_backward(&x, &t, c, r, up, out, grad).unwrap()
+            MultilabelMargin::new().forward_backward(mat(&x, c), &t, r, up, out, grad).unwrap()
         });
     }
 }
@@ -266,7 +267,7 @@ fn multilabel_margin_wide_rows_use_the_heap_mask_and_agree_with_reference() {
     t[c..c + 2].copy_from_slice(&[0, 4095]);
     let (losses, g) = reference::multilabel_margin(&x, &t, c);
     check_against_reference("wide", &mut rng, n, &losses, &g, |r, up, out, grad| {
-        MultilabelMargin::new().forward_backward(&x, &t, c, r, up, out, grad).unwrap()
+        MultilabelMargin::new().forward_backward(mat(&x, c), &t, r, up, out, grad).unwrap()
     });
 }
 
@@ -327,9 +328,9 @@ fn multi_margin_gradient_matches_finite_differences() {
         let l = MultiMargin::new().p(f64::from(p)).margin(margin);
         for r in [Reduction::Sum, Reduction::Mean] {
             let (mut out, mut g) = ([0.0], vec![0.0; x.len()]);
-            l.forward_backward(&x, &y, c, weight, r, &[1.0], &mut out, &mut g).unwrap();
+            l.forward_backward(mat(&x, c), &y, weight, r, &[1.0], &mut out, &mut g).unwrap();
             check_fd(&format!("trial {trial} {r:?}"), &x, &g, |x| {
-                l.forward(x, &y, c, weight, r).unwrap().scalar().unwrap()
+                l.forward(mat(x, c), &y, weight, r).unwrap().scalar().unwrap()
             });
         }
     }
@@ -360,9 +361,9 @@ fn multiclass_hinge_gradient_matches_finite_differences() {
         let l = MulticlassHinge::new().margin(margin);
         for r in [Reduction::Sum, Reduction::Mean] {
             let (mut out, mut g) = ([0.0], vec![0.0; x.len()]);
-            l.forward_backward(&x, &y, c, r, &[1.0], &mut out, &mut g).unwrap();
+            l.forward_backward(mat(&x, c), &y, r, &[1.0], &mut out, &mut g).unwrap();
             check_fd(&format!("trial {trial} {r:?}"), &x, &g, |x| {
-                l.forward(x, &y, c, r).unwrap().scalar().unwrap()
+                l.forward(mat(x, c), &y, r).unwrap().scalar().unwrap()
             });
         }
     }
@@ -391,9 +392,9 @@ fn multilabel_margin_gradient_matches_finite_differences() {
             .collect();
         for r in [Reduction::Sum, Reduction::Mean] {
             let (mut out, mut g) = ([0.0], vec![0.0; x.len()]);
-            MultilabelMargin::new().forward_backward(&x, &t, c, r, &[1.0], &mut out, &mut g).unwrap();
+            MultilabelMargin::new().forward_backward(mat(&x, c), &t, r, &[1.0], &mut out, &mut g).unwrap();
             check_fd(&format!("trial {trial} {r:?}"), &x, &g, |x| {
-                MultilabelMargin::new().forward(x, &t, c, r).unwrap().scalar().unwrap()
+                MultilabelMargin::new().forward(mat(x, c), &t, r).unwrap().scalar().unwrap()
             });
         }
     }

@@ -11,6 +11,7 @@
 
 mod common;
 
+use common::mat;
 use std::cell::Cell;
 
 use common::{assert_close, assert_close_floor, for_each_case, Case, Tensor};
@@ -88,27 +89,44 @@ impl<T: Float> PairCall<'_, T> {
             PairLoss::CosineEmbedding => CosineEmbedding::new()
                 .margin(c.f64_opt("margin", 0.0))
                 .mode(mode)
-                .forward_into(&self.x1, &self.x2, &self.t, self.dim, r, out),
+                .forward_into(mat(&self.x1, self.dim), mat(&self.x2, self.dim), &self.t, r, out),
             PairLoss::Contrastive => Contrastive::new()
                 .margin(c.f64_opt("margin", 1.0))
                 .labels(labels(c))
                 .mode(mode)
-                .forward_into(&self.x1, &self.x2, &self.t, self.dim, r, out),
+                .forward_into(mat(&self.x1, self.dim), mat(&self.x2, self.dim), &self.t, r, out),
         }
     }
 
     fn forward_backward(&self, mode: Mode, out: &mut [T], g1: &mut [T], g2: &mut [T]) -> Result<()> {
         let (c, r, up) = (self.c, self.c.reduction(), [T::one()]);
         match self.loss {
-            PairLoss::CosineEmbedding => CosineEmbedding::new()
-                .margin(c.f64_opt("margin", 0.0))
-                .mode(mode)
-                .forward_backward(&self.x1, &self.x2, &self.t, self.dim, r, &up, out, g1, g2),
+            PairLoss::CosineEmbedding => {
+                CosineEmbedding::new().margin(c.f64_opt("margin", 0.0)).mode(mode).forward_backward(
+                    mat(&self.x1, self.dim),
+                    mat(&self.x2, self.dim),
+                    &self.t,
+                    r,
+                    &up,
+                    out,
+                    g1,
+                    g2,
+                )
+            }
             PairLoss::Contrastive => Contrastive::new()
                 .margin(c.f64_opt("margin", 1.0))
                 .labels(labels(c))
                 .mode(mode)
-                .forward_backward(&self.x1, &self.x2, &self.t, self.dim, r, &up, out, g1, g2),
+                .forward_backward(
+                    mat(&self.x1, self.dim),
+                    mat(&self.x2, self.dim),
+                    &self.t,
+                    r,
+                    &up,
+                    out,
+                    g1,
+                    g2,
+                ),
         }
     }
 }
@@ -201,8 +219,10 @@ fn triplet_margin_case<T: Float>(c: &Case) {
         .mode(c.mode());
     triplet_case::<T>(
         c,
-        |a, p, n, dim, r, out| l.forward_into(a, p, n, dim, r, out),
-        |a, p, n, dim, r, out, ga, gp, gn| l.forward_backward(a, p, n, dim, r, &[T::one()], out, ga, gp, gn),
+        |a, p, n, dim, r, out| l.forward_into(mat(a, dim), mat(p, dim), mat(n, dim), r, out),
+        |a, p, n, dim, r, out, ga, gp, gn| {
+            l.forward_backward(mat(a, dim), mat(p, dim), mat(n, dim), r, &[T::one()], out, ga, gp, gn)
+        },
     );
 }
 
@@ -220,8 +240,10 @@ fn with_distance_case<T: Float, D: Distance<T>>(c: &Case, d: D) {
         .mode(c.mode());
     triplet_case::<T>(
         c,
-        |a, p, n, dim, r, out| l.forward_into(a, p, n, dim, r, out),
-        |a, p, n, dim, r, out, ga, gp, gn| l.forward_backward(a, p, n, dim, r, &[T::one()], out, ga, gp, gn),
+        |a, p, n, dim, r, out| l.forward_into(mat(a, dim), mat(p, dim), mat(n, dim), r, out),
+        |a, p, n, dim, r, out, ga, gp, gn| {
+            l.forward_backward(mat(a, dim), mat(p, dim), mat(n, dim), r, &[T::one()], out, ga, gp, gn)
+        },
     );
 }
 
@@ -397,12 +419,13 @@ fn cosine_embedding_fused_equals_reference() {
                 let floor = natural_scale(&g, &[&x1, &x2], dim);
                 let (mut out, mut h1, mut h2) =
                     (vec![0.0; want.len()], vec![0.0; x1.len()], vec![0.0; x2.len()]);
-                loss.forward_backward(&x1, &x2, &t, dim, r, &up, &mut out, &mut h1, &mut h2).unwrap();
+                loss.forward_backward(mat(&x1, dim), mat(&x2, dim), &t, r, &up, &mut out, &mut h1, &mut h2)
+                    .unwrap();
                 assert_rel("cosine_embedding out", &out, &want, 1e-12, OUT_FLOOR);
                 assert_rel("cosine_embedding grad1", &h1, &wg[0], 1e-12, floor);
                 assert_rel("cosine_embedding grad2", &h2, &wg[1], 1e-12, floor);
                 let mut out2 = vec![0.0; want.len()];
-                loss.forward_into(&x1, &x2, &t, dim, r, &mut out2).unwrap();
+                loss.forward_into(mat(&x1, dim), mat(&x2, dim), &t, r, &mut out2).unwrap();
                 assert_eq!(out, out2);
             }
         }
@@ -423,12 +446,13 @@ fn contrastive_fused_equals_reference() {
                 let floor = natural_scale(&g, &[&x1, &x2], dim);
                 let (mut out, mut h1, mut h2) =
                     (vec![0.0; want.len()], vec![0.0; x1.len()], vec![0.0; x2.len()]);
-                loss.forward_backward(&x1, &x2, &t, dim, r, &up, &mut out, &mut h1, &mut h2).unwrap();
+                loss.forward_backward(mat(&x1, dim), mat(&x2, dim), &t, r, &up, &mut out, &mut h1, &mut h2)
+                    .unwrap();
                 assert_rel("contrastive out", &out, &want, 1e-12, OUT_FLOOR);
                 assert_rel("contrastive grad1", &h1, &wg[0], 1e-12, floor);
                 assert_rel("contrastive grad2", &h2, &wg[1], 1e-12, floor);
                 let mut out2 = vec![0.0; want.len()];
-                loss.forward_into(&x1, &x2, &t, dim, r, &mut out2).unwrap();
+                loss.forward_into(mat(&x1, dim), mat(&x2, dim), &t, r, &mut out2).unwrap();
                 assert_eq!(out, out2);
             }
         }
@@ -436,8 +460,8 @@ fn contrastive_fused_equals_reference() {
         let t01: Vec<f64> = t.iter().map(|&y| (y + 1.0) / 2.0).collect();
         let zo = Contrastive::new().margin(margin).labels(Labels::ZeroOne);
         assert_eq!(
-            zo.forward(&x1, &x2, &t01, dim, Reduction::None).unwrap(),
-            loss.forward(&x1, &x2, &t, dim, Reduction::None).unwrap()
+            zo.forward(mat(&x1, dim), mat(&x2, dim), &t01, Reduction::None).unwrap(),
+            loss.forward(mat(&x1, dim), mat(&x2, dim), &t, Reduction::None).unwrap()
         );
     }
 }
@@ -504,9 +528,10 @@ fn triplet_margin_fused_equals_reference() {
             dim,
             reference,
             &|r, up, out, ga, gp, gn| {
-                loss.forward_backward(&a, &p, &n, dim, r, up, out, ga, gp, gn).unwrap();
+                loss.forward_backward(mat(&a, dim), mat(&p, dim), mat(&n, dim), r, up, out, ga, gp, gn)
+                    .unwrap();
                 let mut out2 = vec![0.0; out.len()];
-                loss.forward_into(&a, &p, &n, dim, r, &mut out2).unwrap();
+                loss.forward_into(mat(&a, dim), mat(&p, dim), mat(&n, dim), r, &mut out2).unwrap();
                 assert_eq!(out, &out2[..]);
             },
         );
@@ -571,9 +596,9 @@ type RunFn =
 fn with_distance(name: &str, margin: f64, swap: bool) -> Box<RunFn> {
     fn run<D: Distance<f64> + 'static>(l: TripletMarginWithDistance<D>) -> Box<RunFn> {
         Box::new(move |a, p, n, dim, r, up, out, ga, gp, gn| {
-            l.forward_backward(a, p, n, dim, r, up, out, ga, gp, gn).unwrap();
+            l.forward_backward(mat(a, dim), mat(p, dim), mat(n, dim), r, up, out, ga, gp, gn).unwrap();
             let mut out2 = vec![0.0; out.len()];
-            l.forward_into(a, p, n, dim, r, &mut out2).unwrap();
+            l.forward_into(mat(a, dim), mat(p, dim), mat(n, dim), r, &mut out2).unwrap();
             assert_eq!(out, &out2[..]);
         })
     }
@@ -617,9 +642,19 @@ fn cosine_embedding_gradients_match_finite_differences() {
         }
         let w = rng.vec(t.len(), 2.0);
         let (mut out, mut g1, mut g2) = (vec![0.0; t.len()], vec![0.0; x1.len()], vec![0.0; x2.len()]);
-        loss.forward_backward(&x1, &x2, &t, dim, Reduction::None, &w, &mut out, &mut g1, &mut g2).unwrap();
+        loss.forward_backward(
+            mat(&x1, dim),
+            mat(&x2, dim),
+            &t,
+            Reduction::None,
+            &w,
+            &mut out,
+            &mut g1,
+            &mut g2,
+        )
+        .unwrap();
         let f = |a: &[f64], b: &[f64]| {
-            weighted(loss.forward(a, b, &t, dim, Reduction::None).unwrap().as_slice(), &w)
+            weighted(loss.forward(mat(a, dim), mat(b, dim), &t, Reduction::None).unwrap().as_slice(), &w)
         };
         gradcheck("cosine_embedding input1", &x1, &g1, |x| f(x, &x2));
         gradcheck("cosine_embedding input2", &x2, &g2, |x| f(&x1, x));
@@ -641,9 +676,19 @@ fn contrastive_gradients_match_finite_differences() {
         }
         let w = rng.vec(t.len(), 2.0);
         let (mut out, mut g1, mut g2) = (vec![0.0; t.len()], vec![0.0; x1.len()], vec![0.0; x2.len()]);
-        loss.forward_backward(&x1, &x2, &t, dim, Reduction::None, &w, &mut out, &mut g1, &mut g2).unwrap();
+        loss.forward_backward(
+            mat(&x1, dim),
+            mat(&x2, dim),
+            &t,
+            Reduction::None,
+            &w,
+            &mut out,
+            &mut g1,
+            &mut g2,
+        )
+        .unwrap();
         let f = |a: &[f64], b: &[f64]| {
-            weighted(loss.forward(a, b, &t, dim, Reduction::None).unwrap().as_slice(), &w)
+            weighted(loss.forward(mat(a, dim), mat(b, dim), &t, Reduction::None).unwrap().as_slice(), &w)
         };
         gradcheck("contrastive input1", &x1, &g1, |x| f(x, &x2));
         gradcheck("contrastive input2", &x2, &g2, |x| f(&x1, x));
@@ -709,7 +754,18 @@ fn triplet_margin_gradients_match_finite_differences() {
                 margin,
                 swap,
                 &|a, p, n, dim, w, out, ga, gp, gn| {
-                    loss.forward_backward(a, p, n, dim, Reduction::None, w, out, ga, gp, gn).unwrap()
+                    loss.forward_backward(
+                        mat(a, dim),
+                        mat(p, dim),
+                        mat(n, dim),
+                        Reduction::None,
+                        w,
+                        out,
+                        ga,
+                        gp,
+                        gn,
+                    )
+                    .unwrap()
                 },
             );
             checked += usize::from(ok);

@@ -5,6 +5,7 @@
 
 mod common;
 
+use common::mat;
 use common::{assert_close, assert_close_floor, for_each_case, Case};
 use marginloss::{
     CosineSimilarity, Float, Hinge, HingeEmbedding, Labels, Mode, PairwiseDistance, SquaredHinge,
@@ -95,13 +96,15 @@ fn rows<T: Float>(c: &Case, loss: &str) {
     match loss {
         "cosine_similarity" => {
             let f = CosineSimilarity::new().eps(c.f64_opt("eps", 1e-8)).mode(c.mode());
-            assert_close(&c.id(), &f.forward(&x1, &x2, dim).unwrap(), &c.output, &c.dtype);
-            f.forward_backward(&x1, &x2, dim, &[T::one()], &mut out, &mut g1, &mut g2).unwrap();
+            assert_close(&c.id(), &f.forward(mat(&x1, dim), mat(&x2, dim)).unwrap(), &c.output, &c.dtype);
+            f.forward_backward(mat(&x1, dim), mat(&x2, dim), &[T::one()], &mut out, &mut g1, &mut g2)
+                .unwrap();
         }
         "pairwise_distance" => {
             let f = PairwiseDistance::new().p(c.f64_opt("p", 2.0)).eps(c.f64_opt("eps", 1e-6)).mode(c.mode());
-            assert_close(&c.id(), &f.forward(&x1, &x2, dim).unwrap(), &c.output, &c.dtype);
-            f.forward_backward(&x1, &x2, dim, &[T::one()], &mut out, &mut g1, &mut g2).unwrap();
+            assert_close(&c.id(), &f.forward(mat(&x1, dim), mat(&x2, dim)).unwrap(), &c.output, &c.dtype);
+            f.forward_backward(mat(&x1, dim), mat(&x2, dim), &[T::one()], &mut out, &mut g1, &mut g2)
+                .unwrap();
         }
         _ => unreachable!(),
     }

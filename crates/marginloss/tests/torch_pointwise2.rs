@@ -9,6 +9,7 @@
 
 mod common;
 
+use common::mat;
 use common::{assert_close, fixtures_dir, for_each_case, load, Case};
 use marginloss::{
     reference, Float, Labels, MarginRanking, Mode, MultilabelSoftMargin, Reduction, SoftMargin,
@@ -74,10 +75,10 @@ fn multilabel_soft_margin_case<T: Float>(c: &Case) {
     let mut out = vec![T::zero(); r.output_len(x.len() / classes)];
     let mut g = vec![T::zero(); x.len()];
     assert!(!c.compat_only, "{}: the file has no compat_only case", c.id());
-    loss.forward_into(&x, &t, classes, w.as_deref(), r, &mut out)
+    loss.forward_into(mat(&x, classes), &t, w.as_deref(), r, &mut out)
         .unwrap_or_else(|e| panic!("{}: {e}", c.id()));
     assert_close(&format!("{} output", c.id()), &out, &c.output, &c.dtype);
-    loss.forward_backward(&x, &t, classes, w.as_deref(), r, &[T::one()], &mut out, &mut g)
+    loss.forward_backward(mat(&x, classes), &t, w.as_deref(), r, &[T::one()], &mut out, &mut g)
         .unwrap_or_else(|e| panic!("{}: {e}", c.id()));
     assert_close(&format!("{} fused output", c.id()), &out, &c.output, &c.dtype);
     assert_close(&format!("{} grad", c.id()), &g, c.grad("input").unwrap(), &c.dtype);
@@ -324,12 +325,12 @@ fn multilabel_soft_margin_fused_equals_reference() {
             let mut out = vec![0.0; r.output_len(n)];
             let mut fg = vec![0.0; n * c];
             let loss = MultilabelSoftMargin::new();
-            loss.forward_backward(&x, &t, c, w.as_deref(), r, &up, &mut out, &mut fg).unwrap();
+            loss.forward_backward(mat(&x, c), &t, w.as_deref(), r, &up, &mut out, &mut fg).unwrap();
             let what = format!("trial {trial} {r:?} N={n} C={c}");
             close(&format!("{what} out"), &out, &want, 1e-12);
             close(&format!("{what} grad"), &fg, &expected_grad(r, &g, &up, c), 1e-12);
             let mut fwd = vec![0.0; r.output_len(n)];
-            loss.forward_into(&x, &t, c, w.as_deref(), r, &mut fwd).unwrap();
+            loss.forward_into(mat(&x, c), &t, w.as_deref(), r, &mut fwd).unwrap();
             assert_eq!(fwd, out, "{what}: forward_into and forward_backward agree exactly");
         }
     }
@@ -422,9 +423,9 @@ fn multilabel_soft_margin_gradient_matches_finite_differences() {
             let up = upstream(&mut rng, r, n);
             let mut out = vec![0.0; r.output_len(n)];
             let mut g = vec![0.0; n * c];
-            loss.forward_backward(&x, &t, c, w.as_deref(), r, &up, &mut out, &mut g).unwrap();
+            loss.forward_backward(mat(&x, c), &t, w.as_deref(), r, &up, &mut out, &mut g).unwrap();
             fd_check(&format!("trial {trial} {r:?} input"), &x, &g, |p| {
-                dot(loss.forward(p, &t, c, w.as_deref(), r).unwrap().as_slice(), &up)
+                dot(loss.forward(mat(p, c), &t, w.as_deref(), r).unwrap().as_slice(), &up)
             });
         }
     }

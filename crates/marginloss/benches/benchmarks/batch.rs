@@ -2,12 +2,12 @@
 //! D = 128 in 128 classes, beside one N×D×N GEMM of the same crate (faer) — the cost the
 //! issue's budget is stated in (each loss ≤ 2.5× the GEMM).
 
+use marginloss::Rows;
 use std::hint::black_box;
 
 use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
 use marginloss::batch::{
-    Batch, BatchAllTriplet, BatchHardTriplet, BatchReduction, Embeddings, PairContrastive, SemihardTriplet,
-    Workspace,
+    Batch, BatchAllTriplet, BatchHardTriplet, BatchReduction, PairContrastive, SemihardTriplet, Workspace,
 };
 
 use super::{config, f32s, XorShift};
@@ -25,7 +25,7 @@ fn batch_losses(c: &mut Criterion) {
         let mut rng = XorShift::new(n as u64);
         let x = rng.vec(n * DIM, -1.0, 1.0);
         let y: Vec<i64> = (0..n).map(|i| (i % CLASSES) as i64).collect();
-        let batch = Batch::new(Embeddings::new(&x, n, DIM).expect("shape"), &y);
+        let batch = Batch::new(Rows::new(&x, n, DIM).expect("shape"), &y);
         let (mut out, mut grad) = ([0.0f32], vec![0.0f32; n * DIM]);
         let mut ws = Workspace::new();
         let r = BatchReduction::MeanNonzero;

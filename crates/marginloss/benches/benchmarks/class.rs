@@ -1,6 +1,7 @@
 //! Class-score losses on `(N, C)` rows, mean reduction: multi-margin, multiclass hinge
 //! (Crammer–Singer), multilabel margin and multilabel soft margin.
 
+use super::mat;
 use std::hint::black_box;
 
 use criterion::{criterion_group, Criterion};
@@ -55,7 +56,7 @@ fn multi_margin(c: &mut Criterion) {
         "multi_margin",
         |r, rows, classes| r.classes(rows, classes),
         |x, t, c, out, grad| {
-            loss.forward_backward(x, t, c, None, Reduction::Mean, &[1.0], out, grad).unwrap()
+            loss.forward_backward(mat(x, c), t, None, Reduction::Mean, &[1.0], out, grad).unwrap()
         },
         |x, t, c| reference::multi_margin(x, t, c, 1, 1.0, None),
     );
@@ -67,7 +68,7 @@ fn multiclass_hinge(c: &mut Criterion) {
         c,
         "multiclass_hinge",
         |r, rows, classes| r.classes(rows, classes),
-        |x, t, c, out, grad| loss.forward_backward(x, t, c, Reduction::Mean, &[1.0], out, grad).unwrap(),
+        |x, t, c, out, grad| loss.forward_backward(mat(x, c), t, Reduction::Mean, &[1.0], out, grad).unwrap(),
         |x, t, c| reference::multiclass_hinge(x, t, c, 1.0),
     );
 }
@@ -90,7 +91,7 @@ fn multilabel_margin(c: &mut Criterion) {
         c,
         "multilabel_margin",
         label_lists,
-        |x, t, c, out, grad| loss.forward_backward(x, t, c, Reduction::Mean, &[1.0], out, grad).unwrap(),
+        |x, t, c, out, grad| loss.forward_backward(mat(x, c), t, Reduction::Mean, &[1.0], out, grad).unwrap(),
         reference::multilabel_margin,
     );
 }
@@ -110,9 +111,8 @@ fn multilabel_soft_margin(c: &mut Criterion) {
             f32s(3 * n),
             || {
                 loss.forward_backward(
-                    black_box(&x),
+                    mat(black_box(&x), classes),
                     black_box(&t),
-                    classes,
                     None,
                     Reduction::Mean,
                     &[1.0],

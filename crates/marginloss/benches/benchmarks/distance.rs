@@ -1,6 +1,7 @@
 //! Row distances on `(N, D)` pairs, unreduced (one value per row, an upstream gradient
 //! per row): cosine similarity and the p = 2 pairwise distance.
 
+use super::mat;
 use std::hint::black_box;
 
 use criterion::{criterion_group, Criterion};
@@ -47,7 +48,7 @@ fn cosine_similarity(c: &mut Criterion) {
     bench_distance(
         c,
         "cosine_similarity",
-        |x1, x2, up, out, g1, g2| d.forward_backward(x1, x2, DIM, up, out, g1, g2).unwrap(),
+        |x1, x2, up, out, g1, g2| d.forward_backward(mat(x1, DIM), mat(x2, DIM), up, out, g1, g2).unwrap(),
         |x1, x2| reference::cosine_similarity(x1, x2, DIM, 1e-8),
     );
 }
@@ -57,7 +58,7 @@ fn pairwise_distance(c: &mut Criterion) {
     bench_distance(
         c,
         "pairwise_distance",
-        |x1, x2, up, out, g1, g2| d.forward_backward(x1, x2, DIM, up, out, g1, g2).unwrap(),
+        |x1, x2, up, out, g1, g2| d.forward_backward(mat(x1, DIM), mat(x2, DIM), up, out, g1, g2).unwrap(),
         |x1, x2| reference::pairwise_distance(x1, x2, DIM, 2.0, 1e-6),
     );
 }

@@ -11,6 +11,13 @@ use std::time::Duration;
 
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, BenchmarkId, Criterion, Throughput};
+use marginloss::Rows;
+
+/// `x` as rows of `cols` elements (as many rows as fit).
+pub fn mat<T>(x: &[T], cols: usize) -> Rows<'_, T> {
+    let rows = x.len().checked_div(cols).unwrap_or(0);
+    Rows::new(x, rows, cols).expect("a whole number of rows")
+}
 
 /// The configuration of every group: short runs, few samples (the machine is shared).
 pub fn config() -> Criterion {

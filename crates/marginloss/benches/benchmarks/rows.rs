@@ -1,6 +1,7 @@
 //! Embedding losses on `(N, D)` rows, mean reduction: cosine embedding, contrastive,
 //! triplet margin, and triplet margin with a chosen distance (euclidean and cosine).
 
+use super::mat;
 use std::hint::black_box;
 
 use criterion::{criterion_group, Criterion};
@@ -51,7 +52,8 @@ fn cosine_embedding(c: &mut Criterion) {
         c,
         "cosine_embedding",
         |x1, x2, y, out, g1, g2| {
-            loss.forward_backward(x1, x2, y, DIM, Reduction::Mean, &[1.0], out, g1, g2).unwrap()
+            loss.forward_backward(mat(x1, DIM), mat(x2, DIM), y, Reduction::Mean, &[1.0], out, g1, g2)
+                .unwrap()
         },
         |x1, x2, y| reference::cosine_embedding(x1, x2, y, DIM, 0.0),
     );
@@ -63,7 +65,8 @@ fn contrastive(c: &mut Criterion) {
         c,
         "contrastive",
         |x1, x2, y, out, g1, g2| {
-            loss.forward_backward(x1, x2, y, DIM, Reduction::Mean, &[1.0], out, g1, g2).unwrap()
+            loss.forward_backward(mat(x1, DIM), mat(x2, DIM), y, Reduction::Mean, &[1.0], out, g1, g2)
+                .unwrap()
         },
         |x1, x2, y| reference::contrastive(x1, x2, y, DIM, 1.0),
     );
@@ -114,7 +117,18 @@ fn triplet_margin(c: &mut Criterion) {
         c,
         "triplet_margin",
         |a, p, n, out, ga, gp, gn| {
-            loss.forward_backward(a, p, n, DIM, Reduction::Mean, &[1.0], out, ga, gp, gn).unwrap()
+            loss.forward_backward(
+                mat(a, DIM),
+                mat(p, DIM),
+                mat(n, DIM),
+                Reduction::Mean,
+                &[1.0],
+                out,
+                ga,
+                gp,
+                gn,
+            )
+            .unwrap()
         },
         |a, p, n| reference::triplet_margin(a, p, n, DIM, 1.0, 2.0, 1e-6, false),
     );
@@ -133,7 +147,18 @@ fn triplet_with<D: Distance<f32>>(
         c,
         name,
         |a, p, n, out, ga, gp, gn| {
-            loss.forward_backward(a, p, n, DIM, Reduction::Mean, &[1.0], out, ga, gp, gn).unwrap()
+            loss.forward_backward(
+                mat(a, DIM),
+                mat(p, DIM),
+                mat(n, DIM),
+                Reduction::Mean,
+                &[1.0],
+                out,
+                ga,
+                gp,
+                gn,
+            )
+            .unwrap()
         },
         |a, p, n| reference::triplet_margin_with_distance(a, p, n, DIM, 1.0, false, dist),
     );

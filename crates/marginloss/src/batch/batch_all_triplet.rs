@@ -36,10 +36,11 @@ use crate::options::Mode;
 /// | TensorFlow Addons | — |
 ///
 /// ```
-/// use marginloss::batch::{Batch, BatchAllTriplet, BatchReduction, Embeddings};
+/// use marginloss::batch::{Batch, BatchAllTriplet, BatchReduction};
+/// use marginloss::Rows;
 /// // Two classes on a line: 0 and 1 are class 7, 3 is class 9.
 /// let x = [0.0f64, 1.0, 3.0];
-/// let batch = Batch::new(Embeddings::new(&x, 3, 1)?, &[7i64, 7, 9]);
+/// let batch = Batch::new(Rows::new(&x, 3, 1)?, &[7i64, 7, 9]);
 /// // triplets (0,1,2): max(0, 1 − 3 + 1.5) = 0 and (1,0,2): max(0, 1 − 2 + 1.5) = 0.5
 /// let l = BatchAllTriplet::new().margin(1.5).forward(&batch, BatchReduction::Mean)?;
 /// assert!((l.scalar().unwrap() - 0.25).abs() < 1e-12);

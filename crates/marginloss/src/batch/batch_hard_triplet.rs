@@ -48,10 +48,11 @@ pub enum Reference {
 /// | TensorFlow Addons | `tfa.losses.triplet_hard_loss(y, emb, margin, soft, distance_metric="L2")` = torch-compat with [`Reference::TfAddons`], `Mean` |
 ///
 /// ```
-/// use marginloss::batch::{Batch, BatchHardTriplet, BatchReduction, Embeddings};
+/// use marginloss::batch::{Batch, BatchHardTriplet, BatchReduction};
+/// use marginloss::Rows;
 /// // TF-Addons' documented example: y = [0, 0], emb = [[0, 1], [1, 0]], L2 → 1.0
 /// let x = [0.0f32, 1.0, 1.0, 0.0];
-/// let batch = Batch::new(Embeddings::new(&x, 2, 2)?, &[0i32, 0]);
+/// let batch = Batch::new(Rows::new(&x, 2, 2)?, &[0i32, 0]);
 /// let l = BatchHardTriplet::new().margin(1.0).tf_addons().forward(&batch, BatchReduction::Mean)?;
 /// assert_eq!(l.scalar(), Some(1.0));
 /// # Ok::<(), marginloss::Error>(())

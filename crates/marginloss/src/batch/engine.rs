@@ -20,7 +20,7 @@ use super::{Batch, BatchDistance, BatchLabel, BatchReduction, BatchStats, Common
 use crate::error::{Error, Result, Value};
 use crate::float::Float;
 use crate::kernel::{sum_lanes, LANES};
-use crate::parts::{Rows, Split};
+use crate::parts::{Chunks, Split};
 use crate::reduction::check_buffer;
 
 /// No index (no self candidate, no pick).
@@ -510,7 +510,7 @@ pub(crate) fn run<T: Float, L: BatchLabel, Mi: Miner<T, L>>(
 ) -> Result<BatchStats> {
     let strict = opt.mode.is_strict();
     let emb = batch.embeddings;
-    let (n, dim) = (emb.rows(), emb.dim());
+    let (n, dim) = (emb.rows(), emb.cols());
     if batch.labels.len() != n {
         return Err(Error::Shape {
             loss,
@@ -521,11 +521,11 @@ pub(crate) fn run<T: Float, L: BatchLabel, Mi: Miner<T, L>>(
     }
     let (r_emb, ref_labels) = match batch.reference {
         Some((r, rl)) => {
-            if r.dim() != dim {
+            if r.cols() != dim {
                 return Err(Error::Shape {
                     loss,
                     arg: "reference embeddings",
-                    got: vec![r.rows(), r.dim()],
+                    got: vec![r.rows(), r.cols()],
                     expected: format!("rows of D = {dim} values, as the embeddings"),
                 });
             }
@@ -718,20 +718,20 @@ pub(crate) fn run<T: Float, L: BatchLabel, Mi: Miner<T, L>>(
             0,
             par,
             (
-                Rows(&mut mat[..], prt * m),
-                Rows(&mut alpha[..], prt * 2),
-                Rows(&mut vals[..], prt),
-                Rows(&mut scratch[..], 3 * m),
-                Rows(&mut idx[..], m),
-                Rows(&mut beta[..], bw),
+                Chunks(&mut mat[..], prt * m),
+                Chunks(&mut alpha[..], prt * 2),
+                Chunks(&mut vals[..], prt),
+                Chunks(&mut scratch[..], 3 * m),
+                Chunks(&mut idx[..], m),
+                Chunks(&mut beta[..], bw),
             ),
             &|(
-                Rows(mat, _),
-                Rows(alpha, _),
-                Rows(vals, _),
-                Rows(scratch, _),
-                Rows(idx, _),
-                Rows(beta, _),
+                Chunks(mat, _),
+                Chunks(alpha, _),
+                Chunks(vals, _),
+                Chunks(scratch, _),
+                Chunks(idx, _),
+                Chunks(beta, _),
             ),
               part| {
                 let i0 = part * prt;
@@ -1002,8 +1002,8 @@ fn rows_backward<T: Float>(
         parts,
         0,
         par,
-        Rows(&mut grad[..], prt * dim),
-        &|Rows(g, _), part| {
+        Chunks(&mut grad[..], prt * dim),
+        &|Chunks(g, _), part| {
             let i0 = part * prt;
             let rows = g.len() / dim;
             let xs = &x[i0 * m..(i0 + rows) * m];
@@ -1060,8 +1060,8 @@ fn cols_backward<T: Float>(
         parts,
         0,
         par,
-        Rows(&mut grad[..], prt * dim),
-        &|Rows(g, _), part| {
+        Chunks(&mut grad[..], prt * dim),
+        &|Chunks(g, _), part| {
             let j0 = part * prt;
             let cols = g.len() / dim;
             if dense {
@@ -1185,8 +1185,8 @@ pub(crate) fn gram<T: Float>(x: &[T], n: usize, dim: usize, out: &mut [T]) {
         parts,
         0,
         parallel(n.saturating_mul(n).saturating_mul(dim.max(1))),
-        Rows(&mut out[..], prt * n),
-        &|Rows(o, _), part| {
+        Chunks(&mut out[..], prt * n),
+        &|Chunks(o, _), part| {
             let i0 = part * prt;
             let rows = o.len() / n;
             T::gemm(

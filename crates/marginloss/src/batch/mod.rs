@@ -10,7 +10,7 @@
 //!
 //! ## Inputs
 //!
-//! * **Embeddings** `N × D` row-major ([`Embeddings`]: the shape is stated and checked
+//! * **Embeddings** `N × D` row-major ([`Rows`](crate::Rows): the shape is stated and checked
 //!   against the slice length, so a wrong `D` is an error, not a different loss), `f32` or
 //!   `f64`; **labels** `N` integers of any primitive integer type ([`BatchLabel`]).
 //! * Optionally a **reference set** `M × D` with `M` labels ([`Batch::with_reference`],
@@ -98,6 +98,7 @@ pub use pair_contrastive::PairContrastive;
 pub use semihard_triplet::SemihardTriplet;
 
 use crate::error::{Error, Result};
+use crate::rows::Rows;
 use std::fmt::Debug;
 
 mod sealed {
@@ -124,82 +125,31 @@ macro_rules! label_impl {
 }
 label_impl!(i8, i16, i32, i64, isize, u8, u16, u32, u64, usize);
 
-/// A row-major `rows × dim` matrix of embeddings: the slice with its shape, checked.
-#[derive(Debug)]
-pub struct Embeddings<'a, T> {
-    data: &'a [T],
-    rows: usize,
-    dim: usize,
-}
-
-impl<T> Clone for Embeddings<'_, T> {
-    fn clone(&self) -> Self {
-        *self
-    }
-}
-impl<T> Copy for Embeddings<'_, T> {}
-impl<T, L> Clone for Batch<'_, T, L> {
-    fn clone(&self) -> Self {
-        *self
-    }
-}
-impl<T, L> Copy for Batch<'_, T, L> {}
-
-impl<'a, T> Embeddings<'a, T> {
-    /// Views `data` as `rows × dim`.
-    ///
-    /// # Errors
-    /// [`Error::Shape`] when `data.len() != rows · dim`.
-    pub fn new(data: &'a [T], rows: usize, dim: usize) -> Result<Self> {
-        match rows.checked_mul(dim) {
-            Some(len) if len == data.len() => Ok(Embeddings { data, rows, dim }),
-            _ => Err(Error::Shape {
-                loss: "embeddings",
-                arg: "embeddings",
-                got: vec![data.len()],
-                expected: format!("a {rows} x {dim} matrix has {} elements", rows as u128 * dim as u128),
-            }),
-        }
-    }
-    /// The number of rows N.
-    pub fn rows(&self) -> usize {
-        self.rows
-    }
-    /// The row length D.
-    pub fn dim(&self) -> usize {
-        self.dim
-    }
-    /// The elements, row-major.
-    pub fn data(&self) -> &'a [T] {
-        self.data
-    }
-}
-
 /// A batch: embeddings with their labels, and optionally a reference set of candidates.
 #[derive(Debug)]
 pub struct Batch<'a, T, L> {
-    pub(crate) embeddings: Embeddings<'a, T>,
+    pub(crate) embeddings: Rows<'a, T>,
     pub(crate) labels: &'a [L],
-    pub(crate) reference: Option<(Embeddings<'a, T>, &'a [L])>,
+    pub(crate) reference: Option<(Rows<'a, T>, &'a [L])>,
 }
 
 impl<'a, T, L> Batch<'a, T, L> {
     /// Embeddings and one label per row (the count is checked by the loss).
-    pub fn new(embeddings: Embeddings<'a, T>, labels: &'a [L]) -> Self {
+    pub fn new(embeddings: Rows<'a, T>, labels: &'a [L]) -> Self {
         Batch { embeddings, labels, reference: None }
     }
     /// Adds a reference set (pytorch-metric-learning's `ref_emb`, `ref_labels`): every
     /// reference row is a candidate for every anchor.
-    pub fn with_reference(mut self, embeddings: Embeddings<'a, T>, labels: &'a [L]) -> Self {
+    pub fn with_reference(mut self, embeddings: Rows<'a, T>, labels: &'a [L]) -> Self {
         self.reference = Some((embeddings, labels));
         self
     }
     /// The embeddings (the anchors).
-    pub fn embeddings(&self) -> Embeddings<'a, T> {
+    pub fn embeddings(&self) -> Rows<'a, T> {
         self.embeddings
     }
     /// The reference set, if any.
-    pub fn reference(&self) -> Option<Embeddings<'a, T>> {
+    pub fn reference(&self) -> Option<Rows<'a, T>> {
         self.reference.map(|r| r.0)
     }
 }
@@ -405,10 +355,10 @@ pub(crate) use batch_api;
 ///
 /// # Errors
 /// [`Error::Buffer`] when `out` does not have `N·N` elements.
-pub fn gram_matrix<T: crate::Float>(x: Embeddings<'_, T>, out: &mut [T]) -> Result<()> {
+pub fn gram_matrix<T: crate::Float>(x: Rows<'_, T>, out: &mut [T]) -> Result<()> {
     let n = x.rows();
     crate::reduction::check_buffer("gram_matrix", "output", out.len(), n * n)?;
-    engine::gram(x.data(), n, x.dim(), out);
+    engine::gram(x.data(), n, x.cols(), out);
     Ok(())
 }
 

@@ -39,10 +39,11 @@ use crate::options::Mode;
 /// | TensorFlow Addons | — (`contrastive_loss` takes given distances and squares them) |
 ///
 /// ```
-/// use marginloss::batch::{Batch, BatchReduction, Embeddings, PairContrastive};
+/// use marginloss::batch::{Batch, BatchReduction, , PairContrastive};
+/// use marginloss::Rows;
 /// // rows 0, 1 (class 0) at 0 and 0.5, row 2 (class 1) at 0.75
 /// let x = [0.0f64, 0.5, 0.75];
-/// let batch = Batch::new(Embeddings::new(&x, 3, 1)?, &[0i64, 0, 1]);
+/// let batch = Batch::new(Rows::new(&x, 3, 1)?, &[0i64, 0, 1]);
 /// // positive pairs: d = 0.5 (twice); negative pairs: 0.75, 0.25 (each twice), neg_margin 1
 /// let l = PairContrastive::new().forward(&batch, BatchReduction::Mean)?;
 /// assert!((l.scalar().unwrap() - (0.5 + (0.25 + 0.75) / 2.0)).abs() < 1e-12);

@@ -42,10 +42,11 @@ use crate::options::Mode;
 /// | pytorch-metric-learning 2.9 | none: `BatchEasyHardMiner(pos_strategy="all", neg_strategy="semihard")` drops pairs without a semi-hard negative instead of falling back |
 ///
 /// ```
-/// use marginloss::batch::{Batch, BatchReduction, Embeddings, SemihardTriplet};
+/// use marginloss::batch::{Batch, BatchReduction, , SemihardTriplet};
+/// use marginloss::Rows;
 /// // a = 0, p = 1 (d = 1), negatives at 0.5 and 3: the nearest one farther than 1 is 3.
 /// let x = [0.0f64, 1.0, 0.5, 3.0];
-/// let batch = Batch::new(Embeddings::new(&x, 4, 1)?, &[1u8, 1, 2, 2]);
+/// let batch = Batch::new(Rows::new(&x, 4, 1)?, &[1u8, 1, 2, 2]);
 /// let l = SemihardTriplet::new().margin(2.5).forward(&batch, BatchReduction::None)?;
 /// // anchor 0: pair (0,1): max(0, 1 − 3 + 2.5) = 0.5
 /// assert!((l.as_slice()[0] - 0.5).abs() < 1e-12);

@@ -5,6 +5,7 @@ use crate::error::{Error, Result, Value};
 use crate::float::Float;
 use crate::options::Mode;
 use crate::reduction::{check_buffer, check_upstream, Reduction};
+use crate::rows::Rows;
 
 const NAMES: (&str, &str) = ("input1", "input2");
 
@@ -181,12 +182,12 @@ impl CosineSimilarity {
     /// # Errors
     /// In strict mode NaN/±Inf, empty input and a bad `eps`; in both modes a length that
     /// is not `N·dim` or differs between the inputs.
-    pub fn forward<T: Float>(&self, input1: &[T], input2: &[T], dim: usize) -> Result<Vec<T>> {
+    pub fn forward<T: Float>(&self, input1: Rows<'_, T>, input2: Rows<'_, T>) -> Result<Vec<T>> {
         // The options first, as `forward_into` and `forward_backward` check them.
         self.check_options::<T>()?;
-        let n = rows_of("cosine_similarity", NAMES, input1, input2, dim, self.mode)?;
+        let (n, ..) = rows_of("cosine_similarity", NAMES, input1, input2, self.mode)?;
         let mut out = vec![T::zero(); n];
-        self.forward_into(input1, input2, dim, &mut out)?;
+        self.forward_into(input1, input2, &mut out)?;
         Ok(out)
     }
 
@@ -196,13 +197,13 @@ impl CosineSimilarity {
     /// As [`forward`](Self::forward), plus a wrongly sized `out`.
     pub fn forward_into<T: Float>(
         &self,
-        input1: &[T],
-        input2: &[T],
-        dim: usize,
+        input1: Rows<'_, T>,
+        input2: Rows<'_, T>,
+
         out: &mut [T],
     ) -> Result<()> {
         self.check_options::<T>()?;
-        let n = rows_of("cosine_similarity", NAMES, input1, input2, dim, self.mode)?;
+        let (n, dim, input1, input2) = rows_of("cosine_similarity", NAMES, input1, input2, self.mode)?;
         check_buffer("cosine_similarity", "output", out.len(), n)?;
         let ok = if self.mode.is_strict() {
             rows_pass::<T, _, true, false>(
@@ -244,9 +245,9 @@ impl CosineSimilarity {
     #[allow(clippy::too_many_arguments)]
     pub fn forward_backward<T: Float>(
         &self,
-        input1: &[T],
-        input2: &[T],
-        dim: usize,
+        input1: Rows<'_, T>,
+        input2: Rows<'_, T>,
+
         upstream: &[T],
         out: &mut [T],
         grad1: &mut [T],
@@ -254,7 +255,7 @@ impl CosineSimilarity {
     ) -> Result<()> {
         const L: &str = "cosine_similarity";
         self.check_options::<T>()?;
-        let n = rows_of(L, NAMES, input1, input2, dim, self.mode)?;
+        let (n, dim, input1, input2) = rows_of(L, NAMES, input1, input2, self.mode)?;
         check_buffer(L, "output", out.len(), n)?;
         check_buffer(L, "grad input1", grad1.len(), input1.len())?;
         check_buffer(L, "grad input2", grad2.len(), input2.len())?;
@@ -333,8 +334,8 @@ fn check_eps<T: Float>(loss: &'static str, eps: f64, mode: Mode) -> Result<()> {
 ///
 /// # Errors
 /// As [`CosineSimilarity::forward`].
-pub fn cosine_similarity<T: Float>(input1: &[T], input2: &[T], dim: usize) -> Result<Vec<T>> {
-    CosineSimilarity::new().forward(input1, input2, dim)
+pub fn cosine_similarity<T: Float>(input1: Rows<'_, T>, input2: Rows<'_, T>) -> Result<Vec<T>> {
+    CosineSimilarity::new().forward(input1, input2)
 }
 
 /// The cosine distance `1 − cos(x1, x2)` with torch's per-norm eps (default 1e-8): the
@@ -441,6 +442,7 @@ impl<T: Float> Distance<T> for CosineDistance {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rows::mat;
 
     /* torch 2.15 (loss-spec §8.2):
     x1 = torch.tensor([[1e-10,0,0]], dtype=torch.float64, requires_grad=True)
@@ -452,7 +454,9 @@ mod tests {
         let x1 = [1e-10f64, 0.0, 0.0];
         let x2 = [1.0f64, 2.0, 2.0];
         let (mut out, mut g1, mut g2) = ([0.0], [0.0; 3], [0.0; 3]);
-        CosineSimilarity::new().forward_backward(&x1, &x2, 3, &[1.0], &mut out, &mut g1, &mut g2).unwrap();
+        CosineSimilarity::new()
+            .forward_backward(mat(&x1, 3), mat(&x2, 3), &[1.0], &mut out, &mut g1, &mut g2)
+            .unwrap();
         assert!((out[0] - 1.0 / 300.0).abs() < 1e-15);
         let want = [1.0 / 3e-8 - (1.0 / 300.0) / 1e-8, 2.0 / 3e-8, 2.0 / 3e-8];
         for (g, w) in g1.iter().zip(want) {
@@ -468,7 +472,9 @@ mod tests {
         let b = [0.7f32, 0.9, -4.4, 1.0e-3, -17.0, 3.0];
         let n = a.len();
         let (mut out, mut g1, mut g2) = (vec![0.0f32; n], vec![1.0f32; n], vec![1.0f32; n]);
-        CosineSimilarity::new().forward_backward(&a, &b, 1, &[1.0], &mut out, &mut g1, &mut g2).unwrap();
+        CosineSimilarity::new()
+            .forward_backward(mat(&a, 1), mat(&b, 1), &[1.0], &mut out, &mut g1, &mut g2)
+            .unwrap();
         for i in 0..n {
             assert_eq!(out[i].abs(), 1.0, "row {i}");
             assert_eq!((g1[i].to_bits(), g2[i].to_bits()), (0, 0), "row {i}: {} {}", g1[i], g2[i]);
@@ -476,7 +482,9 @@ mod tests {
         let a64: Vec<f64> = a.iter().map(|&v| f64::from(v)).collect();
         let b64: Vec<f64> = b.iter().map(|&v| f64::from(v)).collect();
         let (mut o, mut h1, mut h2) = (vec![0.0; n], vec![1.0; n], vec![1.0; n]);
-        CosineSimilarity::new().forward_backward(&a64, &b64, 1, &[2.0], &mut o, &mut h1, &mut h2).unwrap();
+        CosineSimilarity::new()
+            .forward_backward(mat(&a64, 1), mat(&b64, 1), &[2.0], &mut o, &mut h1, &mut h2)
+            .unwrap();
         assert!(h1.iter().chain(&h2).all(|&g| g.to_bits() == 0), "{h1:?} {h2:?}");
         // The cosine distance (through the loss that uses it) gets the same exact zero.
         let d = CosineDistance::new();
@@ -494,7 +502,9 @@ mod tests {
         // ‖a‖ = 5e-9 < eps = 1e-8: ∂cos/∂a = b/(eps·|b|)·(1 − ‖a‖/eps) = sign(b)·0.5e8.
         let (a, b) = ([5e-9f64, 0.0, 2.0], [-3.0f64, 4.0, 0.0]);
         let (mut out, mut g1, mut g2) = ([0.0; 3], [0.0; 3], [0.0; 3]);
-        CosineSimilarity::new().forward_backward(&a, &b, 1, &[1.0], &mut out, &mut g1, &mut g2).unwrap();
+        CosineSimilarity::new()
+            .forward_backward(mat(&a, 1), mat(&b, 1), &[1.0], &mut out, &mut g1, &mut g2)
+            .unwrap();
         let (want, w1, w2) = crate::reference::cosine_similarity(&a, &b, 1, 1e-8);
         assert_eq!(out.to_vec(), want);
         for (g, w) in g1.iter().chain(&g2).zip(w1.iter().chain(&w2)) {
@@ -508,13 +518,14 @@ mod tests {
 
     #[test]
     fn zero_row_gives_zero_similarity() {
-        let c = cosine_similarity(&[0.0f32, 0.0], &[1.0, 2.0], 2).unwrap();
+        let c = cosine_similarity(mat(&[0.0f32, 0.0], 2), mat(&[1.0, 2.0], 2)).unwrap();
         assert_eq!(c, vec![0.0]);
     }
 
     #[test]
     fn non_finite_input_is_located() {
-        let e = cosine_similarity(&[1.0f32, 2.0, 3.0, 4.0], &[1.0, 2.0, f32::INFINITY, 0.0], 2).unwrap_err();
+        let e = cosine_similarity(mat(&[1.0f32, 2.0, 3.0, 4.0], 2), mat(&[1.0, 2.0, f32::INFINITY, 0.0], 2))
+            .unwrap_err();
         assert!(e.to_string().starts_with("cosine_similarity got inf at input2[2]"), "{e}");
     }
 }

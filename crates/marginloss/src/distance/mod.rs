@@ -14,7 +14,8 @@ use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::kernel::{add_lanes, sum_lanes, BLOCK, LANES};
 use crate::options::Mode;
-use crate::parts::{self, Rows};
+use crate::parts::{self, Chunks};
+use crate::rows::Rows;
 
 /// Two rows of equal length: what a [`Distance`] measures. The lengths are checked when
 /// the pair is made, so a distance never receives rows of different lengths (and may index
@@ -312,43 +313,29 @@ pub(crate) fn all_finite<T: Float>(row: &[T]) -> bool {
     row.iter().fold(true, |ok, v| ok & v.is_finite())
 }
 
-/// Number of rows of a flat `(N, D)` buffer pair, checked.
-pub(crate) fn rows_of<T: Float>(
+/// The row count `N`, the row length `D` and the two inputs' elements, checking that both
+/// inputs have the same shape `(N, D)` with `D ≥ 1` (and, in strict mode, `N ≥ 1`).
+#[allow(clippy::type_complexity)]
+pub(crate) fn rows_of<'a, T: Float>(
     loss: &'static str,
     names: (&'static str, &'static str),
-    x1: &[T],
-    x2: &[T],
-    dim: usize,
+    x1: Rows<'a, T>,
+    x2: Rows<'a, T>,
     mode: Mode,
-) -> Result<usize> {
+) -> Result<(usize, usize, &'a [T], &'a [T])> {
+    let [n, dim] = crate::rows::same_shape(loss, &[(names.0, x1), (names.1, x2)])?;
     if dim == 0 {
         return Err(Error::Shape {
             loss,
             arg: names.0,
-            got: vec![x1.len(), 0],
+            got: vec![n, 0],
             expected: "rows of at least one element".into(),
         });
     }
-    if !x1.len().is_multiple_of(dim) {
-        return Err(Error::Shape {
-            loss,
-            arg: names.0,
-            got: vec![x1.len()],
-            expected: format!("a whole number of rows of {dim} elements"),
-        });
-    }
-    if x2.len() != x1.len() {
-        return Err(Error::Shape {
-            loss,
-            arg: names.1,
-            got: vec![x2.len() / dim.max(1), dim],
-            expected: format!("{} has shape [{}, {dim}]", names.0, x1.len() / dim),
-        });
-    }
-    if x1.is_empty() && mode.is_strict() {
+    if n == 0 && mode.is_strict() {
         return Err(Error::Empty { loss, arg: names.0 });
     }
-    Ok(x1.len() / dim)
+    Ok((n, dim, x1.data(), x2.data()))
 }
 
 /// A per-row-pair quantity with its gradient, for [`rows_pass`].
@@ -382,7 +369,7 @@ pub(crate) fn rows_pass<T: Float, O: RowOp<T>, const STRICT: bool, const GRAD: b
     parts::run(
         out.len(),
         dim,
-        (Rows(x1, dim), Rows(x2, dim), ups, out, Rows(grad1, dim), Rows(grad2, dim)),
+        (Chunks(x1, dim), Chunks(x2, dim), ups, out, Chunks(grad1, dim), Chunks(grad2, dim)),
         &|(x1, x2, ups, out, grad1, grad2)| {
             crate::simd::vectorize(RowsPart::<T, O, STRICT, GRAD> { op, x1, x2, ups, g, out, grad1, grad2 })
         },
@@ -393,13 +380,13 @@ pub(crate) fn rows_pass<T: Float, O: RowOp<T>, const STRICT: bool, const GRAD: b
 /// One part of [`rows_pass`].
 struct RowsPart<'a, T, O, const STRICT: bool, const GRAD: bool> {
     op: O,
-    x1: Rows<&'a [T]>,
-    x2: Rows<&'a [T]>,
+    x1: Chunks<&'a [T]>,
+    x2: Chunks<&'a [T]>,
     ups: &'a [T],
     g: T,
     out: &'a mut [T],
-    grad1: Rows<&'a mut [T]>,
-    grad2: Rows<&'a mut [T]>,
+    grad1: Chunks<&'a mut [T]>,
+    grad2: Chunks<&'a mut [T]>,
 }
 
 impl<T: Float, O: RowOp<T>, const STRICT: bool, const GRAD: bool> pulp::WithSimd
@@ -519,6 +506,7 @@ pub(crate) fn locate_non_finite<T: Float>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rows::mat;
 
     #[test]
     fn row_sums_add_element_i_into_lane_i_mod_8_in_order() {
@@ -541,7 +529,9 @@ mod tests {
             assert_eq!(ab.to_bits(), lanes(&prod(|x, y| x * y)).to_bits(), "n = {n}");
             assert_eq!(aa.to_bits(), lanes(&prod(|x, _| x * x)).to_bits(), "n = {n}");
             assert_eq!(bb.to_bits(), lanes(&prod(|_, y| y * y)).to_bits(), "n = {n}");
-            let d = PairwiseDistance::new().forward(&a, &b, n.max(1)).map(|d| d.first().copied());
+            let d = PairwiseDistance::new()
+                .forward(mat(&a, n.max(1)), mat(&b, n.max(1)))
+                .map(|d| d.first().copied());
             if n > 0 {
                 let sq = prod(|x, y| ((x - y) + 1e-6) * ((x - y) + 1e-6));
                 let want = lanes(&sq).sqrt() as f32;
@@ -569,15 +559,15 @@ mod tests {
         // torch-compat returns torch's inf; strict refuses a non-finite result of finite
         // input, naming the row.
         let compat = PairwiseDistance::new().mode(Mode::TorchCompat);
-        assert_eq!(compat.forward(&big, &[0.0f32; 9], 9).unwrap(), [f32::INFINITY]);
+        assert_eq!(compat.forward(mat(&big, 9), mat(&[0.0f32; 9], 9)).unwrap(), [f32::INFINITY]);
         let d = PairwiseDistance::new();
-        let e = d.forward(&big, &[0.0f32; 9], 9).unwrap_err();
+        let e = d.forward(mat(&big, 9), mat(&[0.0f32; 9], 9)).unwrap_err();
         assert!(matches!(e, Error::Overflow { quantity: "loss", index: Some(0), .. }), "{e:?}");
         assert!(
             e.to_string().starts_with("pairwise_distance: the loss overflows float32 at output[0];"),
             "{e}"
         );
-        let err = d.forward(&[f32::NAN; 9], &ones, 9).unwrap_err();
+        let err = d.forward(mat(&[f32::NAN; 9], 9), mat(&ones, 9)).unwrap_err();
         assert!(err.to_string().contains("input1"), "{err}");
     }
 }

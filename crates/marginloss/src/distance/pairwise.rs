@@ -9,6 +9,7 @@ use crate::float::Float;
 use crate::kernel::{add_lanes, sum_lanes, BLOCK, LANES};
 use crate::options::Mode;
 use crate::reduction::{check_buffer, check_upstream, Reduction};
+use crate::rows::Rows;
 
 const NAMES: (&str, &str) = ("input1", "input2");
 
@@ -334,12 +335,12 @@ impl PairwiseDistance {
     /// # Errors
     /// In strict mode NaN/±Inf, empty input and bad options; in both modes a length that
     /// is not `N·dim` or differs between the inputs.
-    pub fn forward<T: Float>(&self, input1: &[T], input2: &[T], dim: usize) -> Result<Vec<T>> {
+    pub fn forward<T: Float>(&self, input1: Rows<'_, T>, input2: Rows<'_, T>) -> Result<Vec<T>> {
         // The options first, as `forward_into` and `forward_backward` check them.
         self.check_options::<T>("pairwise_distance")?;
-        let n = rows_of("pairwise_distance", NAMES, input1, input2, dim, self.mode)?;
+        let (n, ..) = rows_of("pairwise_distance", NAMES, input1, input2, self.mode)?;
         let mut out = vec![T::zero(); n];
-        self.forward_into(input1, input2, dim, &mut out)?;
+        self.forward_into(input1, input2, &mut out)?;
         Ok(out)
     }
 
@@ -349,14 +350,14 @@ impl PairwiseDistance {
     /// As [`forward`](Self::forward), plus a wrongly sized `out`.
     pub fn forward_into<T: Float>(
         &self,
-        input1: &[T],
-        input2: &[T],
-        dim: usize,
+        input1: Rows<'_, T>,
+        input2: Rows<'_, T>,
+
         out: &mut [T],
     ) -> Result<()> {
         const L: &str = "pairwise_distance";
         self.check_options::<T>(L)?;
-        let n = rows_of(L, NAMES, input1, input2, dim, self.mode)?;
+        let (n, dim, input1, input2) = rows_of(L, NAMES, input1, input2, self.mode)?;
         check_buffer(L, "output", out.len(), n)?;
         let (norm, eps) = (Norm::of(self.p), T::of(self.eps));
         let ok = if self.mode.is_strict() {
@@ -398,9 +399,9 @@ impl PairwiseDistance {
     #[allow(clippy::too_many_arguments)]
     pub fn forward_backward<T: Float>(
         &self,
-        input1: &[T],
-        input2: &[T],
-        dim: usize,
+        input1: Rows<'_, T>,
+        input2: Rows<'_, T>,
+
         upstream: &[T],
         out: &mut [T],
         grad1: &mut [T],
@@ -408,7 +409,7 @@ impl PairwiseDistance {
     ) -> Result<()> {
         const L: &str = "pairwise_distance";
         self.check_options::<T>(L)?;
-        let n = rows_of(L, NAMES, input1, input2, dim, self.mode)?;
+        let (n, dim, input1, input2) = rows_of(L, NAMES, input1, input2, self.mode)?;
         check_buffer(L, "output", out.len(), n)?;
         check_buffer(L, "grad input1", grad1.len(), input1.len())?;
         check_buffer(L, "grad input2", grad2.len(), input2.len())?;
@@ -561,13 +562,14 @@ impl<T: Float> Distance<T> for PairwiseDistance {
 ///
 /// # Errors
 /// As [`PairwiseDistance::forward`].
-pub fn pairwise_distance<T: Float>(input1: &[T], input2: &[T], dim: usize) -> Result<Vec<T>> {
-    PairwiseDistance::new().forward(input1, input2, dim)
+pub fn pairwise_distance<T: Float>(input1: Rows<'_, T>, input2: Rows<'_, T>) -> Result<Vec<T>> {
+    PairwiseDistance::new().forward(input1, input2)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rows::mat;
 
     /* torch 2.15: F.pairwise_distance of identical rows is eps·D^(1/p):
     p=2, D=3: 1.7320508e-06; p=1: 3e-6; p=inf: 1e-6 (loss-spec §8.1) */
@@ -575,7 +577,7 @@ mod tests {
     fn identical_rows_are_eps_apart() {
         let x = [0.5f64, -1.0, 2.0];
         for (p, want) in [(2.0, 1e-6 * 3f64.sqrt()), (1.0, 3e-6), (f64::INFINITY, 1e-6)] {
-            let d = PairwiseDistance::new().p(p).forward(&x, &x, 3).unwrap()[0];
+            let d = PairwiseDistance::new().p(p).forward(mat(&x, 3), mat(&x, 3)).unwrap()[0];
             assert!((d - want).abs() < 1e-18, "p={p}: {d}");
         }
     }
@@ -585,7 +587,9 @@ mod tests {
     fn gradient_at_identical_rows_is_not_zero() {
         let x = [0.5f64, -1.0, 2.0];
         let (mut o, mut g1, mut g2) = ([0.0], [0.0; 3], [0.0; 3]);
-        PairwiseDistance::new().forward_backward(&x, &x, 3, &[1.0], &mut o, &mut g1, &mut g2).unwrap();
+        PairwiseDistance::new()
+            .forward_backward(mat(&x, 3), mat(&x, 3), &[1.0], &mut o, &mut g1, &mut g2)
+            .unwrap();
         for g in g1 {
             assert!((g - 1.0 / 3f64.sqrt()).abs() < 1e-12);
         }
@@ -594,7 +598,7 @@ mod tests {
 
     #[test]
     fn strict_rejects_non_positive_p() {
-        let e = PairwiseDistance::new().p(0.0).forward(&[1.0f32], &[2.0], 1).unwrap_err();
+        let e = PairwiseDistance::new().p(0.0).forward(mat(&[1.0f32], 1), mat(&[2.0], 1)).unwrap_err();
         assert_eq!(e.to_string(), "pairwise_distance: option p must be > 0, got 0");
     }
 }

@@ -70,6 +70,7 @@ impl SignedClassIndex for i32 {}
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rows::mat;
 
     #[test]
     fn every_index_type_converts_exactly_and_usize_saturates() {
@@ -96,9 +97,11 @@ mod tests {
                 let y: Vec<$t> = y.iter().map(|&v| v as $t).collect();
                 (
                     run(&|o, g| {
-                        MultiMargin::new().forward_backward(&x, &y, 4, None, r, &[1.0], o, g).unwrap()
+                        MultiMargin::new().forward_backward(mat(&x, 4), &y, None, r, &[1.0], o, g).unwrap()
                     }),
-                    run(&|o, g| MulticlassHinge::new().forward_backward(&x, &y, 4, r, &[1.0], o, g).unwrap()),
+                    run(&|o, g| {
+                        MulticlassHinge::new().forward_backward(mat(&x, 4), &y, r, &[1.0], o, g).unwrap()
+                    }),
                 )
             }};
         }
@@ -108,8 +111,11 @@ mod tests {
         assert_eq!(class_losses!(usize), want);
         let ml = [3i64, 0, -1, 1, 1, -1, 2, 2, 2, 1, 0, 3];
         let ml32: Vec<i32> = ml.iter().map(|&v| v as i32).collect();
-        let a = run(&|o, g| MultilabelMargin::new().forward_backward(&x, &ml, 4, r, &[1.0], o, g).unwrap());
-        let b = run(&|o, g| MultilabelMargin::new().forward_backward(&x, &ml32, 4, r, &[1.0], o, g).unwrap());
+        let a =
+            run(&|o, g| MultilabelMargin::new().forward_backward(mat(&x, 4), &ml, r, &[1.0], o, g).unwrap());
+        let b = run(&|o, g| {
+            MultilabelMargin::new().forward_backward(mat(&x, 4), &ml32, r, &[1.0], o, g).unwrap()
+        });
         assert_eq!(a, b);
         assert!(a.0[0] > 0.0);
     }
@@ -121,22 +127,22 @@ mod tests {
         let r = Reduction::Sum;
         let msg = |e: crate::Error| e.to_string();
         assert_eq!(
-            msg(multi_margin(&x, &[-1i32, 0], 2, r).unwrap_err()),
+            msg(multi_margin(mat(&x, 2), &[-1i32, 0], r).unwrap_err()),
             "multi_margin: class index -1 at target[0] is out of range for 2 classes (expected 0..=1)"
         );
         assert_eq!(
-            msg(multi_margin(&x, &[0u32, 2], 2, r).unwrap_err()),
+            msg(multi_margin(mat(&x, 2), &[0u32, 2], r).unwrap_err()),
             "multi_margin: class index 2 at target[1] is out of range for 2 classes (expected 0..=1)"
         );
         assert_eq!(
-            msg(multiclass_hinge(&x, &[1usize, usize::MAX], 2, r).unwrap_err()),
+            msg(multiclass_hinge(mat(&x, 2), &[1usize, usize::MAX], r).unwrap_err()),
             format!(
                 "multiclass_hinge: class index {} at target[1] is out of range for 2 classes (expected 0..=1)",
                 i64::MAX
             )
         );
-        assert!(msg(multilabel_margin(&x, &[0i32, 2, -1, -1], 2, r).unwrap_err())
+        assert!(msg(multilabel_margin(mat(&x, 2), &[0i32, 2, -1, -1], r).unwrap_err())
             .contains("class index 2 at target[1] is out of range for 2 classes"));
-        assert!(msg(multilabel_margin(&x, &[0i32, -2, -1, -1], 2, r).unwrap_err()).contains("target[1]"));
+        assert!(msg(multilabel_margin(mat(&x, 2), &[0i32, -2, -1, -1], r).unwrap_err()).contains("target[1]"));
     }
 }

@@ -12,8 +12,9 @@ use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::kernel::non_finite;
 use crate::options::Mode;
-use crate::parts::{self, Rows};
+use crate::parts::{self, Chunks};
 use crate::reduction::{check_buffer, check_upstream, Reduction};
+use crate::rows::Rows;
 
 /// One row's loss: the per-sample value as torch's `reduction='none'` output gives it (in
 /// `T`), its contribution to a `mean`/`sum` reduction (in `f64`), and whether every input
@@ -57,48 +58,40 @@ pub(crate) trait ClassRows<T: Float>: Clone + Send + Sync {
     }
 }
 
-/// Checks `classes`, the input and target lengths, and emptiness; returns N.
-pub(crate) fn rows_of<T: Float, K: ClassRows<T>, I: ClassIndex>(
-    input: &[T],
+/// Checks the class count, the target's length against the input's rows, and emptiness;
+/// returns N, C and the input's elements.
+pub(crate) fn rows_of<'a, T: Float, K: ClassRows<T>, I: ClassIndex>(
+    input: Rows<'a, T>,
     target: &[I],
-    classes: usize,
     mode: Mode,
-) -> Result<usize> {
+) -> Result<(usize, usize, &'a [T])> {
+    let [n, classes] = input.shape();
     if classes == 0 {
         return Err(Error::Shape {
             loss: K::LOSS,
             arg: "input",
-            got: vec![input.len(), 0],
+            got: vec![n, 0],
             expected: "at least one class (classes >= 1)".into(),
         });
     }
-    if !input.len().is_multiple_of(classes) {
-        return Err(Error::Shape {
-            loss: K::LOSS,
-            arg: "input",
-            got: vec![input.len()],
-            expected: format!("a whole number of rows of {classes} classes"),
-        });
-    }
-    let n = input.len() / classes;
     let tpr = K::targets_per_row(classes);
-    if target.len() != n * tpr {
+    if Some(target.len()) != n.checked_mul(tpr) {
         let got = if tpr > 1 && target.len().is_multiple_of(tpr) {
             vec![target.len() / tpr, tpr]
         } else {
             vec![target.len()]
         };
         let expected = if tpr == 1 {
-            format!("one class index per row of input, shape [{n}]")
+            format!("input has shape [{n}, {classes}], so target (one class index per row) has shape [{n}]")
         } else {
-            format!("the shape of input, [{n}, {classes}]")
+            format!("input has shape [{n}, {classes}], so target has shape [{n}, {classes}]")
         };
         return Err(Error::Shape { loss: K::LOSS, arg: "target", got, expected });
     }
     if n == 0 && mode.is_strict() {
         return Err(Error::Empty { loss: K::LOSS, arg: "input" });
     }
-    Ok(n)
+    Ok((n, classes, input.data()))
 }
 
 /// The first out-of-range target (error path only).
@@ -123,13 +116,12 @@ fn locate_non_finite_input<T: Float>(loss: &'static str, input: &[T]) -> Error {
 pub(crate) fn forward<T: Float, K: ClassRows<T>, I: ClassIndex>(
     k: &K,
     mode: Mode,
-    input: &[T],
+    input: Rows<'_, T>,
     target: &[I],
-    classes: usize,
     reduction: Reduction,
     out: &mut [T],
 ) -> Result<()> {
-    let n = rows_of::<T, K, I>(input, target, classes, mode)?;
+    let (n, classes, input) = rows_of::<T, K, I>(input, target, mode)?;
     check_buffer(K::LOSS, "output", out.len(), reduction.output_len(n))?;
     let strict = mode.is_strict();
     let (sum, finite, in_range) = pass::<T, K, I, false>(
@@ -152,15 +144,14 @@ pub(crate) fn forward<T: Float, K: ClassRows<T>, I: ClassIndex>(
 pub(crate) fn forward_backward<T: Float, K: ClassRows<T>, I: ClassIndex>(
     k: &K,
     mode: Mode,
-    input: &[T],
+    input: Rows<'_, T>,
     target: &[I],
-    classes: usize,
     reduction: Reduction,
     upstream: &[T],
     out: &mut [T],
     grad: &mut [T],
 ) -> Result<()> {
-    let n = rows_of::<T, K, I>(input, target, classes, mode)?;
+    let (n, classes, input) = rows_of::<T, K, I>(input, target, mode)?;
     check_buffer(K::LOSS, "output", out.len(), reduction.output_len(n))?;
     check_buffer(K::LOSS, "grad input", grad.len(), input.len())?;
     check_upstream(K::LOSS, reduction, upstream.len(), n)?;
@@ -208,7 +199,7 @@ fn pass<T: Float, K: ClassRows<T>, I: ClassIndex, const GRAD: bool>(
     parts::run(
         n,
         classes,
-        (Rows(input, classes), Rows(target, tpr), ups, out, Rows(grad, classes)),
+        (Chunks(input, classes), Chunks(target, tpr), ups, out, Chunks(grad, classes)),
         &|(x, t, ups, out, g)| {
             let k = k.clone();
             crate::simd::vectorize(Part::<T, K, I, GRAD> { k, x, t, ups, up, scale, out, g, strict })
@@ -220,13 +211,13 @@ fn pass<T: Float, K: ClassRows<T>, I: ClassIndex, const GRAD: bool>(
 /// One part of [`pass`].
 struct Part<'a, T, K, I, const GRAD: bool> {
     k: K,
-    x: Rows<&'a [T]>,
-    t: Rows<&'a [I]>,
+    x: Chunks<&'a [T]>,
+    t: Chunks<&'a [I]>,
     ups: &'a [T],
     up: T,
     scale: T,
     out: &'a mut [T],
-    g: Rows<&'a mut [T]>,
+    g: Chunks<&'a mut [T]>,
     strict: bool,
 }
 

@@ -7,6 +7,7 @@ use crate::float::Float;
 use crate::kernel::relu;
 use crate::options::{Labels, Mode};
 use crate::reduction::{Output, Reduction};
+use crate::rows::Rows;
 
 /// The contrastive loss (Hadsell, Chopra & LeCun, "Dimensionality Reduction by Learning
 /// an Invariant Mapping", CVPR 2006) on pairs of rows `x1[n]`, `x2[n]`:
@@ -137,13 +138,12 @@ impl Contrastive {
 /// # Errors
 /// As [`Contrastive::forward`].
 pub fn contrastive<T: Float>(
-    input1: &[T],
-    input2: &[T],
+    input1: Rows<'_, T>,
+    input2: Rows<'_, T>,
     target: &[T],
-    dim: usize,
     reduction: Reduction,
 ) -> Result<Output<T>> {
-    Contrastive::new().forward(input1, input2, target, dim, reduction)
+    Contrastive::new().forward(input1, input2, target, reduction)
 }
 
 const LOSS: &str = "contrastive";
@@ -228,6 +228,7 @@ impl<T: Float> PairRow<T> for Kernel<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rows::mat;
 
     fn fused(
         l: Contrastive,
@@ -237,7 +238,17 @@ mod tests {
         dim: usize,
     ) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
         let (mut out, mut g1, mut g2) = (vec![0.0; t.len()], vec![0.0; x1.len()], vec![0.0; x2.len()]);
-        l.forward_backward(x1, x2, t, dim, Reduction::None, &[1.0], &mut out, &mut g1, &mut g2).unwrap();
+        l.forward_backward(
+            mat(x1, dim),
+            mat(x2, dim),
+            t,
+            Reduction::None,
+            &[1.0],
+            &mut out,
+            &mut g1,
+            &mut g2,
+        )
+        .unwrap();
         (out, g1, g2)
     }
 
@@ -270,10 +281,10 @@ mod tests {
     fn zero_one_labels_read_one_as_similar() {
         let x1 = [0.0f64, 0.0, 0.0, 0.0];
         let x2 = [0.6f64, 0.0, 0.6, 0.0];
-        let pm = Contrastive::new().forward(&x1, &x2, &[1.0, -1.0], 2, Reduction::None).unwrap();
+        let pm = Contrastive::new().forward(mat(&x1, 2), mat(&x2, 2), &[1.0, -1.0], Reduction::None).unwrap();
         let zo = Contrastive::new()
             .labels(Labels::ZeroOne)
-            .forward(&x1, &x2, &[1.0, 0.0], 2, Reduction::None)
+            .forward(mat(&x1, 2), mat(&x2, 2), &[1.0, 0.0], Reduction::None)
             .unwrap();
         assert_eq!(pm, zo);
         assert!((pm.as_slice()[0] - 0.18).abs() < 1e-6 && (pm.as_slice()[1] - 0.08).abs() < 1e-6);
@@ -281,7 +292,8 @@ mod tests {
 
     #[test]
     fn strict_errors_name_the_offender() {
-        let e = contrastive(&[0.0f32, 1.0], &[1.0, 0.0], &[0.0], 2, Reduction::Mean).unwrap_err();
+        let e =
+            contrastive(mat(&[0.0f32, 1.0], 2), mat(&[1.0, 0.0], 2), &[0.0], Reduction::Mean).unwrap_err();
         assert_eq!(
             e.to_string(),
             "contrastive expects target in {-1, 1}, got 0 at target[0]; \
@@ -289,26 +301,26 @@ mod tests {
         );
         let e = Contrastive::new()
             .labels(Labels::ZeroOne)
-            .forward(&[0.0f32, 1.0], &[1.0, 0.0], &[-1.0], 2, Reduction::Mean)
+            .forward(mat(&[0.0f32, 1.0], 2), mat(&[1.0, 0.0], 2), &[-1.0], Reduction::Mean)
             .unwrap_err();
         assert!(
             e.to_string().ends_with("for {-1, 1} labels choose Labels::PlusMinusOne (CLI: --labels pm1)"),
             "{e}"
         );
-        let e = contrastive(&[0.0f32, 1.0], &[1.0, f32::INFINITY], &[1.0], 2, Reduction::Mean).unwrap_err();
+        let e = contrastive(mat(&[0.0f32, 1.0], 2), mat(&[1.0, f32::INFINITY], 2), &[1.0], Reduction::Mean)
+            .unwrap_err();
         assert!(e.to_string().starts_with("contrastive got inf at input2[1]"), "{e}");
         let e = Contrastive::new()
             .margin(-1.0)
-            .forward(&[0.0f32], &[1.0], &[1.0], 1, Reduction::Sum)
+            .forward(mat(&[0.0f32], 1), mat(&[1.0], 1), &[1.0], Reduction::Sum)
             .unwrap_err();
         assert_eq!(e.to_string(), "contrastive: option margin must be finite and >= 0, got -1");
         let (mut out, mut g1, mut g2) = ([0.0f32], [0.0f32; 2], [0.0f32; 1]);
         let e = Contrastive::new()
             .forward_backward(
-                &[0.0f32, 1.0],
-                &[1.0, 0.0],
+                mat(&[0.0f32, 1.0], 2),
+                mat(&[1.0, 0.0], 2),
                 &[1.0],
-                2,
                 Reduction::Sum,
                 &[1.0],
                 &mut out,
@@ -324,8 +336,8 @@ mod tests {
         let l = Contrastive::new().mode(Mode::TorchCompat);
         let x1 = [0.0f64, 0.0, 0.0, 0.0];
         let x2 = [0.6f64, 0.0, 0.6, 0.0];
-        let out = l.forward(&x1, &x2, &[0.0, 2.0], 2, Reduction::None).unwrap();
-        let dis = l.forward(&x1, &x2, &[-1.0, -1.0], 2, Reduction::None).unwrap();
+        let out = l.forward(mat(&x1, 2), mat(&x2, 2), &[0.0, 2.0], Reduction::None).unwrap();
+        let dis = l.forward(mat(&x1, 2), mat(&x2, 2), &[-1.0, -1.0], Reduction::None).unwrap();
         assert_eq!(out, dis);
     }
 }

@@ -8,6 +8,7 @@ use crate::float::Float;
 use crate::kernel::relu;
 use crate::options::{Kink, Labels, Mode};
 use crate::reduction::{Output, Reduction};
+use crate::rows::Rows;
 
 /// `EPSILON` in ATen's `cosine_embedding_loss`: a C++ `float` 1e-12, so
 /// 9.999999960041972e-13 in f64 as well.
@@ -139,13 +140,12 @@ impl CosineEmbedding {
 /// # Errors
 /// As [`CosineEmbedding::forward`].
 pub fn cosine_embedding<T: Float>(
-    input1: &[T],
-    input2: &[T],
+    input1: Rows<'_, T>,
+    input2: Rows<'_, T>,
     target: &[T],
-    dim: usize,
     reduction: Reduction,
 ) -> Result<Output<T>> {
-    CosineEmbedding::new().forward(input1, input2, target, dim, reduction)
+    CosineEmbedding::new().forward(input1, input2, target, reduction)
 }
 
 const LOSS: &str = "cosine_embedding";
@@ -247,6 +247,7 @@ impl<T: Float> Kernel<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rows::mat;
 
     fn fused(
         l: CosineEmbedding,
@@ -256,7 +257,16 @@ mod tests {
         dim: usize,
     ) -> Result<(Vec<f64>, Vec<f64>, Vec<f64>)> {
         let (mut out, mut g1, mut g2) = (vec![0.0; t.len()], vec![0.0; x1.len()], vec![0.0; x2.len()]);
-        l.forward_backward(x1, x2, t, dim, Reduction::None, &[1.0], &mut out, &mut g1, &mut g2)?;
+        l.forward_backward(
+            mat(x1, dim),
+            mat(x2, dim),
+            t,
+            Reduction::None,
+            &[1.0],
+            &mut out,
+            &mut g1,
+            &mut g2,
+        )?;
         Ok((out, g1, g2))
     }
 
@@ -306,10 +316,9 @@ mod tests {
     #[test]
     fn strict_rejects_zero_target_with_the_labels_hint() {
         let e = cosine_embedding(
-            &[1.0f32, 0.0, 0.0, 1.0],
-            &[1.0, 0.0, 1.0, 0.0],
+            mat(&[1.0f32, 0.0, 0.0, 1.0], 2),
+            mat(&[1.0, 0.0, 1.0, 0.0], 2),
             &[1.0, 0.0],
-            2,
             Reduction::Mean,
         )
         .unwrap_err();
@@ -321,7 +330,12 @@ mod tests {
         // ... and Labels::ZeroOne reads 0 as a dissimilar pair
         let l = CosineEmbedding::new()
             .labels(Labels::ZeroOne)
-            .forward(&[1.0f32, 0.0, 1.0, 1.0], &[1.0, 0.0, 1.0, 0.0], &[1.0, 0.0], 2, Reduction::None)
+            .forward(
+                mat(&[1.0f32, 0.0, 1.0, 1.0], 2),
+                mat(&[1.0, 0.0, 1.0, 0.0], 2),
+                &[1.0, 0.0],
+                Reduction::None,
+            )
             .unwrap();
         assert!((l.as_slice()[1] - 0.5f32.sqrt()).abs() < 1e-6);
     }
@@ -329,39 +343,52 @@ mod tests {
     #[test]
     fn strict_errors_name_the_offender() {
         let l = CosineEmbedding::new();
-        let e = l.forward(&[1.0f64, 0.0], &[f64::NAN, 0.0], &[1.0], 2, Reduction::Sum).unwrap_err();
+        let e =
+            l.forward(mat(&[1.0f64, 0.0], 2), mat(&[f64::NAN, 0.0], 2), &[1.0], Reduction::Sum).unwrap_err();
         assert!(e.to_string().starts_with("cosine_embedding got NaN at input2[0]; strict mode"), "{e}");
-        let e = l.forward::<f64>(&[], &[], &[], 2, Reduction::Mean).unwrap_err();
+        let e = l.forward::<f64>(mat(&[], 2), mat(&[], 2), &[], Reduction::Mean).unwrap_err();
         assert!(e.to_string().starts_with("cosine_embedding got an empty input1"), "{e}");
-        let e = l.margin(1.5).forward(&[1.0f64], &[1.0], &[1.0], 1, Reduction::Sum).unwrap_err();
+        let e = l.margin(1.5).forward(mat(&[1.0f64], 1), mat(&[1.0], 1), &[1.0], Reduction::Sum).unwrap_err();
         assert_eq!(e.to_string(), "cosine_embedding: option margin must be in [-1, 1], got 1.5");
-        let e = l.margin(f64::NAN).forward(&[1.0f64], &[1.0], &[1.0], 1, Reduction::Sum).unwrap_err();
+        let e = l
+            .margin(f64::NAN)
+            .forward(mat(&[1.0f64], 1), mat(&[1.0], 1), &[1.0], Reduction::Sum)
+            .unwrap_err();
         assert_eq!(e.to_string(), "cosine_embedding: option margin must be in [-1, 1], got NaN");
-        let e = l.forward(&[1.0f64, 2.0], &[1.0, 2.0], &[1.0, 1.0], 2, Reduction::Sum).unwrap_err();
+        let e =
+            l.forward(mat(&[1.0f64, 2.0], 2), mat(&[1.0, 2.0], 2), &[1.0, 1.0], Reduction::Sum).unwrap_err();
         assert_eq!(
             e.to_string(),
             "cosine_embedding: target has shape [2] but input1 has shape [1, 2], so target has shape [1]"
         );
-        let e = l.forward(&[1.0f64, 2.0, 3.0], &[1.0, 2.0, 3.0], &[1.0], 2, Reduction::Sum).unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "cosine_embedding: input1 has shape [3] but a whole number of rows of 2 elements"
-        );
+        // 4 elements stated as 2 × 2 and 1 × 4: the second input names the first's shape
+        let x = [1.0f64, 2.0, 3.0, 4.0];
+        let e = l.forward(mat(&x, 2), mat(&x, 4), &[1.0, 1.0], Reduction::Sum).unwrap_err();
+        assert_eq!(e.to_string(), "cosine_embedding: input2 has shape [1, 4] but input1 has shape [2, 2]");
         // torch-compat takes any margin
         assert!(l
             .margin(1.5)
             .mode(Mode::TorchCompat)
-            .forward(&[1.0f64], &[1.0], &[1.0], 1, Reduction::Sum)
+            .forward(mat(&[1.0f64], 1), mat(&[1.0], 1), &[1.0], Reduction::Sum)
             .is_ok());
     }
 
     #[test]
     fn torch_compat_empty_batch_is_nan_for_mean_and_zero_for_sum() {
         let l = CosineEmbedding::new().mode(Mode::TorchCompat);
-        assert!(l.forward::<f32>(&[], &[], &[], 3, Reduction::Mean).unwrap().scalar().unwrap().is_nan());
-        assert_eq!(l.forward::<f32>(&[], &[], &[], 3, Reduction::Sum).unwrap().scalar(), Some(0.0));
+        assert!(l
+            .forward::<f32>(mat(&[], 3), mat(&[], 3), &[], Reduction::Mean)
+            .unwrap()
+            .scalar()
+            .unwrap()
+            .is_nan());
+        assert_eq!(
+            l.forward::<f32>(mat(&[], 3), mat(&[], 3), &[], Reduction::Sum).unwrap().scalar(),
+            Some(0.0)
+        );
         // an empty per-row upstream matches the empty output
         let (mut out, mut g1, mut g2) = ([0.0f32; 0], [0.0f32; 0], [0.0f32; 0]);
-        l.forward_backward(&[], &[], &[], 3, Reduction::None, &[], &mut out, &mut g1, &mut g2).unwrap();
+        l.forward_backward(mat(&[], 3), mat(&[], 3), &[], Reduction::None, &[], &mut out, &mut g1, &mut g2)
+            .unwrap();
     }
 }

@@ -7,6 +7,7 @@ use crate::float::Float;
 use crate::kernel::{finite_option, pointwise_api, relu, Pointwise};
 use crate::options::{Kink, Labels, Mode};
 use crate::reduction::{Output, Reduction};
+use crate::rows::Rows;
 
 /// PyTorch's `HingeEmbeddingLoss` on **distances** `x ≥ 0` between pairs:
 ///
@@ -316,17 +317,16 @@ impl<D> DistanceHingeEmbedding<D> {
     /// encoding and bad options.
     pub fn forward<T: Float>(
         &self,
-        input1: &[T],
-        input2: &[T],
+        input1: Rows<'_, T>,
+        input2: Rows<'_, T>,
         target: &[T],
-        dim: usize,
         reduction: Reduction,
     ) -> Result<Output<T>>
     where
         D: Distance<T>,
     {
         let mut out = vec![T::zero(); reduction.output_len(target.len())];
-        self.forward_into(input1, input2, target, dim, reduction, &mut out)?;
+        self.forward_into(input1, input2, target, reduction, &mut out)?;
         Ok(Output::from_buffer(reduction, out))
     }
 
@@ -336,10 +336,9 @@ impl<D> DistanceHingeEmbedding<D> {
     /// As [`forward`](Self::forward), plus a wrongly sized `out`.
     pub fn forward_into<T: Float>(
         &self,
-        input1: &[T],
-        input2: &[T],
+        input1: Rows<'_, T>,
+        input2: Rows<'_, T>,
         target: &[T],
-        dim: usize,
         reduction: Reduction,
         out: &mut [T],
     ) -> Result<()>
@@ -347,7 +346,7 @@ impl<D> DistanceHingeEmbedding<D> {
         D: Distance<T>,
     {
         let k = self.kernel::<T>()?;
-        pair::forward(&k, self.loss.mode, input1, input2, target, dim, reduction, out)
+        pair::forward(&k, self.loss.mode, input1, input2, target, reduction, out)
     }
 
     /// Fused forward and backward in one pass over the rows: the loss into `out` and
@@ -358,10 +357,9 @@ impl<D> DistanceHingeEmbedding<D> {
     #[allow(clippy::too_many_arguments)]
     pub fn forward_backward<T: Float>(
         &self,
-        input1: &[T],
-        input2: &[T],
+        input1: Rows<'_, T>,
+        input2: Rows<'_, T>,
         target: &[T],
-        dim: usize,
         reduction: Reduction,
         upstream: &[T],
         out: &mut [T],
@@ -378,7 +376,6 @@ impl<D> DistanceHingeEmbedding<D> {
             input1,
             input2,
             target,
-            dim,
             reduction,
             upstream,
             out,

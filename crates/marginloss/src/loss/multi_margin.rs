@@ -7,6 +7,7 @@ use crate::float::Float;
 use crate::kernel::{finite_option, non_finite};
 use crate::options::Mode;
 use crate::reduction::{Output, Reduction};
+use crate::rows::Rows;
 
 const LOSS: &str = "multi_margin";
 
@@ -175,16 +176,15 @@ impl MultiMargin {
     /// As listed in this type's docs.
     pub fn forward<T: Float, I: ClassIndex>(
         &self,
-        input: &[T],
+        input: Rows<'_, T>,
         target: &[I],
-        classes: usize,
         weight: Option<&[T]>,
         reduction: Reduction,
     ) -> Result<Output<T>> {
-        self.kernel(weight, classes)?;
-        let n = class_rows::rows_of::<T, MultiMarginKernel<'_, T>, I>(input, target, classes, self.mode)?;
+        self.kernel(weight, input.cols())?;
+        let (n, ..) = class_rows::rows_of::<T, MultiMarginKernel<'_, T>, I>(input, target, self.mode)?;
         let mut out = vec![T::zero(); reduction.output_len(n)];
-        self.forward_into(input, target, classes, weight, reduction, &mut out)?;
+        self.forward_into(input, target, weight, reduction, &mut out)?;
         Ok(Output::from_buffer(reduction, out))
     }
 
@@ -195,15 +195,14 @@ impl MultiMargin {
     /// As [`forward`](Self::forward), plus a wrongly sized `out`.
     pub fn forward_into<T: Float, I: ClassIndex>(
         &self,
-        input: &[T],
+        input: Rows<'_, T>,
         target: &[I],
-        classes: usize,
         weight: Option<&[T]>,
         reduction: Reduction,
         out: &mut [T],
     ) -> Result<()> {
-        let k = self.kernel(weight, classes)?;
-        class_rows::forward(&k, self.mode, input, target, classes, reduction, out)
+        let k = self.kernel(weight, input.cols())?;
+        class_rows::forward(&k, self.mode, input, target, reduction, out)
     }
 
     /// Fused forward and backward in one pass over memory: writes the loss into `out` (as
@@ -219,19 +218,16 @@ impl MultiMargin {
     #[allow(clippy::too_many_arguments)]
     pub fn forward_backward<T: Float, I: ClassIndex>(
         &self,
-        input: &[T],
+        input: Rows<'_, T>,
         target: &[I],
-        classes: usize,
         weight: Option<&[T]>,
         reduction: Reduction,
         upstream: &[T],
         out: &mut [T],
         grad_input: &mut [T],
     ) -> Result<()> {
-        let k = self.kernel(weight, classes)?;
-        class_rows::forward_backward(
-            &k, self.mode, input, target, classes, reduction, upstream, out, grad_input,
-        )
+        let k = self.kernel(weight, input.cols())?;
+        class_rows::forward_backward(&k, self.mode, input, target, reduction, upstream, out, grad_input)
     }
 }
 
@@ -251,12 +247,11 @@ impl MultiMargin {
 /// # Errors
 /// As [`MultiMargin::forward`].
 pub fn multi_margin<T: Float, I: ClassIndex>(
-    input: &[T],
+    input: Rows<'_, T>,
     target: &[I],
-    classes: usize,
     reduction: Reduction,
 ) -> Result<Output<T>> {
-    MultiMargin::new().forward(input, target, classes, None, reduction)
+    MultiMargin::new().forward(input, target, None, reduction)
 }
 
 #[derive(Clone)]
@@ -408,6 +403,7 @@ fn terms<T: Float>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rows::{mat, Rows};
 
     fn fused(
         l: MultiMargin,
@@ -419,7 +415,7 @@ mod tests {
     ) -> (Vec<f64>, Vec<f64>) {
         let n = x.len() / c;
         let (mut out, mut g) = (vec![0.0; r.output_len(n)], vec![0.0; x.len()]);
-        l.forward_backward(x, y, c, w, r, &[1.0], &mut out, &mut g).unwrap();
+        l.forward_backward(mat(x, c), y, w, r, &[1.0], &mut out, &mut g).unwrap();
         (out, g)
     }
 
@@ -467,7 +463,7 @@ mod tests {
 
     #[test]
     fn strict_mode_rejects_nan_with_its_index() {
-        let e = multi_margin(&[0.1f32, f32::NAN, 0.4, 0.8], &[3], 4, Reduction::Mean).unwrap_err();
+        let e = multi_margin(mat(&[0.1f32, f32::NAN, 0.4, 0.8], 4), &[3], Reduction::Mean).unwrap_err();
         assert_eq!(
             e.to_string(),
             "multi_margin got NaN at input[1]; strict mode rejects NaN and infinities (torch-compat mode \
@@ -480,31 +476,32 @@ mod tests {
         for mode in [Mode::Strict, Mode::TorchCompat] {
             let e = MultiMargin::new()
                 .mode(mode)
-                .forward(&[0.0f64; 8], &[0, 4], 4, None, Reduction::Sum)
+                .forward(mat(&[0.0f64; 8], 4), &[0, 4], None, Reduction::Sum)
                 .unwrap_err();
             assert_eq!(
                 e.to_string(),
                 "multi_margin: class index 4 at target[1] is out of range for 4 classes (expected 0..=3)"
             );
         }
-        let e = multi_margin(&[0.0f64; 4], &[-1], 4, Reduction::Sum).unwrap_err();
+        let e = multi_margin(mat(&[0.0f64; 4], 4), &[-1], Reduction::Sum).unwrap_err();
         assert!(e.to_string().contains("class index -1 at target[0]"), "{e}");
     }
 
     #[test]
     fn p_other_than_1_or_2_is_rejected() {
-        let e = MultiMargin::new().p(3.0).forward(&[0.0f32; 2], &[0], 2, None, Reduction::Sum).unwrap_err();
+        let e =
+            MultiMargin::new().p(3.0).forward(mat(&[0.0f32; 2], 2), &[0], None, Reduction::Sum).unwrap_err();
         assert_eq!(e.to_string(), "multi_margin: option p must be 1 or 2, got 3");
         // p is an f64 as TripletMargin's and PairwiseDistance's are: a fractional or NaN p
         // is an error, never truncated to 1.
         for bad in [1.5, f64::NAN, f64::INFINITY] {
-            let e = MultiMargin::new().p(bad).forward(&[0.0f32; 2], &[0], 2, None, Reduction::Sum);
+            let e = MultiMargin::new().p(bad).forward(mat(&[0.0f32; 2], 2), &[0], None, Reduction::Sum);
             assert!(e.unwrap_err().to_string().starts_with("multi_margin: option p must be 1 or 2, got"));
         }
         let e = MultiMargin::new()
             .p(0.0)
             .mode(Mode::TorchCompat)
-            .forward(&[0.0f32; 2], &[0], 2, None, Reduction::Sum)
+            .forward(mat(&[0.0f32; 2], 2), &[0], None, Reduction::Sum)
             .unwrap_err();
         assert_eq!(e.to_string(), "multi_margin: option p must be 1 or 2, got 0");
     }
@@ -512,51 +509,53 @@ mod tests {
     #[test]
     fn weight_shape_sign_and_finiteness_are_checked() {
         let x = [0.0f64; 4];
-        let e =
-            MultiMargin::new().forward(&x, &[0], 4, Some(&[1.0, 1.0, 1.0][..]), Reduction::Sum).unwrap_err();
+        let e = MultiMargin::new()
+            .forward(mat(&x, 4), &[0], Some(&[1.0, 1.0, 1.0][..]), Reduction::Sum)
+            .unwrap_err();
         assert_eq!(e.to_string(), "multi_margin: weight has shape [3] but one weight per class, shape [4]");
         let w = [1.0, 1.0, -1.5, 1.0];
-        let e = MultiMargin::new().forward(&x, &[0], 4, Some(&w[..]), Reduction::Sum).unwrap_err();
+        let e = MultiMargin::new().forward(mat(&x, 4), &[0], Some(&w[..]), Reduction::Sum).unwrap_err();
         assert_eq!(
             e.to_string(),
             "multi_margin expects class weights >= 0, got -1.5 at weight[2]; torch-compat mode accepts \
              negative weights as PyTorch does"
         );
         let l = MultiMargin::new().mode(Mode::TorchCompat);
-        let v = l.forward(&[0.0, 0.0], &[0], 2, Some(&[-1.5, 1.0][..]), Reduction::Sum).unwrap();
+        let v = l.forward(mat(&[0.0, 0.0], 2), &[0], Some(&[-1.5, 1.0][..]), Reduction::Sum).unwrap();
         assert_eq!(v.scalar(), Some(-0.75));
         let w = [1.0, f64::INFINITY, 1.0, 1.0];
-        let e = MultiMargin::new().forward(&x, &[0], 4, Some(&w[..]), Reduction::Sum).unwrap_err();
+        let e = MultiMargin::new().forward(mat(&x, 4), &[0], Some(&w[..]), Reduction::Sum).unwrap_err();
         assert!(e.to_string().starts_with("multi_margin got inf at weight[1]"), "{e}");
     }
 
     #[test]
     fn shapes_are_checked() {
-        let e = multi_margin(&[0.0f64; 7], &[0, 0], 4, Reduction::Sum).unwrap_err();
+        let e = Rows::new(&[0.0f64; 7], 2, 4).unwrap_err();
+        assert_eq!(e.to_string(), "rows: data has shape [7] but 2 rows of 4 elements are 8 elements");
+        let e = multi_margin(Rows::new(&[0.0f64; 8], 2, 4).unwrap(), &[0, 0, 0], Reduction::Sum).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "multi_margin: input has shape [7] but a whole number of rows of 4 classes"
+            "multi_margin: target has shape [3] but input has shape [2, 4], so target (one class \
+             index per row) has shape [2]"
         );
-        let e = multi_margin(&[0.0f64; 8], &[0, 0, 0], 4, Reduction::Sum).unwrap_err();
+        // 8 scores stated as 4 rows of 2 classes for 2 targets: the stated rows disagree
+        let e = multi_margin(Rows::new(&[0.0f64; 8], 4, 2).unwrap(), &[0, 0], Reduction::Sum).unwrap_err();
+        assert!(e.to_string().contains("input has shape [4, 2]"), "{e}");
+        let e = multi_margin(Rows::new(&[0.0f64; 0], 3, 0).unwrap(), &[0i64; 3], Reduction::Sum).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "multi_margin: target has shape [3] but one class index per row of input, shape [2]"
-        );
-        let e = multi_margin(&[0.0f64; 0], &[0i64; 0], 0, Reduction::Sum).unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "multi_margin: input has shape [0, 0] but at least one class (classes >= 1)"
+            "multi_margin: input has shape [3, 0] but at least one class (classes >= 1)"
         );
         let (mut out, mut g) = ([0.0f64], [0.0f64; 3]);
         let e = MultiMargin::new()
-            .forward_backward(&[0.0; 4], &[0], 4, None, Reduction::Sum, &[1.0], &mut out, &mut g)
+            .forward_backward(mat(&[0.0; 4], 4), &[0], None, Reduction::Sum, &[1.0], &mut out, &mut g)
             .unwrap_err();
         assert_eq!(e.to_string(), "multi_margin: the grad input buffer has length 3, expected 4");
     }
 
     #[test]
     fn empty_batch_is_rejected_strictly_and_nan_or_zero_in_torch_compat() {
-        let e = multi_margin::<f32, i64>(&[], &[], 3, Reduction::Mean).unwrap_err();
+        let e = multi_margin::<f32, i64>(mat(&[], 3), &[], Reduction::Mean).unwrap_err();
         assert_eq!(
             e.to_string(),
             "multi_margin got an empty input; strict mode rejects it because the mean of nothing is \
@@ -564,14 +563,17 @@ mod tests {
         );
         let l = MultiMargin::new().mode(Mode::TorchCompat);
         assert!(l
-            .forward::<f32, i64>(&[], &[], 3, None, Reduction::Mean)
+            .forward::<f32, i64>(mat(&[], 3), &[], None, Reduction::Mean)
             .unwrap()
             .scalar()
             .unwrap()
             .is_nan());
-        assert_eq!(l.forward::<f32, i64>(&[], &[], 3, None, Reduction::Sum).unwrap().scalar(), Some(0.0));
         assert_eq!(
-            l.forward::<f32, i64>(&[], &[], 3, None, Reduction::None).unwrap(),
+            l.forward::<f32, i64>(mat(&[], 3), &[], None, Reduction::Sum).unwrap().scalar(),
+            Some(0.0)
+        );
+        assert_eq!(
+            l.forward::<f32, i64>(mat(&[], 3), &[], None, Reduction::None).unwrap(),
             Output::Elements(vec![])
         );
     }

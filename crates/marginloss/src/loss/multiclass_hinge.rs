@@ -7,6 +7,7 @@ use crate::float::Float;
 use crate::kernel::{finite_option, relu};
 use crate::options::Mode;
 use crate::reduction::{Output, Reduction};
+use crate::rows::Rows;
 
 const LOSS: &str = "multiclass_hinge";
 
@@ -115,15 +116,14 @@ impl MulticlassHinge {
     /// As listed in this type's docs.
     pub fn forward<T: Float, I: ClassIndex>(
         &self,
-        input: &[T],
+        input: Rows<'_, T>,
         target: &[I],
-        classes: usize,
         reduction: Reduction,
     ) -> Result<Output<T>> {
-        self.kernel(input, classes)?;
-        let n = class_rows::rows_of::<T, MulticlassHingeKernel<T>, I>(input, target, classes, self.mode)?;
+        self.kernel(input.data(), input.cols())?;
+        let (n, ..) = class_rows::rows_of::<T, MulticlassHingeKernel<T>, I>(input, target, self.mode)?;
         let mut out = vec![T::zero(); reduction.output_len(n)];
-        self.forward_into(input, target, classes, reduction, &mut out)?;
+        self.forward_into(input, target, reduction, &mut out)?;
         Ok(Output::from_buffer(reduction, out))
     }
 
@@ -134,14 +134,13 @@ impl MulticlassHinge {
     /// As [`forward`](Self::forward), plus a wrongly sized `out`.
     pub fn forward_into<T: Float, I: ClassIndex>(
         &self,
-        input: &[T],
+        input: Rows<'_, T>,
         target: &[I],
-        classes: usize,
         reduction: Reduction,
         out: &mut [T],
     ) -> Result<()> {
-        let k = self.kernel(input, classes)?;
-        class_rows::forward(&k, self.mode, input, target, classes, reduction, out)
+        let k = self.kernel(input.data(), input.cols())?;
+        class_rows::forward(&k, self.mode, input, target, reduction, out)
     }
 
     /// Fused forward and backward in one pass over memory: writes the loss into `out` (as
@@ -157,18 +156,15 @@ impl MulticlassHinge {
     #[allow(clippy::too_many_arguments)]
     pub fn forward_backward<T: Float, I: ClassIndex>(
         &self,
-        input: &[T],
+        input: Rows<'_, T>,
         target: &[I],
-        classes: usize,
         reduction: Reduction,
         upstream: &[T],
         out: &mut [T],
         grad_input: &mut [T],
     ) -> Result<()> {
-        let k = self.kernel(input, classes)?;
-        class_rows::forward_backward(
-            &k, self.mode, input, target, classes, reduction, upstream, out, grad_input,
-        )
+        let k = self.kernel(input.data(), input.cols())?;
+        class_rows::forward_backward(&k, self.mode, input, target, reduction, upstream, out, grad_input)
     }
 }
 
@@ -186,12 +182,11 @@ impl MulticlassHinge {
 /// # Errors
 /// As [`MulticlassHinge::forward`].
 pub fn multiclass_hinge<T: Float, I: ClassIndex>(
-    input: &[T],
+    input: Rows<'_, T>,
     target: &[I],
-    classes: usize,
     reduction: Reduction,
 ) -> Result<Output<T>> {
-    MulticlassHinge::new().forward(input, target, classes, reduction)
+    MulticlassHinge::new().forward(input, target, reduction)
 }
 
 #[derive(Clone)]
@@ -316,11 +311,12 @@ impl<T: Float> ClassRows<T> for MulticlassHingeKernel<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rows::mat;
 
     fn fused(l: MulticlassHinge, x: &[f64], y: &[i64], c: usize, r: Reduction) -> (Vec<f64>, Vec<f64>) {
         let n = x.len() / c;
         let (mut out, mut g) = (vec![0.0; r.output_len(n)], vec![0.0; x.len()]);
-        l.forward_backward(x, y, c, r, &[1.0], &mut out, &mut g).unwrap();
+        l.forward_backward(mat(x, c), y, r, &[1.0], &mut out, &mut g).unwrap();
         (out, g)
     }
 
@@ -351,7 +347,7 @@ mod tests {
 
     #[test]
     fn single_class_is_rejected_strictly_and_gives_zero_in_torch_compat() {
-        let e = multiclass_hinge(&[0.5f64, 1.0, 2.0], &[0, 0, 0], 1, Reduction::Mean).unwrap_err();
+        let e = multiclass_hinge(mat(&[0.5f64, 1.0, 2.0], 1), &[0, 0, 0], Reduction::Mean).unwrap_err();
         assert_eq!(
             e.to_string(),
             "multiclass_hinge: input has shape [3, 1] but at least 2 classes (a single class has no wrong \
@@ -369,7 +365,7 @@ mod tests {
         assert!(out[0].is_nan());
         assert_eq!(out[1], 3.0);
         assert_eq!(g, vec![0.0, 0.0, 0.0, -1.0, 0.0, 1.0]);
-        let e = multiclass_hinge(&[f64::NAN, 0.0, 1.0], &[2], 3, Reduction::Sum).unwrap_err();
+        let e = multiclass_hinge(mat(&[f64::NAN, 0.0, 1.0], 3), &[2], Reduction::Sum).unwrap_err();
         assert!(e.to_string().starts_with("multiclass_hinge got NaN at input[0]; strict mode"), "{e}");
     }
 
@@ -378,7 +374,7 @@ mod tests {
         // optax silently gives max(s) + 1 for label 5 or -1
         for mode in [Mode::Strict, Mode::TorchCompat] {
             let l = MulticlassHinge::new().mode(mode);
-            let e = l.forward(&[0.0f32, 1.0, 0.5], &[-1], 3, Reduction::Sum).unwrap_err();
+            let e = l.forward(mat(&[0.0f32, 1.0, 0.5], 3), &[-1], Reduction::Sum).unwrap_err();
             assert_eq!(
                 e.to_string(),
                 "multiclass_hinge: class index -1 at target[0] is out of range for 3 classes (expected 0..=2)"
@@ -388,11 +384,11 @@ mod tests {
 
     #[test]
     fn non_finite_margin_and_empty_input_are_rejected_strictly() {
-        let e = MulticlassHinge::new().margin(f64::NAN).forward(&[0.0f32, 1.0], &[0], 2, Reduction::Sum);
+        let e = MulticlassHinge::new().margin(f64::NAN).forward(mat(&[0.0f32, 1.0], 2), &[0], Reduction::Sum);
         assert_eq!(e.unwrap_err().to_string(), "multiclass_hinge: option margin must be finite, got NaN");
-        let e = multiclass_hinge::<f64, i64>(&[], &[], 2, Reduction::Mean).unwrap_err();
+        let e = multiclass_hinge::<f64, i64>(mat(&[], 2), &[], Reduction::Mean).unwrap_err();
         assert!(e.to_string().starts_with("multiclass_hinge got an empty input"), "{e}");
         let l = MulticlassHinge::new().mode(Mode::TorchCompat);
-        assert!(l.forward::<f64, i64>(&[], &[], 2, Reduction::Mean).unwrap().scalar().unwrap().is_nan());
+        assert!(l.forward::<f64, i64>(mat(&[], 2), &[], Reduction::Mean).unwrap().scalar().unwrap().is_nan());
     }
 }

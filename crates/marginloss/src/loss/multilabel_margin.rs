@@ -7,6 +7,7 @@ use crate::float::Float;
 use crate::kernel::non_finite;
 use crate::options::Mode;
 use crate::reduction::{Output, Reduction};
+use crate::rows::Rows;
 
 const LOSS: &str = "multilabel_margin";
 
@@ -106,14 +107,13 @@ impl MultilabelMargin {
     /// As listed in this type's docs.
     pub fn forward<T: Float, I: SignedClassIndex>(
         &self,
-        input: &[T],
+        input: Rows<'_, T>,
         target: &[I],
-        classes: usize,
         reduction: Reduction,
     ) -> Result<Output<T>> {
-        let n = class_rows::rows_of::<T, MultilabelMarginKernel<T>, I>(input, target, classes, self.mode)?;
+        let (n, ..) = class_rows::rows_of::<T, MultilabelMarginKernel<T>, I>(input, target, self.mode)?;
         let mut out = vec![T::zero(); reduction.output_len(n)];
-        self.forward_into(input, target, classes, reduction, &mut out)?;
+        self.forward_into(input, target, reduction, &mut out)?;
         Ok(Output::from_buffer(reduction, out))
     }
 
@@ -124,14 +124,13 @@ impl MultilabelMargin {
     /// As [`forward`](Self::forward), plus a wrongly sized `out`.
     pub fn forward_into<T: Float, I: SignedClassIndex>(
         &self,
-        input: &[T],
+        input: Rows<'_, T>,
         target: &[I],
-        classes: usize,
         reduction: Reduction,
         out: &mut [T],
     ) -> Result<()> {
-        let k = MultilabelMarginKernel::new(classes, input.len());
-        class_rows::forward(&k, self.mode, input, target, classes, reduction, out)
+        let k = MultilabelMarginKernel::new(input.cols(), input.data().len());
+        class_rows::forward(&k, self.mode, input, target, reduction, out)
     }
 
     /// Fused forward and backward in one pass over memory: writes the loss into `out` (as
@@ -147,18 +146,15 @@ impl MultilabelMargin {
     #[allow(clippy::too_many_arguments)]
     pub fn forward_backward<T: Float, I: SignedClassIndex>(
         &self,
-        input: &[T],
+        input: Rows<'_, T>,
         target: &[I],
-        classes: usize,
         reduction: Reduction,
         upstream: &[T],
         out: &mut [T],
         grad_input: &mut [T],
     ) -> Result<()> {
-        let k = MultilabelMarginKernel::new(classes, input.len());
-        class_rows::forward_backward(
-            &k, self.mode, input, target, classes, reduction, upstream, out, grad_input,
-        )
+        let k = MultilabelMarginKernel::new(input.cols(), input.data().len());
+        class_rows::forward_backward(&k, self.mode, input, target, reduction, upstream, out, grad_input)
     }
 }
 
@@ -175,12 +171,11 @@ impl MultilabelMargin {
 /// # Errors
 /// As [`MultilabelMargin::forward`].
 pub fn multilabel_margin<T: Float, I: SignedClassIndex>(
-    input: &[T],
+    input: Rows<'_, T>,
     target: &[I],
-    classes: usize,
     reduction: Reduction,
 ) -> Result<Output<T>> {
-    MultilabelMargin::new().forward(input, target, classes, reduction)
+    MultilabelMargin::new().forward(input, target, reduction)
 }
 
 /// Builds a [`MultilabelMargin`] target from label sets: row `n` lists `sets[n]` in the
@@ -510,11 +505,12 @@ impl<T: Float> ClassRows<T> for MultilabelMarginKernel<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rows::{mat, Rows};
 
     fn fused(l: MultilabelMargin, x: &[f64], t: &[i64], c: usize, r: Reduction) -> (Vec<f64>, Vec<f64>) {
         let n = x.len() / c;
         let (mut out, mut g) = (vec![0.0; r.output_len(n)], vec![0.0; x.len()]);
-        l.forward_backward(x, t, c, r, &[1.0], &mut out, &mut g).unwrap();
+        l.forward_backward(mat(x, c), t, r, &[1.0], &mut out, &mut g).unwrap();
         (out, g)
     }
 
@@ -542,8 +538,8 @@ mod tests {
     #[test]
     fn duplicate_labels_count_twice_as_in_torch() {
         let x = [0.1f64, 0.2, 0.4, 0.8];
-        let once = multilabel_margin(&x, &[3, -1, 0, 0], 4, Reduction::Sum).unwrap().scalar().unwrap();
-        let twice = multilabel_margin(&x, &[3, 3, -1, 0], 4, Reduction::Sum).unwrap().scalar().unwrap();
+        let once = multilabel_margin(mat(&x, 4), &[3, -1, 0, 0], Reduction::Sum).unwrap().scalar().unwrap();
+        let twice = multilabel_margin(mat(&x, 4), &[3, 3, -1, 0], Reduction::Sum).unwrap().scalar().unwrap();
         assert!((once - 0.325).abs() < 1e-15 && (twice - 0.65).abs() < 1e-15);
     }
 
@@ -553,7 +549,8 @@ mod tests {
         let (out, g) = fused(l, &[0.1, f64::NAN, 0.4, 0.8], &[3, -1, 0, 0], 4, Reduction::Sum);
         assert!((out[0] - 0.225).abs() < 1e-15);
         assert_eq!(g, vec![0.25, 0.0, 0.25, -0.5]);
-        let e = multilabel_margin(&[0.1, f64::NAN, 0.4, 0.8], &[3, -1, 0, 0], 4, Reduction::Sum).unwrap_err();
+        let e = multilabel_margin(mat(&[0.1, f64::NAN, 0.4, 0.8], 4), &[3, -1, 0, 0], Reduction::Sum)
+            .unwrap_err();
         assert!(e.to_string().starts_with("multilabel_margin got NaN at input[1]; strict mode"), "{e}");
     }
 
@@ -562,12 +559,12 @@ mod tests {
         for mode in [Mode::Strict, Mode::TorchCompat] {
             let l = MultilabelMargin::new().mode(mode);
             // 9 sits after the first -1, where torch still checks it
-            let e = l.forward(&[0.0f32; 4], &[3, -1, 9, 0], 4, Reduction::Sum).unwrap_err();
+            let e = l.forward(mat(&[0.0f32; 4], 4), &[3, -1, 9, 0], Reduction::Sum).unwrap_err();
             assert_eq!(
                 e.to_string(),
                 "multilabel_margin: class index 9 at target[2] is out of range for 4 classes (expected 0..=3)"
             );
-            let e = l.forward(&[0.0f32; 4], &[3, -2, 0, 0], 4, Reduction::Sum).unwrap_err();
+            let e = l.forward(mat(&[0.0f32; 4], 4), &[3, -2, 0, 0], Reduction::Sum).unwrap_err();
             assert_eq!(
                 e.to_string(),
                 "multilabel_margin expects class indices in -1..C (-1 ends a row's label list), got -2 at \
@@ -578,16 +575,17 @@ mod tests {
 
     #[test]
     fn shapes_and_empty_input() {
-        let e = multilabel_margin(&[0.0f64; 8], &[0, -1, -1, -1], 4, Reduction::Sum).unwrap_err();
+        let e = multilabel_margin(mat(&[0.0f64; 8], 4), &[0, -1, -1, -1], Reduction::Sum).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "multilabel_margin: target has shape [1, 4] but the shape of input, [2, 4]"
+            "multilabel_margin: target has shape [1, 4] but input has shape [2, 4], so target has \
+             shape [2, 4]"
         );
-        let e = multilabel_margin::<f64, i64>(&[], &[], 4, Reduction::Sum).unwrap_err();
+        let e = multilabel_margin::<f64, i64>(mat(&[], 4), &[], Reduction::Sum).unwrap_err();
         assert!(e.to_string().starts_with("multilabel_margin got an empty input"), "{e}");
         let l = MultilabelMargin::new().mode(Mode::TorchCompat);
-        assert!(l.forward::<f64, i64>(&[], &[], 4, Reduction::Mean).unwrap().scalar().unwrap().is_nan());
-        assert_eq!(l.forward::<f64, i64>(&[], &[], 4, Reduction::Sum).unwrap().scalar(), Some(0.0));
+        assert!(l.forward::<f64, i64>(mat(&[], 4), &[], Reduction::Mean).unwrap().scalar().unwrap().is_nan());
+        assert_eq!(l.forward::<f64, i64>(mat(&[], 4), &[], Reduction::Sum).unwrap().scalar(), Some(0.0));
     }
 
     #[test]
@@ -636,10 +634,16 @@ mod tests {
     fn a_huge_class_count_with_empty_input_allocates_nothing() {
         // torch-compat accepts an empty batch; the scratch must not be sized by `classes`.
         let l = MultilabelMargin::new().mode(Mode::TorchCompat);
-        let v = l.forward::<f32, i64>(&[], &[], 1 << 60, Reduction::Sum).unwrap();
+        let v = l.forward::<f32, i64>(Rows::new(&[], 0, 1 << 60).unwrap(), &[], Reduction::Sum).unwrap();
         assert_eq!(v.scalar(), Some(0.0));
-        let e = MultilabelMargin::new().forward::<f32, i64>(&[0.0; 3], &[0; 3], usize::MAX, Reduction::Sum);
-        assert!(e.unwrap_err().to_string().contains("whole number of rows"));
+        // a stated shape whose element count overflows is refused where the view is made
+        assert!(Rows::new(&[0.0f32; 3], 3, usize::MAX).is_err());
+        let e = MultilabelMargin::new().forward::<f32, i64>(
+            Rows::new(&[], usize::MAX, 0).unwrap(),
+            &[0; 3],
+            Reduction::Sum,
+        );
+        assert!(e.unwrap_err().to_string().contains("at least one class"));
     }
 
     #[test]
@@ -649,11 +653,12 @@ mod tests {
         assert_eq!(t, vec![0, 2, 3, -1, -1, -1, -1, -1, 1, -1, -1, -1]);
         // the silent mistake it prevents: the indicator row read as class indices {1, 0}
         let x = [0.3f64, 0.9, 0.1, 0.0];
-        let right = multilabel_margin(&x, &[1, -1, -1, -1], 4, Reduction::Sum).unwrap().scalar().unwrap();
-        let wrong = multilabel_margin(&x, &[0, 1, 0, 0], 4, Reduction::Sum).unwrap().scalar().unwrap();
+        let right =
+            multilabel_margin(mat(&x, 4), &[1, -1, -1, -1], Reduction::Sum).unwrap().scalar().unwrap();
+        let wrong = multilabel_margin(mat(&x, 4), &[0, 1, 0, 0], Reduction::Sum).unwrap().scalar().unwrap();
         let built = multilabel_target_from_indicator(&[0.0, 1.0, 0.0, 0.0], 4).unwrap();
         assert_eq!(built, vec![1, -1, -1, -1]);
-        assert_eq!(multilabel_margin(&x, &built, 4, Reduction::Sum).unwrap().scalar().unwrap(), right);
+        assert_eq!(multilabel_margin(mat(&x, 4), &built, Reduction::Sum).unwrap().scalar().unwrap(), right);
         assert!((right - wrong).abs() > 0.1);
     }
 

@@ -5,8 +5,9 @@ use crate::error::{Error, Result, Value};
 use crate::float::Float;
 use crate::kernel::{add_lanes, non_finite, padded, sum_lanes, BLOCK, LANES};
 use crate::options::Mode;
-use crate::parts::{self, Rows};
+use crate::parts::{self, Chunks};
 use crate::reduction::{check_buffer, check_upstream, Output, Reduction};
+use crate::rows::Rows;
 
 const LOSS: &str = "multilabel_soft_margin";
 
@@ -79,15 +80,25 @@ impl MultilabelSoftMargin {
         self
     }
 
-    /// Checks the shapes and the weight; returns the number of samples N.
-    fn check<T: Float>(
+    /// Checks the shapes and the weight; returns the number of samples N, the number of
+    /// classes C and the input's elements.
+    fn check<'a, T: Float>(
         &self,
-        input: &[T],
-        target: &[T],
-        classes: usize,
+        input: Rows<'a, T>,
+        target: &'a [T],
         weight: Option<&[T]>,
-    ) -> Result<usize> {
-        let n = rows_of(LOSS, ("input", "target"), input, target, classes, self.mode)?;
+    ) -> Result<(usize, usize, &'a [T])> {
+        let [n, classes] = input.shape();
+        if Some(target.len()) != n.checked_mul(classes) {
+            return Err(Error::Shape {
+                loss: LOSS,
+                arg: "target",
+                got: vec![target.len()],
+                expected: format!("input has shape [{n}, {classes}], so target has shape [{n}, {classes}]"),
+            });
+        }
+        let (n, classes, input, _) =
+            rows_of(LOSS, ("input", "target"), input, Rows::new(target, n, classes)?, self.mode)?;
         if let Some(w) = weight {
             if w.len() != classes {
                 return Err(Error::Shape {
@@ -103,7 +114,7 @@ impl MultilabelSoftMargin {
                 }
             }
         }
-        Ok(n)
+        Ok((n, classes, input))
     }
 
     /// Computes the loss, allocating the result (a scalar, or one value per sample for
@@ -114,15 +125,14 @@ impl MultilabelSoftMargin {
     /// errors.
     pub fn forward<T: Float>(
         &self,
-        input: &[T],
+        input: Rows<'_, T>,
         target: &[T],
-        classes: usize,
         weight: Option<&[T]>,
         reduction: Reduction,
     ) -> Result<Output<T>> {
-        let n = input.len().checked_div(classes).unwrap_or(0);
+        let (n, ..) = self.check(input, target, weight)?;
         let mut out = vec![T::zero(); reduction.output_len(n)];
-        self.forward_into(input, target, classes, weight, reduction, &mut out)?;
+        self.forward_into(input, target, weight, reduction, &mut out)?;
         Ok(Output::from_buffer(reduction, out))
     }
 
@@ -133,14 +143,13 @@ impl MultilabelSoftMargin {
     /// As [`forward`](Self::forward), plus a wrongly sized `out`.
     pub fn forward_into<T: Float>(
         &self,
-        input: &[T],
+        input: Rows<'_, T>,
         target: &[T],
-        classes: usize,
         weight: Option<&[T]>,
         reduction: Reduction,
         out: &mut [T],
     ) -> Result<()> {
-        let n = self.check(input, target, classes, weight)?;
+        let (n, classes, input) = self.check(input, target, weight)?;
         check_buffer(LOSS, "output", out.len(), reduction.output_len(n))?;
         let ok = if self.mode.is_strict() {
             pass::<T, true>(input, target, classes, weight, reduction, None, out)
@@ -169,16 +178,15 @@ impl MultilabelSoftMargin {
     #[allow(clippy::too_many_arguments)]
     pub fn forward_backward<T: Float>(
         &self,
-        input: &[T],
+        input: Rows<'_, T>,
         target: &[T],
-        classes: usize,
         weight: Option<&[T]>,
         reduction: Reduction,
         upstream: &[T],
         out: &mut [T],
         grad_input: &mut [T],
     ) -> Result<()> {
-        let n = self.check(input, target, classes, weight)?;
+        let (n, classes, input) = self.check(input, target, weight)?;
         check_buffer(LOSS, "output", out.len(), reduction.output_len(n))?;
         check_buffer(LOSS, "grad input", grad_input.len(), input.len())?;
         check_upstream(LOSS, reduction, upstream.len(), n)?;
@@ -217,12 +225,11 @@ impl MultilabelSoftMargin {
 /// # Errors
 /// As [`MultilabelSoftMargin::forward`].
 pub fn multilabel_soft_margin<T: Float>(
-    input: &[T],
+    input: Rows<'_, T>,
     target: &[T],
-    classes: usize,
     reduction: Reduction,
 ) -> Result<Output<T>> {
-    MultilabelSoftMargin::new().forward(input, target, classes, None, reduction)
+    MultilabelSoftMargin::new().forward(input, target, None, reduction)
 }
 
 #[inline(always)]
@@ -344,9 +351,9 @@ fn pass<T: Float, const STRICT: bool>(
     let w = weight.unwrap_or(&[]);
     // |∂l/∂x| ≤ 1 for a target in [0, 1], so a gradient element is at most |w|·|gr|.
     let wmax = if w.is_empty() { 1.0 } else { w.iter().fold(0.0f64, |m, v| m.max(v.f64().abs())) };
-    let (x, t) = (Rows(input, classes), Rows(target, classes));
+    let (x, t) = (Chunks(input, classes), Chunks(target, classes));
     let run = |ups: &[T], g: T, gs: &mut [T], out: &mut [T], grad: bool| {
-        let gs = Rows(gs, classes);
+        let gs = Chunks(gs, classes);
         parts::run(
             n,
             classes,
@@ -383,15 +390,15 @@ fn pass<T: Float, const STRICT: bool>(
 /// upstream gradient per row (`ups`) or for all (`g`), `C`, the per-row losses (`out`,
 /// empty when reduced: the sum is returned instead) and the gradient rows.
 struct Part<'a, T> {
-    x: Rows<&'a [T]>,
-    t: Rows<&'a [T]>,
+    x: Chunks<&'a [T]>,
+    t: Chunks<&'a [T]>,
     w: &'a [T],
     wmax: f64,
     ups: &'a [T],
     g: T,
     c: T,
     out: &'a mut [T],
-    gs: Rows<&'a mut [T]>,
+    gs: Chunks<&'a mut [T]>,
 }
 
 /// [`Part`] with its pass's flags, for [`crate::simd::vectorize`].
@@ -503,6 +510,7 @@ fn locate<T: Float>(input: &[T], target: &[T]) -> Option<Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rows::{mat, Rows};
 
     type Fb = (Vec<f64>, Vec<f64>);
 
@@ -516,7 +524,7 @@ mod tests {
     ) -> Result<Fb> {
         let n = x.len() / c;
         let (mut out, mut g) = (vec![0.0; r.output_len(n)], vec![9.0; x.len()]);
-        l.forward_backward(x, t, c, w, r, &[1.0], &mut out, &mut g)?;
+        l.forward_backward(mat(x, c), t, w, r, &[1.0], &mut out, &mut g)?;
         Ok((out, g))
     }
 
@@ -560,47 +568,48 @@ mod tests {
 
     #[test]
     fn strict_rejects_a_pm1_target_with_a_hint() {
-        let e = multilabel_soft_margin(&[0.5f32, 1.0], &[1.0, -1.0], 2, Reduction::Mean).unwrap_err();
+        let e = multilabel_soft_margin(mat(&[0.5f32, 1.0], 2), &[1.0, -1.0], Reduction::Mean).unwrap_err();
         assert_eq!(
             e.to_string(),
             "multilabel_soft_margin expects target in [0, 1], got -1 at target[1]; for {-1, 1} labels \
              pass (y + 1) / 2, or use soft_margin per class"
         );
-        let e = multilabel_soft_margin(&[0.5f32, 1.0], &[1.0, 1.5], 2, Reduction::Mean).unwrap_err();
+        let e = multilabel_soft_margin(mat(&[0.5f32, 1.0], 2), &[1.0, 1.5], Reduction::Mean).unwrap_err();
         assert_eq!(e.to_string(), "multilabel_soft_margin expects target in [0, 1], got 1.5 at target[1]");
     }
 
     #[test]
     fn strict_rejects_non_finite_input_and_weight() {
-        let e = multilabel_soft_margin(&[0.5f64, f64::NAN], &[1.0, 0.0], 2, Reduction::Mean).unwrap_err();
+        let e =
+            multilabel_soft_margin(mat(&[0.5f64, f64::NAN], 2), &[1.0, 0.0], Reduction::Mean).unwrap_err();
         assert_eq!(
             e.to_string(),
             "multilabel_soft_margin got NaN at input[1]; strict mode rejects NaN and infinities \
              (torch-compat mode propagates them as PyTorch does)"
         );
         let w = [1.0, f64::INFINITY];
-        let e =
-            MultilabelSoftMargin::new().forward(&[0.5f64, 1.0], &[1.0, 0.0], 2, Some(&w), Reduction::Mean);
+        let e = MultilabelSoftMargin::new().forward(
+            mat(&[0.5f64, 1.0], 2),
+            &[1.0, 0.0],
+            Some(&w),
+            Reduction::Mean,
+        );
         assert!(e.unwrap_err().to_string().starts_with("multilabel_soft_margin got inf at weight[1];"));
     }
 
     #[test]
     fn shape_errors_name_the_argument() {
         let l = MultilabelSoftMargin::new().mode(Mode::TorchCompat);
-        let e = l.forward(&[0.5f32; 5], &[1.0; 5], 2, None, Reduction::Mean).unwrap_err();
+        let e = l.forward(mat(&[0.5f32; 4], 2), &[1.0; 2], None, Reduction::Mean).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "multilabel_soft_margin: input has shape [5] but a whole number of rows of 2 elements"
+            "multilabel_soft_margin: target has shape [2] but input has shape [2, 2], so target has \
+             shape [2, 2]"
         );
-        let e = l.forward(&[0.5f32; 4], &[1.0; 2], 2, None, Reduction::Mean).unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "multilabel_soft_margin: target has shape [1, 2] but input has shape [2, 2]"
-        );
-        let e = l.forward(&[0.5f32; 4], &[1.0; 4], 2, Some(&[1.0; 3]), Reduction::Mean).unwrap_err();
+        let e = l.forward(mat(&[0.5f32; 4], 2), &[1.0; 4], Some(&[1.0; 3]), Reduction::Mean).unwrap_err();
         assert_eq!(e.to_string(), "multilabel_soft_margin: weight has shape [3] but input has 2 classes");
-        assert!(l.forward(&[0.5f32; 4], &[1.0; 4], 0, None, Reduction::Mean).is_err());
-        let e = multilabel_soft_margin::<f64>(&[], &[], 3, Reduction::Mean).unwrap_err();
+        assert!(l.forward(Rows::new(&[0.5f32; 0], 4, 0).unwrap(), &[1.0; 0], None, Reduction::Mean).is_err());
+        let e = multilabel_soft_margin::<f64>(mat(&[], 3), &[], Reduction::Mean).unwrap_err();
         assert!(e.to_string().starts_with("multilabel_soft_margin got an empty input;"), "{e}");
     }
 
@@ -611,8 +620,13 @@ mod tests {
         let (out, g) = fb(l, &[0.0], &[-1.0], 1, None, Reduction::None).unwrap();
         assert!((out[0] - std::f64::consts::LN_2).abs() < 1e-15);
         assert_eq!(g, [1.5]); // σ(0) − (−1)
-        assert!(l.forward::<f32>(&[], &[], 4, None, Reduction::Mean).unwrap().scalar().unwrap().is_nan());
-        assert_eq!(l.forward::<f32>(&[], &[], 4, None, Reduction::Sum).unwrap().scalar(), Some(0.0));
+        assert!(l
+            .forward::<f32>(mat(&[], 4), &[], None, Reduction::Mean)
+            .unwrap()
+            .scalar()
+            .unwrap()
+            .is_nan());
+        assert_eq!(l.forward::<f32>(mat(&[], 4), &[], None, Reduction::Sum).unwrap().scalar(), Some(0.0));
         let (out, g) = fb(l, &[f64::NAN, 1.0], &[1.0, 0.0], 2, None, Reduction::Mean).unwrap();
         assert!(out[0].is_nan() && g[0].is_nan() && !g[1].is_nan());
     }
@@ -622,9 +636,8 @@ mod tests {
         let (mut out, mut g) = ([0.0f64; 2], [0.0; 4]);
         MultilabelSoftMargin::new()
             .forward_backward(
-                &[0.0; 4],
+                mat(&[0.0; 4], 2),
                 &[1.0, 0.0, 1.0, 0.0],
-                2,
                 None,
                 Reduction::None,
                 &[2.0, 4.0],

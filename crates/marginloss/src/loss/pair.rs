@@ -11,8 +11,9 @@ use crate::error::{Error, Result, Value};
 use crate::float::Float;
 use crate::kernel::{finite_row, non_finite, reduced_ok};
 use crate::options::{Labels, Mode};
-use crate::parts::{self, Rows};
+use crate::parts::{self, Chunks};
 use crate::reduction::{check_buffer, check_upstream, Reduction};
+use crate::rows::Rows;
 
 pub(crate) const NAMES: (&str, &str) = ("input1", "input2");
 
@@ -61,25 +62,20 @@ pub(crate) fn finite<T: Float>(row: &[T]) -> bool {
     row.iter().fold(true, |ok, v| ok & v.is_finite())
 }
 
-/// The number of rows `N`, checking that `input1`, `input2` are `(N, dim)` and `target` `(N)`.
-fn check_shapes<T: Float>(
+/// The row count `N`, the row length `D` and the inputs' elements, checking that `input1`,
+/// `input2` are `(N, D)` and `target` `(N)`.
+#[allow(clippy::type_complexity)]
+fn check_shapes<'a, T: Float>(
     loss: &'static str,
-    x1: &[T],
-    x2: &[T],
+    x1: Rows<'a, T>,
+    x2: Rows<'a, T>,
     target: &[T],
-    dim: usize,
     mode: Mode,
-) -> Result<usize> {
-    let n = rows_of(loss, NAMES, x1, x2, dim, mode)?;
-    if target.len() != n {
-        return Err(Error::Shape {
-            loss,
-            arg: "target",
-            got: vec![target.len()],
-            expected: format!("input1 has shape [{n}, {dim}], so target has shape [{n}]"),
-        });
-    }
-    Ok(n)
+) -> Result<(usize, usize, &'a [T], &'a [T])> {
+    let shape = x1.shape();
+    let r = rows_of(loss, NAMES, x1, x2, mode)?;
+    crate::rows::per_row(loss, "target", target.len(), (NAMES.0, shape))?;
+    Ok(r)
 }
 
 /// The first invalid element (error path only); `None` when every element is valid.
@@ -135,14 +131,13 @@ fn error<T: Float, L: PairRow<T>>(
 pub(crate) fn forward<T: Float, L: PairRow<T>>(
     l: &L,
     mode: Mode,
-    x1: &[T],
-    x2: &[T],
+    x1: Rows<'_, T>,
+    x2: Rows<'_, T>,
     target: &[T],
-    dim: usize,
     reduction: Reduction,
     out: &mut [T],
 ) -> Result<()> {
-    let n = check_shapes(L::LOSS, x1, x2, target, dim, mode)?;
+    let (n, dim, x1, x2) = check_shapes(L::LOSS, x1, x2, target, mode)?;
     check_buffer(L::LOSS, "output", out.len(), reduction.output_len(n))?;
     let ok = if mode.is_strict() {
         pass::<T, L, true, false>(l, x1, x2, target, dim, reduction, &[], out, &mut [], &mut [])
@@ -163,17 +158,16 @@ pub(crate) fn forward<T: Float, L: PairRow<T>>(
 pub(crate) fn forward_backward<T: Float, L: PairRow<T>>(
     l: &L,
     mode: Mode,
-    x1: &[T],
-    x2: &[T],
+    x1: Rows<'_, T>,
+    x2: Rows<'_, T>,
     target: &[T],
-    dim: usize,
     reduction: Reduction,
     upstream: &[T],
     out: &mut [T],
     grad1: &mut [T],
     grad2: &mut [T],
 ) -> Result<()> {
-    let n = check_shapes(L::LOSS, x1, x2, target, dim, mode)?;
+    let (n, dim, x1, x2) = check_shapes(L::LOSS, x1, x2, target, mode)?;
     check_buffer(L::LOSS, "output", out.len(), reduction.output_len(n))?;
     check_buffer(L::LOSS, "grad input1", grad1.len(), x1.len())?;
     check_buffer(L::LOSS, "grad input2", grad2.len(), x2.len())?;
@@ -210,8 +204,8 @@ fn pass<T: Float, L: PairRow<T>, const STRICT: bool, const GRAD: bool>(
 ) -> bool {
     let n = target.len();
     let l = *l;
-    let (x1, x2) = (Rows(x1, dim), Rows(x2, dim));
-    let (grad1, grad2) = (Rows(grad1, dim), Rows(grad2, dim));
+    let (x1, x2) = (Chunks(x1, dim), Chunks(x2, dim));
+    let (grad1, grad2) = (Chunks(grad1, dim), Chunks(grad2, dim));
     if reduction == Reduction::None {
         // One upstream value applies to every row (empty only for N = 0).
         let g = upstream.first().copied().unwrap_or(T::zero());
@@ -269,14 +263,14 @@ fn pass<T: Float, L: PairRow<T>, const STRICT: bool, const GRAD: bool>(
 /// the gradient rows (empty without `GRAD`).
 struct Part<'a, T, L, const STRICT: bool, const GRAD: bool> {
     l: L,
-    x1: Rows<&'a [T]>,
-    x2: Rows<&'a [T]>,
+    x1: Chunks<&'a [T]>,
+    x2: Chunks<&'a [T]>,
     target: &'a [T],
     ups: &'a [T],
     g: T,
     out: Option<&'a mut [T]>,
-    grad1: Rows<&'a mut [T]>,
-    grad2: Rows<&'a mut [T]>,
+    grad1: Chunks<&'a mut [T]>,
+    grad2: Chunks<&'a mut [T]>,
 }
 
 impl<T: Float, L: PairRow<T>, const STRICT: bool, const GRAD: bool> pulp::WithSimd
@@ -329,21 +323,20 @@ impl<T: Float, L: PairRow<T>, const STRICT: bool, const GRAD: bool> pulp::WithSi
 macro_rules! pair_api {
     () => {
         /// Computes the loss, allocating the result (a scalar, or one value per row for
-        /// [`Reduction::None`]); `dim` is the row length D.
+        /// [`Reduction::None`]) on `(N, D)` rows.
         ///
         /// # Errors
-        /// In strict mode, the errors listed in this type's docs; in both modes, lengths that
-        /// are not `N·dim`, `N·dim` and `N`.
+        /// In strict mode, the errors listed in this type's docs; in both modes, inputs whose
+        /// shapes differ or a target that is not one label per row.
         pub fn forward<T: $crate::Float>(
             &self,
-            input1: &[T],
-            input2: &[T],
+            input1: $crate::Rows<'_, T>,
+            input2: $crate::Rows<'_, T>,
             target: &[T],
-            dim: usize,
             reduction: $crate::Reduction,
         ) -> $crate::Result<$crate::Output<T>> {
             let mut out = vec![T::zero(); reduction.output_len(target.len())];
-            self.forward_into(input1, input2, target, dim, reduction, &mut out)?;
+            self.forward_into(input1, input2, target, reduction, &mut out)?;
             Ok($crate::Output::from_buffer(reduction, out))
         }
 
@@ -354,20 +347,19 @@ macro_rules! pair_api {
         /// As [`forward`](Self::forward), plus a wrongly sized `out`.
         pub fn forward_into<T: $crate::Float>(
             &self,
-            input1: &[T],
-            input2: &[T],
+            input1: $crate::Rows<'_, T>,
+            input2: $crate::Rows<'_, T>,
             target: &[T],
-            dim: usize,
             reduction: $crate::Reduction,
             out: &mut [T],
         ) -> $crate::Result<()> {
             let k = self.kernel::<T>()?;
-            $crate::loss::pair::forward(&k, self.mode, input1, input2, target, dim, reduction, out)
+            $crate::loss::pair::forward(&k, self.mode, input1, input2, target, reduction, out)
         }
 
         /// Fused forward and backward in one pass over the rows: writes the loss into `out` (as
         /// [`forward_into`](Self::forward_into)) and `upstream · ∂out/∂input{1,2}` into
-        /// `grad_input1` and `grad_input2` (each `N·dim`, overwritten), allocating nothing.
+        /// `grad_input1` and `grad_input2` (each as long as its input, overwritten), allocating nothing.
         ///
         /// `upstream` is the gradient flowing into the output: one value for `Mean`/`Sum`; for
         /// `None`, one value per row, or a single value applied to every row.
@@ -378,10 +370,9 @@ macro_rules! pair_api {
         #[allow(clippy::too_many_arguments)]
         pub fn forward_backward<T: $crate::Float>(
             &self,
-            input1: &[T],
-            input2: &[T],
+            input1: $crate::Rows<'_, T>,
+            input2: $crate::Rows<'_, T>,
             target: &[T],
-            dim: usize,
             reduction: $crate::Reduction,
             upstream: &[T],
             out: &mut [T],
@@ -395,7 +386,6 @@ macro_rules! pair_api {
                 input1,
                 input2,
                 target,
-                dim,
                 reduction,
                 upstream,
                 out,

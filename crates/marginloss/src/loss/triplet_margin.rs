@@ -6,6 +6,7 @@ use crate::error::Result;
 use crate::float::Float;
 use crate::options::{Kink, Mode};
 use crate::reduction::{Output, Reduction};
+use crate::rows::Rows;
 
 /// PyTorch's `TripletMarginLoss` on `(anchor, positive, negative)` rows:
 ///
@@ -135,14 +136,13 @@ impl TripletMargin {
     /// both modes, lengths that are not all `N·dim`.
     pub fn forward<T: Float>(
         &self,
-        anchor: &[T],
-        positive: &[T],
-        negative: &[T],
-        dim: usize,
+        anchor: Rows<'_, T>,
+        positive: Rows<'_, T>,
+        negative: Rows<'_, T>,
         reduction: Reduction,
     ) -> Result<Output<T>> {
         let general = self.general();
-        general.kernel::<T>(LOSS)?.forward(anchor, positive, negative, dim, reduction)
+        general.kernel::<T>(LOSS)?.forward(anchor, positive, negative, reduction)
     }
 
     /// Computes the loss into `out` without allocating: `out` holds one value for
@@ -152,15 +152,14 @@ impl TripletMargin {
     /// As [`forward`](Self::forward), plus a wrongly sized `out`.
     pub fn forward_into<T: Float>(
         &self,
-        anchor: &[T],
-        positive: &[T],
-        negative: &[T],
-        dim: usize,
+        anchor: Rows<'_, T>,
+        positive: Rows<'_, T>,
+        negative: Rows<'_, T>,
         reduction: Reduction,
         out: &mut [T],
     ) -> Result<()> {
         let general = self.general();
-        general.kernel::<T>(LOSS)?.forward_into(anchor, positive, negative, dim, reduction, out)
+        general.kernel::<T>(LOSS)?.forward_into(anchor, positive, negative, reduction, out)
     }
 
     /// Fused forward and backward in one pass over the rows: writes the loss into `out` (as
@@ -177,10 +176,9 @@ impl TripletMargin {
     #[allow(clippy::too_many_arguments)]
     pub fn forward_backward<T: Float>(
         &self,
-        anchor: &[T],
-        positive: &[T],
-        negative: &[T],
-        dim: usize,
+        anchor: Rows<'_, T>,
+        positive: Rows<'_, T>,
+        negative: Rows<'_, T>,
         reduction: Reduction,
         upstream: &[T],
         out: &mut [T],
@@ -193,7 +191,6 @@ impl TripletMargin {
             anchor,
             positive,
             negative,
-            dim,
             reduction,
             upstream,
             out,
@@ -219,18 +216,18 @@ impl TripletMargin {
 /// # Errors
 /// As [`TripletMargin::forward`].
 pub fn triplet_margin<T: Float>(
-    anchor: &[T],
-    positive: &[T],
-    negative: &[T],
-    dim: usize,
+    anchor: Rows<'_, T>,
+    positive: Rows<'_, T>,
+    negative: Rows<'_, T>,
     reduction: Reduction,
 ) -> Result<Output<T>> {
-    TripletMargin::new().forward(anchor, positive, negative, dim, reduction)
+    TripletMargin::new().forward(anchor, positive, negative, reduction)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rows::mat;
 
     type Grads = (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>);
 
@@ -238,8 +235,18 @@ mod tests {
         let rows = a.len() / dim;
         let (mut out, mut ga, mut gp, mut gn) =
             (vec![0.0; rows], vec![0.0; a.len()], vec![0.0; a.len()], vec![0.0; a.len()]);
-        l.forward_backward(a, p, n, dim, Reduction::None, &[1.0], &mut out, &mut ga, &mut gp, &mut gn)
-            .unwrap();
+        l.forward_backward(
+            mat(a, dim),
+            mat(p, dim),
+            mat(n, dim),
+            Reduction::None,
+            &[1.0],
+            &mut out,
+            &mut ga,
+            &mut gp,
+            &mut gn,
+        )
+        .unwrap();
         (out, ga, gp, gn)
     }
 
@@ -293,26 +300,32 @@ mod tests {
     fn errors_name_the_loss_and_option() {
         for mode in [Mode::Strict, Mode::TorchCompat] {
             let e = TripletMargin::new().margin(-1.0).mode(mode).forward(
-                &[1.0f32],
-                &[1.0],
-                &[1.0],
-                1,
+                mat(&[1.0f32], 1),
+                mat(&[1.0], 1),
+                mat(&[1.0], 1),
                 Reduction::Sum,
             );
             assert_eq!(e.unwrap_err().to_string(), "triplet_margin: option margin must be > 0, got -1");
         }
-        let e =
-            TripletMargin::new().p(0.0).forward(&[1.0f32], &[1.0], &[1.0], 1, Reduction::Sum).unwrap_err();
+        let e = TripletMargin::new()
+            .p(0.0)
+            .forward(mat(&[1.0f32], 1), mat(&[1.0], 1), mat(&[1.0], 1), Reduction::Sum)
+            .unwrap_err();
         assert_eq!(e.to_string(), "triplet_margin: option p must be > 0, got 0");
         // torch-compat computes p = 0 as torch does: the count of non-zero components
         let l = TripletMargin::new()
             .p(0.0)
             .mode(Mode::TorchCompat)
-            .forward(&[0.0f64, 0.0], &[0.0, 0.0], &[1.0, 1.0], 2, Reduction::Sum)
+            .forward(mat(&[0.0f64, 0.0], 2), mat(&[0.0, 0.0], 2), mat(&[1.0, 1.0], 2), Reduction::Sum)
             .unwrap();
         assert_eq!(l.scalar(), Some(1.0)); // 1 + 2 − 2
-        let e = triplet_margin(&[1.0f64, f64::INFINITY], &[1.0, 1.0], &[0.0, 0.0], 2, Reduction::Mean)
-            .unwrap_err();
+        let e = triplet_margin(
+            mat(&[1.0f64, f64::INFINITY], 2),
+            mat(&[1.0, 1.0], 2),
+            mat(&[0.0, 0.0], 2),
+            Reduction::Mean,
+        )
+        .unwrap_err();
         assert!(e.to_string().starts_with("triplet_margin got inf at anchor[1]"), "{e}");
     }
 }

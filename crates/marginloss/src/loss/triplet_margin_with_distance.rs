@@ -6,8 +6,9 @@ use crate::error::{Error, Result, Value};
 use crate::float::Float;
 use crate::kernel::{finite_row, non_finite, reduced_ok, relu};
 use crate::options::{Kink, Mode};
-use crate::parts::{self, Rows};
+use crate::parts::{self, Chunks};
 use crate::reduction::{check_buffer, check_upstream, Output, Reduction};
+use crate::rows::Rows;
 
 /// PyTorch's `TripletMarginWithDistanceLoss` on `(anchor, positive, negative)` rows with a
 /// distance `d` of your choice (any [`Distance`]; [`PairwiseDistance`] by default):
@@ -189,17 +190,16 @@ impl<D> TripletMarginWithDistance<D> {
     /// both modes, lengths that are not all `N·dim`.
     pub fn forward<T: Float>(
         &self,
-        anchor: &[T],
-        positive: &[T],
-        negative: &[T],
-        dim: usize,
+        anchor: Rows<'_, T>,
+        positive: Rows<'_, T>,
+        negative: Rows<'_, T>,
         reduction: Reduction,
     ) -> Result<Output<T>>
     where
         D: Distance<T>,
     {
         let k = self.kernel::<T>(LOSS)?;
-        k.forward(anchor, positive, negative, dim, reduction)
+        k.forward(anchor, positive, negative, reduction)
     }
 
     /// Computes the loss into `out` without allocating: `out` holds one value for
@@ -209,17 +209,16 @@ impl<D> TripletMarginWithDistance<D> {
     /// As [`forward`](Self::forward), plus a wrongly sized `out`.
     pub fn forward_into<T: Float>(
         &self,
-        anchor: &[T],
-        positive: &[T],
-        negative: &[T],
-        dim: usize,
+        anchor: Rows<'_, T>,
+        positive: Rows<'_, T>,
+        negative: Rows<'_, T>,
         reduction: Reduction,
         out: &mut [T],
     ) -> Result<()>
     where
         D: Distance<T>,
     {
-        self.kernel::<T>(LOSS)?.forward_into(anchor, positive, negative, dim, reduction, out)
+        self.kernel::<T>(LOSS)?.forward_into(anchor, positive, negative, reduction, out)
     }
 
     /// Fused forward and backward in one pass over the rows: writes the loss into `out` (as
@@ -236,10 +235,9 @@ impl<D> TripletMarginWithDistance<D> {
     #[allow(clippy::too_many_arguments)]
     pub fn forward_backward<T: Float>(
         &self,
-        anchor: &[T],
-        positive: &[T],
-        negative: &[T],
-        dim: usize,
+        anchor: Rows<'_, T>,
+        positive: Rows<'_, T>,
+        negative: Rows<'_, T>,
         reduction: Reduction,
         upstream: &[T],
         out: &mut [T],
@@ -254,7 +252,6 @@ impl<D> TripletMarginWithDistance<D> {
             anchor,
             positive,
             negative,
-            dim,
             reduction,
             upstream,
             out,
@@ -319,19 +316,17 @@ impl<T: Float, D: Distance<T>> Triplet<'_, T, D> {
         Row { loss: relu(u), u, wn, ws, fin: fp & fn_ }
     }
 
-    /// `N`, checking that the three inputs are `(N, dim)`.
-    fn rows(&self, a: &[T], p: &[T], n: &[T], dim: usize) -> Result<usize> {
-        let rows = rows_of(self.loss, (NAMES[0], NAMES[1]), a, p, dim, self.mode)?;
-        if n.len() != a.len() {
-            let got = if n.len().is_multiple_of(dim) { vec![n.len() / dim, dim] } else { vec![n.len()] };
-            return Err(Error::Shape {
-                loss: self.loss,
-                arg: NAMES[2],
-                got,
-                expected: format!("anchor has shape [{rows}, {dim}]"),
-            });
-        }
-        Ok(rows)
+    /// `N`, `D` and the three inputs' elements, checking that the inputs are all `(N, D)`.
+    #[allow(clippy::type_complexity)]
+    fn rows<'a>(
+        &self,
+        a: Rows<'a, T>,
+        p: Rows<'a, T>,
+        n: Rows<'a, T>,
+    ) -> Result<(usize, usize, [&'a [T]; 3])> {
+        crate::rows::same_shape(self.loss, &[(NAMES[0], a), (NAMES[1], p), (NAMES[2], n)])?;
+        let (rows, dim, a, p) = rows_of(self.loss, (NAMES[0], NAMES[1]), a, p, self.mode)?;
+        Ok((rows, dim, [a, p, n.data()]))
     }
 
     /// The error of a failed strict pass (error path only): the first non-finite element,
@@ -367,28 +362,26 @@ impl<T: Float, D: Distance<T>> Triplet<'_, T, D> {
 
     pub(crate) fn forward(
         &self,
-        a: &[T],
-        p: &[T],
-        n: &[T],
-        dim: usize,
+        a: Rows<'_, T>,
+        p: Rows<'_, T>,
+        n: Rows<'_, T>,
         reduction: Reduction,
     ) -> Result<Output<T>> {
-        let rows = self.rows(a, p, n, dim)?;
+        let (rows, ..) = self.rows(a, p, n)?;
         let mut out = vec![T::zero(); reduction.output_len(rows)];
-        self.forward_into(a, p, n, dim, reduction, &mut out)?;
+        self.forward_into(a, p, n, reduction, &mut out)?;
         Ok(Output::from_buffer(reduction, out))
     }
 
     pub(crate) fn forward_into(
         &self,
-        a: &[T],
-        p: &[T],
-        n: &[T],
-        dim: usize,
+        a: Rows<'_, T>,
+        p: Rows<'_, T>,
+        n: Rows<'_, T>,
         reduction: Reduction,
         out: &mut [T],
     ) -> Result<()> {
-        let rows = self.rows(a, p, n, dim)?;
+        let (rows, dim, [a, p, n]) = self.rows(a, p, n)?;
         check_buffer(self.loss, "output", out.len(), reduction.output_len(rows))?;
         let ok = if self.mode.is_strict() {
             self.forward_pass::<true>(a, p, n, dim, reduction, out) && reduced_ok(reduction, out, &[])
@@ -419,7 +412,7 @@ impl<T: Float, D: Distance<T>> Triplet<'_, T, D> {
         let (acc, ok) = parts::run(
             count,
             dim,
-            ((Rows(a, dim), Rows(p, dim), Rows(n, dim)), rows_out),
+            ((Chunks(a, dim), Chunks(p, dim), Chunks(n, dim)), rows_out),
             &|((a, p, n), out)| self.forward_rows::<STRICT>((a.0, p.0, n.0, dim), out),
             &|(x, okx), (y, oky)| (x + y, okx & oky),
         );
@@ -458,10 +451,9 @@ impl<T: Float, D: Distance<T>> Triplet<'_, T, D> {
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn forward_backward(
         &self,
-        a: &[T],
-        p: &[T],
-        n: &[T],
-        dim: usize,
+        a: Rows<'_, T>,
+        p: Rows<'_, T>,
+        n: Rows<'_, T>,
         reduction: Reduction,
         upstream: &[T],
         out: &mut [T],
@@ -469,7 +461,7 @@ impl<T: Float, D: Distance<T>> Triplet<'_, T, D> {
         gp: &mut [T],
         gn: &mut [T],
     ) -> Result<()> {
-        let rows = self.rows(a, p, n, dim)?;
+        let (rows, dim, [a, p, n]) = self.rows(a, p, n)?;
         check_buffer(self.loss, "output", out.len(), reduction.output_len(rows))?;
         check_buffer(self.loss, "grad anchor", ga.len(), a.len())?;
         check_buffer(self.loss, "grad positive", gp.len(), p.len())?;
@@ -518,10 +510,10 @@ impl<T: Float, D: Distance<T>> Triplet<'_, T, D> {
             count,
             dim,
             (
-                (Rows(a, dim), Rows(p, dim), Rows(n, dim)),
+                (Chunks(a, dim), Chunks(p, dim), Chunks(n, dim)),
                 ups,
                 rows_out,
-                (Rows(ga, dim), Rows(gp, dim), Rows(gn, dim)),
+                (Chunks(ga, dim), Chunks(gp, dim), Chunks(gn, dim)),
             ),
             &|((a, p, n), ups, out, (ga, gp, gn))| {
                 crate::simd::vectorize(FusedPart::<T, D, STRICT> {
@@ -643,15 +635,15 @@ impl<T: Float, D: Distance<T>> Triplet<'_, T, D> {
 /// One part of [`Triplet::fused_pass`], for [`crate::simd::vectorize`].
 struct FusedPart<'a, 'k, T, D, const STRICT: bool> {
     k: &'a Triplet<'k, T, D>,
-    a: Rows<&'a [T]>,
-    p: Rows<&'a [T]>,
-    n: Rows<&'a [T]>,
+    a: Chunks<&'a [T]>,
+    p: Chunks<&'a [T]>,
+    n: Chunks<&'a [T]>,
     ups: &'a [T],
     g0: T,
     out: &'a mut [T],
-    ga: Rows<&'a mut [T]>,
-    gp: Rows<&'a mut [T]>,
-    gn: Rows<&'a mut [T]>,
+    ga: Chunks<&'a mut [T]>,
+    gp: Chunks<&'a mut [T]>,
+    gn: Chunks<&'a mut [T]>,
 }
 
 impl<T: Float, D: Distance<T>, const STRICT: bool> pulp::WithSimd for FusedPart<'_, '_, T, D, STRICT> {
@@ -667,6 +659,7 @@ impl<T: Float, D: Distance<T>, const STRICT: bool> pulp::WithSimd for FusedPart<
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rows::mat;
 
     /// The squared Euclidean distance, a user-defined [`Distance`].
     struct SquaredEuclidean;
@@ -699,10 +692,9 @@ mod tests {
             let loss = TripletMarginWithDistance::new(SquaredEuclidean).margin(0.8).swap(swap);
             let (mut out, mut ga, mut gp, mut gn) = (vec![0.0; 2], vec![0.0; 6], vec![0.0; 6], vec![0.0; 6]);
             loss.forward_backward(
-                &a,
-                &p,
-                &n,
-                dim,
+                mat(&a, dim),
+                mat(&p, dim),
+                mat(&n, dim),
                 Reduction::None,
                 &upstream,
                 &mut out,
@@ -713,7 +705,7 @@ mod tests {
             .unwrap();
             // f = Σ upstream_i · l_i, by central differences with h = 1e-6
             let f = |a: &[f64], p: &[f64], n: &[f64]| -> f64 {
-                let l = loss.forward(a, p, n, dim, Reduction::None).unwrap();
+                let l = loss.forward(mat(a, dim), mat(p, dim), mat(n, dim), Reduction::None).unwrap();
                 l.as_slice().iter().zip(upstream).map(|(l, u)| l * u).sum()
             };
             let h = 1e-6;
@@ -743,8 +735,18 @@ mod tests {
         let (a, n) = ([0.0, 0.0], [1.0, 0.0]);
         let loss = TripletMarginWithDistance::new(SquaredEuclidean).margin(2.0).swap(true);
         let (mut out, mut ga, mut gp, mut gn) = ([0.0], [0.0; 2], [0.0; 2], [0.0; 2]);
-        loss.forward_backward(&a, &a, &n, 2, Reduction::Sum, &[1.0], &mut out, &mut ga, &mut gp, &mut gn)
-            .unwrap();
+        loss.forward_backward(
+            mat(&a, 2),
+            mat(&a, 2),
+            mat(&n, 2),
+            Reduction::Sum,
+            &[1.0],
+            &mut out,
+            &mut ga,
+            &mut gp,
+            &mut gn,
+        )
+        .unwrap();
         assert_eq!(out, [1.0]); // 2 + 0 − 1
                                 // −∂d(a,n)/∂a / 2 = −2(a − n)/2 = [1, 0]; dp = |a − p|² has zero gradient at a == p
         assert_eq!((ga, gp, gn), ([1.0, 0.0], [1.0, 0.0], [-2.0, 0.0]));
@@ -756,14 +758,34 @@ mod tests {
         let (a, p, n) = ([0.0, 0.0], [1.0, 0.0], [1.0, 1.0]);
         let (mut out, mut ga, mut gp, mut gn) = ([9.0], [9.0; 2], [9.0; 2], [9.0; 2]);
         let loss = TripletMarginWithDistance::new(SquaredEuclidean);
-        loss.forward_backward(&a, &p, &n, 2, Reduction::Mean, &[1.0], &mut out, &mut ga, &mut gp, &mut gn)
-            .unwrap();
+        loss.forward_backward(
+            mat(&a, 2),
+            mat(&p, 2),
+            mat(&n, 2),
+            Reduction::Mean,
+            &[1.0],
+            &mut out,
+            &mut ga,
+            &mut gp,
+            &mut gn,
+        )
+        .unwrap();
         assert_eq!(out, [0.0]);
         assert_eq!((ga, gp, gn), ([0.0; 2], [0.0; 2], [0.0; 2]));
         // the older-torch convention takes the active branch
         let loss = loss.kink(Kink::One);
-        loss.forward_backward(&a, &p, &n, 2, Reduction::Mean, &[1.0], &mut out, &mut ga, &mut gp, &mut gn)
-            .unwrap();
+        loss.forward_backward(
+            mat(&a, 2),
+            mat(&p, 2),
+            mat(&n, 2),
+            Reduction::Mean,
+            &[1.0],
+            &mut out,
+            &mut ga,
+            &mut gp,
+            &mut gn,
+        )
+        .unwrap();
         // ∂/∂a [|a − p|² − |a − n|²] = 2(n − p), ∂/∂p = 2(p − a), ∂/∂n = 2(a − n)
         assert_eq!((ga, gp, gn), ([0.0, 2.0], [2.0, 0.0], [-2.0, -2.0]));
     }
@@ -774,13 +796,13 @@ mod tests {
             let e = TripletMarginWithDistance::cosine()
                 .margin(0.0)
                 .mode(mode)
-                .forward(&[1.0f32], &[1.0], &[1.0], 1, Reduction::Mean)
+                .forward(mat(&[1.0f32], 1), mat(&[1.0], 1), mat(&[1.0], 1), Reduction::Mean)
                 .unwrap_err();
             assert_eq!(e.to_string(), "triplet_margin_with_distance: option margin must be > 0, got 0");
         }
         let e = TripletMarginWithDistance::euclidean()
             .margin(f64::INFINITY)
-            .forward(&[1.0f32], &[1.0], &[1.0], 1, Reduction::Mean)
+            .forward(mat(&[1.0f32], 1), mat(&[1.0], 1), mat(&[1.0], 1), Reduction::Mean)
             .unwrap_err();
         assert_eq!(
             e.to_string(),
@@ -791,17 +813,21 @@ mod tests {
     #[test]
     fn strict_errors_name_the_offender() {
         let l = TripletMarginWithDistance::euclidean();
-        let e = l.forward(&[1.0f64, 2.0], &[1.0, 2.0], &[0.0, f64::NAN], 1, Reduction::Mean).unwrap_err();
+        let e = l
+            .forward(mat(&[1.0f64, 2.0], 1), mat(&[1.0, 2.0], 1), mat(&[0.0, f64::NAN], 1), Reduction::Mean)
+            .unwrap_err();
         assert!(e.to_string().starts_with("triplet_margin_with_distance got NaN at negative[1]"), "{e}");
-        let e = l.forward(&[1.0f64, 2.0], &[1.0, 2.0], &[0.0], 1, Reduction::Mean).unwrap_err();
+        let e = l
+            .forward(mat(&[1.0f64, 2.0], 1), mat(&[1.0, 2.0], 1), mat(&[0.0], 1), Reduction::Mean)
+            .unwrap_err();
         assert_eq!(
             e.to_string(),
             "triplet_margin_with_distance: negative has shape [1, 1] but anchor has shape [2, 1]"
         );
-        let e = l.forward::<f64>(&[], &[], &[], 4, Reduction::Mean).unwrap_err();
+        let e = l.forward::<f64>(mat(&[], 4), mat(&[], 4), mat(&[], 4), Reduction::Mean).unwrap_err();
         assert!(e.to_string().starts_with("triplet_margin_with_distance got an empty anchor"), "{e}");
         let e = TripletMarginWithDistance::new(CosineDistance { eps: -1.0 })
-            .forward(&[1.0f32], &[1.0], &[1.0], 1, Reduction::Sum)
+            .forward(mat(&[1.0f32], 1), mat(&[1.0], 1), mat(&[1.0], 1), Reduction::Sum)
             .unwrap_err();
         assert_eq!(e.to_string(), "triplet_margin_with_distance: option eps must be finite and >= 0, got -1");
     }
@@ -809,13 +835,38 @@ mod tests {
     #[test]
     fn torch_compat_empty_batch_is_nan_for_mean() {
         let l = TripletMarginWithDistance::euclidean().mode(Mode::TorchCompat);
-        assert!(l.forward::<f64>(&[], &[], &[], 2, Reduction::Mean).unwrap().scalar().unwrap().is_nan());
+        assert!(l
+            .forward::<f64>(mat(&[], 2), mat(&[], 2), mat(&[], 2), Reduction::Mean)
+            .unwrap()
+            .scalar()
+            .unwrap()
+            .is_nan());
         let (mut out, mut ga, mut gp, mut gn) = ([0.0f64; 0], [0.0; 0], [0.0; 0], [0.0; 0]);
-        l.forward_backward(&[], &[], &[], 2, Reduction::None, &[], &mut out, &mut ga, &mut gp, &mut gn)
-            .unwrap();
+        l.forward_backward(
+            mat(&[], 2),
+            mat(&[], 2),
+            mat(&[], 2),
+            Reduction::None,
+            &[],
+            &mut out,
+            &mut ga,
+            &mut gp,
+            &mut gn,
+        )
+        .unwrap();
         let mut out = [0.0f64];
-        l.forward_backward(&[], &[], &[], 2, Reduction::Sum, &[1.0], &mut out, &mut ga, &mut gp, &mut gn)
-            .unwrap();
+        l.forward_backward(
+            mat(&[], 2),
+            mat(&[], 2),
+            mat(&[], 2),
+            Reduction::Sum,
+            &[1.0],
+            &mut out,
+            &mut ga,
+            &mut gp,
+            &mut gn,
+        )
+        .unwrap();
         assert_eq!(out, [0.0]);
     }
 
@@ -824,8 +875,18 @@ mod tests {
         let l = TripletMarginWithDistance::euclidean().mode(Mode::TorchCompat);
         let (a, p, n) = ([0.0f64, 0.0, 0.0, 0.0], [1.0, 0.0, 1.0, 0.0], [f64::NAN, 0.0, 5.0, 0.0]);
         let (mut out, mut ga, mut gp, mut gn) = ([0.0; 2], [0.0; 4], [0.0; 4], [0.0; 4]);
-        l.forward_backward(&a, &p, &n, 2, Reduction::None, &[1.0], &mut out, &mut ga, &mut gp, &mut gn)
-            .unwrap();
+        l.forward_backward(
+            mat(&a, 2),
+            mat(&p, 2),
+            mat(&n, 2),
+            Reduction::None,
+            &[1.0],
+            &mut out,
+            &mut ga,
+            &mut gp,
+            &mut gn,
+        )
+        .unwrap();
         assert!(out[0].is_nan());
         assert_eq!(out[1], 0.0);
         // row 0: d(a, p) is finite and inactive (gradient 0); d(a, n) is NaN

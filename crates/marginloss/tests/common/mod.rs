@@ -248,3 +248,10 @@ pub fn central_diff(f: &mut dyn FnMut(&[f64]) -> f64, x: &[f64], i: usize, h: f6
 pub fn assert_rel(what: &str, a: f64, b: f64, rtol: f64) {
     assert!((a - b).abs() <= rtol * b.abs().max(1.0), "{what}: {a} vs {b} (diff {:e})", (a - b).abs());
 }
+
+/// `x` as rows of `cols` elements (as many rows as fit); panics on a length that is not a
+/// whole number of rows — test support, not the library's contract.
+pub fn mat<T>(x: &[T], cols: usize) -> marginloss::Rows<'_, T> {
+    let rows = x.len().checked_div(cols).unwrap_or(0);
+    marginloss::Rows::new(x, rows, cols).expect("a whole number of rows")
+}
