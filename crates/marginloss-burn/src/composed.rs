@@ -14,6 +14,7 @@
 //! modes, and burn's `gather` has no defined result for an index out of range).
 
 use burn::tensor::{DType, Int, Tensor};
+use marginloss::Rows;
 use marginloss::{
     Contrastive, CosineEmbedding, CosineSimilarity, Hinge, HingeEmbedding, Kink, Labels, MarginRanking, Mode,
     MultiMargin, MulticlassHinge, MultilabelMargin, MultilabelSoftMargin, PairwiseDistance, Reduction,
@@ -27,6 +28,12 @@ use crate::{checks, is_native, BurnDistance};
 /// A tensor's values on the host, as f64 (exact for every float dtype).
 fn host<const D: usize>(t: &Tensor<D>) -> Vec<f64> {
     t.to_data().try_into_vec_as::<f64>().unwrap_or_default()
+}
+
+/// A host copy as rows of `dim` (the tensor's last dimension, already checked against the
+/// loss's description: every leading dimension counts rows).
+fn host_rows(host: &[f64], dim: usize) -> Result<Rows<'_, f64>> {
+    Rows::new(host, host.len().checked_div(dim).unwrap_or(0), dim)
 }
 
 /// A class-index tensor's values on the host.
@@ -279,7 +286,7 @@ pub fn cosine_similarity<const D: usize>(
 ) -> Result<Tensor<D>> {
     let (x1, x2) = checks::broadcast(CosineSimilarity::NAME, x1, x2)?;
     let dim = x1.dims()[D - 1];
-    validate(f.mode, || f.forward(&host(&x1), &host(&x2), dim).map(drop))?;
+    validate(f.mode, || f.forward(host_rows(&host(&x1), dim)?, host_rows(&host(&x2), dim)?).map(drop))?;
     let dt = x1.dtype();
     Ok(down(cosine_keep(up(x1, dt), up(x2, dt), f.eps), dt))
 }
@@ -297,7 +304,7 @@ pub fn pairwise_distance<const D: usize>(
 ) -> Result<Tensor<D>> {
     let (x1, x2) = checks::broadcast(PairwiseDistance::NAME, x1, x2)?;
     let dim = x1.dims()[D - 1];
-    validate(f.mode, || f.forward(&host(&x1), &host(&x2), dim).map(drop))?;
+    validate(f.mode, || f.forward(host_rows(&host(&x1), dim)?, host_rows(&host(&x2), dim)?).map(drop))?;
     let dt = x1.dtype();
     Ok(down(pairwise_keep(up(x1, dt), up(x2, dt), f.p, f.eps), dt))
 }
@@ -341,7 +348,7 @@ pub fn multilabel_soft_margin(
     loss.geometry(&shapes, reduction)?;
     validate(loss.mode, || {
         let w = weight.as_ref().map(host);
-        loss.forward(&host(&input), &host(&target), classes, w.as_deref(), reduction).map(drop)
+        loss.forward(host_rows(&host(&input), classes)?, &host(&target), w.as_deref(), reduction).map(drop)
     })?;
     let dt = input.dtype();
     let x = up(input, dt);
@@ -385,7 +392,8 @@ pub fn multi_margin(
     loss.geometry(&shapes, reduction)?;
     // The class indices are checked in both modes (as the core does).
     let w = weight.as_ref().map(host);
-    let mode_checked = loss.forward(&host(&input), &host_i64(&target), classes, w.as_deref(), reduction);
+    let mode_checked =
+        loss.forward(host_rows(&host(&input), classes)?, &host_i64(&target), w.as_deref(), reduction);
     mode_checked?;
     let dt = input.dtype();
     let x = up(input, dt);
@@ -415,7 +423,7 @@ pub fn multiclass_hinge(
 ) -> Result<Tensor<1>> {
     let [n, classes] = input.dims();
     loss.geometry(&[&input.dims(), &target.dims()], reduction)?;
-    loss.forward(&host(&input), &host_i64(&target), classes, reduction)?;
+    loss.forward(host_rows(&host(&input), classes)?, &host_i64(&target), reduction)?;
     let dt = input.dtype();
     let x = up(input, dt);
     if classes < 2 {
@@ -452,7 +460,7 @@ pub fn multilabel_margin(
 ) -> Result<Tensor<1>> {
     let [n, classes] = input.dims();
     loss.geometry(&[&input.dims(), &target.dims()], reduction)?;
-    loss.forward(&host(&input), &host_i64(&target), classes, reduction)?;
+    loss.forward(host_rows(&host(&input), classes)?, &host_i64(&target), reduction)?;
     let dt = input.dtype();
     let x = up(input, dt);
     let fdt = x.dtype();
@@ -495,7 +503,13 @@ pub fn cosine_embedding(
     loss.geometry(&[&input1.dims(), &input2.dims(), &target.dims()], reduction)?;
     let [n, dim] = input1.dims();
     validate(loss.mode, || {
-        loss.forward(&host(&input1), &host(&input2), &host(&target), dim, reduction).map(drop)
+        loss.forward(
+            host_rows(&host(&input1), dim)?,
+            host_rows(&host(&input2), dim)?,
+            &host(&target),
+            reduction,
+        )
+        .map(drop)
     })?;
     let dt = input1.dtype();
     let (x1, x2) = (up(input1, dt), up(input2, dt));
@@ -524,7 +538,13 @@ pub fn contrastive(
     loss.geometry(&[&input1.dims(), &input2.dims(), &target.dims()], reduction)?;
     let [n, dim] = input1.dims();
     validate(loss.mode, || {
-        loss.forward(&host(&input1), &host(&input2), &host(&target), dim, reduction).map(drop)
+        loss.forward(
+            host_rows(&host(&input1), dim)?,
+            host_rows(&host(&input2), dim)?,
+            &host(&target),
+            reduction,
+        )
+        .map(drop)
     })?;
     let dt = input1.dtype();
     let d = pairwise_rows(up(input1, dt), up(input2, dt), PairwiseDistance::new());
@@ -580,10 +600,21 @@ pub fn triplet_margin(
     loss.geometry(&[&anchor.dims(), &positive.dims(), &negative.dims()], reduction)?;
     let dim = anchor.dims()[1];
     validate(loss.mode, || {
-        loss.forward(&host(&anchor), &host(&positive), &host(&negative), dim, reduction).map(drop)
+        loss.forward(
+            host_rows(&host(&anchor), dim)?,
+            host_rows(&host(&positive), dim)?,
+            host_rows(&host(&negative), dim)?,
+            reduction,
+        )
+        .map(drop)
     })?;
     // The options the core rejects in both modes (a margin that is not > 0).
-    loss.mode(Mode::TorchCompat).forward::<f64>(&[], &[], &[], 1, Reduction::Sum)?;
+    loss.mode(Mode::TorchCompat).forward::<f64>(
+        host_rows(&[], 1)?,
+        host_rows(&[], 1)?,
+        host_rows(&[], 1)?,
+        Reduction::Sum,
+    )?;
     let f = PairwiseDistance::new().p(loss.p).eps(loss.eps).mode(Mode::TorchCompat);
     let dt = anchor.dtype();
     let d = |u: Tensor<2>, v: Tensor<2>| pairwise_rows(u, v, f);
@@ -607,11 +638,11 @@ pub fn triplet_margin_with_distance<Dist: BurnDistance>(
     let dim = anchor.dims()[1];
     validate(loss.mode, || {
         let (a, p, n) = (host(&anchor), host(&positive), host(&negative));
-        loss.forward(&a, &p, &n, dim, reduction).map(drop)
+        loss.forward(host_rows(&a, dim)?, host_rows(&p, dim)?, host_rows(&n, dim)?, reduction).map(drop)
     })?;
     // The options the core rejects in both modes (a margin that is not > 0).
     let compat = loss.clone().mode(Mode::TorchCompat);
-    compat.forward::<f64>(&[], &[], &[], 1, Reduction::Sum)?;
+    compat.forward::<f64>(host_rows(&[], 1)?, host_rows(&[], 1)?, host_rows(&[], 1)?, Reduction::Sum)?;
     let dt = anchor.dtype();
     let dist = loss.distance.clone();
     let dev = anchor.device();

@@ -5,6 +5,7 @@
 use burn::nn::{Linear, LinearConfig};
 use burn::optim::{GradientsParams, SgdConfig};
 use burn::tensor::{DType, Device, Int, Tensor, TensorData};
+use marginloss::Rows;
 use marginloss_burn as mb;
 use mb::{Mode, Reduction};
 
@@ -98,7 +99,7 @@ fn an_upstream_other_than_ones_reruns_the_fused_kernel_with_it() {
     let g = x.grad(&(l * t1(&w, DType::F64)).sum().backward()).unwrap();
     let (mut out, mut gx) = ([0.0; 4], [0.0; 12]);
     mb::MulticlassHinge::new()
-        .forward_backward(&X, &[0, 2, 1, 1], 3, Reduction::None, &w, &mut out, &mut gx)
+        .forward_backward(Rows::new(&X, 4, 3).unwrap(), &[0, 2, 1, 1], Reduction::None, &w, &mut out, &mut gx)
         .unwrap();
     assert_eq!(vals(&g), gx.to_vec());
 }

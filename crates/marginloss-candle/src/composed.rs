@@ -19,6 +19,7 @@
 use crate::op::checked;
 use candle_core::{DType, Device, Result, Tensor, D};
 use marginloss::op::Signature;
+use marginloss::Rows;
 use marginloss::{
     CosineSimilarity, Distance, Hinge, HingeEmbedding, Kink, Labels, MarginRanking, Mode,
     MultilabelSoftMargin, PairwiseDistance, Reduction, SoftMargin, SquaredHinge,
@@ -566,8 +567,9 @@ pub fn triplet_margin(
         crate::triplet_margin_with(a[0], a[1], a[2], loss, reduction)
     })?;
     // The options the core rejects in both modes (a margin that is not > 0).
+    let none = Rows::new(&[], 0, 1).map_err(crate::op::core_err)?;
     loss.mode(Mode::TorchCompat)
-        .forward::<f64>(&[], &[], &[], 1, Reduction::Sum)
+        .forward::<f64>(none, none, none, Reduction::Sum)
         .map_err(crate::op::core_err)?;
     let f = PairwiseDistance::new().p(loss.p).eps(loss.eps).mode(Mode::TorchCompat);
     in_f32(&[Some(anchor), Some(positive), Some(negative)], |x| {
@@ -596,7 +598,8 @@ pub fn triplet_margin_with_distance<Dist: crate::CandleDistance>(
     })?;
     // The options the core rejects in both modes (a margin that is not > 0).
     let compat = loss.clone().mode(Mode::TorchCompat);
-    compat.forward::<f64>(&[], &[], &[], 1, Reduction::Sum).map_err(crate::op::core_err)?;
+    let none = Rows::new(&[], 0, 1).map_err(crate::op::core_err)?;
+    compat.forward::<f64>(none, none, none, Reduction::Sum).map_err(crate::op::core_err)?;
     in_f32(&[Some(anchor), Some(positive), Some(negative)], |x| {
         let d = |u: &Tensor, v: &Tensor| match loss.distance.composed(u, v) {
             Some(r) => r,

@@ -6,6 +6,7 @@
 mod common;
 
 use candle_core::{DType, Device, Module, Tensor, Var, D};
+use common::mat;
 use common::{f64s, Rng};
 use marginloss_candle::{self as mc, composed, Kink, Labels, Mode, Reduction};
 
@@ -113,18 +114,16 @@ fn broadcast_views_and_shapes_reach_the_fused_op() {
         let (mut o, mut g1, mut g2) = (vec![0.0; n], vec![0.0; n * d], vec![0.0; n * d]);
         match f {
             "cosine" => marginloss::CosineSimilarity::new().forward_backward(
-                &a,
-                &rep,
-                d,
+                mat(&a, d),
+                mat(&rep, d),
                 &[1.0],
                 &mut o,
                 &mut g1,
                 &mut g2,
             ),
             _ => marginloss::PairwiseDistance::new().forward_backward(
-                &a,
-                &rep,
-                d,
+                mat(&a, d),
+                mat(&rep, d),
                 &[1.0],
                 &mut o,
                 &mut g1,

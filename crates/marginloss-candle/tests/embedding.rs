@@ -6,6 +6,7 @@
 mod common;
 
 use candle_core::{DType, Device, Tensor, Var};
+use common::mat;
 use common::{f64s, Rng};
 use marginloss_candle::{self as mc, composed, Kink, Labels, Mode, Reduction};
 
@@ -267,10 +268,9 @@ fn transposed_and_sliced_inputs_give_the_contiguous_result() {
         let mut ga = vec![0.0; 3 * d];
         marginloss::TripletMargin::new()
             .forward_backward(
-                &a[2 * d..5 * d],
-                &b[..3 * d],
-                &c[..3 * d],
-                d,
+                mat(&a[2 * d..5 * d], d),
+                mat(&b[..3 * d], d),
+                mat(&c[..3 * d], d),
                 r,
                 &[1.0],
                 &mut want_out,
@@ -342,14 +342,24 @@ fn errors_carry_the_core_message_on_both_paths() {
     let x = tensor(&[1.0, 2.0, 3.0, 4.0], &[2, 2], dt);
     let bad_t = tensor(&[1.0, 0.0], &[2], dt);
     let core = marginloss::CosineEmbedding::new()
-        .forward(&[1.0f32, 2.0, 3.0, 4.0], &[1.0, 2.0, 3.0, 4.0], &[1.0, 0.0], 2, Reduction::Mean)
+        .forward(
+            mat(&[1.0f32, 2.0, 3.0, 4.0], 2),
+            mat(&[1.0, 2.0, 3.0, 4.0], 2),
+            &[1.0, 0.0],
+            Reduction::Mean,
+        )
         .unwrap_err()
         .to_string();
     let l = mc::CosineEmbedding::new();
     assert_eq!(mc::cosine_embedding_with(&x, &x, &bad_t, l, Reduction::Mean).unwrap_err().to_string(), core);
     assert_eq!(composed::cosine_embedding(&x, &x, &bad_t, l, Reduction::Mean).unwrap_err().to_string(), core);
     let core = marginloss::Contrastive::new()
-        .forward(&[1.0f32, 2.0, 3.0, 4.0], &[1.0, 2.0, 3.0, 4.0], &[1.0, 0.0], 2, Reduction::Mean)
+        .forward(
+            mat(&[1.0f32, 2.0, 3.0, 4.0], 2),
+            mat(&[1.0, 2.0, 3.0, 4.0], 2),
+            &[1.0, 0.0],
+            Reduction::Mean,
+        )
         .unwrap_err()
         .to_string();
     let l = mc::Contrastive::new();
@@ -358,13 +368,17 @@ fn errors_carry_the_core_message_on_both_paths() {
     // A margin that is not > 0: rejected in both modes, on both paths.
     for mode in [Mode::Strict, Mode::TorchCompat] {
         let l = mc::TripletMargin::new().margin(0.0).mode(mode);
-        let core =
-            l.forward(&[1.0f32, 2.0], &[1.0, 2.0], &[1.0, 2.0], 2, Reduction::Mean).unwrap_err().to_string();
+        let core = l
+            .forward(mat(&[1.0f32, 2.0], 2), mat(&[1.0, 2.0], 2), mat(&[1.0, 2.0], 2), Reduction::Mean)
+            .unwrap_err()
+            .to_string();
         assert_eq!(mc::triplet_margin_with(&x, &x, &x, l, Reduction::Mean).unwrap_err().to_string(), core);
         assert_eq!(composed::triplet_margin(&x, &x, &x, l, Reduction::Mean).unwrap_err().to_string(), core);
         let l = mc::TripletMarginWithDistance::cosine().margin(-1.0).mode(mode);
-        let core =
-            l.forward(&[1.0f32, 2.0], &[1.0, 2.0], &[1.0, 2.0], 2, Reduction::Mean).unwrap_err().to_string();
+        let core = l
+            .forward(mat(&[1.0f32, 2.0], 2), mat(&[1.0, 2.0], 2), mat(&[1.0, 2.0], 2), Reduction::Mean)
+            .unwrap_err()
+            .to_string();
         assert_eq!(
             mc::triplet_margin_with_distance_with(&x, &x, &x, l, Reduction::Mean).unwrap_err().to_string(),
             core

@@ -7,6 +7,7 @@
 
 mod common;
 
+use common::mat;
 use std::collections::BTreeMap;
 
 use candle_core::{Tensor, Var, WithDType};
@@ -233,10 +234,22 @@ fn distance<T: Elem>(c: &Case, loss: &str) {
             (vec![T::zero(); n], vec![T::zero(); x1.len()], vec![T::zero(); x2.len()]);
         let one = [T::one()];
         match loss {
-            "cosine_similarity" => {
-                cos().mode(mode).forward_backward(&x1, &x2, dim, &one, &mut out, &mut g1, &mut g2)
-            }
-            _ => pd().mode(mode).forward_backward(&x1, &x2, dim, &one, &mut out, &mut g1, &mut g2),
+            "cosine_similarity" => cos().mode(mode).forward_backward(
+                mat(&x1, dim),
+                mat(&x2, dim),
+                &one,
+                &mut out,
+                &mut g1,
+                &mut g2,
+            ),
+            _ => pd().mode(mode).forward_backward(
+                mat(&x1, dim),
+                mat(&x2, dim),
+                &one,
+                &mut out,
+                &mut g1,
+                &mut g2,
+            ),
         }?;
         Ok((out, vec![g1, g2]))
     };
@@ -304,9 +317,8 @@ fn class_loss<T: Elem>(c: &Case, loss: &str) {
             "multi_margin" => {
                 let t = c.input("target").as_i64();
                 marginloss::MultiMargin::new().p(p).margin(margin).mode(mode).forward_backward(
-                    &x,
+                    mat(&x, cl),
                     &t,
-                    cl,
                     w.as_deref(),
                     r,
                     &one,
@@ -316,23 +328,31 @@ fn class_loss<T: Elem>(c: &Case, loss: &str) {
             }
             "multiclass_hinge" => {
                 let t = c.input("target").as_i64();
-                marginloss::MulticlassHinge::new()
-                    .margin(margin)
-                    .mode(mode)
-                    .forward_backward(&x, &t, cl, r, &one, &mut out, &mut g)
+                marginloss::MulticlassHinge::new().margin(margin).mode(mode).forward_backward(
+                    mat(&x, cl),
+                    &t,
+                    r,
+                    &one,
+                    &mut out,
+                    &mut g,
+                )
             }
             "multilabel_margin" => {
                 let t = c.input("target").as_i64();
-                marginloss::MultilabelMargin::new()
-                    .mode(mode)
-                    .forward_backward(&x, &t, cl, r, &one, &mut out, &mut g)
+                marginloss::MultilabelMargin::new().mode(mode).forward_backward(
+                    mat(&x, cl),
+                    &t,
+                    r,
+                    &one,
+                    &mut out,
+                    &mut g,
+                )
             }
             _ => {
                 let t = c.input("target").as_vec::<T>();
                 marginloss::MultilabelSoftMargin::new().mode(mode).forward_backward(
-                    &x,
+                    mat(&x, cl),
                     &t,
-                    cl,
                     w.as_deref(),
                     r,
                     &one,
@@ -403,10 +423,26 @@ fn pair_loss<T: Elem>(c: &Case, loss: &str) {
             (vec![T::zero(); r.output_len(t.len())], vec![T::zero(); x1.len()], vec![T::zero(); x2.len()]);
         let one = [T::one()];
         match loss {
-            "cosine_embedding" => {
-                ce(mode).forward_backward(&x1, &x2, &t, dim, r, &one, &mut out, &mut g1, &mut g2)
-            }
-            _ => co(mode).forward_backward(&x1, &x2, &t, dim, r, &one, &mut out, &mut g1, &mut g2),
+            "cosine_embedding" => ce(mode).forward_backward(
+                mat(&x1, dim),
+                mat(&x2, dim),
+                &t,
+                r,
+                &one,
+                &mut out,
+                &mut g1,
+                &mut g2,
+            ),
+            _ => co(mode).forward_backward(
+                mat(&x1, dim),
+                mat(&x2, dim),
+                &t,
+                r,
+                &one,
+                &mut out,
+                &mut g1,
+                &mut g2,
+            ),
         }?;
         Ok((out, vec![g1, g2]))
     };
@@ -464,11 +500,39 @@ fn triplet_loss<T: Elem>(c: &Case, loss: &str) {
         let [ga, gp, gn] = &mut g;
         let one = [T::one()];
         match (loss, cosine) {
-            ("triplet_margin", _) => {
-                tm(mode).forward_backward(&a, &p, &n, dim, r, &one, &mut out, ga, gp, gn)
-            }
-            (_, false) => euc(mode).forward_backward(&a, &p, &n, dim, r, &one, &mut out, ga, gp, gn),
-            (_, true) => cos(mode).forward_backward(&a, &p, &n, dim, r, &one, &mut out, ga, gp, gn),
+            ("triplet_margin", _) => tm(mode).forward_backward(
+                mat(&a, dim),
+                mat(&p, dim),
+                mat(&n, dim),
+                r,
+                &one,
+                &mut out,
+                ga,
+                gp,
+                gn,
+            ),
+            (_, false) => euc(mode).forward_backward(
+                mat(&a, dim),
+                mat(&p, dim),
+                mat(&n, dim),
+                r,
+                &one,
+                &mut out,
+                ga,
+                gp,
+                gn,
+            ),
+            (_, true) => cos(mode).forward_backward(
+                mat(&a, dim),
+                mat(&p, dim),
+                mat(&n, dim),
+                r,
+                &one,
+                &mut out,
+                ga,
+                gp,
+                gn,
+            ),
         }?;
         Ok((out, g.to_vec()))
     };

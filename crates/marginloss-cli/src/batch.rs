@@ -2,6 +2,7 @@
 //! (batch-all-triplet, batch-hard-triplet, semihard-triplet, pair-contrastive): embeddings
 //! and class labels in, the mined loss and its gradients out.
 
+use marginloss::Rows;
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Instant;

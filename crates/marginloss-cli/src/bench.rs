@@ -1,6 +1,7 @@
 //! `marginloss bench NAME`: times the fused forward and forward+backward kernels on
 //! generated data, beside the machine's streaming bandwidth measured in the same run.
 
+use marginloss::Rows;
 use std::hint::black_box;
 use std::time::Instant;
 
@@ -326,23 +327,23 @@ fn measure<T: Float>(args: &BenchArgs, threads: usize) -> Result<Report, Fail> {
             (g1, g2) = (vec![T::zero(); n * d], vec![T::zero(); n * d]);
             out = vec![T::zero(); n];
             out2 = vec![T::zero(); n];
-            let (x, x2) = (&x, &x2);
+            let (x, x2) = (Rows::new(&x, n, d)?, Rows::new(&x2, n, d)?);
             let bytes = (4 * n * d + n) as u64 * s;
             if name == "cosine-similarity" {
                 let l = CosineSimilarity::new();
                 Work {
-                    fwd: Box::new(move || l.forward_into(x, x2, d, &mut out).unwrap_or(())),
+                    fwd: Box::new(move || l.forward_into(x, x2, &mut out).unwrap_or(())),
                     fwd_bwd: Box::new(move || {
-                        l.forward_backward(x, x2, d, &one, &mut out2, &mut g1, &mut g2).unwrap_or(())
+                        l.forward_backward(x, x2, &one, &mut out2, &mut g1, &mut g2).unwrap_or(())
                     }),
                     bytes,
                 }
             } else {
                 let l = PairwiseDistance::new();
                 Work {
-                    fwd: Box::new(move || l.forward_into(x, x2, d, &mut out).unwrap_or(())),
+                    fwd: Box::new(move || l.forward_into(x, x2, &mut out).unwrap_or(())),
                     fwd_bwd: Box::new(move || {
-                        l.forward_backward(x, x2, d, &one, &mut out2, &mut g1, &mut g2).unwrap_or(())
+                        l.forward_backward(x, x2, &one, &mut out2, &mut g1, &mut g2).unwrap_or(())
                     }),
                     bytes,
                 }
@@ -351,16 +352,15 @@ fn measure<T: Float>(args: &BenchArgs, threads: usize) -> Result<Report, Fail> {
         "cosine-embedding" | "contrastive" | "article" => {
             (x, x2, t) = (rng.vec(n * d, -1.0, 1.0), rng.vec(n * d, -1.0, 1.0), rng.signs(n));
             (g1, g2) = (vec![T::zero(); n * d], vec![T::zero(); n * d]);
-            let (x, x2, t) = (&x, &x2, &t);
+            let (x, x2, t) = (Rows::new(&x, n, d)?, Rows::new(&x2, n, d)?, &t);
             let bytes = (4 * n * d + n) as u64 * s;
             macro_rules! pair {
                 ($loss:expr) => {{
                     let l = $loss;
                     Work {
-                        fwd: Box::new(move || l.forward_into(x, x2, t, d, r, &mut out).unwrap_or(())),
+                        fwd: Box::new(move || l.forward_into(x, x2, t, r, &mut out).unwrap_or(())),
                         fwd_bwd: Box::new(move || {
-                            l.forward_backward(x, x2, t, d, r, &one, &mut out2, &mut g1, &mut g2)
-                                .unwrap_or(())
+                            l.forward_backward(x, x2, t, r, &one, &mut out2, &mut g1, &mut g2).unwrap_or(())
                         }),
                         bytes,
                     }
@@ -376,12 +376,11 @@ fn measure<T: Float>(args: &BenchArgs, threads: usize) -> Result<Report, Fail> {
             (x, x2, x3) = (rng.vec(n * d, -1.0, 1.0), rng.vec(n * d, -1.0, 1.0), rng.vec(n * d, -1.0, 1.0));
             (g1, g2, g3) = (vec![T::zero(); n * d], vec![T::zero(); n * d], vec![T::zero(); n * d]);
             let l = TripletMargin::new();
-            let (x, x2, x3) = (&x, &x2, &x3);
+            let (x, x2, x3) = (Rows::new(&x, n, d)?, Rows::new(&x2, n, d)?, Rows::new(&x3, n, d)?);
             Work {
-                fwd: Box::new(move || l.forward_into(x, x2, x3, d, r, &mut out).unwrap_or(())),
+                fwd: Box::new(move || l.forward_into(x, x2, x3, r, &mut out).unwrap_or(())),
                 fwd_bwd: Box::new(move || {
-                    l.forward_backward(x, x2, x3, d, r, &one, &mut out2, &mut g1, &mut g2, &mut g3)
-                        .unwrap_or(())
+                    l.forward_backward(x, x2, x3, r, &one, &mut out2, &mut g1, &mut g2, &mut g3).unwrap_or(())
                 }),
                 bytes: 6 * (n * d) as u64 * s,
             }
@@ -389,23 +388,23 @@ fn measure<T: Float>(args: &BenchArgs, threads: usize) -> Result<Report, Fail> {
         "multi-margin" | "multiclass-hinge" => {
             (x, cls) = (rng.vec(n * c, -1.0, 1.0), rng.classes(n, c));
             g1 = vec![T::zero(); n * c];
-            let (x, cls) = (&x, &cls);
+            let (x, cls) = (Rows::new(&x, n, c)?, &cls);
             let bytes = 2 * (n * c) as u64 * s + 8 * n as u64;
             if name == "multi-margin" {
                 let l = MultiMargin::new();
                 Work {
-                    fwd: Box::new(move || l.forward_into(x, cls, c, None, r, &mut out).unwrap_or(())),
+                    fwd: Box::new(move || l.forward_into(x, cls, None, r, &mut out).unwrap_or(())),
                     fwd_bwd: Box::new(move || {
-                        l.forward_backward(x, cls, c, None, r, &one, &mut out2, &mut g1).unwrap_or(())
+                        l.forward_backward(x, cls, None, r, &one, &mut out2, &mut g1).unwrap_or(())
                     }),
                     bytes,
                 }
             } else {
                 let l = MulticlassHinge::new();
                 Work {
-                    fwd: Box::new(move || l.forward_into(x, cls, c, r, &mut out).unwrap_or(())),
+                    fwd: Box::new(move || l.forward_into(x, cls, r, &mut out).unwrap_or(())),
                     fwd_bwd: Box::new(move || {
-                        l.forward_backward(x, cls, c, r, &one, &mut out2, &mut g1).unwrap_or(())
+                        l.forward_backward(x, cls, r, &one, &mut out2, &mut g1).unwrap_or(())
                     }),
                     bytes,
                 }
@@ -427,11 +426,11 @@ fn measure<T: Float>(args: &BenchArgs, threads: usize) -> Result<Report, Fail> {
                 .collect();
             g1 = vec![T::zero(); n * c];
             let l = MultilabelMargin::new();
-            let (x, cls) = (&x, &cls);
+            let (x, cls) = (Rows::new(&x, n, c)?, &cls);
             Work {
-                fwd: Box::new(move || l.forward_into(x, cls, c, r, &mut out).unwrap_or(())),
+                fwd: Box::new(move || l.forward_into(x, cls, r, &mut out).unwrap_or(())),
                 fwd_bwd: Box::new(move || {
-                    l.forward_backward(x, cls, c, r, &one, &mut out2, &mut g1).unwrap_or(())
+                    l.forward_backward(x, cls, r, &one, &mut out2, &mut g1).unwrap_or(())
                 }),
                 bytes: (2 * s + 8) * (n * c) as u64,
             }
@@ -441,11 +440,11 @@ fn measure<T: Float>(args: &BenchArgs, threads: usize) -> Result<Report, Fail> {
             t = (0..n * c).map(|_| if rng.next() < 0.2 { T::one() } else { T::zero() }).collect();
             g1 = vec![T::zero(); n * c];
             let l = MultilabelSoftMargin::new();
-            let (x, t) = (&x, &t);
+            let (x, t) = (Rows::new(&x, n, c)?, &t);
             Work {
-                fwd: Box::new(move || l.forward_into(x, t, c, None, r, &mut out).unwrap_or(())),
+                fwd: Box::new(move || l.forward_into(x, t, None, r, &mut out).unwrap_or(())),
                 fwd_bwd: Box::new(move || {
-                    l.forward_backward(x, t, c, None, r, &one, &mut out2, &mut g1).unwrap_or(())
+                    l.forward_backward(x, t, None, r, &one, &mut out2, &mut g1).unwrap_or(())
                 }),
                 bytes: 3 * (n * c) as u64 * s,
             }

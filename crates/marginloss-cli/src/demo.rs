@@ -1,5 +1,6 @@
 //! `marginloss demo`: the article's pitfall and its cosine-distance example, step by step.
 
+use marginloss::Rows;
 use marginloss::{CosineDistance, Hinge, HingeEmbedding, Mode, Reduction};
 
 use crate::fail::{data, Fail};
@@ -64,13 +65,15 @@ pub fn run() -> Result<(), Fail> {
         "   (the same from the command line: marginloss eval hinge-embedding --input1 a.npy --input2 b.npy\n";
     s += "    --target y.npy --distance cosine --margin 0.2)\n\n";
     let (a, b, yv) = (f32s(A, "a.npy")?, f32s(B, "b.npy")?, f32s(Y, "y.npy")?);
-    let (n, d) = (yv.len(), a.len() / yv.len().max(1));
+    // The article's shapes: 100 pairs of 128-dimensional embeddings.
+    let (n, d) = (yv.len(), 128);
+    let (ra, rb) = (Rows::new(&a, n, d)?, Rows::new(&b, n, d)?);
     // One fused pass over the rows: cosine distance, hinge embedding, and the gradients
     // back through the cosine into a and b.
     let loss = HingeEmbedding::new().margin(0.2).on(CosineDistance::default());
     let (mut mean, mut ga, mut gb) = ([0.0f32], vec![0.0f32; a.len()], vec![0.0f32; b.len()]);
-    loss.forward_backward(&a, &b, &yv, d, Reduction::Mean, &[1.0], &mut mean, &mut ga, &mut gb)?;
-    let per = loss.forward(&a, &b, &yv, d, Reduction::None)?.into_vec();
+    loss.forward_backward(ra, rb, &yv, Reduction::Mean, &[1.0], &mut mean, &mut ga, &mut gb)?;
+    let per = loss.forward(ra, rb, &yv, Reduction::None)?.into_vec();
 
     let expected: serde_json::Value =
         serde_json::from_str(EXPECTED).map_err(|e| data(format!("bad expected.json: {e}")))?;

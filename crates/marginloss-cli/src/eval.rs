@@ -402,11 +402,19 @@ fn hinge_embedding_pairs<T: Float>(inputs: &Inputs, o: &OptionArgs) -> Result<Ev
     match o.distance {
         Some(DistanceArg::Cosine) => loss
             .on(CosineDistance::new().eps(o.eps.unwrap_or(1e-8)))
-            .forward_backward(&x1.data, &x2.data, &t.data, dim, r, &one, &mut out, &mut g1, &mut g2)?,
+            .forward_backward(x1.rows()?, x2.rows()?, &t.data, r, &one, &mut out, &mut g1, &mut g2)?,
         Some(DistanceArg::Euclidean) => {
             let d = PairwiseDistance::new().p(o.p.unwrap_or(2.0)).eps(o.eps.unwrap_or(1e-6)).mode(mode);
-            loss.on(d)
-                .forward_backward(&x1.data, &x2.data, &t.data, dim, r, &one, &mut out, &mut g1, &mut g2)?
+            loss.on(d).forward_backward(
+                x1.rows()?,
+                x2.rows()?,
+                &t.data,
+                r,
+                &one,
+                &mut out,
+                &mut g1,
+                &mut g2,
+            )?
         }
         None => return Err(usage("hinge-embedding on --input1/--input2 needs --distance cosine|euclidean")),
     }
@@ -443,16 +451,20 @@ fn distance<T: Float>(name: &str, inputs: &Inputs, o: &OptionArgs) -> Result<Eva
         (vec![T::zero(); n], vec![T::zero(); x1.data.len()], vec![T::zero(); x2.data.len()]);
     let one = [T::one()];
     if name == "cosine-similarity" {
-        CosineSimilarity::new()
-            .eps(o.eps.unwrap_or(1e-8))
-            .mode(o.mode())
-            .forward_backward(&x1.data, &x2.data, dim, &one, &mut out, &mut g1, &mut g2)?;
+        CosineSimilarity::new().eps(o.eps.unwrap_or(1e-8)).mode(o.mode()).forward_backward(
+            x1.rows()?,
+            x2.rows()?,
+            &one,
+            &mut out,
+            &mut g1,
+            &mut g2,
+        )?;
     } else {
         PairwiseDistance::new()
             .p(o.p.unwrap_or(2.0))
             .eps(o.eps.unwrap_or(1e-6))
             .mode(o.mode())
-            .forward_backward(&x1.data, &x2.data, dim, &one, &mut out, &mut g1, &mut g2)?;
+            .forward_backward(x1.rows()?, x2.rows()?, &one, &mut out, &mut g1, &mut g2)?;
     }
     Ok(Evaluated {
         loss: Tensor { shape, data: out },
@@ -516,9 +528,8 @@ fn multilabel_soft_margin<T: Float>(inputs: &Inputs, o: &OptionArgs) -> Result<E
     let n = x.data.len() / c;
     let (mut out, mut g) = (vec![T::zero(); r.output_len(n)], vec![T::zero(); x.data.len()]);
     MultilabelSoftMargin::new().mode(o.mode()).forward_backward(
-        &x.data,
+        x.rows()?,
         &t.data,
-        c,
         w.as_ref().map(|w| w.data.as_slice()),
         r,
         &[T::one()],
@@ -569,9 +580,8 @@ fn class_index<T: Float>(name: &str, inputs: &Inputs, o: &OptionArgs) -> Result<
             }
             let w = class_weight::<T>(inputs, c)?;
             MultiMargin::new().p(p).margin(o.margin.unwrap_or(1.0)).mode(o.mode()).forward_backward(
-                &x.data,
+                x.rows()?,
                 &t.data,
-                c,
                 w.as_ref().map(|w| w.data.as_slice()),
                 r,
                 &one,
@@ -582,10 +592,15 @@ fn class_index<T: Float>(name: &str, inputs: &Inputs, o: &OptionArgs) -> Result<
         "multiclass-hinge" => MulticlassHinge::new()
             .margin(o.margin.unwrap_or(1.0))
             .mode(o.mode())
-            .forward_backward(&x.data, &t.data, c, r, &one, &mut out, &mut g)?,
-        _ => MultilabelMargin::new()
-            .mode(o.mode())
-            .forward_backward(&x.data, &t.data, c, r, &one, &mut out, &mut g)?,
+            .forward_backward(x.rows()?, &t.data, r, &one, &mut out, &mut g)?,
+        _ => MultilabelMargin::new().mode(o.mode()).forward_backward(
+            x.rows()?,
+            &t.data,
+            r,
+            &one,
+            &mut out,
+            &mut g,
+        )?,
     }
     // torch follows the target's dimensionality: a (C,) input with a (1,) target gives a
     // (1,) unreduced loss, with a 0-d target a 0-d one.
@@ -619,13 +634,13 @@ fn embedding_pair<T: Float>(name: &str, inputs: &Inputs, o: &OptionArgs) -> Resu
             .labels(o.labels())
             .mode(o.mode())
             .kink(o.kink())
-            .forward_backward(&x1.data, &x2.data, &t.data, dim, r, &one, &mut out, &mut g1, &mut g2)?;
+            .forward_backward(x1.rows()?, x2.rows()?, &t.data, r, &one, &mut out, &mut g1, &mut g2)?;
     } else {
         Contrastive::new()
             .margin(o.margin.unwrap_or(1.0))
             .labels(o.labels())
             .mode(o.mode())
-            .forward_backward(&x1.data, &x2.data, &t.data, dim, r, &one, &mut out, &mut g1, &mut g2)?;
+            .forward_backward(x1.rows()?, x2.rows()?, &t.data, r, &one, &mut out, &mut g1, &mut g2)?;
     }
     Ok(Evaluated {
         loss: Tensor { shape: out_shape(r, &rows), data: out },
@@ -663,7 +678,17 @@ fn triplet<T: Float>(inputs: &Inputs, o: &OptionArgs) -> Result<Evaluated<T>, Fa
             .swap(o.swap)
             .mode(mode)
             .kink(o.kink())
-            .forward_backward(&a.data, &p.data, &n.data, dim, r, &one, &mut out, &mut ga, &mut gp, &mut gn)?,
+            .forward_backward(
+                a.rows()?,
+                p.rows()?,
+                n.rows()?,
+                r,
+                &one,
+                &mut out,
+                &mut ga,
+                &mut gp,
+                &mut gn,
+            )?,
         Some(DistanceArg::Euclidean) => {
             let d = PairwiseDistance::new().p(o.p.unwrap_or(2.0)).eps(o.eps.unwrap_or(1e-6)).mode(mode);
             TripletMarginWithDistance::new(d)
@@ -672,7 +697,15 @@ fn triplet<T: Float>(inputs: &Inputs, o: &OptionArgs) -> Result<Evaluated<T>, Fa
                 .mode(mode)
                 .kink(o.kink())
                 .forward_backward(
-                    &a.data, &p.data, &n.data, dim, r, &one, &mut out, &mut ga, &mut gp, &mut gn,
+                    a.rows()?,
+                    p.rows()?,
+                    n.rows()?,
+                    r,
+                    &one,
+                    &mut out,
+                    &mut ga,
+                    &mut gp,
+                    &mut gn,
                 )?
         }
         Some(DistanceArg::Cosine) => {
@@ -686,7 +719,15 @@ fn triplet<T: Float>(inputs: &Inputs, o: &OptionArgs) -> Result<Evaluated<T>, Fa
                 .mode(mode)
                 .kink(o.kink())
                 .forward_backward(
-                    &a.data, &p.data, &n.data, dim, r, &one, &mut out, &mut ga, &mut gp, &mut gn,
+                    a.rows()?,
+                    p.rows()?,
+                    n.rows()?,
+                    r,
+                    &one,
+                    &mut out,
+                    &mut ga,
+                    &mut gp,
+                    &mut gn,
                 )?
         }
     }

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
-use marginloss::{Float, Kink, Labels, Mode, Reduction};
+use marginloss::{Float, Kink, Labels, Mode, Reduction, Rows};
 
 use crate::fail::{data, data as data_err, usage, Fail};
 use crate::io::{self, Array, DType};
@@ -194,6 +194,17 @@ pub fn kink_of(k: Option<KinkArg>) -> Kink {
 pub struct Tensor<T> {
     pub shape: Vec<usize>,
     pub data: Vec<T>,
+}
+
+impl<T> Tensor<T> {
+    /// The array as rows of its last dimension: `(N, D)` is N rows of D, `(D,)` one row
+    /// (every leading dimension counts rows).
+    pub fn rows(&self) -> Result<Rows<'_, T>, Fail> {
+        let (cols, lead) = self.shape.split_last().map_or((1, &[][..]), |(&c, lead)| (c, lead));
+        let rows = lead.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
+        let rows = rows.ok_or_else(|| data(format!("shape {:?} has too many elements", self.shape)))?;
+        Ok(Rows::new(&self.data, rows, cols)?)
+    }
 }
 
 /// The arrays named on the command line, read once.

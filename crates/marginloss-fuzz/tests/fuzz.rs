@@ -24,7 +24,7 @@ use marginloss::{
     multilabel_target_from_indicator, multilabel_target_from_sets, Contrastive, CosineDistance,
     CosineEmbedding, CosineSimilarity, Error, Float, Hinge, HingeEmbedding, Kink, Labels, MarginRanking,
     Mode, MultiMargin, MulticlassHinge, MultilabelMargin, MultilabelSoftMargin, PairwiseDistance, Reduction,
-    Result, SoftMargin, SquaredHinge, TripletMargin, TripletMarginWithDistance,
+    Result, Rows, SoftMargin, SquaredHinge, TripletMargin, TripletMarginWithDistance,
 };
 
 // ---------------------------------------------------------------------------------------
@@ -532,6 +532,27 @@ fn rows(src: &mut Src<'_>) -> (usize, usize, usize) {
     (n, dim, len)
 }
 
+/// The stated shape `(n, dim)` of a row buffer, as `Rows::new` checks it: it must refuse
+/// exactly the lengths that are not `n · dim` (then the case ends there).
+fn view<T>(x: &[T], n: usize, dim: usize) -> Option<Rows<'_, T>> {
+    let r = Rows::new(x, n, dim);
+    assert_eq!(r.is_ok(), Some(x.len()) == n.checked_mul(dim), "Rows::new(len {}, {n}, {dim})", x.len());
+    if let Err(e) = &r {
+        assert!(!e.to_string().contains('\n'), "a message of more than one line: {e}");
+    }
+    r.ok()
+}
+
+/// The shape stated for a second row buffer of the same length: usually the first's, and
+/// sometimes its transpose, which a loss must refuse (unless it is the same shape).
+fn second_shape(src: &mut Src<'_>, n: usize, dim: usize) -> (usize, usize) {
+    if src.one_in(16) {
+        (dim, n)
+    } else {
+        (n, dim)
+    }
+}
+
 fn pair_case<T: Float>(src: &mut Src<'_>) {
     let mode = src.mode();
     let (margin, labels, kink) = (src.option(0.5), src.encoding(), src.kink());
@@ -542,6 +563,8 @@ fn pair_case<T: Float>(src: &mut Src<'_>) {
     let up = src.upstream(r, n);
     let (out_len, g1_len, g2_len) = (src.buffer(r.output_len(n)), src.buffer(len), src.buffer(len));
     let (a, b, tt, upt) = (to::<T>(&x1), to::<T>(&x2), to::<T>(&t), to::<T>(&up));
+    let (nb, db) = second_shape(src, n, dim);
+    let (Some(ra), Some(rb)) = (view(&a, n, dim), view(&b, nb, db)) else { return };
     let args = Args {
         floats: vec![
             ("input1", rd::<T>(&x1)),
@@ -560,25 +583,24 @@ fn pair_case<T: Float>(src: &mut Src<'_>) {
                 mode,
                 &args,
                 &["input1", "input2"],
-                &|| l.forward(&a, &b, &tt, dim, r).map(|o| o.into_vec()),
+                &|| l.forward(ra, rb, &tt, r).map(|o| o.into_vec()),
                 &|| {
                     let mut out = vec![T::zero(); out_len];
-                    l.forward_into(&a, &b, &tt, dim, r, &mut out).map(|()| out)
+                    l.forward_into(ra, rb, &tt, r, &mut out).map(|()| out)
                 },
                 &|| {
                     let (mut out, mut g1, mut g2) =
                         (vec![T::zero(); out_len], vec![T::zero(); g1_len], vec![T::zero(); g2_len]);
-                    l.forward_backward(&a, &b, &tt, dim, r, &upt, &mut out, &mut g1, &mut g2)
+                    l.forward_backward(ra, rb, &tt, r, &upt, &mut out, &mut g1, &mut g2)
                         .map(|()| (out, vec![g1, g2]))
                 },
                 &|| {
                     let c = $compat;
-                    let losses =
-                        c.forward(&a, &b, &tt, dim, Reduction::None).ok().map(|v| f64s(v.as_slice()));
+                    let losses = c.forward(ra, rb, &tt, Reduction::None).ok().map(|v| f64s(v.as_slice()));
                     let (mut out, mut g1, mut g2) =
                         (vec![T::zero(); r.output_len(n)], vec![T::zero(); len], vec![T::zero(); len]);
                     let grads = c
-                        .forward_backward(&a, &b, &tt, dim, r, &upt, &mut out, &mut g1, &mut g2)
+                        .forward_backward(ra, rb, &tt, r, &upt, &mut out, &mut g1, &mut g2)
                         .ok()
                         .map(|()| vec![("input1", f64s(&g1)), ("input2", f64s(&g2))]);
                     CompatView { losses, grads }
@@ -616,6 +638,8 @@ fn distance_case<T: Float>(src: &mut Src<'_>) {
     let up = src.upstream(Reduction::None, n);
     let (out_len, g1_len, g2_len) = (src.buffer(n), src.buffer(len), src.buffer(len));
     let (a, b, upt) = (to::<T>(&x1), to::<T>(&x2), to::<T>(&up));
+    let (nb, db) = second_shape(src, n, dim);
+    let (Some(ra), Some(rb)) = (view(&a, n, dim), view(&b, nb, db)) else { return };
     let args = Args {
         floats: vec![("input1", rd::<T>(&x1)), ("input2", rd::<T>(&x2)), ("upstream", rd::<T>(&up))],
         ints: vec![],
@@ -629,24 +653,23 @@ fn distance_case<T: Float>(src: &mut Src<'_>) {
                 mode,
                 &args,
                 &["input1", "input2"],
-                &|| d.forward(&a, &b, dim),
+                &|| d.forward(ra, rb),
                 &|| {
                     let mut out = vec![T::zero(); out_len];
-                    d.forward_into(&a, &b, dim, &mut out).map(|()| out)
+                    d.forward_into(ra, rb, &mut out).map(|()| out)
                 },
                 &|| {
                     let (mut out, mut g1, mut g2) =
                         (vec![T::zero(); out_len], vec![T::zero(); g1_len], vec![T::zero(); g2_len]);
-                    d.forward_backward(&a, &b, dim, &upt, &mut out, &mut g1, &mut g2)
-                        .map(|()| (out, vec![g1, g2]))
+                    d.forward_backward(ra, rb, &upt, &mut out, &mut g1, &mut g2).map(|()| (out, vec![g1, g2]))
                 },
                 &|| {
                     let c = d.mode(Mode::TorchCompat);
-                    let losses = c.forward(&a, &b, dim).ok().map(|v| f64s(&v));
+                    let losses = c.forward(ra, rb).ok().map(|v| f64s(&v));
                     let (mut out, mut g1, mut g2) =
                         (vec![T::zero(); n], vec![T::zero(); len], vec![T::zero(); len]);
                     let grads = c
-                        .forward_backward(&a, &b, dim, &upt, &mut out, &mut g1, &mut g2)
+                        .forward_backward(ra, rb, &upt, &mut out, &mut g1, &mut g2)
                         .ok()
                         .map(|()| vec![("input1", f64s(&g1)), ("input2", f64s(&g2))]);
                     CompatView { losses, grads }
@@ -672,6 +695,10 @@ fn triplet_case<T: Float>(src: &mut Src<'_>) {
     let (out_len, ga_len, gp_len, gn_len) =
         (src.buffer(r.output_len(n)), src.buffer(len), src.buffer(len), src.buffer(len));
     let (a, p, ng, upt) = (to::<T>(&xa), to::<T>(&xp), to::<T>(&xn), to::<T>(&up));
+    let (nn, dn) = second_shape(src, n, dim);
+    let (Some(ra), Some(rp), Some(rn)) = (view(&a, n, dim), view(&p, n, dim), view(&ng, nn, dn)) else {
+        return;
+    };
     let args = Args {
         floats: vec![
             ("anchor", rd::<T>(&xa)),
@@ -691,27 +718,26 @@ fn triplet_case<T: Float>(src: &mut Src<'_>) {
                 mode,
                 &args,
                 &names,
-                &|| l.forward(&a, &p, &ng, dim, r).map(|o| o.into_vec()),
+                &|| l.forward(ra, rp, rn, r).map(|o| o.into_vec()),
                 &|| {
                     let mut out = vec![T::zero(); out_len];
-                    l.forward_into(&a, &p, &ng, dim, r, &mut out).map(|()| out)
+                    l.forward_into(ra, rp, rn, r, &mut out).map(|()| out)
                 },
                 &|| {
                     let mut out = vec![T::zero(); out_len];
                     let (mut ga, mut gp, mut gn) =
                         (vec![T::zero(); ga_len], vec![T::zero(); gp_len], vec![T::zero(); gn_len]);
-                    l.forward_backward(&a, &p, &ng, dim, r, &upt, &mut out, &mut ga, &mut gp, &mut gn)
+                    l.forward_backward(ra, rp, rn, r, &upt, &mut out, &mut ga, &mut gp, &mut gn)
                         .map(|()| (out, vec![ga, gp, gn]))
                 },
                 &|| {
                     let c = l.mode(Mode::TorchCompat);
-                    let losses =
-                        c.forward(&a, &p, &ng, dim, Reduction::None).ok().map(|v| f64s(v.as_slice()));
+                    let losses = c.forward(ra, rp, rn, Reduction::None).ok().map(|v| f64s(v.as_slice()));
                     let mut out = vec![T::zero(); r.output_len(n)];
                     let (mut ga, mut gp, mut gn) =
                         (vec![T::zero(); len], vec![T::zero(); len], vec![T::zero(); len]);
                     let grads = c
-                        .forward_backward(&a, &p, &ng, dim, r, &upt, &mut out, &mut ga, &mut gp, &mut gn)
+                        .forward_backward(ra, rp, rn, r, &upt, &mut out, &mut ga, &mut gp, &mut gn)
                         .ok()
                         .map(|()| {
                             vec![("anchor", f64s(&ga)), ("positive", f64s(&gp)), ("negative", f64s(&gn))]
@@ -774,6 +800,7 @@ fn class_case<T: Float>(src: &mut Src<'_>) {
     let len = if src.one_in(16) { src.len() } else { n * classes };
     let x = src.values(len);
     let xt = to::<T>(&x);
+    let Some(xr) = view(&xt, n, classes) else { return };
     let r = src.reduction();
     let up = src.upstream(r, n);
     let upt = to::<T>(&up);
@@ -807,25 +834,22 @@ fn class_case<T: Float>(src: &mut Src<'_>) {
                     let l = MultiMargin::new().p(f64::from(p)).margin(margin).mode(mode);
                     run!(
                         args,
-                        || l.forward(&xt, &t, classes, wr, r).map(|o| o.into_vec()),
+                        || l.forward(xr, &t, wr, r).map(|o| o.into_vec()),
                         || {
                             let mut out = vec![T::zero(); out_len];
-                            l.forward_into(&xt, &t, classes, wr, r, &mut out).map(|()| out)
+                            l.forward_into(xr, &t, wr, r, &mut out).map(|()| out)
                         },
                         || {
                             let (mut out, mut g) = (vec![T::zero(); out_len], vec![T::zero(); g_len]);
-                            l.forward_backward(&xt, &t, classes, wr, r, &upt, &mut out, &mut g)
-                                .map(|()| (out, vec![g]))
+                            l.forward_backward(xr, &t, wr, r, &upt, &mut out, &mut g).map(|()| (out, vec![g]))
                         },
                         || {
                             let c = l.mode(Mode::TorchCompat);
-                            let losses = c
-                                .forward(&xt, &t, classes, wr, Reduction::None)
-                                .ok()
-                                .map(|v| f64s(v.as_slice()));
+                            let losses =
+                                c.forward(xr, &t, wr, Reduction::None).ok().map(|v| f64s(v.as_slice()));
                             let (mut out, mut g) = (vec![T::zero(); r.output_len(n)], vec![T::zero(); len]);
                             let grads = c
-                                .forward_backward(&xt, &t, classes, wr, r, &upt, &mut out, &mut g)
+                                .forward_backward(xr, &t, wr, r, &upt, &mut out, &mut g)
                                 .ok()
                                 .map(|()| vec![("input", f64s(&g))]);
                             CompatView { losses, grads }
@@ -836,23 +860,21 @@ fn class_case<T: Float>(src: &mut Src<'_>) {
                     let l = MulticlassHinge::new().margin(margin).mode(mode);
                     run!(
                         args,
-                        || l.forward(&xt, &t, classes, r).map(|o| o.into_vec()),
+                        || l.forward(xr, &t, r).map(|o| o.into_vec()),
                         || {
                             let mut out = vec![T::zero(); out_len];
-                            l.forward_into(&xt, &t, classes, r, &mut out).map(|()| out)
+                            l.forward_into(xr, &t, r, &mut out).map(|()| out)
                         },
                         || {
                             let (mut out, mut g) = (vec![T::zero(); out_len], vec![T::zero(); g_len]);
-                            l.forward_backward(&xt, &t, classes, r, &upt, &mut out, &mut g)
-                                .map(|()| (out, vec![g]))
+                            l.forward_backward(xr, &t, r, &upt, &mut out, &mut g).map(|()| (out, vec![g]))
                         },
                         || {
                             let c = l.mode(Mode::TorchCompat);
-                            let losses =
-                                c.forward(&xt, &t, classes, Reduction::None).ok().map(|v| f64s(v.as_slice()));
+                            let losses = c.forward(xr, &t, Reduction::None).ok().map(|v| f64s(v.as_slice()));
                             let (mut out, mut g) = (vec![T::zero(); r.output_len(n)], vec![T::zero(); len]);
                             let grads = c
-                                .forward_backward(&xt, &t, classes, r, &upt, &mut out, &mut g)
+                                .forward_backward(xr, &t, r, &upt, &mut out, &mut g)
                                 .ok()
                                 .map(|()| vec![("input", f64s(&g))]);
                             CompatView { losses, grads }
@@ -863,23 +885,21 @@ fn class_case<T: Float>(src: &mut Src<'_>) {
                     let l = MultilabelMargin::new().mode(mode);
                     run!(
                         args,
-                        || l.forward(&xt, &t, classes, r).map(|o| o.into_vec()),
+                        || l.forward(xr, &t, r).map(|o| o.into_vec()),
                         || {
                             let mut out = vec![T::zero(); out_len];
-                            l.forward_into(&xt, &t, classes, r, &mut out).map(|()| out)
+                            l.forward_into(xr, &t, r, &mut out).map(|()| out)
                         },
                         || {
                             let (mut out, mut g) = (vec![T::zero(); out_len], vec![T::zero(); g_len]);
-                            l.forward_backward(&xt, &t, classes, r, &upt, &mut out, &mut g)
-                                .map(|()| (out, vec![g]))
+                            l.forward_backward(xr, &t, r, &upt, &mut out, &mut g).map(|()| (out, vec![g]))
                         },
                         || {
                             let c = l.mode(Mode::TorchCompat);
-                            let losses =
-                                c.forward(&xt, &t, classes, Reduction::None).ok().map(|v| f64s(v.as_slice()));
+                            let losses = c.forward(xr, &t, Reduction::None).ok().map(|v| f64s(v.as_slice()));
                             let (mut out, mut g) = (vec![T::zero(); r.output_len(n)], vec![T::zero(); len]);
                             let grads = c
-                                .forward_backward(&xt, &t, classes, r, &upt, &mut out, &mut g)
+                                .forward_backward(xr, &t, r, &upt, &mut out, &mut g)
                                 .ok()
                                 .map(|()| vec![("input", f64s(&g))]);
                             CompatView { losses, grads }
@@ -905,23 +925,21 @@ fn class_case<T: Float>(src: &mut Src<'_>) {
             let l = MultilabelSoftMargin::new().mode(mode);
             run!(
                 Args { floats, ints: vec![] },
-                || l.forward(&xt, &tt, classes, wr, r).map(|o| o.into_vec()),
+                || l.forward(xr, &tt, wr, r).map(|o| o.into_vec()),
                 || {
                     let mut out = vec![T::zero(); out_len];
-                    l.forward_into(&xt, &tt, classes, wr, r, &mut out).map(|()| out)
+                    l.forward_into(xr, &tt, wr, r, &mut out).map(|()| out)
                 },
                 || {
                     let (mut out, mut g) = (vec![T::zero(); out_len], vec![T::zero(); g_len]);
-                    l.forward_backward(&xt, &tt, classes, wr, r, &upt, &mut out, &mut g)
-                        .map(|()| (out, vec![g]))
+                    l.forward_backward(xr, &tt, wr, r, &upt, &mut out, &mut g).map(|()| (out, vec![g]))
                 },
                 || {
                     let c = l.mode(Mode::TorchCompat);
-                    let losses =
-                        c.forward(&xt, &tt, classes, wr, Reduction::None).ok().map(|v| f64s(v.as_slice()));
+                    let losses = c.forward(xr, &tt, wr, Reduction::None).ok().map(|v| f64s(v.as_slice()));
                     let (mut out, mut g) = (vec![T::zero(); r.output_len(n)], vec![T::zero(); len]);
                     let grads = c
-                        .forward_backward(&xt, &tt, classes, wr, r, &upt, &mut out, &mut g)
+                        .forward_backward(xr, &tt, wr, r, &upt, &mut out, &mut g)
                         .ok()
                         .map(|()| vec![("input", f64s(&g))]);
                     CompatView { losses, grads }

@@ -31,9 +31,26 @@
 //!   over the inputs writes the loss and `upstream · ∂loss/∂input` into caller buffers,
 //!   with no allocation.
 //!
-//! Buffers are flat row-major slices. Every call validates in [`Mode::Strict`] (the
-//! default) or reproduces torch in [`Mode::TorchCompat`]; the checks ride along in the
-//! kernel's single pass.
+//! Row inputs — embeddings, triplets, class scores, the rows of a distance — are [`Rows`]
+//! views, `Rows::new(&x, n, d)?` (or [`Rows::single`] for one row), whose shape is stated
+//! by the caller and checked; elementwise inputs, targets (per-row labels, class indices,
+//! multilabel targets), weights and output and gradient buffers are plain slices, row-major
+//! where they hold rows. A mismatch between arguments, or a target whose length is not one
+//! per row, is an [`Error::Shape`] naming the argument and the shape expected:
+//!
+//! ```
+//! use marginloss::{multi_margin, Reduction, Rows};
+//! let x = [0.1f64, 0.2, 0.4, 0.8, 0.5, 0.1, 0.3, 0.0];
+//! let scores = Rows::new(&x, 2, 4)?; // N = 2 rows of C = 4 class scores
+//! let l = multi_margin(scores, &[3i64, 0], Reduction::Mean)?;
+//! assert!((l.scalar().unwrap() - 0.4).abs() < 1e-15);
+//! let e = multi_margin(scores, &[3i64], Reduction::Mean).unwrap_err();
+//! assert!(e.to_string().contains("so target (one class index per row) has shape [2]"), "{e}");
+//! # Ok::<(), marginloss::Error>(())
+//! ```
+//!
+//! Every call validates in [`Mode::Strict`] (the default) or reproduces torch in
+//! [`Mode::TorchCompat`]; the checks ride along in the kernel's single pass.
 //!
 //! ## Errors
 //!

@@ -39,7 +39,7 @@ use crate::options::Mode;
 /// | TensorFlow Addons | — (`contrastive_loss` takes given distances and squares them) |
 ///
 /// ```
-/// use marginloss::batch::{Batch, BatchReduction, , PairContrastive};
+/// use marginloss::batch::{Batch, BatchReduction, PairContrastive};
 /// use marginloss::Rows;
 /// // rows 0, 1 (class 0) at 0 and 0.5, row 2 (class 1) at 0.75
 /// let x = [0.0f64, 0.5, 0.75];

@@ -42,7 +42,7 @@ use crate::options::Mode;
 /// | pytorch-metric-learning 2.9 | none: `BatchEasyHardMiner(pos_strategy="all", neg_strategy="semihard")` drops pairs without a semi-hard negative instead of falling back |
 ///
 /// ```
-/// use marginloss::batch::{Batch, BatchReduction, , SemihardTriplet};
+/// use marginloss::batch::{Batch, BatchReduction, SemihardTriplet};
 /// use marginloss::Rows;
 /// // a = 0, p = 1 (d = 1), negatives at 0.5 and 3: the nearest one farther than 1 is 3.
 /// let x = [0.0f64, 1.0, 0.5, 3.0];

@@ -9,7 +9,7 @@ use crate::rows::Rows;
 
 const NAMES: (&str, &str) = ("input1", "input2");
 
-/// Cosine similarity of the rows of two `(N, D)` row-major buffers, as
+/// Cosine similarity of the rows of two `(N, D)` [`Rows`] views, as
 /// `torch.nn.functional.cosine_similarity(x1, x2, dim=1, eps)` computes it in 2.15:
 ///
 /// ```text
@@ -19,8 +19,9 @@ const NAMES: (&str, &str) = ("input1", "input2");
 /// Each norm is clamped **separately** (older torch clamped the product). A zero row gives
 /// 0; a row with norm below eps is divided by eps, not by its norm.
 ///
-/// * **Shapes:** `input1` and `input2` are `(N, D)` with `D = dim`; the output has `N`
-///   values, one per row (there is no reduction).
+/// * **Shapes:** `input1` and `input2` are `(N, D)` [`Rows`] of the same shape; the output
+///   has `N` values, one per row (there is no reduction). A single pair of vectors is
+///   [`Rows::single`].
 /// * **Gradient:** torch clamps the norm in place under `no_grad`, so autograd
 ///   differentiates the *unclamped* norm while using the clamped value; we reproduce that:
 ///   `∂cos/∂x1 = x2/(c1·c2) − (cos/c1)·x1/‖x1‖` with `c = max(‖x‖, eps)` (the second
@@ -44,10 +45,10 @@ const NAMES: (&str, &str) = ("input1", "input2");
 /// | optax | `optax.losses.cosine_similarity` (eps floors the squared norm, default 0) |
 ///
 /// ```
-/// use marginloss::CosineSimilarity;
+/// use marginloss::{CosineSimilarity, Rows};
 /// let x1 = [1.0f64, 0.0, 3e-9, 4e-9];
 /// let x2 = [1.0f64, 1.0, 3.0, 4.0];
-/// let cos = CosineSimilarity::new().forward(&x1, &x2, 2)?;
+/// let cos = CosineSimilarity::new().forward(Rows::new(&x1, 2, 2)?, Rows::new(&x2, 2, 2)?)?;
 /// assert!((cos[0] - 0.5f64.sqrt()).abs() < 1e-15);
 /// assert!((cos[1] - 0.5).abs() < 1e-15); // ‖x1[1]‖ = 5e-9 is clamped to 1e-8
 /// # Ok::<(), marginloss::Error>(())
@@ -177,11 +178,11 @@ impl CosineSimilarity {
         check_eps::<T>("cosine_similarity", self.eps, self.mode)
     }
 
-    /// The similarity of each row pair; `dim` is the row length D.
+    /// The similarity of each row pair of the `(N, D)` inputs.
     ///
     /// # Errors
-    /// In strict mode NaN/±Inf, empty input and a bad `eps`; in both modes a length that
-    /// is not `N·dim` or differs between the inputs.
+    /// In strict mode NaN/±Inf, empty input and a bad `eps`; in both modes inputs whose
+    /// shapes differ ([`Error::Shape`] naming `input2` and the shape expected).
     pub fn forward<T: Float>(&self, input1: Rows<'_, T>, input2: Rows<'_, T>) -> Result<Vec<T>> {
         // The options first, as `forward_into` and `forward_backward` check them.
         self.check_options::<T>()?;
@@ -236,9 +237,9 @@ impl CosineSimilarity {
     }
 
     /// Fused forward and backward in one pass: writes the `N` similarities into `out` and
-    /// `Σ_n upstream_n · ∂cos_n/∂input{1,2}` into `grad1` and `grad2` (each `N·dim`).
-    /// `upstream` has `N` values, or one value applied to every row (`&[1.0]` gives the
-    /// gradient of the sum).
+    /// `Σ_n upstream_n · ∂cos_n/∂input{1,2}` into `grad1` and `grad2` (each `N·D`,
+    /// row-major like the inputs). `upstream` has `N` values, or one value applied to every
+    /// row (`&[1.0]` gives the gradient of the sum).
     ///
     /// # Errors
     /// As [`forward_into`](Self::forward_into), plus wrongly sized buffers.
@@ -322,12 +323,13 @@ fn check_eps<T: Float>(loss: &'static str, eps: f64, mode: Mode) -> Result<()> {
     crate::kernel::fits::<T>(loss, "eps", eps)
 }
 
-/// [`CosineSimilarity`] with eps = 1e-8 over rows of length `dim`.
+/// [`CosineSimilarity`] with eps = 1e-8 on `(N, D)` rows.
 ///
 /// ```
-/// use marginloss::cosine_similarity;
-/// // rows of 2: cos([1, 0], [1, 1]) = 1/√2, cos([0, 2], [0, -3]) = −1
-/// let c = cosine_similarity(&[1.0f64, 0.0, 0.0, 2.0], &[1.0, 1.0, 0.0, -3.0], 2)?;
+/// use marginloss::{cosine_similarity, Rows};
+/// // 2 rows of 2: cos([1, 0], [1, 1]) = 1/√2, cos([0, 2], [0, -3]) = −1
+/// let (x1, x2) = ([1.0f64, 0.0, 0.0, 2.0], [1.0, 1.0, 0.0, -3.0]);
+/// let c = cosine_similarity(Rows::new(&x1, 2, 2)?, Rows::new(&x2, 2, 2)?)?;
 /// assert!((c[0] - 0.5f64.sqrt()).abs() < 1e-15 && c[1] == -1.0);
 /// # Ok::<(), marginloss::Error>(())
 /// ```

@@ -148,7 +148,7 @@ pub struct Internal(());
 /// L1 distance, `Σ |x1 − x2|`, with subgradient `sign(x1 − x2)`:
 ///
 /// ```
-/// use marginloss::{Distance, GradPair, HingeEmbedding, Reduction, RowPair};
+/// use marginloss::{Distance, GradPair, HingeEmbedding, Reduction, RowPair, Rows};
 /// struct L1;
 /// impl Distance<f64> for L1 {
 ///     fn name(&self) -> &'static str { "l1" }
@@ -165,10 +165,11 @@ pub struct Internal(());
 ///         }
 ///     }
 /// }
-/// // rows of 2: d = 3 for the similar pair (loss 3), d = 0.5 for the dissimilar one
-/// // (loss max(0, 1 − 0.5) = 0.5)
+/// // 2 pairs of rows of 2: d = 3 for the similar pair (loss 3), d = 0.5 for the
+/// // dissimilar one (loss max(0, 1 − 0.5) = 0.5)
 /// let (x1, x2, y) = ([1.0, 2.0, 0.0, 0.0], [0.0, 0.0, 0.25, -0.25], [1.0, -1.0]);
-/// let l = HingeEmbedding::new().on(L1).forward(&x1, &x2, &y, 2, Reduction::None)?.into_vec();
+/// let (x1, x2) = (Rows::new(&x1, 2, 2)?, Rows::new(&x2, 2, 2)?);
+/// let l = HingeEmbedding::new().on(L1).forward(x1, x2, &y, Reduction::None)?.into_vec();
 /// assert_eq!(l, vec![3.0, 0.5]);
 /// # Ok::<(), marginloss::Error>(())
 /// ```

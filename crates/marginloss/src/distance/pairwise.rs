@@ -13,7 +13,7 @@ use crate::rows::Rows;
 
 const NAMES: (&str, &str) = ("input1", "input2");
 
-/// The p-norm distance between the rows of two `(N, D)` row-major buffers, as
+/// The p-norm distance between the rows of two `(N, D)` [`Rows`] views, as
 /// `torch.nn.functional.pairwise_distance(x1, x2, p, eps)` computes it:
 ///
 /// ```text
@@ -23,7 +23,8 @@ const NAMES: (&str, &str) = ("input1", "input2");
 /// eps is added to the **difference**, so the distance is asymmetric and `d(x, x) =
 /// eps·D^(1/p)`, not 0 (pytorch/pytorch#61538). `p = ∞` is the max norm.
 ///
-/// * **Shapes:** `(N, D)` inputs with `D = dim`; `N` outputs, one per row.
+/// * **Shapes:** `input1` and `input2` are `(N, D)` [`Rows`] of the same shape; `N`
+///   outputs, one per row. A single pair of vectors is [`Rows::single`].
 /// * **Gradient:** `∂d/∂x1 = sign(v)·|v|^(p−1) / d^(p−1)` with `v = x1 − x2 + eps`
 ///   (`v/d` for p = 2, `sign(v)` for p = 1, split evenly among the maximal entries for
 ///   p = ∞), and `∂d/∂x2 = −∂d/∂x1`; 0 where `d = 0`, as torch's norm subgradient.
@@ -46,8 +47,9 @@ const NAMES: (&str, &str) = ("input1", "input2");
 /// | optax | none (its triplet loss puts eps inside the root instead) |
 ///
 /// ```
-/// use marginloss::PairwiseDistance;
-/// let d = PairwiseDistance::new().forward(&[0.0f64, 0.0, 1.0, 2.0], &[3.0, 4.0, 1.0, 2.0], 2)?;
+/// use marginloss::{PairwiseDistance, Rows};
+/// let (x1, x2) = ([0.0f64, 0.0, 1.0, 2.0], [3.0, 4.0, 1.0, 2.0]);
+/// let d = PairwiseDistance::new().forward(Rows::new(&x1, 2, 2)?, Rows::new(&x2, 2, 2)?)?;
 /// assert!((d[0] - 4.999_999_2).abs() < 1e-6);
 /// assert!((d[1] - 1e-6 * 2f64.sqrt()).abs() < 1e-18); // identical rows: eps·√D
 /// # Ok::<(), marginloss::Error>(())
@@ -330,11 +332,11 @@ impl PairwiseDistance {
         crate::kernel::finite_option::<T>(loss, "eps", self.eps, self.mode)
     }
 
-    /// The distance of each row pair; `dim` is the row length D.
+    /// The distance of each row pair of the `(N, D)` inputs.
     ///
     /// # Errors
-    /// In strict mode NaN/±Inf, empty input and bad options; in both modes a length that
-    /// is not `N·dim` or differs between the inputs.
+    /// In strict mode NaN/±Inf, empty input and bad options; in both modes inputs whose
+    /// shapes differ ([`Error::Shape`] naming `input2` and the shape expected).
     pub fn forward<T: Float>(&self, input1: Rows<'_, T>, input2: Rows<'_, T>) -> Result<Vec<T>> {
         // The options first, as `forward_into` and `forward_backward` check them.
         self.check_options::<T>("pairwise_distance")?;
@@ -550,12 +552,12 @@ impl<T: Float> Distance<T> for PairwiseDistance {
     }
 }
 
-/// [`PairwiseDistance`] with p = 2, eps = 1e-6 over rows of length `dim`.
+/// [`PairwiseDistance`] with p = 2, eps = 1e-6 on `(N, D)` rows.
 ///
 /// ```
-/// use marginloss::pairwise_distance;
-/// // ‖x1 − x2 + eps‖₂ with eps = 1e-6: ‖(−3, −4) + 1e-6‖ = 5 − 1.4e-6
-/// let d = pairwise_distance(&[0.0f64, 0.0], &[3.0, 4.0], 2)?;
+/// use marginloss::{pairwise_distance, Rows};
+/// // one pair: ‖x1 − x2 + eps‖₂ with eps = 1e-6: ‖(−3, −4) + 1e-6‖ = 5 − 1.4e-6
+/// let d = pairwise_distance(Rows::single(&[0.0f64, 0.0]), Rows::single(&[3.0, 4.0]))?;
 /// assert!((d[0] - (5.0 - 1.4e-6)).abs() < 1e-11);
 /// # Ok::<(), marginloss::Error>(())
 /// ```

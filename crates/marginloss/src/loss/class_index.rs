@@ -17,13 +17,14 @@ mod sealed {
 /// trait is sealed: it is implemented for exactly these four types.
 ///
 /// ```
-/// use marginloss::{multi_margin, Reduction};
+/// use marginloss::{multi_margin, Reduction, Rows};
 /// let x = [0.1f64, 0.2, 0.4, 0.8, 0.5, 0.1, 0.3, 0.0];
-/// let a = multi_margin(&x, &[3i64, 0], 4, Reduction::Mean)?.scalar();
-/// assert_eq!(multi_margin(&x, &[3i32, 0], 4, Reduction::Mean)?.scalar(), a);
-/// assert_eq!(multi_margin(&x, &[3u32, 0], 4, Reduction::Mean)?.scalar(), a);
-/// assert_eq!(multi_margin(&x, &[3usize, 0], 4, Reduction::Mean)?.scalar(), a);
-/// let e = multi_margin(&x, &[4u32, 0], 4, Reduction::Mean).unwrap_err();
+/// let x = Rows::new(&x, 2, 4)?; // 2 rows of 4 class scores
+/// let a = multi_margin(x, &[3i64, 0], Reduction::Mean)?.scalar();
+/// assert_eq!(multi_margin(x, &[3i32, 0], Reduction::Mean)?.scalar(), a);
+/// assert_eq!(multi_margin(x, &[3u32, 0], Reduction::Mean)?.scalar(), a);
+/// assert_eq!(multi_margin(x, &[3usize, 0], Reduction::Mean)?.scalar(), a);
+/// let e = multi_margin(x, &[4u32, 0], Reduction::Mean).unwrap_err();
 /// assert!(e.to_string().contains("class index 4 at target[0] is out of range for 4 classes"));
 /// # Ok::<(), marginloss::Error>(())
 /// ```

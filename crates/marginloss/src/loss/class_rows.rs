@@ -1,7 +1,7 @@
 //! The single-pass row driver shared by the class-index losses (`multi_margin`,
 //! `multiclass_hinge`, `multilabel_margin`).
 //!
-//! The input is a flat row-major `(N, C)` buffer; each row has `targets_per_row(C)`
+//! The input is an `(N, C)` [`Rows`] view; each row has `targets_per_row(C)`
 //! integer targets (any [`ClassIndex`] type) (one class index, or a `−1`-terminated list of C entries). A loss
 //! supplies the per-row formula ([`ClassRows`]); the driver checks shapes, walks the rows
 //! once (the target range check and the strict finiteness check ride along), reduces, and

@@ -25,8 +25,8 @@ use crate::rows::Rows;
 /// `Y = 1` for dissimilar. With [`Labels::ZeroOne`] the stored target 1 is similar and 0
 /// is dissimilar (`y = 2t − 1`), which is therefore **the paper's `1 − Y`**.
 ///
-/// * **Shapes:** `input1` and `input2` are `(N, D)` row-major with `D = dim`, `target` is
-///   `(N)`; the output has `N` values or one.
+/// * **Shapes:** `input1` and `input2` are `(N, D)` [`Rows`](crate::Rows) of the same
+///   shape, `target` is `(N)`; the output has `N` values or one.
 /// * **Gradient:** `∂l/∂x1 = d·∂d/∂x1` for `y = 1` and `−max(0, margin − d)·∂d/∂x1` for
 ///   `y = −1`, with `∂d/∂x1 = v/d`, `v = x1 − x2 + eps` (`∂/∂x2` is its negation). The loss
 ///   is C¹, so there is no kink: the gradient at `d = margin` is 0 under every convention.
@@ -57,11 +57,12 @@ use crate::rows::Rows;
 /// | optax | none |
 ///
 /// ```
-/// use marginloss::{Contrastive, Reduction};
+/// use marginloss::{Contrastive, Reduction, Rows};
 /// // d = ‖[0, 0] − [0.3, 0.4] + 1e-6‖ ≈ 0.5 for both pairs: similar ½·d², dissimilar ½·(1 − d)²
 /// let x1 = [0.0f64, 0.0, 0.0, 0.0];
 /// let x2 = [0.3f64, 0.4, 0.3, 0.4];
-/// let l = Contrastive::new().forward(&x1, &x2, &[1.0, -1.0], 2, Reduction::None)?;
+/// let (x1, x2) = (Rows::new(&x1, 2, 2)?, Rows::new(&x2, 2, 2)?); // 2 pairs of rows of 2
+/// let l = Contrastive::new().forward(x1, x2, &[1.0, -1.0], Reduction::None)?;
 /// assert!((l.as_slice()[0] - 0.125).abs() < 1e-6);
 /// assert!((l.as_slice()[1] - 0.125).abs() < 1e-6);
 /// # Ok::<(), marginloss::Error>(())
@@ -123,14 +124,15 @@ impl Contrastive {
 }
 
 /// [`Contrastive`] with its defaults (margin 1, ±1 labels with +1 similar, strict) on
-/// `(N, dim)` rows.
+/// `(N, D)` rows.
 ///
 /// ```
-/// use marginloss::{contrastive, Reduction};
+/// use marginloss::{contrastive, Reduction, Rows};
 /// // d ≈ 5 for the similar pair (½·d² ≈ 12.5), d ≈ 0.5 for the dissimilar one
 /// // (½·max(0, 1 − d)² ≈ 0.125); d includes torch's eps = 1e-6 added to the difference
 /// let (x1, x2, y) = ([0.0f64, 0.0, 0.0, 0.0], [3.0, 4.0, 0.3, 0.4], [1.0, -1.0]);
-/// let l = contrastive(&x1, &x2, &y, 2, Reduction::None)?.into_vec();
+/// let (x1, x2) = (Rows::new(&x1, 2, 2)?, Rows::new(&x2, 2, 2)?);
+/// let l = contrastive(x1, x2, &y, Reduction::None)?.into_vec();
 /// assert!((l[0] - 12.5).abs() < 1e-4 && (l[1] - 0.125).abs() < 1e-5);
 /// # Ok::<(), marginloss::Error>(())
 /// ```

@@ -28,8 +28,9 @@ const EPS: f64 = 1e-12_f32 as f64;
 /// the per-norm clamp of [`cosine_similarity`](crate::cosine_similarity)): a zero row has
 /// cosine 0, no error. With [`Labels::ZeroOne`] the stored target `t` is read as `y = 2t − 1`.
 ///
-/// * **Shapes:** `input1` and `input2` are `(N, D)` row-major with `D = dim`, `target` is
-///   `(N)`; a single pair of `(D)` vectors is `N = 1`. The output has `N` values or one.
+/// * **Shapes:** `input1` and `input2` are `(N, D)` [`Rows`](crate::Rows) of the same
+///   shape, `target` is `(N)`; a single pair of `(D)` vectors is
+///   [`Rows::single`](crate::Rows::single), `N = 1`. The output has `N` values or one.
 /// * **Gradient:** `∂l/∂x1 = ∂l/∂cos · (x2/sqrt(M1·M2) − cos·x1/M1)` with
 ///   `M = Σ x² + EPS` (symmetrically for `x2`), `∂l/∂cos = −1` for `y = 1` and
 ///   `[cos − margin > 0]` for `y = −1`. A zero `x1` with `y = 1` gets `−x2/sqrt(EPS·M2)`,
@@ -58,10 +59,11 @@ const EPS: f64 = 1e-12_f32 as f64;
 /// | optax | none (`1 − optax.losses.cosine_similarity` is the `y = 1` branch, eps on the squared norm, default 0) |
 ///
 /// ```
-/// use marginloss::{CosineEmbedding, Reduction};
+/// use marginloss::{CosineEmbedding, Reduction, Rows};
 /// // torch 2.15, float64: a = [3e-7, 0], b = [1, 0], y = 1 gives 0.7126521139071077,
 /// // the value for EPS = (float)1e-12 (EPS = 1e-12 would differ in the 10th digit).
-/// let l = CosineEmbedding::new().forward(&[3e-7f64, 0.0], &[1.0, 0.0], &[1.0], 2, Reduction::Mean)?;
+/// let (a, b) = (Rows::single(&[3e-7f64, 0.0]), Rows::single(&[1.0, 0.0]));
+/// let l = CosineEmbedding::new().forward(a, b, &[1.0], Reduction::Mean)?;
 /// assert!((l.scalar().unwrap() - 0.7126521139071077).abs() < 1e-15);
 /// # Ok::<(), marginloss::Error>(())
 /// ```
@@ -126,13 +128,15 @@ impl CosineEmbedding {
     pair::pair_api!();
 }
 
-/// [`CosineEmbedding`] with its defaults (margin 0, ±1 labels, strict) on `(N, dim)` rows.
+/// [`CosineEmbedding`] with its defaults (margin 0, ±1 labels, strict) on `(N, D)` rows.
 ///
 /// ```
-/// use marginloss::{cosine_embedding, Reduction};
-/// // rows of 2: cos = 1/√2 for the similar pair (loss 1 − 1/√2), 0 for the dissimilar one
+/// use marginloss::{cosine_embedding, Reduction, Rows};
+/// // 2 pairs of rows of 2: cos = 1/√2 for the similar pair (loss 1 − 1/√2), 0 for the
+/// // dissimilar one
 /// let (x1, x2, y) = ([1.0f64, 0.0, 1.0, 0.0], [1.0, 1.0, 0.0, 1.0], [1.0, -1.0]);
-/// let l = cosine_embedding(&x1, &x2, &y, 2, Reduction::None)?.into_vec();
+/// let (x1, x2) = (Rows::new(&x1, 2, 2)?, Rows::new(&x2, 2, 2)?);
+/// let l = cosine_embedding(x1, x2, &y, Reduction::None)?.into_vec();
 /// assert!((l[0] - (1.0 - 0.5f64.sqrt())).abs() < 1e-9 && l[1] == 0.0);
 /// # Ok::<(), marginloss::Error>(())
 /// ```

@@ -208,13 +208,14 @@ impl<T: Float> Pointwise<T> for HingeEmbeddingKernel<T> {
 /// strict mode still rejects NaN/±Inf and targets outside the encoding).
 ///
 /// ```
-/// use marginloss::{CosineDistance, HingeEmbedding, Reduction};
+/// use marginloss::{CosineDistance, HingeEmbedding, Reduction, Rows};
 /// // Two pairs: identical rows (distance 0) labelled similar, orthogonal rows (distance 1)
 /// // labelled dissimilar with margin 0.2: both losses are 0.
 /// let a = [1.0f64, 0.0, 1.0, 0.0];
 /// let b = [1.0f64, 0.0, 0.0, 1.0];
 /// let loss = HingeEmbedding::new().margin(0.2).on(CosineDistance::default());
-/// let v = loss.forward(&a, &b, &[1.0, -1.0], 2, Reduction::None)?.into_vec();
+/// let (a, b) = (Rows::new(&a, 2, 2)?, Rows::new(&b, 2, 2)?);
+/// let v = loss.forward(a, b, &[1.0, -1.0], Reduction::None)?.into_vec();
 /// assert_eq!(v, vec![0.0, 0.0]);
 /// # Ok::<(), marginloss::Error>(())
 /// ```
@@ -310,11 +311,12 @@ impl<D> DistanceHingeEmbedding<D> {
         Ok(OnDistance { he: self.loss.kernel()?, distance: &self.distance })
     }
 
-    /// The loss of each row pair of the `(N, dim)` inputs, reduced.
+    /// The loss of each row pair of the `(N, D)` inputs, reduced.
     ///
     /// # Errors
-    /// Mismatched shapes; in strict mode NaN/±Inf, empty input, targets outside the
-    /// encoding and bad options.
+    /// Inputs whose shapes differ, or a target that is not one label per row (an
+    /// [`Error::Shape`] naming the argument and the shape expected); in strict mode
+    /// NaN/±Inf, empty input, targets outside the encoding and bad options.
     pub fn forward<T: Float>(
         &self,
         input1: Rows<'_, T>,

@@ -24,10 +24,11 @@ const LOSS: &str = "multi_margin";
 /// applied after the power (`w[y]·z^p`, not `(w[y]·z)^p`), and the mean does not divide by
 /// the sum of the weights (unlike `NLLLoss`).
 ///
-/// * **Shapes:** `input` is `(N, C)` row-major with `C = classes`; `target` holds N class
-///   indices in `0..C`; `weight`, if given, has C elements. A 1-D input `(C,)` is N = 1
-///   with one target (torch's 0-d target); torch then returns a 0-d tensor where this
-///   returns one element. The output has N values for `None`, else one.
+/// * **Shapes:** `input` is `(N, C)` [`Rows`](crate::Rows); `target` holds N class
+///   indices in `0..C`; `weight`, if given, has C elements. A 1-D input `(C,)` is
+///   [`Rows::single`](crate::Rows::single), N = 1, with one target (torch's 0-d target);
+///   torch then returns a 0-d tensor where this returns one element. The output has N
+///   values for `None`, else one.
 /// * **Accumulation:** as torch's CPU kernel: each row's sum and its `/C` in `T`, the batch
 ///   sum and `/N` in `f64`.
 /// * **Gradient:** for `i ≠ y` with `z_i > 0`, `∂l/∂x_i = w[y]·(1 or 2·z_i)/C` and
@@ -38,7 +39,8 @@ const LOSS: &str = "multi_margin";
 /// * **Errors (strict):** `p` not 1 or 2 (both modes), a non-finite margin, a class index
 ///   outside `0..C` (both modes, as torch's `target out of range`), NaN/±Inf in `input`
 ///   or `weight`, a negative weight (torch accepts it; it makes the loss unbounded below),
-///   an empty batch, `classes == 0` or lengths that do not match (both modes).
+///   an empty batch, an input with no columns (C = 0) or a target that is not one class
+///   index per row (both modes).
 /// * **Torch-compat** reproduces eager torch 2.15: a NaN score makes `z > 0` false, so it
 ///   is **silently skipped** (a NaN non-target score contributes 0; a NaN target score
 ///   zeroes the whole row and its gradient); `+inf` gives an infinite loss with a finite
@@ -63,14 +65,15 @@ const LOSS: &str = "multi_margin";
 /// | optax | none (`multiclass_hinge_loss` is Crammer–Singer) |
 ///
 /// ```
-/// use marginloss::{MultiMargin, Reduction};
+/// use marginloss::{MultiMargin, Reduction, Rows};
 /// // loss-spec §2 golden vector (torch 2.15): none [0.325, 0.475], mean 0.4.
 /// let x = [0.1f64, 0.2, 0.4, 0.8, 0.5, 0.1, 0.3, 0.0];
+/// let x = Rows::new(&x, 2, 4)?; // N = 2 rows of C = 4 scores
 /// let y = [3i64, 0];
-/// let l = MultiMargin::new().forward(&x, &y, 4, None, Reduction::None)?.into_vec();
+/// let l = MultiMargin::new().forward(x, &y, None, Reduction::None)?.into_vec();
 /// assert!((l[0] - 0.325).abs() < 1e-15 && (l[1] - 0.475).abs() < 1e-15);
 /// let w = [1.0, 2.0, 3.0, 4.0];
-/// let l = MultiMargin::new().forward(&x, &y, 4, Some(&w[..]), Reduction::None)?.into_vec();
+/// let l = MultiMargin::new().forward(x, &y, Some(&w[..]), Reduction::None)?.into_vec();
 /// assert!((l[0] - 1.3).abs() < 1e-15 && (l[1] - 0.475).abs() < 1e-15);
 /// # Ok::<(), marginloss::Error>(())
 /// ```
@@ -102,12 +105,12 @@ impl MultiMargin {
     /// is computed, in both modes, as torch rejects it).
     ///
     /// ```
-    /// use marginloss::{MultiMargin, Reduction};
-    /// let (x, y) = ([0.1f64, 0.2, 0.4, 0.8], [3i64]);
+    /// use marginloss::{MultiMargin, Reduction, Rows};
+    /// let (x, y) = (Rows::single(&[0.1f64, 0.2, 0.4, 0.8]), [3i64]);
     /// // z = 1 − 0.8 + [0.1, 0.2, 0.4] = [0.3, 0.4, 0.6]; p = 2: (0.09 + 0.16 + 0.36) / 4.
-    /// let l = MultiMargin::new().p(2.0).forward(&x, &y, 4, None, Reduction::Sum)?;
+    /// let l = MultiMargin::new().p(2.0).forward(x, &y, None, Reduction::Sum)?;
     /// assert!((l.scalar().unwrap() - 0.1525).abs() < 1e-15);
-    /// assert!(MultiMargin::new().p(1.5).forward(&x, &y, 4, None, Reduction::Sum).is_err());
+    /// assert!(MultiMargin::new().p(1.5).forward(x, &y, None, Reduction::Sum).is_err());
     /// # Ok::<(), marginloss::Error>(())
     /// ```
     pub fn p(mut self, p: f64) -> Self {
@@ -170,7 +173,7 @@ impl MultiMargin {
     }
 
     /// Computes the loss, allocating the result (a scalar, or one value per row for
-    /// [`Reduction::None`]). `classes` is C, the row length of `input`.
+    /// [`Reduction::None`]) of the `(N, C)` scores `input`.
     ///
     /// # Errors
     /// As listed in this type's docs.
@@ -232,14 +235,14 @@ impl MultiMargin {
 }
 
 /// [`MultiMargin`] with torch's defaults (p = 1, margin 1, no weight, strict) on an
-/// `(N, classes)` input.
+/// `(N, C)` input.
 ///
 /// ```
-/// use marginloss::{multi_margin, Reduction};
+/// use marginloss::{multi_margin, Reduction, Rows};
 /// // loss-spec §2 golden vector (torch 2.15): rows [0.1, 0.2, 0.4, 0.8] (class 3) and
 /// // [0.5, 0.1, 0.3, 0.0] (class 0) give [0.325, 0.475], mean 0.4
 /// let x = [0.1f64, 0.2, 0.4, 0.8, 0.5, 0.1, 0.3, 0.0];
-/// let l = multi_margin(&x, &[3, 0], 4, Reduction::Mean)?;
+/// let l = multi_margin(Rows::new(&x, 2, 4)?, &[3, 0], Reduction::Mean)?;
 /// assert!((l.scalar().unwrap() - 0.4).abs() < 1e-15);
 /// # Ok::<(), marginloss::Error>(())
 /// ```

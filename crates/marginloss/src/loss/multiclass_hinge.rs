@@ -25,20 +25,21 @@ const LOSS: &str = "multiclass_hinge";
 /// `clamp_min(margin + s.masked_fill(one_hot(y), -inf).amax(1) − s.gather(1, y), 0)`:
 /// `(margin + max_other) − s_y`.
 ///
-/// * **Shapes:** `input` is `(N, C)` row-major with `C = classes ≥ 2`; `target` holds N
-///   class indices in `0..C`. A 1-D input `(C,)` is N = 1. The output has N values for
-///   `None`, else one.
+/// * **Shapes:** `input` is `(N, C)` [`Rows`](crate::Rows) with `C ≥ 2`; `target` holds N
+///   class indices in `0..C`. A 1-D input `(C,)` is [`Rows::single`](crate::Rows::single),
+///   N = 1. The output has N values for `None`, else one.
 /// * **Gradient (tie rule):** if `margin + max_other − s_y > 0` **strictly**,
 ///   `∂l/∂s_y = −1` and `∂l/∂s_{j*} = +1` for the **lowest** index `j* ≠ y` attaining
 ///   `max_other`; every other entry is 0 (times `1/N` for mean). **Kink:** at
 ///   `margin + max_other − s_y == 0` the gradient is 0, as torch 2.15's strict `clamp_min`.
 ///   A tie for the maximum is a non-differentiable point too; it gives the whole
 ///   subgradient to one class instead of splitting it.
-/// * **Errors (strict):** `classes < 2` (there is no wrong class to compare with), a class
+/// * **Errors (strict):** `C < 2` (there is no wrong class to compare with), a class
 ///   index outside `0..C` (both modes), NaN/±Inf in `input`, empty input, a non-finite
-///   margin, `classes == 0` or lengths that do not match (both modes).
+///   margin, an input with no columns (C = 0) or a target that is not one class index per
+///   row (both modes).
 /// * **Torch-compat** follows the torch composition above: NaN propagates to the loss (a
-///   NaN score in `max_other` or in `s_y`) with a zero gradient there; `classes == 1`
+///   NaN score in `max_other` or in `s_y`) with a zero gradient there; `C == 1`
 ///   gives `max_other = −inf`, so loss 0; an empty batch gives NaN (mean) or 0 (sum).
 /// * **Options in the dtype (strict):** `margin` must be finite in the inputs' type too:
 ///   `1e39` with `f32` inputs is an [`Error::Option`](crate::Error::Option) ("… fits float32"),
@@ -57,11 +58,11 @@ const LOSS: &str = "multiclass_hinge";
 /// | optax | `optax.losses.multiclass_hinge_loss(scores, labels)` (margin 1, no reduction). optax differs at ties and the kink: its `max` over `s + 1 − onehot` includes the true class, so at the kink it spreads the gradient (`s=[1,0,0], y=0` gives `[−2/3, 1/3, 1/3]`, here 0) and splits tied maxima; an out-of-range or negative label silently gives `max(s) + 1` (here an error) |
 ///
 /// ```
-/// use marginloss::{MulticlassHinge, Reduction};
+/// use marginloss::{MulticlassHinge, Reduction, Rows};
 /// // optax's documented example: [0.5, 0.5, 1.7].
 /// let s = [1.0f64, 0.5, -0.2, -5.0, -3.0, -2.5, 0.2, 0.2, 0.9];
 /// let y = [0i64, 2, 0];
-/// let l = MulticlassHinge::new().forward(&s, &y, 3, Reduction::None)?.into_vec();
+/// let l = MulticlassHinge::new().forward(Rows::new(&s, 3, 3)?, &y, Reduction::None)?.into_vec();
 /// assert_eq!(l, vec![0.5, 0.5, 1.7]);
 /// # Ok::<(), marginloss::Error>(())
 /// ```
@@ -110,7 +111,7 @@ impl MulticlassHinge {
     }
 
     /// Computes the loss, allocating the result (a scalar, or one value per row for
-    /// [`Reduction::None`]). `classes` is C, the row length of `input`.
+    /// [`Reduction::None`]) of the `(N, C)` scores `input`.
     ///
     /// # Errors
     /// As listed in this type's docs.
@@ -168,13 +169,13 @@ impl MulticlassHinge {
     }
 }
 
-/// [`MulticlassHinge`] with its defaults (margin 1, strict) on an `(N, classes)` input.
+/// [`MulticlassHinge`] with its defaults (margin 1, strict) on an `(N, C)` input.
 ///
 /// ```
-/// use marginloss::{multiclass_hinge, Reduction};
+/// use marginloss::{multiclass_hinge, Reduction, Rows};
 /// // max(0, 1 + max_{j≠y} x_j − x_y): 1 + 0.4 − 0.8 = 0.6 and 1 + 0.3 − 0.5 = 0.8
 /// let x = [0.1f64, 0.2, 0.4, 0.8, 0.5, 0.1, 0.3, 0.0];
-/// let l = multiclass_hinge(&x, &[3u32, 0], 4, Reduction::None)?.into_vec();
+/// let l = multiclass_hinge(Rows::new(&x, 2, 4)?, &[3u32, 0], Reduction::None)?.into_vec();
 /// assert!((l[0] - 0.6).abs() < 1e-15 && (l[1] - 0.8).abs() < 1e-15);
 /// # Ok::<(), marginloss::Error>(())
 /// ```

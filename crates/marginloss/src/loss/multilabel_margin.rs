@@ -32,8 +32,10 @@ const STACK_CLASSES: usize = 4096;
 ///   torch does. Build targets with [`multilabel_target_from_sets`] or
 ///   [`multilabel_target_from_indicator`]; **passing a 0/1 indicator row directly is a
 ///   silent mistake** (it reads as classes 0 and 1).
-/// * **Shapes:** `input` and `target` are `(N, C)` row-major with `C = classes`. A 1-D
-///   input `(C,)` is N = 1 (torch then returns a 0-d tensor; this returns one element).
+/// * **Shapes:** `input` is `(N, C)` [`Rows`](crate::Rows); `target` is flat, C entries
+///   per row (`N·C` in all, row-major). A 1-D input `(C,)` is
+///   [`Rows::single`](crate::Rows::single), N = 1 (torch then returns a 0-d tensor; this
+///   returns one element).
 /// * **Accumulation:** for each listed target, the sum over the classes in eight lanes of
 ///   `T`, the lanes then added in `f64` (torch's `acc_type` sums every term in `f64`), then `/C`.
 /// * **Gradient:** each pair `(j ∈ T, i ∉ S)` with `z = 1 − x[j] + x[i] > 0` adds `−1/C`
@@ -44,13 +46,13 @@ const STACK_CLASSES: usize = 4096;
 ///   −1**, must lie in `−1..C`, in both modes (torch: `argument #2 'target' is out of
 ///   range`): an index ≥ C is a `ClassIndex` error, an entry below −1 a `Domain` error.
 /// * **Errors (strict):** NaN/±Inf in `input`, empty input; in both modes the target range
-///   above, `classes == 0` and lengths that do not match.
+///   above, an input with no columns (C = 0) and a target that is not C entries per row.
 /// * **Torch-compat** reproduces eager torch 2.15: a NaN score makes `z > 0` false and is
 ///   **silently skipped** (`x = [0.1, NaN, 0.4, 0.8]`, targets {3} give 0.225); an empty
 ///   batch gives NaN for mean and 0 for sum (eager torch returns an **uninitialised**
 ///   scalar there) and an empty output for `None`.
 /// * **Scratch:** the per-row copy of the scores with the targets masked out is on the
-///   stack for `classes ≤ 4096`; above that one `Vec` of C elements is allocated per call
+///   stack for `C ≤ 4096`; above that one `Vec` of C elements is allocated per call
 ///   (O(C), not O(N)).
 /// * **Overflow (strict):** a loss or gradient that is not finite although every input
 ///   is (the arithmetic overflowed the dtype, e.g. a squared distance of `f32` rows beyond
@@ -66,13 +68,14 @@ const STACK_CLASSES: usize = 4096;
 /// | optax | none |
 ///
 /// ```
-/// use marginloss::{MultilabelMargin, Reduction};
+/// use marginloss::{MultilabelMargin, Reduction, Rows};
 /// // loss-spec §3 golden vector (torch 2.15): none [0.85, 0.175], mean 0.5125.
 /// let x = [0.1f64, 0.2, 0.4, 0.8, 0.3, 0.9, 0.1, 0.0];
-/// let t = [3i64, 0, -1, 1, 1, -1, 2, 2];
-/// let l = MultilabelMargin::new().forward(&x, &t, 4, Reduction::None)?.into_vec();
+/// let x = Rows::new(&x, 2, 4)?; // N = 2 rows of C = 4 scores
+/// let t = [3i64, 0, -1, 1, 1, -1, 2, 2]; // C = 4 target entries per row
+/// let l = MultilabelMargin::new().forward(x, &t, Reduction::None)?.into_vec();
 /// assert!((l[0] - 0.85).abs() < 1e-15 && (l[1] - 0.175).abs() < 1e-15);
-/// let m = MultilabelMargin::new().forward(&x, &t, 4, Reduction::Mean)?.scalar().unwrap();
+/// let m = MultilabelMargin::new().forward(x, &t, Reduction::Mean)?.scalar().unwrap();
 /// assert!((m - 0.5125).abs() < 1e-15);
 /// # Ok::<(), marginloss::Error>(())
 /// ```
@@ -101,7 +104,7 @@ impl MultilabelMargin {
     }
 
     /// Computes the loss, allocating the result (a scalar, or one value per row for
-    /// [`Reduction::None`]). `classes` is C, the row length of `input` and `target`.
+    /// [`Reduction::None`]) of the `(N, C)` scores `input`, with C target entries per row.
     ///
     /// # Errors
     /// As listed in this type's docs.
@@ -118,7 +121,7 @@ impl MultilabelMargin {
     }
 
     /// Computes the loss into `out`: `out` holds one value for `Mean`/`Sum` and N values
-    /// for `None`. Allocates nothing for `classes ≤ 4096`.
+    /// for `None`. Allocates nothing for `C ≤ 4096`.
     ///
     /// # Errors
     /// As [`forward`](Self::forward), plus a wrongly sized `out`.
@@ -135,7 +138,7 @@ impl MultilabelMargin {
 
     /// Fused forward and backward in one pass over memory: writes the loss into `out` (as
     /// [`forward_into`](Self::forward_into)) and `upstream · ∂out/∂input` into `grad_input`
-    /// (same length as `input`, overwritten). Allocates nothing for `classes ≤ 4096`.
+    /// (same length as `input`, overwritten). Allocates nothing for `C ≤ 4096`.
     ///
     /// `upstream` is the gradient flowing into the output: one value for `Mean`/`Sum`; for
     /// `None`, one value per row, or a single value applied to every row.
@@ -158,12 +161,13 @@ impl MultilabelMargin {
     }
 }
 
-/// [`MultilabelMargin`] (strict) on an `(N, classes)` input with `−1`-padded targets.
+/// [`MultilabelMargin`] (strict) on an `(N, C)` input with `−1`-padded targets.
 ///
 /// ```
-/// use marginloss::{multilabel_margin, Reduction};
+/// use marginloss::{multilabel_margin, Reduction, Rows};
 /// // torch's documented example: classes {3, 0} of [0.1, 0.2, 0.4, 0.8] give 0.85
-/// let l = multilabel_margin(&[0.1f64, 0.2, 0.4, 0.8], &[3, 0, -1, 1], 4, Reduction::Mean)?;
+/// let x = Rows::single(&[0.1f64, 0.2, 0.4, 0.8]);
+/// let l = multilabel_margin(x, &[3, 0, -1, 1], Reduction::Mean)?;
 /// assert!((l.scalar().unwrap() - 0.85).abs() < 1e-15);
 /// # Ok::<(), marginloss::Error>(())
 /// ```

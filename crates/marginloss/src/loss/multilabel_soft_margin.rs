@@ -23,17 +23,18 @@ const LOSS: &str = "multilabel_soft_margin";
 /// not by Σw** (as torch), then the per-sample losses are reduced by [`Reduction`] (mean
 /// over the N samples by default).
 ///
-/// * **Shapes:** `input` and `target` are flat row-major `(N, C)` buffers with
-///   `classes = C`; a 1-D input of C logits is N = 1. `weight`, if given, has C
-///   elements (torch's broadcasting of `target` and `weight` is not reproduced). The
-///   output has N values for `None`, else one.
+/// * **Shapes:** `input` is `(N, C)` [`Rows`](crate::Rows); `target` is flat, C entries
+///   per row (`N·C` in all, row-major); a 1-D input of C logits is
+///   [`Rows::single`](crate::Rows::single), N = 1. `weight`, if given, has C elements
+///   (torch's broadcasting of `target` and `weight` is not reproduced). The output has N
+///   values for `None`, else one.
 /// * **Gradient:** `∂l_n/∂x_nc = (w_c/C)·(σ(x_nc) − t_nc)`, computed as
 ///   `(1 − t)·σ(x) − t·σ(−x)` so that it does not cancel for large `|x|`. The loss is
 ///   smooth (no kink); `target` and `weight` get no gradient.
 /// * **Errors (strict):** NaN/±Inf in `input`, `target` or `weight`, a target outside
 ///   `[0, 1]` (with a hint when it looks like a ±1 label), empty input. In both modes:
-///   `classes == 0`, an input that is not a whole number of rows, a target of another
-///   length, a weight of length ≠ C.
+///   an input with no columns (C = 0), a target that is not C entries per row, a weight
+///   of length ≠ C.
 /// * **Torch-compat** uses any real target as it is (a target of −1 weights the
 ///   `logσ(−x)` term by 2), propagates NaN, and gives NaN (mean) or 0 (sum) for an empty
 ///   batch. Negative weights are accepted in both modes, as torch accepts them.
@@ -51,14 +52,15 @@ const LOSS: &str = "multilabel_soft_margin";
 /// | optax | `optax.losses.sigmoid_binary_cross_entropy(x, t).mean(-1)` (no class weight) |
 ///
 /// ```
-/// use marginloss::{MultilabelSoftMargin, Reduction};
+/// use marginloss::{MultilabelSoftMargin, Reduction, Rows};
 /// // The spec's golden vectors (torch 2.15, fixture spec_golden).
 /// let x = [0.3f64, -1.2, 2.0, 0.0, 0.5, -0.5];
+/// let x = Rows::new(&x, 2, 3)?; // N = 2 samples of C = 3 logits
 /// let t = [1.0, 0.0, 1.0, 0.0, 1.0, 1.0];
-/// let l = MultilabelSoftMargin::new().forward(&x, &t, 3, None, Reduction::None)?.into_vec();
+/// let l = MultilabelSoftMargin::new().forward(x, &t, None, Reduction::None)?.into_vec();
 /// assert!((l[0] - 0.31485525).abs() < 1e-8 && (l[1] - 0.71376705).abs() < 1e-8);
 /// let w = [1.0, 2.0, 0.5];
-/// let l = MultilabelSoftMargin::new().forward(&x, &t, 3, Some(&w), Reduction::None)?.into_vec();
+/// let l = MultilabelSoftMargin::new().forward(x, &t, Some(&w), Reduction::None)?.into_vec();
 /// assert!((l[0] - 0.381461394888692).abs() < 1e-14 && (l[1] - 0.709446547003404).abs() < 1e-14);
 /// # Ok::<(), marginloss::Error>(())
 /// ```
@@ -118,11 +120,11 @@ impl MultilabelSoftMargin {
     }
 
     /// Computes the loss, allocating the result (a scalar, or one value per sample for
-    /// [`Reduction::None`]).
+    /// [`Reduction::None`]) of the `(N, C)` logits `input`, with C targets per row.
     ///
     /// # Errors
     /// In strict mode, the errors listed in this type's docs; in both modes, the shape
-    /// errors.
+    /// errors (an [`Error::Shape`] naming the argument and the shape expected).
     pub fn forward<T: Float>(
         &self,
         input: Rows<'_, T>,
@@ -137,7 +139,7 @@ impl MultilabelSoftMargin {
     }
 
     /// Computes the loss into `out` without allocating: `out` holds one value for
-    /// `Mean`/`Sum` and N = `input.len() / classes` values for `None`.
+    /// `Mean`/`Sum` and N = `input.rows()` values for `None`.
     ///
     /// # Errors
     /// As [`forward`](Self::forward), plus a wrongly sized `out`.
@@ -211,13 +213,13 @@ impl MultilabelSoftMargin {
     }
 }
 
-/// [`MultilabelSoftMargin`] with its defaults and no class weight on `f32` or `f64`
-/// slices of `classes` columns.
+/// [`MultilabelSoftMargin`] with its defaults and no class weight on `(N, C)` rows of
+/// `f32` or `f64` logits.
 ///
 /// ```
-/// use marginloss::{multilabel_soft_margin, Reduction};
+/// use marginloss::{multilabel_soft_margin, Reduction, Rows};
 /// // −(1/C)·Σ_c [t·logσ(x) + (1 − t)·logσ(−x)] at x = 0 is ln 2 whatever the labels
-/// let l = multilabel_soft_margin(&[0.0f64, 0.0], &[1.0, 0.0], 2, Reduction::Mean)?;
+/// let l = multilabel_soft_margin(Rows::single(&[0.0f64, 0.0]), &[1.0, 0.0], Reduction::Mean)?;
 /// assert!((l.scalar().unwrap() - 2f64.ln()).abs() < 1e-15);
 /// # Ok::<(), marginloss::Error>(())
 /// ```

@@ -20,8 +20,9 @@ use crate::rows::Rows;
 /// [`TripletMarginWithDistance`] over a [`PairwiseDistance`] with this `p` and `eps`, and
 /// runs the same fused kernel.
 ///
-/// * **Shapes:** `anchor`, `positive` and `negative` are `(N, D)` row-major with `D = dim`
-///   (a single triplet of `(D)` vectors is `N = 1`); the output has `N` values or one.
+/// * **Shapes:** `anchor`, `positive` and `negative` are `(N, D)` [`Rows`](crate::Rows) of
+///   the same shape (a single triplet of `(D)` vectors is [`Rows::single`](crate::Rows::single),
+///   `N = 1`); the output has `N` values or one.
 /// * **Gradient:** `∂l/∂dp = 1`, `∂l/∂dn = −1` where `margin + dp − dn > 0`, chained through
 ///   the p-norm (`v/‖v‖` for p = 2, `v = u − v' + eps`). Because of eps, `anchor ==
 ///   positive` still gives `dp` a gradient (`±1/√D` per element for p = 2), as in torch.
@@ -51,9 +52,12 @@ use crate::rows::Rows;
 /// | optax | `optax.losses.triplet_margin_loss(a, p, n, norm_degree=2, margin=1.0, eps=1e-6)`, unreduced; eps sits **inside the root** (`d(a, a) = 1e-3`) and there is no `abs` (odd degrees differ) |
 ///
 /// ```
-/// use marginloss::{Reduction, TripletMargin};
-/// // dp ≈ 1, dn ≈ 1.5: l ≈ 1 + 1 − 1.5 = 0.5 (eps = 1e-6 moves each distance by ~1e-6)
-/// let l = TripletMargin::new().forward(&[0.0f64, 0.0], &[0.0, 1.0], &[0.0, 1.5], 2, Reduction::Mean)?;
+/// use marginloss::{Reduction, Rows, TripletMargin};
+/// // one triplet: dp ≈ 1, dn ≈ 1.5: l ≈ 1 + 1 − 1.5 = 0.5
+/// // (eps = 1e-6 moves each distance by ~1e-6)
+/// let (a, p, n) = ([0.0f64, 0.0], [0.0, 1.0], [0.0, 1.5]);
+/// let (a, p, n) = (Rows::single(&a), Rows::single(&p), Rows::single(&n));
+/// let l = TripletMargin::new().forward(a, p, n, Reduction::Mean)?;
 /// assert!((l.scalar().unwrap() - 0.5).abs() < 1e-6);
 /// # Ok::<(), marginloss::Error>(())
 /// ```
@@ -129,11 +133,12 @@ impl TripletMargin {
     }
 
     /// Computes the loss, allocating the result (a scalar, or one value per row for
-    /// [`Reduction::None`]); `dim` is the row length D.
+    /// [`Reduction::None`]) of the `(N, D)` rows.
     ///
     /// # Errors
     /// A margin that is not > 0; in strict mode, the errors listed in this type's docs; in
-    /// both modes, lengths that are not all `N·dim`.
+    /// both modes, arguments whose shapes differ (an [`Error::Shape`](crate::Error::Shape)
+    /// naming the first that differs from `anchor`, and the shape expected).
     pub fn forward<T: Float>(
         &self,
         anchor: Rows<'_, T>,
@@ -164,7 +169,7 @@ impl TripletMargin {
 
     /// Fused forward and backward in one pass over the rows: writes the loss into `out` (as
     /// [`forward_into`](Self::forward_into)) and `upstream · ∂out/∂{anchor, positive,
-    /// negative}` into `grad_anchor`, `grad_positive`, `grad_negative` (each `N·dim`,
+    /// negative}` into `grad_anchor`, `grad_positive`, `grad_negative` (each `N·D`,
     /// overwritten), allocating nothing.
     ///
     /// `upstream` is the gradient flowing into the output: one value for `Mean`/`Sum`; for
@@ -202,13 +207,13 @@ impl TripletMargin {
 }
 
 /// [`TripletMargin`] with torch's defaults (margin 1, p = 2, eps = 1e-6, no swap, strict)
-/// on `(N, dim)` rows.
+/// on `(N, D)` rows.
 ///
 /// ```
-/// use marginloss::{triplet_margin, Reduction};
+/// use marginloss::{triplet_margin, Reduction, Rows};
 /// // d(a, p) ≈ 5, d(a, n) ≈ 1 (p-norm with eps = 1e-6): max(0, 1 + 5 − 1) ≈ 5
 /// let (a, p, n) = ([0.0f64, 0.0], [3.0, 4.0], [0.0, 1.0]);
-/// let l = triplet_margin(&a, &p, &n, 2, Reduction::Mean)?;
+/// let l = triplet_margin(Rows::single(&a), Rows::single(&p), Rows::single(&n), Reduction::Mean)?;
 /// assert!((l.scalar().unwrap() - 5.0).abs() < 1e-5);
 /// # Ok::<(), marginloss::Error>(())
 /// ```

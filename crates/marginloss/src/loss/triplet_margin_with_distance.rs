@@ -26,8 +26,9 @@ use crate::rows::Rows;
 ///   [`cosine`](Self::cosine) is `1 − cosine_similarity(x, y)` (eps = 1e-8 per norm), the
 ///   usual `lambda x, y: 1 - F.cosine_similarity(x, y)`; implement [`Distance`] for your
 ///   own (see the second example).
-/// * **Shapes:** `anchor`, `positive` and `negative` are `(N, D)` row-major with `D = dim`;
-///   the output has `N` values or one.
+/// * **Shapes:** `anchor`, `positive` and `negative` are `(N, D)` [`Rows`](crate::Rows) of
+///   the same shape (one triplet is [`Rows::single`](crate::Rows::single)); the output has
+///   `N` values or one.
 /// * **Gradient:** `∂l/∂dp = 1`, `∂l/∂dn = −1` where `margin + dp − dn > 0`, chained
 ///   through the distance's [`backward`](Distance::backward). With `swap` and an exact tie
 ///   `d(a, n) == d(p, n)` the `−1` is **split 0.5 / 0.5** between the two distances, as
@@ -57,10 +58,11 @@ use crate::rows::Rows;
 /// | optax | none (`optax.losses.triplet_margin_loss` is p-norm only, with eps inside the root) |
 ///
 /// ```
-/// use marginloss::{Reduction, TripletMarginWithDistance};
+/// use marginloss::{Reduction, Rows, TripletMarginWithDistance};
 /// // cosine distance: dp = 1 − 0.6 = 0.4, dn = 1 − 0 = 1, so l = max(0, 1 + 0.4 − 1) = 0.4
 /// let (a, p, n) = ([1.0f64, 0.0], [0.6f64, 0.8], [0.0f64, 1.0]);
-/// let l = TripletMarginWithDistance::cosine().forward(&a, &p, &n, 2, Reduction::Mean)?;
+/// let (a, p, n) = (Rows::single(&a), Rows::single(&p), Rows::single(&n));
+/// let l = TripletMarginWithDistance::cosine().forward(a, p, n, Reduction::Mean)?;
 /// assert!((l.scalar().unwrap() - 0.4).abs() < 1e-12);
 /// # Ok::<(), marginloss::Error>(())
 /// ```
@@ -68,7 +70,7 @@ use crate::rows::Rows;
 /// A distance of your own, e.g. the squared Euclidean distance:
 ///
 /// ```
-/// use marginloss::{Distance, GradPair, Reduction, RowPair, TripletMarginWithDistance};
+/// use marginloss::{Distance, GradPair, Reduction, RowPair, Rows, TripletMarginWithDistance};
 /// struct SquaredEuclidean;
 /// impl Distance<f64> for SquaredEuclidean {
 ///     fn name(&self) -> &'static str { "squared_euclidean" }
@@ -86,7 +88,8 @@ use crate::rows::Rows;
 ///     }
 /// }
 /// let loss = TripletMarginWithDistance::new(SquaredEuclidean);
-/// let l = loss.forward(&[0.0, 0.0], &[1.0, 0.0], &[0.0, 1.2], 2, Reduction::Sum)?;
+/// let (a, p, n) = ([0.0, 0.0], [1.0, 0.0], [0.0, 1.2]);
+/// let l = loss.forward(Rows::single(&a), Rows::single(&p), Rows::single(&n), Reduction::Sum)?;
 /// assert!((l.scalar().unwrap() - (1.0 + 1.0 - 1.44)).abs() < 1e-12);
 /// # Ok::<(), marginloss::Error>(())
 /// ```
@@ -183,11 +186,12 @@ impl<D> TripletMarginWithDistance<D> {
     }
 
     /// Computes the loss, allocating the result (a scalar, or one value per row for
-    /// [`Reduction::None`]); `dim` is the row length D.
+    /// [`Reduction::None`]) of the `(N, D)` rows.
     ///
     /// # Errors
     /// A margin that is not > 0; in strict mode, the errors listed in this type's docs; in
-    /// both modes, lengths that are not all `N·dim`.
+    /// both modes, arguments whose shapes differ (an [`Error::Shape`](crate::Error::Shape)
+    /// naming the first that differs from `anchor`, and the shape expected).
     pub fn forward<T: Float>(
         &self,
         anchor: Rows<'_, T>,
@@ -223,7 +227,7 @@ impl<D> TripletMarginWithDistance<D> {
 
     /// Fused forward and backward in one pass over the rows: writes the loss into `out` (as
     /// [`forward_into`](Self::forward_into)) and `upstream · ∂out/∂{anchor, positive,
-    /// negative}` into `grad_anchor`, `grad_positive`, `grad_negative` (each `N·dim`,
+    /// negative}` into `grad_anchor`, `grad_positive`, `grad_negative` (each `N·D`,
     /// overwritten), allocating nothing.
     ///
     /// `upstream` is the gradient flowing into the output: one value for `Mean`/`Sum`; for
