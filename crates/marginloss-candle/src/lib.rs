@@ -80,9 +80,14 @@
 //! The triplet losses run a `CustomOp3` whose `bwd` returns all three gradients;
 //! [`triplet_margin_with_distance_with`] takes any [`CandleDistance`]
 //! ([`PairwiseDistance`], [`CosineDistance`], or your own).
+//!
+//! **Metric learning from a batch** (`(embeddings (N, D), labels (N)) → loss`, the tuples
+//! mined inside the batch; CPU only): [`batch_hard_triplet`], [`batch_all_triplet`],
+//! [`semihard_triplet`], [`pair_contrastive`] and their `_with` forms, in [`batch`].
 
 #![deny(missing_docs)]
 
+pub mod batch;
 pub mod composed;
 mod op;
 
@@ -93,6 +98,12 @@ pub use marginloss::{
     PairwiseDistance, Reduction, SoftMargin, SquaredHinge, TripletMargin, TripletMarginWithDistance,
 };
 use op::run;
+
+pub use batch::{
+    batch_all_triplet, batch_all_triplet_with, batch_hard_triplet, batch_hard_triplet_with, pair_contrastive,
+    pair_contrastive_with, semihard_triplet, semihard_triplet_with, BatchAllTriplet, BatchDistance,
+    BatchHardTriplet, BatchReduction, PairContrastive, SemihardTriplet,
+};
 
 /// The arguments with an optional last one (a weight) left out when absent.
 fn with_weight<'a>(args: &[&'a Tensor], weight: Option<&'a Tensor>) -> Vec<&'a Tensor> {
