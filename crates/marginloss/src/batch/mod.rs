@@ -10,7 +10,7 @@
 //!
 //! ## Inputs
 //!
-//! * **Embeddings** `N × D` row-major ([`Rows`](crate::Rows): the shape is stated and checked
+//! * **Embeddings** `N × D` row-major ([`Rows`]: the shape is stated and checked
 //!   against the slice length, so a wrong `D` is an error, not a different loss), `f32` or
 //!   `f64`; **labels** `N` integers of any primitive integer type ([`BatchLabel`]).
 //! * Optionally a **reference set** `M × D` with `M` labels ([`Batch::with_reference`],
