@@ -50,6 +50,14 @@
 //!   read their indices on the host, as the core checks them in both modes). They also
 //!   run on Flex, where the tests hold them equal to the fused path.
 //!
+//! ## Batch losses
+//!
+//! [`batch`]: metric learning from `(embeddings (N, D), labels (N))` with the tuples mined
+//! in the batch ([`batch_hard_triplet`], [`batch_all_triplet`], [`semihard_triplet`],
+//! [`pair_contrastive`]; semantics: [`marginloss::batch`]). They run the core's fused
+//! kernel on Flex with the same custom `Backward` node (embeddings on other backends travel
+//! to Flex and back); the result is `[1]`, or `[N]` for [`BatchReduction::None`].
+//!
 //! ## Shapes
 //!
 //! burn has no rank-0 tensors, so a reduced loss (`Mean`, `Sum`) has shape `[1]` for the
@@ -68,10 +76,15 @@
 
 #![deny(missing_docs)]
 
+pub mod batch;
 mod checks;
 pub mod composed;
 mod op;
 
+pub use batch::{
+    batch_all_triplet, batch_hard_triplet, pair_contrastive, semihard_triplet, BatchAllTriplet,
+    BatchDistance, BatchHardTriplet, BatchReduction, PairContrastive, Reference, SemihardTriplet,
+};
 use burn::tensor::{DType, Int, Tensor};
 use marginloss::op::Signature;
 pub use marginloss::{
