@@ -18,7 +18,9 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::autodiff::Autodiff;
 use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
-use burn::backend::{backend_extension, Dispatch, DispatchDevice, DispatchTensor, Flex};
+use burn::backend::{
+    backend_extension, BackendTensor, Dispatch, DispatchDevice, DispatchTensor, DispatchTensorKind, Flex,
+};
 use burn::tensor::{DType, Device, Element, Int, Shape, Tensor, TensorData};
 use marginloss::op::{Arg, Geometry, Kind, Op, Param, Signature};
 use marginloss::{Float, Reduction};
@@ -152,7 +154,7 @@ run_impl!(f64, fwd_f64, fwd_bwd_f64);
 pub struct Call {
     op: Arc<dyn DynOp>,
     geometry: Geometry,
-    idx: Arc<[i64]>,
+    idx: Indices,
     out_shape: Shape,
     error: Arc<Mutex<Option<marginloss::Error>>>,
 }
@@ -220,7 +222,7 @@ fn run_typed<T: Run>(
     let mut has_grad = Vec::with_capacity(floats.len());
     for param in call.op.params() {
         if param.kind == Kind::Index {
-            args.push(Arg::Index(&call.idx[..]));
+            args.push(Arg::Index(call.idx.as_slice()));
         } else if let Some(s) = slices.next() {
             args.push(Arg::Float(s));
             has_grad.push(param.kind.has_grad());
@@ -426,8 +428,46 @@ pub(crate) fn is_flex(device: &Device) -> bool {
 pub(crate) enum Operand {
     /// A float tensor (input, label, target or weight) and its shape.
     Float(DispatchTensor, Vec<usize>),
-    /// Class indices, read on the host, and their shape.
-    Index(Vec<i64>, Vec<usize>),
+    /// Class indices and their shape.
+    Index(Indices, Vec<usize>),
+}
+
+/// Class indices as the kernels read them: a Flex tensor's own contiguous i64 storage
+/// (no copy; an `(N, C)` multilabel target is as large as the input), else a host copy
+/// in i64: one widening pass from Flex's i32, or burn's conversion for any other int
+/// dtype, a strided view or another backend.
+#[derive(Clone)]
+pub(crate) enum Indices {
+    Flex(FlexTensor),
+    Host(Arc<[i64]>),
+}
+
+impl Indices {
+    fn of<const D: usize>(t: Tensor<D, Int>) -> Self {
+        /// The Flex int primitive inside a dispatch tensor (an autodiff device wraps it).
+        fn flex_int(kind: DispatchTensorKind) -> Option<FlexTensor> {
+            match kind {
+                DispatchTensorKind::Flex(BackendTensor::Int(t)) => Some(t),
+                DispatchTensorKind::Autodiff(inner) => flex_int(*inner),
+                _ => None,
+            }
+        }
+        match flex_int(t.clone().into_dispatch().kind) {
+            Some(f) if f.as_slice::<i64>().is_some() => Indices::Flex(f),
+            // Flex's default int dtype: widened in one pass.
+            Some(f) if f.as_slice::<i32>().is_some() => {
+                Indices::Host(f.as_slice::<i32>().unwrap_or_default().iter().map(|&v| i64::from(v)).collect())
+            }
+            _ => Indices::Host(t.into_data().try_into_vec_as::<i64>().unwrap_or_default().into()),
+        }
+    }
+
+    fn as_slice(&self) -> &[i64] {
+        match self {
+            Indices::Flex(t) => t.as_slice::<i64>().unwrap_or_default(),
+            Indices::Host(v) => v,
+        }
+    }
 }
 
 impl Operand {
@@ -440,8 +480,7 @@ impl Operand {
     /// A class-index argument (read on the host as i64).
     pub(crate) fn index<const D: usize>(t: Tensor<D, Int>) -> Operand {
         let shape = t.dims().to_vec();
-        let values = t.into_data().try_into_vec_as::<i64>().unwrap_or_default();
-        Operand::Index(values, shape)
+        Operand::Index(Indices::of(t), shape)
     }
 
     fn shape(&self) -> &[usize] {
@@ -471,15 +510,14 @@ pub(crate) fn fused<L: Loss, const R: usize>(
         Reduction::Mean | Reduction::Sum => Shape::from(vec![1; R]),
     };
     let mut floats = Vec::with_capacity(3);
-    let mut idx = Vec::new();
+    let mut idx = Indices::Host(Arc::from([]));
     for a in args {
         match a {
             Operand::Float(t, _) => floats.push(t),
             Operand::Index(v, _) => idx = v,
         }
     }
-    let call =
-        Call { op: Arc::new(loss), geometry, idx: idx.into(), out_shape, error: Arc::new(Mutex::new(None)) };
+    let call = Call { op: Arc::new(loss), geometry, idx, out_shape, error: Arc::new(Mutex::new(None)) };
     let mut it = floats.into_iter();
     let out = match (it.next(), it.next(), it.next()) {
         (Some(a), None, None) => <Dispatch as MarginBackend>::marginloss_fused1(a, call.clone()),

@@ -215,3 +215,225 @@ fn a_training_step_with_burn_optim_lowers_the_loss() {
     let last = vals(&loss(&model))[0];
     assert!(last < 0.5 * first, "loss {first} -> {last}");
 }
+
+#[test]
+fn composed_multilabel_margin_sizes_its_intermediate_by_the_longest_list() {
+    // Lists of different lengths (0 to 3 classes, one listed twice, anything after a −1):
+    // the composed path equals the fused one in value and gradient.
+    let x = t2(&X, [3, 4], DType::F64);
+    let target = Tensor::<2, Int>::from_data(
+        TensorData::new(vec![3i64, 0, 0, -1, -1, 2, 3, 1, 1, 2, -1, 0], [3, 4]),
+        &dev(),
+    );
+    let m = mb::MultilabelMargin::new().mode(Mode::TorchCompat);
+    for r in [Reduction::None, Reduction::Mean] {
+        let (xf, xc) = (x.clone().require_grad(), x.clone().require_grad());
+        let lf = mb::multilabel_margin(xf.clone(), target.clone(), m, r).unwrap();
+        let lc = mb::composed::multilabel_margin(xc.clone(), target.clone(), m, r).unwrap();
+        for (a, b) in vals(&lf).iter().zip(vals(&lc)) {
+            assert!((a - b).abs() < 1e-12, "{r:?}: {a} vs {b}");
+        }
+        let (gf, gc) = (lf.sum().backward(), lc.sum().backward());
+        for (a, b) in vals(&xf.grad(&gf).unwrap()).iter().zip(vals(&xc.grad(&gc).unwrap())) {
+            assert!((a - b).abs() < 1e-12, "{r:?}: grad {a} vs {b}");
+        }
+    }
+    // One class per row at 512 × 2000: an (N, C, C) intermediate would be 8 GB of f32;
+    // sized by the longest list it is (512, 1, 2000).
+    let (n, c) = (512, 2000);
+    let xs: Vec<f64> = (0..n * c).map(|i| ((i * 37) % 101) as f64 / 50.0 - 1.0).collect();
+    let mut t = vec![-1i64; n * c];
+    for i in 0..n {
+        t[i * c] = (i % c) as i64;
+    }
+    let x = t2(&xs, [n, c], DType::F32).require_grad();
+    let t = Tensor::<2, Int>::from_data(TensorData::new(t, [n, c]), &dev());
+    let lf = mb::multilabel_margin(x.clone(), t.clone(), m, Reduction::Mean).unwrap();
+    let lc = mb::composed::multilabel_margin(x, t, m, Reduction::Mean).unwrap();
+    let (a, b) = (vals(&lf)[0], vals(&lc)[0]);
+    assert!((a - b).abs() <= 3e-5 * a.abs(), "{a} vs {b}");
+}
+
+#[test]
+fn class_losses_on_batches_without_elements_agree_on_both_paths() {
+    // (0, C) and (N, 0) in torch-compat mode (strict refuses them): the same values and an
+    // empty gradient on both paths, never a panic (burn's `expand` refuses a zero dimension).
+    let compat = Mode::TorchCompat;
+    for shape in [[0usize, 4], [3, 0]] {
+        let [n, _] = shape;
+        for r in [Reduction::None, Reduction::Mean, Reduction::Sum] {
+            let x =
+                || Tensor::<2>::from_data(TensorData::new(Vec::<f64>::new(), shape), &dev()).require_grad();
+            let idx = Tensor::<1, Int>::from_data(TensorData::new(vec![0i64; n], [n]), &dev());
+            let lists = Tensor::<2, Int>::from_data(TensorData::new(Vec::<i64>::new(), shape), &dev());
+            let soft = Tensor::<2>::from_data(TensorData::new(Vec::<f64>::new(), shape), &dev());
+            type Pair = (mb::Result<Tensor<1>>, mb::Result<Tensor<1>>);
+            let cases: Vec<(&str, Pair)> = vec![
+                ("multilabel_margin", {
+                    let m = mb::MultilabelMargin::new().mode(compat);
+                    (
+                        mb::multilabel_margin(x(), lists.clone(), m, r),
+                        mb::composed::multilabel_margin(x(), lists.clone(), m, r),
+                    )
+                }),
+                ("multilabel_soft_margin", {
+                    let m = mb::MultilabelSoftMargin::new().mode(compat);
+                    (
+                        mb::multilabel_soft_margin(x(), soft.clone(), None, m, r),
+                        mb::composed::multilabel_soft_margin(x(), soft.clone(), None, m, r),
+                    )
+                }),
+                ("multi_margin", {
+                    let m = mb::MultiMargin::new().mode(compat);
+                    (
+                        mb::multi_margin(x(), idx.clone(), None, m, r),
+                        mb::composed::multi_margin(x(), idx.clone(), None, m, r),
+                    )
+                }),
+                ("multiclass_hinge", {
+                    let m = mb::MulticlassHinge::new().mode(compat);
+                    (
+                        mb::multiclass_hinge(x(), idx.clone(), m, r),
+                        mb::composed::multiclass_hinge(x(), idx.clone(), m, r),
+                    )
+                }),
+            ];
+            for (name, (fused, composed)) in cases {
+                let what = format!("{name} {shape:?} {r:?}");
+                match (fused, composed) {
+                    (Ok(f), Ok(c)) => {
+                        let (vf, vc) = (vals(&f), vals(&c));
+                        assert_eq!(vf.len(), vc.len(), "{what}");
+                        for (a, b) in vf.iter().zip(&vc) {
+                            assert!(a == b || (a.is_nan() && b.is_nan()), "{what}: {vf:?} vs {vc:?}");
+                        }
+                    }
+                    (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string(), "{what}"),
+                    (f, c) => panic!(
+                        "{what}: fused {:?} but composed {:?}",
+                        f.map(|t| vals(&t)),
+                        c.map(|t| vals(&t))
+                    ),
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn row_losses_on_batches_without_elements_agree_on_both_paths() {
+    // (0, K) and (N, 0) rows in torch-compat mode, triplets with swap: the same value or
+    // the same error on both paths, never a panic.
+    let compat = Mode::TorchCompat;
+    for shape in [[0usize, 4], [3, 0]] {
+        let [n, _] = shape;
+        for r in [Reduction::None, Reduction::Mean, Reduction::Sum] {
+            let x =
+                || Tensor::<2>::from_data(TensorData::new(Vec::<f64>::new(), shape), &dev()).require_grad();
+            let y = || Tensor::<1>::from_data(TensorData::new(vec![1.0f64; n], [n]), &dev());
+            type Pair = (mb::Result<Tensor<1>>, mb::Result<Tensor<1>>);
+            let tm = mb::TripletMargin::new().swap(true).mode(compat);
+            let ce = mb::CosineEmbedding::new().mode(compat);
+            let co = mb::Contrastive::new().mode(compat);
+            let cases: Vec<(&str, Pair)> = vec![
+                (
+                    "triplet_margin",
+                    (
+                        mb::triplet_margin(x(), x(), x(), tm, r),
+                        mb::composed::triplet_margin(x(), x(), x(), tm, r),
+                    ),
+                ),
+                (
+                    "cosine_embedding",
+                    (
+                        mb::cosine_embedding(x(), x(), y(), ce, r),
+                        mb::composed::cosine_embedding(x(), x(), y(), ce, r),
+                    ),
+                ),
+                (
+                    "contrastive",
+                    (mb::contrastive(x(), x(), y(), co, r), mb::composed::contrastive(x(), x(), y(), co, r)),
+                ),
+            ];
+            for (name, (fused, composed)) in cases {
+                let what = format!("{name} {shape:?} {r:?}");
+                match (fused, composed) {
+                    (Ok(f), Ok(c)) => {
+                        let (vf, vc) = (vals(&f), vals(&c));
+                        assert_eq!(vf.len(), vc.len(), "{what}");
+                        for (a, b) in vf.iter().zip(&vc) {
+                            assert!(a == b || (a.is_nan() && b.is_nan()), "{what}: {vf:?} vs {vc:?}");
+                        }
+                    }
+                    (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string(), "{what}"),
+                    (f, c) => panic!(
+                        "{what}: fused {:?} but composed {:?}",
+                        f.map(|t| vals(&t)),
+                        c.map(|t| vals(&t))
+                    ),
+                }
+            }
+        }
+        let cs = mb::CosineSimilarity::new().mode(compat);
+        let pd = mb::PairwiseDistance::new().mode(compat);
+        let x = || Tensor::<2>::from_data(TensorData::new(Vec::<f64>::new(), shape), &dev());
+        for (name, fused, composed) in [
+            (
+                "cosine_similarity",
+                mb::cosine_similarity(x(), x(), cs),
+                mb::composed::cosine_similarity(x(), x(), cs),
+            ),
+            (
+                "pairwise_distance",
+                mb::pairwise_distance(x(), x(), pd),
+                mb::composed::pairwise_distance(x(), x(), pd),
+            ),
+        ] {
+            match (fused, composed) {
+                (Ok(f), Ok(c)) => assert_eq!(vals(&f), vals(&c), "{name} {shape:?}"),
+                (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string(), "{name} {shape:?}"),
+                (f, c) => panic!(
+                    "{name} {shape:?}: fused {:?} but composed {:?}",
+                    f.map(|t| vals(&t)),
+                    c.map(|t| vals(&t))
+                ),
+            }
+        }
+    }
+}
+
+#[test]
+fn class_indices_of_any_int_dtype_or_layout_give_the_same_loss_and_gradient() {
+    // i64 storage is read in place, i32 (Flex's default) widened in one pass, the rest
+    // converted by burn; a transposed (strided) index tensor is read in its logical order.
+    let x = t2(&X, [3, 4], DType::F64);
+    let lists = [3i64, 0, -1, 0, 2, 1, 1, -1, 0, 1, 2, 3];
+    let m = mb::MultilabelMargin::new();
+    let run = |t: Tensor<2, Int>| {
+        let x = x.clone().require_grad();
+        let l = mb::multilabel_margin(x.clone(), t, m, Reduction::None).unwrap();
+        let g = l.clone().sum().backward();
+        (vals(&l), vals(&x.grad(&g).unwrap()))
+    };
+    let want =
+        run(Tensor::<2, Int>::from_data(TensorData::new(lists.to_vec(), [3, 4]), (&dev(), DType::I64)));
+    for dt in [DType::I32, DType::I16, DType::I8] {
+        let t = Tensor::<2, Int>::from_data(TensorData::new(lists.to_vec(), [3, 4]), (&dev(), dt));
+        assert_eq!(t.dtype(), dt);
+        assert_eq!(run(t), want, "{dt:?}");
+    }
+    let transposed: Vec<i64> = (0..4).flat_map(|j| (0..3).map(move |i| lists[i * 4 + j])).collect();
+    for dt in [DType::I64, DType::I32] {
+        let t = Tensor::<2, Int>::from_data(TensorData::new(transposed.clone(), [4, 3]), (&dev(), dt))
+            .transpose();
+        assert_eq!(run(t), want, "transposed {dt:?}");
+    }
+    // The same through multi_margin's (N,) indices, sliced out of a longer tensor.
+    let long =
+        Tensor::<1, Int>::from_data(TensorData::new(vec![9i64, 2, 0, 3, 9], [5]), (&dev(), DType::I64));
+    let mm = mb::MultiMargin::new();
+    let a = mb::multi_margin(x.clone(), long.slice([1..4]), None, mm, Reduction::None).unwrap();
+    let idx = Tensor::<1, Int>::from_data(TensorData::new(vec![2i64, 0, 3], [3]), (&dev(), DType::I32));
+    let b = mb::multi_margin(x, idx, None, mm, Reduction::None).unwrap();
+    assert_eq!(vals(&a), vals(&b));
+}
