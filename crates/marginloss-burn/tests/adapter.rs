@@ -432,7 +432,7 @@ fn class_indices_of_any_int_dtype_or_layout_give_the_same_loss_and_gradient() {
     let long =
         Tensor::<1, Int>::from_data(TensorData::new(vec![9i64, 2, 0, 3, 9], [5]), (&dev(), DType::I64));
     let mm = mb::MultiMargin::new();
-    let a = mb::multi_margin(x.clone(), long.slice([1..4]), None, mm, Reduction::None).unwrap();
+    let a = mb::multi_margin(x.clone(), long.slice(1..4), None, mm, Reduction::None).unwrap();
     let idx = Tensor::<1, Int>::from_data(TensorData::new(vec![2i64, 0, 3], [3]), (&dev(), DType::I32));
     let b = mb::multi_margin(x, idx, None, mm, Reduction::None).unwrap();
     assert_eq!(vals(&a), vals(&b));
