@@ -25,7 +25,11 @@ What it does, in one process, one machine, one run:
    `compare`, runs `cargo run --release -p marginloss-candle --example compare -- --json`
    and reads one JSON object per line, `{"name", "n", "composed_ns", "fused_ns"}`;
    otherwise that section says n/a.
-5. Writes `docs/BENCHMARKS.md`: one table with torch 1-thread / all-threads, marginloss
+5. burn (optional): if the workspace has a `marginloss-burn` crate with an example `bench`,
+   runs `cargo run --release -p marginloss-burn --features rayon,simd --example bench --
+   --json` and reads one JSON object per line, `{"name", "size", "bytes", "fused_ns",
+   "composed_ns", "burn_nn_ns"}`: fused vs composed burn ops vs burn-nn, in one process.
+6. Writes `docs/BENCHMARKS.md`: one table with torch 1-thread / all-threads, marginloss
    1-thread / all-threads, the ratios, the fraction of the roofline, and the issue's
    targets with met / missed.
 
@@ -357,12 +361,11 @@ def time_marginloss_once(binary, workloads, reps, threads_all, rnd, rounds):
 # --------------------------------------------------------------------------- candle
 
 
-def time_candle():
-    crate = os.path.join(ROOT, "crates", "marginloss-candle")
-    example = os.path.join(crate, "examples", "compare.rs")
-    if not os.path.exists(example):
-        return None, "no `marginloss-candle` crate with an example `compare` in this checkout"
-    cmd = ["cargo", "run", "--release", "-q", "-p", "marginloss-candle", "--example", "compare", "--", "--json"]
+def run_example(crate, example, cmd):
+    """Runs a crate's example that prints one JSON object per line: (rows, the command), or
+    (None, why not)."""
+    if not os.path.exists(os.path.join(ROOT, "crates", crate, "examples", f"{example}.rs")):
+        return None, f"no `{crate}` crate with an example `{example}` in this checkout"
     p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     if p.returncode != 0:
         return None, f"`{' '.join(cmd)}` failed: {p.stderr.strip()[-300:]}"
@@ -373,6 +376,78 @@ def time_candle():
         except json.JSONDecodeError:
             pass
     return rows, " ".join(cmd)
+
+
+def time_candle():
+    cmd = ["cargo", "run", "--release", "-q", "-p", "marginloss-candle", "--example", "compare", "--", "--json"]
+    return run_example("marginloss-candle", "compare", cmd)
+
+
+# --------------------------------------------------------------------------- burn
+
+BURN_CMD = ["cargo", "run", "--release", "-q", "-p", "marginloss-burn", "--features", "rayon,simd",
+            "--example", "bench", "--", "--json"]
+
+
+def time_burn():
+    return run_example("marginloss-burn", "bench", BURN_CMD)
+
+
+# The issue's bars for marginloss-burn (fused on Flex, forward + backward of one step).
+BURN_VS_COMPOSED = {"hinge_embedding": 10, "hinge": 10, "soft_margin": 10,
+                    "triplet_margin": 5, "cosine_embedding": 5, "contrastive": 5, "multi_margin": 5,
+                    "multiclass_hinge": 5, "multilabel_margin": 5, "multilabel_soft_margin": 5}
+BURN_VS_NN = {"hinge_embedding": 10, "margin_ranking": 10, "multi_margin": 10, "triplet_margin": 10,
+              "cosine_embedding": 10}
+
+
+def burn_section(burn, burn_note, stream_gbps, when):
+    """The marginloss-burn table; `stream_gbps` the all-core streaming bandwidth measured by
+    `marginloss bench` in this run (None without it), for the floor no implementation can
+    beat: the bytes one step must move over that bandwidth."""
+    lines = ["## marginloss-burn: fused vs composed burn ops vs burn-nn\n"]
+    if not burn:
+        lines.append(f"n/a: {burn_note}.\n")
+        return lines, []
+    lines.append(
+        "One process, one run, on `Device::flex().autodiff()`, float32, median of 15 after 3 warm-ups "
+        f"({when}). A step marks every input a model produces as tracked (both inputs of a pair loss, "
+        "all three of a triplet), evaluates the loss with reduction mean, calls `backward()` and takes "
+        "each gradient tensor; so the adapter's data movement (host slices, gradient buffers, the "
+        "autodiff node) is inside the figure. Copying a gradient out with `into_data()` is not: it costs "
+        "the same on every path. burn-flex runs with its SIMD kernels and threads (burn's default "
+        "features) and the core with its rayon split, so every path uses every core.\n")
+    lines.append("Targets: fused ≥ 10× composed for hinge-embedding, hinge and soft-margin at N = 1e6, ≥ 5× "
+                 "for the row and class losses; fused ≥ 10× burn-nn's own loss. *Floor*: the bytes the "
+                 "step must read and write at the least over the streaming bandwidth measured in the same "
+                 "run; *burn-nn ÷ floor* is the largest speed-up over burn-nn any implementation could "
+                 "show on this machine.\n")
+    lines.append("| loss | size | fused | composed | burn-nn | composed ÷ fused | target | met? | burn-nn ÷ fused "
+                 "| target | met? | floor | fused ÷ floor | burn-nn ÷ floor |")
+    lines.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    verdicts = []
+    for r in burn:
+        name, size = r.get("name"), r.get("size")
+        f, c, b = r.get("fused_ns"), r.get("composed_ns"), r.get("burn_nn_ns")
+        sc, sb = ratio(c, f), ratio(b, f)
+        floor = None if not stream_gbps or not r.get("bytes") else r["bytes"] / stream_gbps
+
+        def judge(kind, s, bar):
+            if bar is None:
+                return "–", "–"
+            met = None if s is None else s >= bar
+            verdict = "n/a" if met is None else ("met" if met else "**missed**")
+            verdicts.append((f"burn {name} {kind}", size, f"≥ {bar}×", verdict))
+            return f"≥ {bar}×", verdict
+
+        tc, mc = judge("fused vs composed", sc, BURN_VS_COMPOSED.get(name))
+        tb, mbn = judge("fused vs burn-nn", sb, BURN_VS_NN.get(name) if b is not None else None)
+        lines.append(f"| {name} | {size} | {fmt_ns(f)} | {fmt_ns(c)} | {fmt_ns(b) if b is not None else '–'} | "
+                     f"{fmt_ratio(sc)} | {tc} | {mc} | {fmt_ratio(sb) if b is not None else '–'} | {tb} | {mbn} | "
+                     f"{fmt_ns(floor)} | {fmt_ratio(ratio(f, floor))} | "
+                     f"{fmt_ratio(ratio(b, floor)) if b is not None else '–'} |")
+    lines.append(f"\nMeasured with `{burn_note}`.\n")
+    return lines, verdicts
 
 
 # --------------------------------------------------------------------------- report
@@ -406,8 +481,8 @@ def fmt_ratio(x):
     return "n/a" if x is None else f"{x:.1f}×"
 
 
-def build_report(mach, torch_res, ml_res, ml_note, candle, candle_note, threads_all, reps, command, when,
-                 torch_when=None):
+def build_report(mach, torch_res, ml_res, ml_note, candle, candle_note, burn, burn_note, threads_all, reps,
+                 command, when, torch_when=None):
     t = {(r["name"], r["n"], r["dim"], r["classes"], r["threads"]): r for r in torch_res}
     m = {tuple(r["_key"]): r for r in ml_res}
 
@@ -527,6 +602,12 @@ def build_report(mach, torch_res, ml_res, ml_note, candle, candle_note, threads_
                          f"{fmt_ns(r.get('fused_ns'))} | {fmt_ratio(s)} | {met} |")
         lines.append(f"\nMeasured with `{candle_note}`.\n")
 
+    # The streaming bandwidth with every core, as `marginloss bench` measured it in this run.
+    streams = [r.get("roofline_gbps") for r in ml_res if r.get("threads") == threads_all and r.get("roofline_gbps")]
+    section, burn_verdicts = burn_section(burn, burn_note, statistics.median(streams) if streams else None, when)
+    lines.extend(section)
+    verdicts.extend(burn_verdicts)
+
     lines.append("## Targets\n")
     missed = [v for v in verdicts if v[3] == "**missed**"]
     na = [v for v in verdicts if v[3] == "n/a"]
@@ -603,12 +684,13 @@ def main():
     ok, ml_note = bench_supported(args.bin)
     ml_res = time_marginloss(args.bin, WORKLOADS, args.reps, threads_all, max(1, args.rounds)) if ok else []
     candle, candle_note = time_candle()
+    burn, burn_note = time_burn()
 
     if not args.no_report:
         cmd = "python3 bench/compare.py" + (f" --reps {args.reps}" if args.reps != 20 else "") + (
             f" --rounds {args.rounds}" if args.rounds != 3 else "")
-        report = build_report(mach, torch_res, ml_res, ml_note, candle, candle_note, threads_all, args.reps,
-                              cmd, when, torch_when)
+        report = build_report(mach, torch_res, ml_res, ml_note, candle, candle_note, burn, burn_note,
+                              threads_all, args.reps, cmd, when, torch_when)
         os.makedirs(os.path.dirname(args.out), exist_ok=True)
         with open(args.out, "w") as f:
             f.write(report)

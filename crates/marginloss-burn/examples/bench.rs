@@ -18,8 +18,10 @@
 //! `--features rayon,simd` gives burn-flex the SIMD kernels and threads that burn's
 //! default features give it (the crate itself depends on burn without them), and the
 //! core its rayon split, so both sides use every core. `--json` prints one object per
-//! workload: `{"name", "size", "fused_ns", "composed_ns", "burn_nn_ns"}` (`burn_nn_ns`
-//! null where burn-nn has no such loss); `bench/compare.py` reads it.
+//! workload: `{"name", "size", "bytes", "fused_ns", "composed_ns", "burn_nn_ns"}`
+//! (`bytes`: what one step must read and write at the least, inputs read once and each
+//! tracked input's gradient written once; `burn_nn_ns` null where burn-nn has no such
+//! loss); `bench/compare.py` reads it.
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -33,6 +35,8 @@ use marginloss_burn::{self as mb, composed, Reduction};
 
 const RUNS: usize = 15;
 const MEAN: Reduction = Reduction::Mean;
+/// Bytes per f32 element (and per i32 class index, burn's default int dtype on Flex).
+const F: usize = 4;
 
 /// Median nanoseconds of `f` (3 warm-ups).
 fn time(mut f: impl FnMut()) -> f64 {
@@ -77,6 +81,7 @@ impl Report {
         &self,
         name: &str,
         size: &str,
+        bytes: usize,
         fused: impl FnMut(),
         composed: impl FnMut(),
         burn_nn: Option<&mut dyn FnMut()>,
@@ -89,7 +94,7 @@ impl Report {
         if self.json {
             let bn = b.map_or("null".to_string(), |b| format!("{b:.0}"));
             println!(
-                r#"{{"name":"{name}","size":"{size}","fused_ns":{f:.0},"composed_ns":{c:.0},"burn_nn_ns":{bn}}}"#
+                r#"{{"name":"{name}","size":"{size}","bytes":{bytes},"fused_ns":{f:.0},"composed_ns":{c:.0},"burn_nn_ns":{bn}}}"#
             );
         } else {
             let ms = |v: f64| format!("{:.3}", v / 1e6);
@@ -136,6 +141,7 @@ fn main() {
     report.row(
         "hinge_embedding",
         e,
+        3 * F * n,
         || step!([x] mb::hinge_embedding(x, y.clone(), he, MEAN).unwrap()),
         || step!([x] composed::hinge_embedding(x, y.clone(), he, MEAN).unwrap()),
         Some(&mut || step!([x] nn_he.forward(x, y.clone(), Nn::Mean))),
@@ -144,6 +150,7 @@ fn main() {
     report.row(
         "hinge",
         e,
+        3 * F * n,
         || step!([x] mb::hinge(x, y.clone(), h, MEAN).unwrap()),
         || step!([x] composed::hinge(x, y.clone(), h, MEAN).unwrap()),
         None,
@@ -152,6 +159,7 @@ fn main() {
     report.row(
         "squared_hinge",
         e,
+        3 * F * n,
         || step!([x] mb::squared_hinge(x, y.clone(), sh, MEAN).unwrap()),
         || step!([x] composed::squared_hinge(x, y.clone(), sh, MEAN).unwrap()),
         None,
@@ -160,6 +168,7 @@ fn main() {
     report.row(
         "soft_margin",
         e,
+        3 * F * n,
         || step!([x] mb::soft_margin(x, y.clone(), sm, MEAN).unwrap()),
         || step!([x] composed::soft_margin(x, y.clone(), sm, MEAN).unwrap()),
         None,
@@ -169,6 +178,7 @@ fn main() {
     report.row(
         "margin_ranking",
         e,
+        5 * F * n,
         || step!([x, x2] mb::margin_ranking(x, x2, y.clone(), mr, MEAN).unwrap()),
         || step!([x, x2] composed::margin_ranking(x, x2, y.clone(), mr, MEAN).unwrap()),
         Some(&mut || step!([x, x2] nn_mr.forward(x, x2, y.clone(), Nn::Mean))),
@@ -176,6 +186,7 @@ fn main() {
 
     // Embedding rows, 4096 × 128.
     let r = "4096×128";
+    let rows_e = 4096 * 128;
     let (a, p, ng) =
         (uniform([4096, 128], -1.0, 1.0), uniform([4096, 128], -1.0, 1.0), uniform([4096, 128], -1.0, 1.0));
     let yr = signs(4096);
@@ -185,6 +196,7 @@ fn main() {
     report.row(
         "triplet_margin",
         r,
+        6 * F * rows_e,
         || step!([a, p, ng] mb::triplet_margin(a, p, ng, tm, MEAN).unwrap()),
         || step!([a, p, ng] composed::triplet_margin(a, p, ng, tm, MEAN).unwrap()),
         Some(&mut || step!([a, p, ng] nn_tm.forward(a, p, ng, Nn::Mean))),
@@ -194,6 +206,7 @@ fn main() {
     report.row(
         "cosine_embedding",
         r,
+        4 * F * rows_e + F * 4096,
         || step!([a, p] mb::cosine_embedding(a, p, yr.clone(), ce, MEAN).unwrap()),
         || step!([a, p] composed::cosine_embedding(a, p, yr.clone(), ce, MEAN).unwrap()),
         Some(&mut || step!([a, p] nn_ce.forward(a, p, yi.clone()))),
@@ -202,6 +215,7 @@ fn main() {
     report.row(
         "contrastive",
         r,
+        4 * F * rows_e + F * 4096,
         || step!([a, p] mb::contrastive(a, p, yr.clone(), co, MEAN).unwrap()),
         || step!([a, p] composed::contrastive(a, p, yr.clone(), co, MEAN).unwrap()),
         None,
@@ -232,6 +246,7 @@ fn main() {
     report.row(
         "multi_margin",
         c,
+        2 * F * rows * classes + F * rows,
         || step!([s] mb::multi_margin(s, t.clone(), None, mm, MEAN).unwrap()),
         || step!([s] composed::multi_margin(s, t.clone(), None, mm, MEAN).unwrap()),
         Some(&mut || step!([s] nn_mm.forward(s, t.clone(), Nn::Mean))),
@@ -240,6 +255,7 @@ fn main() {
     report.row(
         "multiclass_hinge",
         c,
+        2 * F * rows * classes + F * rows,
         || step!([s] mb::multiclass_hinge(s, t.clone(), ch, MEAN).unwrap()),
         || step!([s] composed::multiclass_hinge(s, t.clone(), ch, MEAN).unwrap()),
         None,
@@ -248,6 +264,7 @@ fn main() {
     report.row(
         "multilabel_margin",
         c,
+        3 * F * rows * classes,
         || step!([s] mb::multilabel_margin(s, ml_t.clone(), mlm, MEAN).unwrap()),
         || step!([s] composed::multilabel_margin(s, ml_t.clone(), mlm, MEAN).unwrap()),
         None,
@@ -256,6 +273,7 @@ fn main() {
     report.row(
         "multilabel_soft_margin",
         c,
+        3 * F * rows * classes,
         || step!([s] mb::multilabel_soft_margin(s, ms_t.clone(), None, mls, MEAN).unwrap()),
         || step!([s] composed::multilabel_soft_margin(s, ms_t.clone(), None, mls, MEAN).unwrap()),
         None,

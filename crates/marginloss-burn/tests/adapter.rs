@@ -254,6 +254,25 @@ fn composed_multilabel_margin_sizes_its_intermediate_by_the_longest_list() {
     assert!((a - b).abs() <= 3e-5 * a.abs(), "{a} vs {b}");
 }
 
+/// The fused and the composed path gave the same values (NaN where NaN) or the same error.
+fn same_on_both_paths<const D: usize>(
+    what: &str,
+    fused: mb::Result<Tensor<D>>,
+    composed: mb::Result<Tensor<D>>,
+) {
+    match (fused, composed) {
+        (Ok(f), Ok(c)) => {
+            let (vf, vc) = (vals(&f), vals(&c));
+            assert_eq!(vf.len(), vc.len(), "{what}");
+            for (a, b) in vf.iter().zip(&vc) {
+                assert!(a == b || (a.is_nan() && b.is_nan()), "{what}: {vf:?} vs {vc:?}");
+            }
+        }
+        (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string(), "{what}"),
+        (f, c) => panic!("{what}: fused {:?} but composed {:?}", f.map(|t| vals(&t)), c.map(|t| vals(&t))),
+    }
+}
+
 #[test]
 fn class_losses_on_batches_without_elements_agree_on_both_paths() {
     // (0, C) and (N, 0) in torch-compat mode (strict refuses them): the same values and an
@@ -299,22 +318,7 @@ fn class_losses_on_batches_without_elements_agree_on_both_paths() {
                 }),
             ];
             for (name, (fused, composed)) in cases {
-                let what = format!("{name} {shape:?} {r:?}");
-                match (fused, composed) {
-                    (Ok(f), Ok(c)) => {
-                        let (vf, vc) = (vals(&f), vals(&c));
-                        assert_eq!(vf.len(), vc.len(), "{what}");
-                        for (a, b) in vf.iter().zip(&vc) {
-                            assert!(a == b || (a.is_nan() && b.is_nan()), "{what}: {vf:?} vs {vc:?}");
-                        }
-                    }
-                    (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string(), "{what}"),
-                    (f, c) => panic!(
-                        "{what}: fused {:?} but composed {:?}",
-                        f.map(|t| vals(&t)),
-                        c.map(|t| vals(&t))
-                    ),
-                }
+                same_on_both_paths(&format!("{name} {shape:?} {r:?}"), fused, composed);
             }
         }
     }
@@ -356,22 +360,7 @@ fn row_losses_on_batches_without_elements_agree_on_both_paths() {
                 ),
             ];
             for (name, (fused, composed)) in cases {
-                let what = format!("{name} {shape:?} {r:?}");
-                match (fused, composed) {
-                    (Ok(f), Ok(c)) => {
-                        let (vf, vc) = (vals(&f), vals(&c));
-                        assert_eq!(vf.len(), vc.len(), "{what}");
-                        for (a, b) in vf.iter().zip(&vc) {
-                            assert!(a == b || (a.is_nan() && b.is_nan()), "{what}: {vf:?} vs {vc:?}");
-                        }
-                    }
-                    (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string(), "{what}"),
-                    (f, c) => panic!(
-                        "{what}: fused {:?} but composed {:?}",
-                        f.map(|t| vals(&t)),
-                        c.map(|t| vals(&t))
-                    ),
-                }
+                same_on_both_paths(&format!("{name} {shape:?} {r:?}"), fused, composed);
             }
         }
         let cs = mb::CosineSimilarity::new().mode(compat);
@@ -389,15 +378,7 @@ fn row_losses_on_batches_without_elements_agree_on_both_paths() {
                 mb::composed::pairwise_distance(x(), x(), pd),
             ),
         ] {
-            match (fused, composed) {
-                (Ok(f), Ok(c)) => assert_eq!(vals(&f), vals(&c), "{name} {shape:?}"),
-                (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string(), "{name} {shape:?}"),
-                (f, c) => panic!(
-                    "{name} {shape:?}: fused {:?} but composed {:?}",
-                    f.map(|t| vals(&t)),
-                    c.map(|t| vals(&t))
-                ),
-            }
+            same_on_both_paths(&format!("{name} {shape:?}"), fused, composed);
         }
     }
 }
