@@ -1,7 +1,7 @@
 //! Batch-hard triplet loss (Hermans, Beyer & Leibe 2017): per anchor the farthest
 //! positive and the nearest negative.
 
-use super::engine::{hinge, lanes_f64, Acc, Miner, Row, Scratch, NONE};
+use super::engine::{hinge, lane_pick, Acc, Miner, Row, Scratch, LANE_NONE, NONE};
 use super::{batch_api, check_margin, BatchDistance, BatchLabel};
 use crate::error::Result;
 use crate::float::Float;
@@ -140,53 +140,65 @@ impl<T: Float, L: BatchLabel> Miner<T, L> for HardMiner<T> {
     fn row(&self, r: &Row<'_, T, L>, s: &mut Scratch<'_, T>) -> (f64, Acc) {
         let m = r.d.len();
         let (d, labels, w) = (r.d, &r.labels[..m], &mut s.w[..m]);
-        let (inf, ninf, zero, one) = (T::infinity(), T::neg_infinity(), T::zero(), T::one());
-        // Lane-wise extremes and counts in one vectorised pass, then the lowest index of
-        // each extreme by a short scan.
-        let (mut hpl, mut hnl, mut lol, mut hil) = ([ninf; LANES], [inf; LANES], [inf; LANES], [ninf; LANES]);
-        let (mut npl, mut nnl) = ([zero; LANES], [zero; LANES]);
-        for lo in (0..m).step_by(LANES) {
-            for j in lo..(lo + LANES).min(m) {
-                let k = j - lo;
-                let dj = d[j];
-                w[j] = zero;
-                let me = j == r.skip;
-                let same = labels[j] == r.y;
-                let (pos, neg) = (same && !me, !same);
-                hpl[k] = T::select(pos && dj > hpl[k], dj, hpl[k]);
-                hnl[k] = T::select(neg && dj < hnl[k], dj, hnl[k]);
-                lol[k] = T::select(dj < lol[k], dj, lol[k]);
-                hil[k] = T::select(dj > hil[k], dj, hil[k]);
-                npl[k] = npl[k] + T::select(pos, one, zero);
-                nnl[k] = nnl[k] + T::select(neg, one, zero);
+        let (inf, ninf, zero) = (T::infinity(), T::neg_infinity(), T::zero());
+        // One vectorised pass: per lane the extreme and the first index reaching it (strict
+        // comparisons), and the counts; then the lowest index of each extreme across lanes.
+        let (mut hpl, mut hnl) = ([ninf; LANES], [inf; LANES]);
+        let (mut hpi, mut hni) = ([LANE_NONE; LANES], [LANE_NONE; LANES]);
+        let (mut npl, mut nnl) = ([0usize; LANES], [0usize; LANES]);
+        let mut step = |k: usize, j: usize, dj: T, lj: L, wj: &mut T| {
+            *wj = zero;
+            let same = lj == r.y;
+            let (pos, neg) = (same && j != r.skip, !same);
+            let up = pos && dj > hpl[k];
+            hpl[k] = T::select(up, dj, hpl[k]);
+            hpi[k] = if up { j as u32 } else { hpi[k] };
+            let down = neg && dj < hnl[k];
+            hnl[k] = T::select(down, dj, hnl[k]);
+            hni[k] = if down { j as u32 } else { hni[k] };
+            npl[k] += usize::from(pos);
+            nnl[k] += usize::from(neg);
+        };
+        // Whole chunks of LANES (a fixed trip count the optimiser vectorises), then the tail.
+        let full = m - m % LANES;
+        let (dh, dt) = d.split_at(full);
+        let (lh, lt) = labels.split_at(full);
+        let (wh, wt) = w.split_at_mut(full);
+        for (c, ((dc, lc), wc)) in
+            dh.chunks_exact(LANES).zip(lh.chunks_exact(LANES)).zip(wh.chunks_exact_mut(LANES)).enumerate()
+        {
+            for k in 0..LANES {
+                step(k, c * LANES + k, dc[k], lc[k], &mut wc[k]);
             }
         }
-        let fold = |l: &[T; LANES], max: bool| {
-            l.iter().fold(
-                if max { ninf } else { inf },
-                |a, &v| if (max && v > a) || (!max && v < a) { v } else { a },
-            )
-        };
-        let (mut hp, mut hn, lo, hi) =
-            (fold(&hpl, true), fold(&hnl, false), fold(&lol, false), fold(&hil, true));
-        let (np, nneg) = (lanes_f64(&npl) as u64, lanes_f64(&nnl) as u64);
-        let first = |f: &dyn Fn(usize) -> bool| (0..m).find(|&j| f(j)).unwrap_or(NONE);
-        let mut ip = if np > 0 { first(&|j| j != r.skip && labels[j] == r.y && d[j] == hp) } else { NONE };
-        let mut inn = if nneg > 0 { first(&|j| labels[j] != r.y && d[j] == hn) } else { NONE };
+        for (k, ((&dj, &lj), wj)) in dt.iter().zip(lt).zip(wt.iter_mut()).enumerate() {
+            step(k, full + k, dj, lj, wj);
+        }
+        let (mut hp, mut ip) = lane_pick(&hpl, &hpi, true);
+        let (mut hn, mut inn) = lane_pick(&hnl, &hni, false);
+        let (np, nneg) = (npl.iter().sum::<usize>() as u64, nnl.iter().sum::<usize>() as u64);
         let mut acc = Acc { pos_pairs: np, neg_pairs: nneg, ..Acc::default() };
         let both = np > 0 && nneg > 0;
         if both {
             acc.anchors = 1;
         } else if self.tfa {
             // TF-Addons' masked max / min over an empty mask: the row's min / max (the
-            // anchor's own 0 included), with the gradient going to that element.
+            // anchor's own 0 included), with the gradient going to that element (the
+            // lowest index among ties).
+            let extreme = |max: bool| {
+                let mut best = (if max { ninf } else { inf }, NONE);
+                for (j, &v) in d.iter().enumerate() {
+                    if (max && v > best.0) || (!max && v < best.0) {
+                        best = (v, j);
+                    }
+                }
+                best
+            };
             if np == 0 {
-                hp = lo;
-                ip = first(&|j| d[j] == lo);
+                (hp, ip) = extreme(false);
             }
             if nneg == 0 {
-                hn = hi;
-                inn = first(&|j| d[j] == hi);
+                (hn, inn) = extreme(true);
             }
         } else {
             return (0.0, acc);

@@ -392,6 +392,9 @@ fn coefficients<T: Float, L: BatchLabel, Mi: Miner<T, L>>(
     let (w, labels, beta0, beta1) = (&w[..m], &c.ref_labels[..m], &mut beta0[..m], &mut beta1[..m]);
     let zero = T::zero();
     let two = Mi::CLASSES == 2;
+    if !Mi::DENSE {
+        return sparse_coefficients(c, i, y, two, row, w, labels, beta0, beta1);
+    }
     match c.dist {
         BatchDistance::Euclidean => {
             for j in 0..m {
@@ -434,6 +437,68 @@ fn coefficients<T: Float, L: BatchLabel, Mi: Miner<T, L>>(
             (sum_lanes(&l0) * f, sum_lanes(&l1) * f)
         }
     }
+}
+
+/// [`coefficients`] for a miner that weights a few candidates per row: only the 16-wide
+/// chunks of `w` with a non-zero weight are visited, the rest of the row is zeroed; `α`
+/// and `β` collect the same terms (the zero ones add nothing).
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn sparse_coefficients<T: Float, L: BatchLabel>(
+    c: &Ctx<'_, T, L>,
+    i: usize,
+    y: L,
+    two: bool,
+    row: &mut [T],
+    w: &[T],
+    labels: &[L],
+    beta0: &mut [f64],
+    beta1: &mut [f64],
+) -> (f64, f64) {
+    const C: usize = 16;
+    let zero = T::zero();
+    let mut alpha = [0.0f64; 2];
+    let (ici, ki) = (c.q_ic[i], c.q_k[i]);
+    for (cb, (rc, wc)) in row.chunks_mut(C).zip(w.chunks(C)).enumerate() {
+        if !any_nonzero(wc) {
+            rc.fill(zero);
+            continue;
+        }
+        for (o, (x, &wj)) in rc.iter_mut().zip(wc).enumerate() {
+            let j = cb * C + o;
+            let d = *x;
+            if wj == zero {
+                *x = zero;
+                continue;
+            }
+            let cls = usize::from(two && labels[j] != y);
+            // The coefficient X_ij over the distance, and the term α_i / β_j collect.
+            let (coef, term, beta_f) = match c.dist {
+                BatchDistance::Euclidean => {
+                    let v = T::select(d > zero, wj / d, zero);
+                    (v, v, T::one())
+                }
+                BatchDistance::SquaredEuclidean => {
+                    let v = wj + wj;
+                    (v, v, T::one())
+                }
+                BatchDistance::Cosine => (wj * (ici * c.r_ic[j]), wj * (T::one() - d), c.r_k[j]),
+            };
+            *x = coef;
+            alpha[cls] += term.f64();
+            let b = (term * beta_f).f64();
+            if cls == 0 {
+                beta0[j] += b;
+            } else {
+                beta1[j] += b;
+            }
+        }
+    }
+    if c.dist == BatchDistance::Cosine {
+        let f = ki.f64();
+        alpha = [alpha[0] * f, alpha[1] * f];
+    }
+    (alpha[0], alpha[1])
 }
 
 /// `Σ_j` of `xs` split by class (same label as the anchor, or not, when `two`), in eight
@@ -863,13 +928,17 @@ pub(crate) fn run<T: Float, L: BatchLabel, Mi: Miner<T, L>>(
     for i in 0..n {
         coef_q[i] = T::of(scale[0] * alpha[2 * i] + scale[1] * alpha[2 * i + 1]);
     }
+    // A sparse one-class miner's scale rides on its scans (`s`) instead of a pass over
+    // the whole matrix.
+    let sparse_scale = !Mi::DENSE && Mi::CLASSES == 1;
+    let s = if sparse_scale { s0 } else { T::one() };
     if self_ref {
         for (j, c) in coef_q.iter_mut().enumerate() {
             *c = T::of(c.f64() + beta_j(j));
         }
         if Mi::DENSE {
             symmetrize(mat, n, batch.labels, Mi::CLASSES == 2, s0, s1);
-        } else if scale != [1.0; 2] {
+        } else if scale != [1.0; 2] && !sparse_scale {
             scale_classes(mat, m, batch.labels, ref_labels, Mi::CLASSES == 2, s0, s1);
         }
     } else {
@@ -877,17 +946,17 @@ pub(crate) fn run<T: Float, L: BatchLabel, Mi: Miner<T, L>>(
         for (j, c) in coef_r.iter_mut().enumerate() {
             *c = T::of(beta_j(j));
         }
-        if scale != [1.0; 2] {
+        if scale != [1.0; 2] && !sparse_scale {
             scale_classes(mat, m, batch.labels, ref_labels, Mi::CLASSES == 2, s0, s1);
         }
     }
     // ∂/∂q_i = coef_i·q_i − Σ_j X_ij·r_j
-    rows_backward::<T>(Mi::DENSE, mat, m, dim, q, r, coef_q, grad, prt, par);
+    rows_backward::<T>(Mi::DENSE, mat, m, dim, q, r, coef_q, grad, prt, par, s);
     if self_ref && !Mi::DENSE {
-        scatter_transposed(mat, n, dim, q, grad);
+        scatter_transposed(mat, n, dim, q, grad, s);
     }
     if let Some(gr) = grad_ref.as_deref_mut() {
-        cols_backward::<T>(Mi::DENSE, mat, n, m, dim, q, r, coef_r, gr, par);
+        cols_backward::<T>(Mi::DENSE, mat, n, m, dim, q, r, coef_r, gr, par, s);
     }
     if normalize {
         normalize_backward(grad, q, q_raw, dim);
@@ -942,21 +1011,21 @@ fn symmetrize<T: Float, L: BatchLabel>(x: &mut [T], n: usize, labels: &[L], two:
     }
 }
 
-/// `grad_k −= Σ_j X_jk·q_j` for the non-zero `X_jk` (the transposed half of the sparse
+/// `grad_k −= s·Σ_j X_jk·q_j` for the non-zero `X_jk` (the transposed half of the sparse
 /// backward without a reference set), rows in order.
-fn scatter_transposed<T: Float>(x: &[T], n: usize, dim: usize, q: &[T], grad: &mut [T]) {
+fn scatter_transposed<T: Float>(x: &[T], n: usize, dim: usize, q: &[T], grad: &mut [T], s: T) {
     const C: usize = 16;
     for j in 0..n {
         let row = &x[j * n..(j + 1) * n];
         let qj = &q[j * dim..(j + 1) * dim];
         for (c, chunk) in row.chunks(C).enumerate() {
-            if chunk.iter().all(|v| *v == T::zero()) {
+            if !any_nonzero(chunk) {
                 continue;
             }
             for (o, &v) in chunk.iter().enumerate() {
                 if v != T::zero() {
                     let k = c * C + o;
-                    axpy(&mut grad[k * dim..(k + 1) * dim], -v, qj);
+                    axpy(&mut grad[k * dim..(k + 1) * dim], -(v * s), qj);
                 }
             }
         }
@@ -982,7 +1051,7 @@ fn scale_classes<T: Float, L: BatchLabel>(
 }
 
 /// `grad_i = coef_i·q_i − Σ_j X_ij·r_j` over row parts: a GEMM when `dense`, a scan of
-/// the non-zero `X_ij` otherwise.
+/// the non-zero `X_ij` otherwise (each scaled by `s` there).
 #[allow(clippy::too_many_arguments)]
 fn rows_backward<T: Float>(
     dense: bool,
@@ -995,6 +1064,7 @@ fn rows_backward<T: Float>(
     grad: &mut [T],
     prt: usize,
     par: bool,
+    s: T,
 ) {
     let n = coef.len();
     let parts = n.div_ceil(prt).max(1);
@@ -1019,13 +1089,13 @@ fn rows_backward<T: Float>(
                 g.fill(T::zero());
                 for (gi, xr) in g.chunks_exact_mut(dim).zip(xs.chunks_exact(m)) {
                     for (cb, chunk) in xr.chunks(16).enumerate() {
-                        if chunk.iter().all(|v| *v == T::zero()) {
+                        if !any_nonzero(chunk) {
                             continue;
                         }
                         for (o, &c) in chunk.iter().enumerate() {
                             if c != T::zero() {
                                 let j = cb * 16 + o;
-                                axpy(gi, -c, &r[j * dim..(j + 1) * dim]);
+                                axpy(gi, -(c * s), &r[j * dim..(j + 1) * dim]);
                             }
                         }
                     }
@@ -1040,7 +1110,8 @@ fn rows_backward<T: Float>(
     );
 }
 
-/// `grad_j = coef_j·r_j − Σ_i X_ij·q_i` over parts of the reference rows.
+/// `grad_j = coef_j·r_j − Σ_i X_ij·q_i` over parts of the reference rows (the sparse scan
+/// scales each `X_ij` by `s`).
 #[allow(clippy::too_many_arguments)]
 fn cols_backward<T: Float>(
     dense: bool,
@@ -1053,6 +1124,7 @@ fn cols_backward<T: Float>(
     coef: &[T],
     grad: &mut [T],
     par: bool,
+    s: T,
 ) {
     let prt = part_rows(m);
     let parts = m.div_ceil(prt).max(1);
@@ -1072,9 +1144,15 @@ fn cols_backward<T: Float>(
                 for i in 0..n {
                     let xr = &x[i * m + j0..i * m + j0 + cols];
                     let qi = &q[i * dim..(i + 1) * dim];
-                    for (k, &c) in xr.iter().enumerate() {
-                        if c != T::zero() {
-                            axpy(&mut g[k * dim..(k + 1) * dim], -c, qi);
+                    for (cb, chunk) in xr.chunks(16).enumerate() {
+                        if !any_nonzero(chunk) {
+                            continue;
+                        }
+                        for (o, &c) in chunk.iter().enumerate() {
+                            if c != T::zero() {
+                                let k = cb * 16 + o;
+                                axpy(&mut g[k * dim..(k + 1) * dim], -(c * s), qi);
+                            }
                         }
                     }
                 }
@@ -1086,6 +1164,13 @@ fn cols_backward<T: Float>(
         },
         &|(), ()| (),
     );
+}
+
+/// Whether a chunk holds a non-zero (or NaN) value: the whole chunk compared, no early
+/// exit, so the check vectorises.
+#[inline(always)]
+fn any_nonzero<T: Float>(chunk: &[T]) -> bool {
+    chunk.iter().fold(false, |a, &v| a | (v != T::zero()))
 }
 
 #[inline]
@@ -1142,6 +1227,29 @@ pub(crate) fn split_row<T: Float, L: BatchLabel>(
         }
     }
     (np, nneg)
+}
+
+/// No index in a lane (see [`lane_pick`]).
+pub(crate) const LANE_NONE: u32 = u32::MAX;
+
+/// Across lanes that each hold their extreme and the first index reaching it (strict
+/// comparisons, indices ascending within a lane): the overall extreme (the largest with
+/// `max`, else the smallest) and its lowest index ([`NONE`] when no lane has one). The
+/// lowest index holding the extreme is in some lane, and that lane's first index reaching
+/// it is no later; so the minimum over the lanes that hold the extreme is exactly it.
+#[inline(always)]
+pub(crate) fn lane_pick<T: Float>(vals: &[T; LANES], idx: &[u32; LANES], max: bool) -> (T, usize) {
+    let mut best = if max { T::neg_infinity() } else { T::infinity() };
+    for &v in vals {
+        best = T::select((max && v > best) || (!max && v < best), v, best);
+    }
+    let mut at = NONE;
+    for k in 0..LANES {
+        if idx[k] != LANE_NONE && vals[k] == best {
+            at = at.min(idx[k] as usize);
+        }
+    }
+    (best, at)
 }
 
 /// `w ← g·w` over the row.

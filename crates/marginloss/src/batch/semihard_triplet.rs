@@ -1,6 +1,6 @@
 //! Semi-hard triplet loss as TensorFlow Addons' `triplet_semihard_loss` defines it.
 
-use super::engine::{scale_row, split_row, Acc, Miner, Row, Scratch, NONE};
+use super::engine::{lane_pick, scale_row, split_row, Acc, Miner, Row, Scratch, LANE_NONE, NONE};
 use super::{batch_api, check_margin, BatchDistance, BatchLabel};
 use crate::error::Result;
 use crate::float::Float;
@@ -122,14 +122,24 @@ impl<T: Float, L: BatchLabel> Miner<T, L> for SemiMiner<T> {
         // The fallback negative: the farthest (lowest index among ties), or, without any
         // negative, TF-Addons' row minimum (the anchor itself without a reference set).
         let (far, ifar) = if nneg > 0 {
-            let mut best = (T::neg_infinity(), NONE);
-            for j in 0..m {
-                let v = s.b[j];
-                if v != inf && v > best.0 {
-                    best = (v, j);
+            // Lane-wise (value, first index), the non-negatives (+∞ in `s.b`) left out.
+            let (mut fl, mut fi) = ([T::neg_infinity(); LANES], [LANE_NONE; LANES]);
+            let negd = &s.b[..m];
+            let full = m - m % LANES;
+            let mut step = |k: usize, j: usize, v: T| {
+                let up = v != inf && v > fl[k];
+                fl[k] = T::select(up, v, fl[k]);
+                fi[k] = if up { j as u32 } else { fi[k] };
+            };
+            for (c, chunk) in negd[..full].chunks_exact(LANES).enumerate() {
+                for k in 0..LANES {
+                    step(k, c * LANES + k, chunk[k]);
                 }
             }
-            best
+            for (k, &v) in negd[full..].iter().enumerate() {
+                step(k, full + k, v);
+            }
+            lane_pick(&fl, &fi, true)
         } else if self.tfa {
             let mut best = (inf, NONE);
             for (j, &v) in r.d.iter().enumerate() {
@@ -149,8 +159,9 @@ impl<T: Float, L: BatchLabel> Miner<T, L> for SemiMiner<T> {
         let mut total = 0.0f64;
         for p in 0..np {
             let dp = s.a[p];
-            // Nearest negative strictly farther than the positive: the value in lanes,
-            // then its lowest index.
+            // Nearest negative strictly farther than the positive: the value in lanes (a
+            // select-only loop that vectorises), then its lowest index, searched only in
+            // the lanes that hold it.
             let negd = &s.b[..m];
             let mut lanes = [inf; LANES];
             for c in 0..chunks {
@@ -169,7 +180,14 @@ impl<T: Float, L: BatchLabel> Miner<T, L> for SemiMiner<T> {
                 near = T::select(v < near, v, near);
             }
             let (neg, ineg) = if near < inf {
-                (near, negd.iter().position(|&v| v == near).unwrap_or(NONE))
+                let mut at = NONE;
+                for (k, &v) in lanes.iter().enumerate() {
+                    if v == near {
+                        let first = (k..m).step_by(LANES).find(|&j| negd[j] == near).unwrap_or(NONE);
+                        at = at.min(first);
+                    }
+                }
+                (near, at)
             } else {
                 (far, ifar)
             };
