@@ -19,7 +19,15 @@
 //!    loss or gradient that torch-compat mode computes as non-finite there);
 //! 4. strict mode never returns a non-finite loss or gradient;
 //! 5. a repeated call gives the same bits; every message is one line.
+//!
+//! `fuzz_batch` does the same for the batch losses (embeddings, labels, an optional
+//! reference set): forward and forward_backward agree, a reused workspace gives the same
+//! bits, strict mode never returns a non-finite loss or gradient from a finite upstream.
 
+use marginloss::batch::{
+    Batch, BatchAllTriplet, BatchDistance, BatchHardTriplet, BatchReduction, PairContrastive,
+    SemihardTriplet, Workspace,
+};
 use marginloss::{
     multilabel_target_from_indicator, multilabel_target_from_sets, Contrastive, CosineDistance,
     CosineEmbedding, CosineSimilarity, Error, Float, Hinge, HingeEmbedding, Kink, Labels, MarginRanking,
@@ -999,6 +1007,264 @@ fn class_target(bytes: &[u8]) {
 }
 
 // ---------------------------------------------------------------------------------------
+// Batch losses: (embeddings, labels[, reference set]) → a loss mined in the batch
+
+/// One of the four batch losses with its options.
+#[derive(Debug)]
+enum BatchLoss {
+    All(BatchAllTriplet),
+    Hard(BatchHardTriplet),
+    Semi(SemihardTriplet),
+    Pair(PairContrastive),
+}
+
+impl BatchLoss {
+    fn decode(src: &mut Src<'_>) -> Self {
+        let distance =
+            [BatchDistance::Euclidean, BatchDistance::SquaredEuclidean, BatchDistance::Cosine][src.below(3)];
+        let (normalize, mode, soft) = (src.bool(), src.mode(), src.bool());
+        match src.below(5) {
+            0 => BatchLoss::All(
+                BatchAllTriplet::new()
+                    .margin(batch_option(src, 0.05))
+                    .soft(soft)
+                    .distance(distance)
+                    .normalize(normalize)
+                    .mode(mode),
+            ),
+            1 | 2 => {
+                let l = BatchHardTriplet::new()
+                    .margin(batch_option(src, 0.05))
+                    .soft(soft)
+                    .distance(distance)
+                    .normalize(normalize);
+                BatchLoss::Hard(if rarely(src, 3) { l.tf_addons() } else { l.mode(mode) })
+            }
+            3 => BatchLoss::Semi(
+                SemihardTriplet::new()
+                    .margin(batch_option(src, 1.0))
+                    .distance(distance)
+                    .normalize(normalize)
+                    .mode(mode),
+            ),
+            _ => BatchLoss::Pair(
+                PairContrastive::new()
+                    .pos_margin(batch_option(src, 0.0))
+                    .neg_margin(batch_option(src, 1.0))
+                    .distance(distance)
+                    .normalize(normalize)
+                    .mode(mode),
+            ),
+        }
+    }
+
+    fn strict(&self) -> bool {
+        match self {
+            BatchLoss::All(l) => l.mode == Mode::Strict,
+            BatchLoss::Hard(l) => l.mode == Mode::Strict,
+            BatchLoss::Semi(l) => l.mode == Mode::Strict,
+            BatchLoss::Pair(l) => l.mode == Mode::Strict,
+        }
+    }
+
+    fn forward<T: Float>(&self, b: &Batch<'_, T, i64>, r: BatchReduction) -> Result<marginloss::Output<T>> {
+        match self {
+            BatchLoss::All(l) => l.forward(b, r),
+            BatchLoss::Hard(l) => l.forward(b, r),
+            BatchLoss::Semi(l) => l.forward(b, r),
+            BatchLoss::Pair(l) => l.forward(b, r),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn forward_backward<T: Float>(
+        &self,
+        b: &Batch<'_, T, i64>,
+        r: BatchReduction,
+        up: &[T],
+        out: &mut [T],
+        g: &mut [T],
+        gr: Option<&mut [T]>,
+        ws: &mut Workspace<T>,
+    ) -> Result<()> {
+        match self {
+            BatchLoss::All(l) => l.forward_backward(b, r, up, out, g, gr, ws),
+            BatchLoss::Hard(l) => l.forward_backward(b, r, up, out, g, gr, ws),
+            BatchLoss::Semi(l) => l.forward_backward(b, r, up, out, g, gr, ws),
+            BatchLoss::Pair(l) => l.forward_backward(b, r, up, out, g, gr, ws),
+        }
+        .map(drop)
+    }
+}
+
+/// An option: its ordinary value, or now and then [`Src::option`]'s awkward ones.
+fn batch_option(src: &mut Src<'_>, ordinary: f64) -> f64 {
+    if rarely(src, 8) {
+        src.option(ordinary)
+    } else {
+        ordinary
+    }
+}
+
+/// A buffer length: `right`, or now and then [`Src::buffer`]'s wrong ones.
+fn batch_buffer(src: &mut Src<'_>, right: usize) -> usize {
+    if rarely(src, 8) {
+        src.buffer(right)
+    } else {
+        right
+    }
+}
+
+/// True one time in `n`, and false past the end of the bytes (so that a short input
+/// decodes to an ordinary batch, not a degenerate one).
+fn rarely(src: &mut Src<'_>, n: u8) -> bool {
+    src.u8() % n == n - 1
+}
+
+/// Class labels for `n` rows: few classes (so that positives exist), now and then one
+/// label each, one class, or extreme integers.
+fn batch_labels(src: &mut Src<'_>, n: usize) -> Vec<i64> {
+    let classes = 1 + src.below(4);
+    (0..n)
+        .map(|_| match src.u8() % 16 {
+            15 => i64::MIN,
+            14 => i64::MAX,
+            13 => src.below(1 << 16) as i64,
+            _ => src.below(classes) as i64,
+        })
+        .collect()
+}
+
+/// Embedding values: ordinary ones with an awkward one now and then, or (one case in
+/// eight) the palette throughout.
+fn batch_values(src: &mut Src<'_>, len: usize) -> Vec<f64> {
+    if rarely(src, 8) {
+        src.values(len)
+    } else {
+        (0..len).map(|_| if rarely(src, 64) { src.value() } else { src.mostly_finite() }).collect()
+    }
+}
+
+fn one_line(what: &str, e: &Error) {
+    assert!(!e.to_string().contains('\n'), "{what}: a message of more than one line: {e}");
+}
+
+fn batch_case<T: Float>(src: &mut Src<'_>) {
+    let loss = BatchLoss::decode(src);
+    let dim = if rarely(src, 8) { src.below(70) } else { 1 + src.below(5) };
+    let n = if rarely(src, 8) { src.below(3) } else { 2 + src.below(22) };
+    let len = if rarely(src, 16) { src.len() } else { n * dim };
+    let x: Vec<T> = to(&batch_values(src, len));
+    let Some(emb) = view(&x, n, dim) else { return };
+    let labels = {
+        let k = batch_buffer(src, n);
+        batch_labels(src, k)
+    };
+    let with_ref = rarely(src, 4);
+    let (m, rdim) = (src.below(16), if rarely(src, 16) { dim + 1 } else { dim });
+    let rx: Vec<T> = to(&batch_values(src, m * rdim));
+    let rl = {
+        let k = batch_buffer(src, m);
+        batch_labels(src, k)
+    };
+    let mut batch = Batch::new(emb, &labels[..]);
+    if with_ref {
+        let Some(r) = view(&rx, m, rdim) else { return };
+        batch = batch.with_reference(r, &rl[..]);
+    }
+    let r = [BatchReduction::Mean, BatchReduction::MeanNonzero, BatchReduction::Sum, BatchReduction::None]
+        [src.below(4)];
+    let right_out = r.output_len(n);
+    let up: Vec<T> = to(&(0..if r == BatchReduction::None && src.bool() { n } else { 1 })
+        .map(|_| if rarely(src, 8) { src.value() } else { src.mostly_finite() })
+        .collect::<Vec<_>>());
+    let up_finite = up.iter().all(|v| v.is_finite());
+    let (out_len, g_len) = (batch_buffer(src, right_out), batch_buffer(src, n * dim));
+    let ref_grad = with_ref && src.bool();
+    let gr_len = batch_buffer(src, m * rdim);
+    let buffers_right = out_len == right_out && g_len == n * dim && (!ref_grad || gr_len == m * rdim);
+
+    let fwd = loss.forward(&batch, r);
+    let mut ws = Workspace::new();
+    let run = |ws: &mut Workspace<T>| {
+        let (mut out, mut g, mut gr) =
+            (vec![T::zero(); out_len], vec![T::zero(); g_len], vec![T::zero(); gr_len]);
+        let res =
+            loss.forward_backward(&batch, r, &up, &mut out, &mut g, ref_grad.then_some(&mut gr[..]), ws);
+        res.map(|()| (out, g, gr))
+    };
+    let first = run(&mut ws);
+    let again = run(&mut ws);
+    for e in [fwd.as_ref().err(), first.as_ref().err(), again.as_ref().err()].into_iter().flatten() {
+        one_line("batch", e);
+    }
+    // A reused workspace gives the same bits (or the same error).
+    match (&first, &again) {
+        (Ok(a), Ok(b)) => {
+            assert_eq!(bits(&a.0), bits(&b.0), "batch: the loss changed on a reused workspace");
+            assert_eq!(bits(&a.1), bits(&b.1), "batch: the gradient changed on a reused workspace");
+            assert_eq!(bits(&a.2), bits(&b.2), "batch: the reference gradient changed on a reused workspace");
+        }
+        (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string()),
+        _ => panic!("batch: one call failed and the same call on a reused workspace did not"),
+    }
+    if !buffers_right {
+        return;
+    }
+    // forward and forward_backward agree: the same loss bits, or the same error (an
+    // upstream of the wrong length is the fused call's own refusal).
+    let up_len_ok = up.len() == 1 || (r == BatchReduction::None && up.len() == n);
+    match (&fwd, &first) {
+        (Ok(f), Ok((out, g, gr))) => {
+            assert_eq!(bits(f.as_slice()), bits(out), "batch: forward and forward_backward disagree");
+            if loss.strict() && up_finite {
+                let case = || {
+                    format!(
+                        "{loss:?} {r:?} n {n} dim {dim} x {:?} labels {labels:?} up {:?}",
+                        f64s(&x),
+                        f64s(&up)
+                    )
+                };
+                assert!(
+                    out.iter().all(|v| v.is_finite()),
+                    "batch: strict mode returned a non-finite loss {out:?}: {}",
+                    case()
+                );
+                assert!(
+                    g.iter().all(|v| v.is_finite()),
+                    "batch: strict mode returned a non-finite gradient {:?}: {}",
+                    f64s(g),
+                    case()
+                );
+                assert!(
+                    gr.iter().all(|v| v.is_finite()),
+                    "batch: strict mode returned a non-finite reference gradient: {}",
+                    case()
+                );
+            }
+        }
+        (Err(a), Err(b)) => {
+            assert_eq!(a.to_string(), b.to_string(), "batch: the two calls refuse differently")
+        }
+        // The fused call alone computes the gradient, so it alone can find it overflowing.
+        (Ok(_), Err(e)) => assert!(
+            !up_len_ok || matches!(e, Error::Overflow { quantity: "gradient", .. }),
+            "batch: forward_backward refused what forward took: {e}"
+        ),
+        (Err(e), Ok(_)) => panic!("batch: forward refused what forward_backward took: {e}"),
+    }
+}
+
+fn batch_target(bytes: &[u8]) {
+    let mut src = Src::new(bytes);
+    if src.bool() {
+        batch_case::<f32>(&mut src);
+    } else {
+        batch_case::<f64>(&mut src);
+    }
+}
+
+// ---------------------------------------------------------------------------------------
 // The targets
 
 /// Iterations per target under `cargo test` when `BOLERO_RANDOM_ITERATIONS` is not set:
@@ -1022,4 +1288,9 @@ fn fuzz_rows() {
 #[test]
 fn fuzz_class() {
     bolero::check!().with_iterations(iterations()).for_each(class_target);
+}
+
+#[test]
+fn fuzz_batch() {
+    bolero::check!().with_iterations(iterations()).for_each(batch_target);
 }

@@ -134,7 +134,8 @@ pub enum Error {
     Overflow {
         /// The loss or distance.
         loss: &'static str,
-        /// `"loss"` or `"gradient"`.
+        /// `"loss"` or `"gradient"` (or, for the batch losses, `"distance"`: then `arg` is
+        /// `"distances"` and the index is flat in the row-major `N × M` distance matrix).
         quantity: &'static str,
         /// Where the index points: the argument whose gradient overflowed, or `"output"`
         /// (one loss per element, row or sample) for a loss.

@@ -305,6 +305,24 @@ fn strict_mode_refuses_degenerate_batches_with_a_fix() {
 }
 
 #[test]
+fn strict_mode_refuses_a_distance_that_overflows_float32() {
+    // Finite f32 rows whose squared distance overflows f32 (found by fuzz_batch): strict
+    // mode names the overflow instead of returning a number computed from inf − inf
+    // (which the hinge turned into a silent 0 here); torch-compat does not refuse it.
+    let x = [-3.0e38f32, 1.0, 3.0e38, 1.0, 0.5, 0.5, 0.25, 0.0];
+    let y = [1i64, 1, 2, 2];
+    let batch = Batch::new(Rows::new(&x[..], 4, 2).unwrap(), &y[..]);
+    let e = BatchAllTriplet::new().forward(&batch, BatchReduction::Mean).unwrap_err().to_string();
+    assert!(e.starts_with("batch_all_triplet: the distance overflows float32 at distances[1];"), "{e}");
+    assert!(BatchAllTriplet::new().mode(Mode::TorchCompat).forward(&batch, BatchReduction::Mean).is_ok());
+    let (mut out, mut g) = ([0.0f32], [0.0f32; 8]);
+    let e = PairContrastive::new()
+        .forward_backward(&batch, BatchReduction::Sum, &[1.0], &mut out, &mut g, None, &mut Workspace::new())
+        .unwrap_err();
+    assert!(matches!(e, marginloss::Error::Overflow { .. }), "{e}");
+}
+
+#[test]
 fn torch_compat_reproduces_the_references_on_degenerate_batches() {
     let x = [0.0f64, 1.0, 2.0, 3.0, 4.0, 6.0];
     let mut ws = Workspace::new();

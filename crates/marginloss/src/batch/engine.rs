@@ -64,6 +64,8 @@ pub(crate) struct Acc {
     pub pos_pairs: u64,
     pub neg_pairs: u64,
     pub anchors: u64,
+    /// Strict mode: the flat index (in the `N × M` matrix) of the first non-finite distance.
+    pub overflow: Option<usize>,
 }
 
 impl Acc {
@@ -75,6 +77,10 @@ impl Acc {
             pos_pairs: self.pos_pairs + o.pos_pairs,
             neg_pairs: self.neg_pairs + o.neg_pairs,
             anchors: self.anchors + o.anchors,
+            overflow: match (self.overflow, o.overflow) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            },
         }
     }
 }
@@ -288,6 +294,7 @@ struct Ctx<'a, T, L> {
     r_k: &'a [T],
     upstream: &'a [T],
     grad: bool,
+    strict: bool,
 }
 
 /// The vectorised body of one part: rows `i0..i0 + rows` whose Gram rows are in `mat`.
@@ -316,7 +323,10 @@ impl<T: Float, L: BatchLabel, Mi: Miner<T, L>> pulp::WithSimd for PartOp<'_, '_,
         for (r, row) in mat.chunks_exact_mut(m.max(1)).enumerate().take(vals.len()) {
             let i = i0 + r;
             let skip = if c.self_ref { i } else { NONE };
-            to_distances(c.dist, row, c.q_sq[i], c.q_ic[i], c.r_sq, c.r_ic, skip);
+            let finite = to_distances(c.dist, row, c.q_sq[i], c.q_ic[i], c.r_sq, c.r_ic, skip);
+            if c.strict && !finite && acc.overflow.is_none() {
+                acc.overflow = row.iter().position(|v| !v.is_finite()).map(|j| i * m + j);
+            }
             let g = match c.upstream.len() {
                 0 => T::one(),
                 1 => c.upstream[0],
@@ -338,7 +348,8 @@ impl<T: Float, L: BatchLabel, Mi: Miner<T, L>> pulp::WithSimd for PartOp<'_, '_,
     }
 }
 
-/// Gram row → distances, in place.
+/// Gram row → distances, in place; returns whether every distance is finite (checked in
+/// the same loop).
 #[inline(always)]
 fn to_distances<T: Float>(
     dist: BatchDistance,
@@ -348,32 +359,38 @@ fn to_distances<T: Float>(
     sq: &[T],
     ic: &[T],
     skip: usize,
-) {
+) -> bool {
     let m = row.len();
     let (sq, ic) = (&sq[..m], &ic[..m]);
     let zero = T::zero();
+    let mut finite = true;
     match dist {
         BatchDistance::Euclidean => {
             for j in 0..m {
                 let s = i_sq + sq[j] - (row[j] + row[j]);
+                finite &= s.is_finite();
                 row[j] = T::select(s > zero, s, zero).sqrt();
             }
         }
         BatchDistance::SquaredEuclidean => {
             for j in 0..m {
                 let s = i_sq + sq[j] - (row[j] + row[j]);
+                finite &= s.is_finite();
                 row[j] = T::select(s > zero, s, zero);
             }
         }
         BatchDistance::Cosine => {
             for j in 0..m {
-                row[j] = T::one() - row[j] * (i_ic * ic[j]);
+                let d = T::one() - row[j] * (i_ic * ic[j]);
+                finite &= d.is_finite();
+                row[j] = d;
             }
         }
     }
     if skip < m {
         row[skip] = zero;
     }
+    finite
 }
 
 /// Weights → gradient coefficients `X_ij`, in place over the distances; returns the
@@ -761,6 +778,7 @@ pub(crate) fn run<T: Float, L: BatchLabel, Mi: Miner<T, L>>(
         r_k,
         upstream,
         grad: want_grad,
+        strict,
     };
 
     // The sweep.
@@ -822,6 +840,15 @@ pub(crate) fn run<T: Float, L: BatchLabel, Mi: Miner<T, L>>(
         anchors: acc.anchors,
     };
     if strict {
+        if let Some(k) = acc.overflow {
+            return Err(Error::Overflow {
+                loss,
+                quantity: "distance",
+                arg: "distances",
+                index: Some(k),
+                dtype: T::DTYPE,
+            });
+        }
         let refd = !self_ref;
         if acc.pos_pairs == 0 {
             return Err(Error::Batch {
@@ -896,6 +923,17 @@ pub(crate) fn run<T: Float, L: BatchLabel, Mi: Miner<T, L>>(
         }
     }
 
+    // Strict mode never hands back a non-finite loss from finite input: a distance or a
+    // loss that overflows the compute type is refused, naming the first anchor.
+    if strict {
+        let overflow = |quantity, arg, index| Error::Overflow { loss, quantity, arg, index, dtype: T::DTYPE };
+        if let Some(i) = vals.iter().position(|v| !v.is_finite()) {
+            return Err(overflow("loss", "output", Some(i)));
+        }
+        if out.iter().any(|v| !v.is_finite()) {
+            return Err(overflow("loss", "output", None));
+        }
+    }
     let Some((_, grad)) = grad else { return Ok(stats) };
     let mut grad_ref = grad_ref;
     if scale.iter().any(|s| !s.is_finite()) {
@@ -960,8 +998,21 @@ pub(crate) fn run<T: Float, L: BatchLabel, Mi: Miner<T, L>>(
     }
     if normalize {
         normalize_backward(grad, q, q_raw, dim);
-        if let Some(gr) = grad_ref {
+        if let Some(gr) = grad_ref.as_deref_mut() {
             normalize_backward(gr, r, r_raw, dim);
+        }
+    }
+    // The same for the gradients (with a finite upstream; a non-finite one is the
+    // caller's to propagate).
+    let up_finite = upstream.iter().all(|u| u.is_finite()) && scale.iter().all(|s| s.is_finite());
+    if strict && up_finite {
+        let overflow =
+            |arg, index| Error::Overflow { loss, quantity: "gradient", arg, index, dtype: T::DTYPE };
+        if let Some(i) = non_finite(grad).map(|(i, _)| i) {
+            return Err(overflow("embeddings", Some(i)));
+        }
+        if let Some(i) = grad_ref.as_deref().and_then(non_finite).map(|(i, _)| i) {
+            return Err(overflow("reference embeddings", Some(i)));
         }
     }
     Ok(stats)
