@@ -3,7 +3,7 @@
 #
 #   tools/fuzz.sh [RUNS] [TARGET...]     # default: 10^7 runs of each target
 #
-# Targets: fuzz_pointwise fuzz_rows fuzz_class (crates/marginloss-fuzz/tests/fuzz.rs).
+# Targets: fuzz_pointwise fuzz_rows fuzz_class fuzz_batch (crates/marginloss-fuzz/tests/fuzz.rs).
 # Engine (ENGINE=…):
 #   libfuzzer (default)  coverage-guided libFuzzer through cargo-bolero, on stable Rust
 #                        with no sanitizer (`--sanitizer NONE`), profile `fuzz` (release +
@@ -17,7 +17,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${1:-10000000}
 shift || true
-if [ $# -gt 0 ]; then TARGETS=("$@"); else TARGETS=(fuzz_pointwise fuzz_rows fuzz_class); fi
+if [ $# -gt 0 ]; then TARGETS=("$@"); else TARGETS=(fuzz_pointwise fuzz_rows fuzz_class fuzz_batch); fi
 ENGINE=${ENGINE:-libfuzzer}
 mkdir -p target
 status=0

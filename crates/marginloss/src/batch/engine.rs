@@ -127,6 +127,8 @@ pub struct Workspace<T> {
     vals: Vec<f64>,
     scratch: Vec<T>,
     idx: Vec<u32>,
+    ids: Vec<u32>,
+    keys: Vec<(i128, u32)>,
 }
 
 impl<T: Float> Workspace<T> {
@@ -151,6 +153,8 @@ impl<T: Float> Workspace<T> {
             vals: Vec::new(),
             scratch: Vec::new(),
             idx: Vec::new(),
+            ids: Vec::new(),
+            keys: Vec::new(),
         }
     }
 
@@ -172,7 +176,8 @@ impl<T: Float> Workspace<T> {
             + self.coef_r.capacity()
             + self.scratch.capacity())
             + 8 * (self.alpha.capacity() + self.beta.capacity() + self.vals.capacity())
-            + 4 * self.idx.capacity()
+            + 4 * (self.idx.capacity() + self.ids.capacity())
+            + std::mem::size_of::<(i128, u32)>() * self.keys.capacity()
     }
 }
 
@@ -346,6 +351,32 @@ impl<T: Float, L: BatchLabel, Mi: Miner<T, L>> pulp::WithSimd for PartOp<'_, '_,
         }
         acc
     }
+}
+
+/// `labels` (and `ref_labels`) as dense class ids into `ids` (anchors first), by sorting
+/// `(key, position)` pairs: `(anchor ids, reference ids)`, the reference ids being the
+/// anchors' own without a reference set.
+fn class_ids<'w, L: BatchLabel>(
+    labels: &[L],
+    ref_labels: Option<&[L]>,
+    keys: &mut Vec<(i128, u32)>,
+    ids: &'w mut Vec<u32>,
+) -> (&'w [u32], &'w [u32]) {
+    let n = labels.len();
+    let all = labels.iter().chain(ref_labels.unwrap_or(&[]));
+    keys.clear();
+    keys.extend(all.enumerate().map(|(p, l)| (l.key(), p as u32)));
+    keys.sort_unstable();
+    size(ids, keys.len());
+    let mut id = 0u32;
+    for (k, &(key, p)) in keys.iter().enumerate() {
+        if k > 0 && key != keys[k - 1].0 {
+            id += 1;
+        }
+        ids[p as usize] = id;
+    }
+    let (a, r) = ids.split_at(n);
+    (a, if ref_labels.is_some() { r } else { a })
 }
 
 /// Gram row → distances, in place; returns whether every distance is finite (checked in
@@ -579,7 +610,7 @@ fn non_finite<T: Float>(x: &[T]) -> Option<(usize, T)> {
 
 /// Runs a batch loss: validates, sweeps, reduces, and (with `grad`) back-propagates.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn run<T: Float, L: BatchLabel, Mi: Miner<T, L>>(
+pub(crate) fn run<T: Float, L: BatchLabel, Mi: Miner<T, u32>>(
     mi: &Mi,
     loss: &'static str,
     opt: Common,
@@ -625,6 +656,16 @@ pub(crate) fn run<T: Float, L: BatchLabel, Mi: Miner<T, L>>(
     };
     let self_ref = r_emb.is_none();
     let m = r_emb.map_or(n, |r| r.rows());
+    // Rows and candidates are indexed as u32 (labels, picks); N·M must be addressable.
+    if n.checked_add(if self_ref { 0 } else { m }).is_none_or(|t| t > u32::MAX as usize)
+        || n.checked_mul(m).is_none_or(|t| t > isize::MAX as usize / std::mem::size_of::<T>())
+    {
+        return Err(Error::Batch {
+            loss,
+            problem: format!("{n} rows against {m} candidates is more than one call can index"),
+            fix: "split the batch or the reference set into smaller calls",
+        });
+    }
     check_buffer(loss, "output", out.len(), reduction.output_len(n))?;
     let grad_ref = match grad_ref {
         Some(g) if self_ref => {
@@ -747,7 +788,13 @@ pub(crate) fn run<T: Float, L: BatchLabel, Mi: Miner<T, L>>(
         vals,
         scratch,
         idx,
+        ids,
+        keys,
     } = ws;
+    // The labels as dense u32 class ids (equal ids exactly for equal labels), anchors then
+    // reference rows: the miners' compares then run at the distances' lane width.
+    let (labels, ref_labels) =
+        class_ids(batch.labels, if self_ref { None } else { Some(ref_labels) }, keys, ids);
     let q: &[T] = if normalize { qn } else { emb.data() };
     let r: &[T] = if self_ref {
         q
@@ -767,7 +814,7 @@ pub(crate) fn run<T: Float, L: BatchLabel, Mi: Miner<T, L>>(
         m,
         q,
         r,
-        labels: batch.labels,
+        labels,
         ref_labels,
         self_ref,
         q_sq,
@@ -975,9 +1022,9 @@ pub(crate) fn run<T: Float, L: BatchLabel, Mi: Miner<T, L>>(
             *c = T::of(c.f64() + beta_j(j));
         }
         if Mi::DENSE {
-            symmetrize(mat, n, batch.labels, Mi::CLASSES == 2, s0, s1);
+            symmetrize(mat, n, labels, Mi::CLASSES == 2, s0, s1);
         } else if scale != [1.0; 2] && !sparse_scale {
-            scale_classes(mat, m, batch.labels, ref_labels, Mi::CLASSES == 2, s0, s1);
+            scale_classes(mat, m, labels, ref_labels, Mi::CLASSES == 2, s0, s1);
         }
     } else {
         size(coef_r, m);
@@ -985,7 +1032,7 @@ pub(crate) fn run<T: Float, L: BatchLabel, Mi: Miner<T, L>>(
             *c = T::of(beta_j(j));
         }
         if scale != [1.0; 2] && !sparse_scale {
-            scale_classes(mat, m, batch.labels, ref_labels, Mi::CLASSES == 2, s0, s1);
+            scale_classes(mat, m, labels, ref_labels, Mi::CLASSES == 2, s0, s1);
         }
     }
     // ∂/∂q_i = coef_i·q_i − Σ_j X_ij·r_j

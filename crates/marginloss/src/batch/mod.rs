@@ -110,6 +110,9 @@ mod sealed {
 pub trait BatchLabel: Copy + PartialEq + Send + Sync + Debug + sealed::Sealed + 'static {
     /// The label as `f64`, for error messages.
     fn as_f64(self) -> f64;
+    /// The label as an exact, ordered key (every primitive integer fits `i128`).
+    #[doc(hidden)]
+    fn key(self) -> i128;
 }
 
 macro_rules! label_impl {
@@ -119,6 +122,10 @@ macro_rules! label_impl {
             #[inline(always)]
             fn as_f64(self) -> f64 {
                 self as f64
+            }
+            #[inline(always)]
+            fn key(self) -> i128 {
+                self as i128
             }
         }
     )*};
