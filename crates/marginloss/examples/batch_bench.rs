@@ -147,9 +147,11 @@ fn main() {
         (loss_ns, gemm_ns, gemm_crate_ns)
     });
     println!(
-        "{{\"name\":\"{name}\",\"n\":{n},\"dim\":{dim},\"classes\":{classes},\"threads\":{threads},\"fwd_bwd_ns\":{:.0},\"fwd_bwd_cpu_ns\":{:.0},\"gemm_ns\":{:.0},\"gemm_cpu_ns\":{:.0},\"gemm_crate_ns\":{:.0},\"gemm_crate_cpu_ns\":{:.0},\"ratio_cpu\":{:.3},\"loss\":{},\"workspace_bytes\":{}}}",
+        "{{\"name\":\"{name}\",\"n\":{n},\"dim\":{dim},\"classes\":{classes},\"threads\":{threads},\"fwd_bwd_ns\":{:.0},\"fwd_bwd_cpu_ns\":{:.0},\"gemm_ns\":{:.0},\"gemm_cpu_ns\":{:.0},\"gemm_crate_ns\":{:.0},\"gemm_crate_cpu_ns\":{:.0},\"ratio\":{:.3},\"ratio_cpu\":{},\"loss\":{},\"workspace_bytes\":{}}}",
         loss_ns.0, loss_ns.1, gemm_ns.0, gemm_ns.1, gemm_crate_ns.0, gemm_crate_ns.1,
-        loss_ns.1 / gemm_ns.1,
+        loss_ns.0 / gemm_ns.0,
+        // The schedstat clock can read 0 for a call shorter than its tick: no ratio then.
+        if gemm_ns.1 > 0.0 { format!("{:.3}", loss_ns.1 / gemm_ns.1) } else { "null".into() },
         out[0],
         ws.bytes()
     );
