@@ -316,3 +316,96 @@ fn the_doc_example_holds() {
     assert_eq!(g.len(), 4);
     assert!(g.iter().any(|v| *v != 0.0));
 }
+
+/// The core's forward for an explicit `(n, dim)` (0 rows or 0 columns included).
+fn core_forward_shaped(
+    loss: &Loss,
+    x: &[f64],
+    n: usize,
+    dim: usize,
+    y: &[i64],
+    r: BatchReduction,
+) -> marginloss::Result<Vec<f64>> {
+    let b = Batch::new(Rows::new(x, n, dim)?, y);
+    Ok(match *loss {
+        Loss::Hard(l) => l.forward(&b, r)?,
+        Loss::All(l) => l.forward(&b, r)?,
+        Loss::Semi(l) => l.forward(&b, r)?,
+        Loss::Pair(l) => l.forward(&b, r)?,
+    }
+    .into_vec())
+}
+
+#[test]
+fn random_batches_never_panic_and_give_the_cores_value_or_error() {
+    // A deterministic sweep of the awkward cases the fuzz target covers in the core:
+    // empty and zero-width batches, singletons, one class, label counts other than N,
+    // NaN/inf/huge values, NaN and negative margins, both modes, every reduction and
+    // distance, tracked and untracked. Every call returns the core's value (bit for bit,
+    // f64) or the core's one-line error; a tracked call's backward does not panic either.
+    let mut rng = Rng(0x5EED);
+    let dev = Device::flex().autodiff();
+    let pick = |rng: &mut Rng, k: u64| (rng.next() % k) as usize;
+    for case in 0..400 {
+        let (n, dim) = (pick(&mut rng, 9), pick(&mut rng, 4));
+        let mut x = rng.vec(n * dim);
+        for v in x.iter_mut() {
+            *v = match pick(&mut rng, 40) {
+                0 => f64::NAN,
+                1 => f64::INFINITY,
+                2 => 1e300,
+                3 => 0.0,
+                _ => *v,
+            };
+        }
+        let classes = 1 + pick(&mut rng, 4) as u64;
+        let nl = if pick(&mut rng, 10) == 0 { pick(&mut rng, 9) } else { n };
+        let y: Vec<i64> = (0..nl).map(|_| (rng.next() % classes) as i64).collect();
+        let mode = if rng.next().is_multiple_of(2) { Mode::Strict } else { Mode::TorchCompat };
+        let margin = [0.2, -0.5, f64::NAN, 1e300][pick(&mut rng, 4)];
+        let dist = [BatchDistance::Euclidean, BatchDistance::SquaredEuclidean, BatchDistance::Cosine]
+            [pick(&mut rng, 3)];
+        let normalize = rng.next().is_multiple_of(3);
+        let loss = match pick(&mut rng, 4) {
+            0 => Loss::Hard(
+                BatchHardTriplet::new().margin(margin).distance(dist).normalize(normalize).mode(mode),
+            ),
+            1 => Loss::All(
+                BatchAllTriplet::new().margin(margin).distance(dist).normalize(normalize).mode(mode),
+            ),
+            2 => Loss::Semi(
+                SemihardTriplet::new().margin(margin).distance(dist).normalize(normalize).mode(mode),
+            ),
+            _ => Loss::Pair(
+                PairContrastive::new().neg_margin(margin).distance(dist).normalize(normalize).mode(mode),
+            ),
+        };
+        let r = REDUCTIONS[pick(&mut rng, 4)];
+        let want = core_forward_shaped(&loss, &x, n, dim, &y, r);
+        let tracked = rng.next().is_multiple_of(2);
+        let e = emb(&x, [n, dim], &dev, DType::F64);
+        let e = if tracked { e.require_grad() } else { e };
+        let what = format!("case {case}: {loss:?} {r:?} n {n} dim {dim} labels {y:?} x {x:?}");
+        match (loss.burn(e.clone(), labels(&y, &dev), r), want) {
+            (Ok(l), Ok(w)) => {
+                let got = vals(&l);
+                assert_eq!(got.len(), w.len(), "{what}");
+                for (a, b) in got.iter().zip(&w) {
+                    assert!(
+                        a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()),
+                        "{what}: {got:?} vs {w:?}"
+                    );
+                }
+                if tracked {
+                    let g = l.sum().backward();
+                    assert_eq!(e.grad(&g).map(|g| g.dims()), Some([n, dim]), "{what}");
+                }
+            }
+            (Err(a), Err(b)) => {
+                assert_eq!(a.to_string(), b.to_string(), "{what}");
+                assert!(!a.to_string().contains('\n'), "{what}: {a}");
+            }
+            (got, want) => panic!("{what}: burn {:?} but the core {want:?}", got.map(|t| vals(&t))),
+        }
+    }
+}
