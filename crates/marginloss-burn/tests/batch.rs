@@ -12,36 +12,13 @@ use marginloss_burn::{
     SemihardTriplet,
 };
 
-const REDUCTIONS: [BatchReduction; 4] =
-    [BatchReduction::Mean, BatchReduction::MeanNonzero, BatchReduction::Sum, BatchReduction::None];
+#[path = "../../marginloss/tests/common/awkward.rs"]
+mod awkward;
+use awkward::{Case, Opts, Rng, REDUCTIONS};
 
-/// xorshift64*: a small deterministic generator.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    /// Uniform in [−1, 1).
-    fn unit(&mut self) -> f64 {
-        2.0 * (self.next() >> 11) as f64 / (1u64 << 53) as f64 - 1.0
-    }
-    fn vec(&mut self, n: usize) -> Vec<f64> {
-        (0..n).map(|_| self.unit()).collect()
-    }
-}
-
-/// One of the four losses with its options: the burn function and the core calls.
-#[derive(Clone, Copy, Debug)]
-enum Loss {
-    Hard(BatchHardTriplet),
-    All(BatchAllTriplet),
-    Semi(SemihardTriplet),
-    Pair(PairContrastive),
-}
+/// One of the four losses with its options (the shared `awkward::Opts`), with the
+/// adapter's function and the core calls.
+type Loss = Opts;
 
 impl Loss {
     fn all() -> Vec<Loss> {
@@ -317,88 +294,23 @@ fn the_doc_example_holds() {
     assert!(g.iter().any(|v| *v != 0.0));
 }
 
-/// The core's forward for an explicit `(n, dim)` (0 rows or 0 columns included).
-fn core_forward_shaped(
-    loss: &Loss,
-    x: &[f64],
-    n: usize,
-    dim: usize,
-    y: &[i64],
-    r: BatchReduction,
-) -> marginloss::Result<Vec<f64>> {
-    let b = Batch::new(Rows::new(x, n, dim)?, y);
-    Ok(match *loss {
-        Loss::Hard(l) => l.forward(&b, r)?,
-        Loss::All(l) => l.forward(&b, r)?,
-        Loss::Semi(l) => l.forward(&b, r)?,
-        Loss::Pair(l) => l.forward(&b, r)?,
-    }
-    .into_vec())
-}
-
 #[test]
 fn random_batches_never_panic_and_give_the_cores_value_or_error() {
-    // A deterministic sweep of the awkward cases the fuzz target covers in the core:
-    // empty and zero-width batches, singletons, one class, label counts other than N,
-    // NaN/inf/huge values, NaN and negative margins, both modes, every reduction and
-    // distance, tracked and untracked. Every call returns the core's value (bit for bit,
-    // f64) or the core's one-line error; a tracked call's backward does not panic either.
+    // 400 awkward batches (see `awkward::Case`): every call returns the core's value (bit
+    // for bit, f64) or the core's one-line error, and a tracked call's backward runs.
     let mut rng = Rng(0x5EED);
     let dev = Device::flex().autodiff();
-    let pick = |rng: &mut Rng, k: u64| (rng.next() % k) as usize;
-    for case in 0..400 {
-        let (n, dim) = (pick(&mut rng, 9), pick(&mut rng, 4));
-        let mut x = rng.vec(n * dim);
-        for v in x.iter_mut() {
-            *v = match pick(&mut rng, 40) {
-                0 => f64::NAN,
-                1 => f64::INFINITY,
-                2 => 1e300,
-                3 => 0.0,
-                _ => *v,
-            };
-        }
-        let classes = 1 + pick(&mut rng, 4) as u64;
-        let nl = if pick(&mut rng, 10) == 0 { pick(&mut rng, 9) } else { n };
-        let y: Vec<i64> = (0..nl).map(|_| (rng.next() % classes) as i64).collect();
-        let mode = if rng.next().is_multiple_of(2) { Mode::Strict } else { Mode::TorchCompat };
-        let margin = [0.2, -0.5, f64::NAN, 1e300][pick(&mut rng, 4)];
-        let dist = [BatchDistance::Euclidean, BatchDistance::SquaredEuclidean, BatchDistance::Cosine]
-            [pick(&mut rng, 3)];
-        let normalize = rng.next().is_multiple_of(3);
-        let loss = match pick(&mut rng, 4) {
-            0 => Loss::Hard(
-                BatchHardTriplet::new().margin(margin).distance(dist).normalize(normalize).mode(mode),
-            ),
-            1 => Loss::All(
-                BatchAllTriplet::new().margin(margin).distance(dist).normalize(normalize).mode(mode),
-            ),
-            2 => Loss::Semi(
-                SemihardTriplet::new().margin(margin).distance(dist).normalize(normalize).mode(mode),
-            ),
-            _ => Loss::Pair(
-                PairContrastive::new().neg_margin(margin).distance(dist).normalize(normalize).mode(mode),
-            ),
-        };
-        let r = REDUCTIONS[pick(&mut rng, 4)];
-        let want = core_forward_shaped(&loss, &x, n, dim, &y, r);
-        let tracked = rng.next().is_multiple_of(2);
-        let e = emb(&x, [n, dim], &dev, DType::F64);
-        let e = if tracked { e.require_grad() } else { e };
-        let what = format!("case {case}: {loss:?} {r:?} n {n} dim {dim} labels {y:?} x {x:?}");
-        match (loss.burn(e.clone(), labels(&y, &dev), r), want) {
+    for k in 0..400 {
+        let c = Case::draw(&mut rng);
+        let what = c.describe(k);
+        let e = emb(&c.x, [c.n, c.dim], &dev, DType::F64);
+        let e = if c.tracked { e.require_grad() } else { e };
+        match (c.opts.burn(e.clone(), labels(&c.y, &dev), c.r), c.core()) {
             (Ok(l), Ok(w)) => {
-                let got = vals(&l);
-                assert_eq!(got.len(), w.len(), "{what}");
-                for (a, b) in got.iter().zip(&w) {
-                    assert!(
-                        a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()),
-                        "{what}: {got:?} vs {w:?}"
-                    );
-                }
-                if tracked {
+                awkward::same_bits(&what, &vals(&l), &w);
+                if c.tracked {
                     let g = l.sum().backward();
-                    assert_eq!(e.grad(&g).map(|g| g.dims()), Some([n, dim]), "{what}");
+                    assert_eq!(e.grad(&g).map(|g| g.dims()), Some([c.n, c.dim]), "{what}");
                 }
             }
             (Err(a), Err(b)) => {
