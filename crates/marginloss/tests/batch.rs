@@ -323,6 +323,25 @@ fn strict_mode_refuses_a_distance_that_overflows_float32() {
 }
 
 #[test]
+fn a_distance_matrix_that_cannot_be_allocated_is_an_error_not_an_abort() {
+    // 2^18 rows of D = 0 (torch-compat allows it): the 2^18 × 2^18 f32 matrix is 256 GiB.
+    // Under Linux's default (heuristic) overcommit the reservation fails at once; where
+    // every allocation is granted (`overcommit_memory = 1`) the test would touch the
+    // memory, so it only runs under the default.
+    let heuristic = std::fs::read_to_string("/proc/sys/vm/overcommit_memory").is_ok_and(|v| v.trim() == "0");
+    if !heuristic {
+        eprintln!("skipped: overcommit_memory is not 0 (or not Linux)");
+        return;
+    }
+    let n = 1usize << 18;
+    let y: Vec<i64> = (0..n as i64).map(|i| i % 2).collect();
+    let batch = Batch::new(Rows::new(&[][..], n, 0).unwrap(), &y[..]);
+    let l = BatchHardTriplet::new().mode(Mode::TorchCompat);
+    let e = l.forward::<f32, i64>(&batch, BatchReduction::Mean).unwrap_err().to_string();
+    assert!(e.contains("could not be allocated") && e.contains("smaller calls"), "{e}");
+}
+
+#[test]
 fn torch_compat_reproduces_the_references_on_degenerate_batches() {
     let x = [0.0f64, 1.0, 2.0, 3.0, 4.0, 6.0];
     let mut ws = Workspace::new();

@@ -187,6 +187,28 @@ fn size<V: Clone + Default>(v: &mut Vec<V>, n: usize) {
     }
 }
 
+/// [`size`] for the buffers the input does not bound (the `N × M` matrix, the per-part
+/// rows): a failed allocation is an error naming the matrix, not an abort.
+fn try_size<V: Clone + Default>(
+    v: &mut Vec<V>,
+    len: usize,
+    loss: &'static str,
+    (n, m): (usize, usize),
+) -> Result<()> {
+    if len > v.len() && v.try_reserve_exact(len - v.len()).is_err() {
+        return Err(Error::Batch {
+            loss,
+            problem: format!(
+                "{n} rows against {m} candidates need {len} × {} bytes of working memory, which could not be allocated",
+                std::mem::size_of::<V>()
+            ),
+            fix: "split the batch or the reference set into smaller calls",
+        });
+    }
+    size(v, len);
+    Ok(())
+}
+
 /// Rows per part: a function of the row count only (never of the thread count).
 fn part_rows(n: usize) -> usize {
     n.div_ceil(16).max(64).next_multiple_of(8)
@@ -831,12 +853,12 @@ pub(crate) fn run<T: Float, L: BatchLabel, Mi: Miner<T, u32>>(
     // The sweep.
     let prt = part_rows(n);
     let parts = n.div_ceil(prt).max(1);
-    size(mat, n * m);
+    try_size(mat, n * m, loss, (n, m))?;
     size(alpha, 2 * n);
     size(vals, n);
-    size(scratch, parts * 3 * m);
-    size(idx, parts * m);
-    size(beta, if want_grad { parts * 2 * m } else { 0 });
+    try_size(scratch, parts * 3 * m, loss, (n, m))?;
+    try_size(idx, parts * m, loss, (n, m))?;
+    try_size(beta, if want_grad { parts * 2 * m } else { 0 }, loss, (n, m))?;
     beta.fill(0.0);
     let par = parallel(n.saturating_mul(m).saturating_mul(dim.max(1)));
     let acc = if n == 0 || m == 0 {
