@@ -22,22 +22,11 @@ use marginloss_burn::{multi_margin, multiclass_hinge, MultiMargin, MulticlassHin
 
 #[path = "support/digits.rs"]
 mod digits;
+use digits::Rng;
 
 const TRAIN: usize = 1297;
 const STEPS: usize = 400;
 const REFERENCE: &str = include_str!("linear_svm_reference.txt");
-
-/// xorshift64*, as `tools/linear_svm_reference.py`.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-}
 
 /// The loss a model is trained with.
 #[derive(Clone, Copy)]

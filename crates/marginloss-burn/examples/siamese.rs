@@ -17,64 +17,19 @@
 
 use std::time::Instant;
 
-use burn::module::Module;
-use burn::nn::{Linear, LinearConfig};
+use burn::nn::LinearConfig;
 use burn::optim::{AdamWConfig, GradientsParams};
-use burn::tensor::activation::relu;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use marginloss_burn::{cosine_similarity, hinge_embedding, CosineSimilarity, HingeEmbedding, Reduction};
 
 #[path = "support/digits.rs"]
 mod digits;
+use digits::{dot, normalised, one_nn, Net, Rng};
 
 const TRAIN: usize = 1297;
 const BATCH: usize = 256;
 const STEPS: usize = 300;
 const MARGIN: f64 = 0.2;
-
-/// xorshift64*: a small deterministic generator.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
-
-#[derive(Module, Debug)]
-struct Net {
-    l1: Linear,
-    l2: Linear,
-}
-
-impl Net {
-    fn forward(&self, x: Tensor<2>) -> Tensor<2> {
-        self.l2.forward(relu(self.l1.forward(x)))
-    }
-}
-
-/// Row-normalised rows of `e` as `Vec`s.
-fn normalised(e: Tensor<2>) -> Vec<Vec<f32>> {
-    let [n, k] = e.dims();
-    let v: Vec<f32> = e.into_data().try_into_vec_as::<f32>().expect("f32");
-    (0..n)
-        .map(|i| {
-            let row = &v[i * k..(i + 1) * k];
-            let norm = row.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-8);
-            row.iter().map(|x| x / norm).collect()
-        })
-        .collect()
-}
-
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
-}
 
 /// Pair accuracy at the best threshold on `pairs` (cosine distance, same digit?) and
 /// 1-NN accuracy of the test rows against the training rows.
@@ -95,17 +50,7 @@ fn evaluate(
         correct = if p.1 { correct + 1 } else { correct - 1 };
         best = best.max(correct);
     }
-    let pair_acc = best as f64 / d.len() as f64;
-    let hits = test
-        .iter()
-        .zip(test_y)
-        .filter(|(t, &y)| {
-            let nn =
-                (0..train.len()).max_by(|&a, &b| dot(t, &train[a]).total_cmp(&dot(t, &train[b]))).unwrap();
-            train_y[nn] == y
-        })
-        .count();
-    (pair_acc, hits as f64 / test.len() as f64)
+    (best as f64 / d.len() as f64, one_nn(train, train_y, test, test_y))
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
