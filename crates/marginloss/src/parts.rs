@@ -71,6 +71,7 @@ split_tuple!(a: A, b: B, c: C, d: D);
 split_tuple!(a: A, b: B, c: C, d: D, e: E);
 split_tuple!(a: A, b: B, c: C, d: D, e: E, f: F);
 split_tuple!(a: A, b: B, c: C, d: D, e: E, f: F, g: G);
+split_tuple!(a: A, b: B, c: C, d: D, e: E, f: F, g: G, h: H);
 
 /// Runs `leaf` over the parts of `items` items of `width` elements each (the arguments
 /// bundled in `args`), combining the parts' results with `join` in the fixed tree.

@@ -136,6 +136,11 @@ impl<T: Float, L: BatchLabel> Miner<T, L> for HardMiner<T> {
     const DENSE: bool = false;
     const CLASSES: usize = 1;
 
+    /// One positive and one negative a row.
+    fn max_picks(_np: usize) -> usize {
+        2
+    }
+
     #[inline(always)]
     fn row(&self, r: &Row<'_, T, L>, s: &mut Scratch<'_, T>) -> (f64, Acc) {
         let m = r.d.len();

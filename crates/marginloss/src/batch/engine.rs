@@ -99,6 +99,11 @@ pub(crate) trait Miner<T: Float, L: BatchLabel>: Sync {
     fn zero_quirk(&self, _acc: &Acc) -> bool {
         false
     }
+    /// A sparse miner's bound on the non-zero weights of a row whose anchor has `np`
+    /// positives (the candidates of its class): the length of the row's list of picks.
+    fn max_picks(_np: usize) -> usize {
+        usize::MAX
+    }
     /// Mines one row: writes every `s.w[j]`, returns the row's loss sum and counters.
     /// Must be `#[inline(always)]` (it runs inside the vectorised part loop).
     fn row(&self, r: &Row<'_, T, L>, s: &mut Scratch<'_, T>) -> (f64, Acc);
@@ -129,6 +134,9 @@ pub struct Workspace<T> {
     idx: Vec<u32>,
     ids: Vec<u32>,
     keys: Vec<(i128, u32)>,
+    counts: Vec<u32>,
+    picks: Vec<u32>,
+    picks_len: Vec<u32>,
 }
 
 impl<T: Float> Workspace<T> {
@@ -155,6 +163,9 @@ impl<T: Float> Workspace<T> {
             idx: Vec::new(),
             ids: Vec::new(),
             keys: Vec::new(),
+            counts: Vec::new(),
+            picks: Vec::new(),
+            picks_len: Vec::new(),
         }
     }
 
@@ -176,7 +187,11 @@ impl<T: Float> Workspace<T> {
             + self.coef_r.capacity()
             + self.scratch.capacity())
             + 8 * (self.alpha.capacity() + self.beta.capacity() + self.vals.capacity())
-            + 4 * (self.idx.capacity() + self.ids.capacity())
+            + 4 * (self.idx.capacity()
+                + self.ids.capacity()
+                + self.counts.capacity()
+                + self.picks.capacity()
+                + self.picks_len.capacity())
             + std::mem::size_of::<(i128, u32)>() * self.keys.capacity()
     }
 }
@@ -263,10 +278,71 @@ fn parallel(work: usize) -> bool {
     }
 }
 
+/// `Σ a_k·b_k` in eight `f64` lanes (element `k` into lane `k % 8`), summed in a fixed
+/// order: the same bits at any vector width.
+#[inline(always)]
+fn dot_f64<T: Float>(a: &[T], b: &[T]) -> f64 {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut acc = [0.0f64; LANES];
+    let (ac, at) = a.as_chunks::<LANES>();
+    let (bc, bt) = b.as_chunks::<LANES>();
+    for (x, y) in ac.iter().zip(bc) {
+        for k in 0..LANES {
+            acc[k] += x[k].f64() * y[k].f64();
+        }
+    }
+    for (k, (x, y)) in at.iter().zip(bt).enumerate() {
+        acc[k] += x.f64() * y.f64();
+    }
+    sum_lanes(&acc)
+}
+
 /// Per-row norms of `x` (`n × dim`): writes the normalised rows into `xn` when
 /// `normalize`, and for the rows fed to the distance their squared norm, `1/max(‖x‖, eps)`
 /// and the cosine's straight-through coefficient `1/(c·‖x‖)` (0 for a zero row); the raw
-/// norms go into `raw`.
+/// norms go into `raw`. Vectorised ([`crate::simd::vectorize`]).
+struct Norms<'a, T> {
+    x: &'a [T],
+    dim: usize,
+    normalize: bool,
+    xn: &'a mut [T],
+    raw: &'a mut [T],
+    sq: &'a mut [T],
+    ic: &'a mut [T],
+    k: &'a mut [T],
+}
+
+impl<T: Float> pulp::WithSimd for Norms<'_, T> {
+    type Output = ();
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _: S) {
+        let Norms { x, dim, normalize, xn, raw, sq, ic, k } = self;
+        for i in 0..sq.len() {
+            let row = &x[i * dim..(i + 1) * dim];
+            let s = dot_f64(row, row);
+            let norm = s.sqrt();
+            raw[i] = T::of(norm);
+            let (s2, n2) = if normalize {
+                // x / max(‖x‖, eps) in T, as F.normalize (norm computed in T there; f64 here).
+                let den = T::of(norm.max(NORMALIZE_EPS));
+                let out = &mut xn[i * dim..(i + 1) * dim];
+                for (o, &v) in out.iter_mut().zip(row) {
+                    *o = v / den;
+                }
+                let s2 = dot_f64(out, out);
+                (s2, s2.sqrt())
+            } else {
+                (s, norm)
+            };
+            sq[i] = T::of(s2);
+            let c = n2.max(COSINE_EPS);
+            ic[i] = T::of(1.0 / c);
+            k[i] = if n2 > 0.0 { T::of(1.0 / (c * n2)) } else { T::zero() };
+        }
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn norms<T: Float>(
     x: &[T],
@@ -278,30 +354,7 @@ fn norms<T: Float>(
     ic: &mut [T],
     k: &mut [T],
 ) {
-    let n = sq.len();
-    for i in 0..n {
-        let row = &x[i * dim..(i + 1) * dim];
-        let s: f64 = row.iter().map(|v| v.f64() * v.f64()).sum();
-        let norm = s.sqrt();
-        raw[i] = T::of(norm);
-        let (s2, n2) = if normalize {
-            // x / max(‖x‖, eps) in T, as F.normalize (norm computed in T there; f64 here).
-            let den = T::of(norm.max(NORMALIZE_EPS));
-            let out = &mut xn[i * dim..(i + 1) * dim];
-            let mut s2 = 0.0f64;
-            for (o, &v) in out.iter_mut().zip(row) {
-                *o = v / den;
-                s2 += o.f64() * o.f64();
-            }
-            (s2, s2.sqrt())
-        } else {
-            (s, norm)
-        };
-        sq[i] = T::of(s2);
-        let c = n2.max(COSINE_EPS);
-        ic[i] = T::of(1.0 / c);
-        k[i] = if n2 > 0.0 { T::of(1.0 / (c * n2)) } else { T::zero() };
-    }
+    crate::simd::vectorize(Norms { x, dim, normalize, xn, raw, sq, ic, k });
 }
 
 /// Shared read-only context of a sweep.
@@ -335,13 +388,18 @@ struct PartOp<'a, 'b, T, L, Mi> {
     scratch: &'b mut [T],
     idx: &'b mut [u32],
     beta: &'b mut [f64],
+    /// Sparse miners: each row's list of non-zero columns (`cap` slots a row) and its
+    /// length.
+    picks: &'b mut [u32],
+    picks_len: &'b mut [u32],
+    cap: usize,
 }
 
 impl<T: Float, L: BatchLabel, Mi: Miner<T, L>> pulp::WithSimd for PartOp<'_, '_, T, L, Mi> {
     type Output = Acc;
     #[inline(always)]
     fn with_simd<S: pulp::Simd>(self, _: S) -> Acc {
-        let PartOp { mi, c, i0, mat, alpha, vals, scratch, idx, beta } = self;
+        let PartOp { mi, c, i0, mat, alpha, vals, scratch, idx, beta, picks, picks_len, cap } = self;
         let m = c.m;
         let mut acc = Acc::default();
         let (w, rest) = scratch.split_at_mut(m);
@@ -366,7 +424,15 @@ impl<T: Float, L: BatchLabel, Mi: Miner<T, L>> pulp::WithSimd for PartOp<'_, '_,
             vals[r] = v;
             acc = acc.add(a);
             if c.grad {
-                let (a0, a1) = coefficients::<T, L, Mi>(c, i, y, row, w, beta0, beta1);
+                let (a0, a1) = if Mi::DENSE {
+                    coefficients::<T, L, Mi>(c, i, y, row, w, beta0, beta1)
+                } else {
+                    let list = &mut picks[r * cap..(r + 1) * cap];
+                    let (a0, a1, len) =
+                        sparse_coefficients(c, i, y, Mi::CLASSES == 2, row, w, beta0, beta1, list);
+                    picks_len[r] = len as u32;
+                    (a0, a1)
+                };
                 alpha[2 * r] = a0;
                 alpha[2 * r + 1] = a1;
             }
@@ -462,9 +528,6 @@ fn coefficients<T: Float, L: BatchLabel, Mi: Miner<T, L>>(
     let (w, labels, beta0, beta1) = (&w[..m], &c.ref_labels[..m], &mut beta0[..m], &mut beta1[..m]);
     let zero = T::zero();
     let two = Mi::CLASSES == 2;
-    if !Mi::DENSE {
-        return sparse_coefficients(c, i, y, two, row, w, labels, beta0, beta1);
-    }
     match c.dist {
         BatchDistance::Euclidean => {
             for j in 0..m {
@@ -510,8 +573,10 @@ fn coefficients<T: Float, L: BatchLabel, Mi: Miner<T, L>>(
 }
 
 /// [`coefficients`] for a miner that weights a few candidates per row: only the 16-wide
-/// chunks of `w` with a non-zero weight are visited, the rest of the row is zeroed; `α`
-/// and `β` collect the same terms (the zero ones add nothing).
+/// chunks of `w` with a non-zero weight are visited; each non-zero weight's coefficient
+/// `X_ij` goes over its distance and its column into `list` (in column order), the rest
+/// of the row is left as it is (the backward reads only the listed columns). `α` and `β`
+/// collect the same terms as the dense path. Returns `(α₀, α₁, list length)`.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn sparse_coefficients<T: Float, L: BatchLabel>(
@@ -521,26 +586,27 @@ fn sparse_coefficients<T: Float, L: BatchLabel>(
     two: bool,
     row: &mut [T],
     w: &[T],
-    labels: &[L],
     beta0: &mut [f64],
     beta1: &mut [f64],
-) -> (f64, f64) {
+    list: &mut [u32],
+) -> (f64, f64, usize) {
     const C: usize = 16;
+    let m = row.len();
+    let (w, labels) = (&w[..m], &c.ref_labels[..m]);
     let zero = T::zero();
     let mut alpha = [0.0f64; 2];
+    let mut len = 0usize;
     let (ici, ki) = (c.q_ic[i], c.q_k[i]);
-    for (cb, (rc, wc)) in row.chunks_mut(C).zip(w.chunks(C)).enumerate() {
+    for (cb, wc) in w.chunks(C).enumerate() {
         if !any_nonzero(wc) {
-            rc.fill(zero);
             continue;
         }
-        for (o, (x, &wj)) in rc.iter_mut().zip(wc).enumerate() {
-            let j = cb * C + o;
-            let d = *x;
+        for (o, &wj) in wc.iter().enumerate() {
             if wj == zero {
-                *x = zero;
                 continue;
             }
+            let j = cb * C + o;
+            let d = row[j];
             let cls = usize::from(two && labels[j] != y);
             // The coefficient X_ij over the distance, and the term α_i / β_j collect.
             let (coef, term, beta_f) = match c.dist {
@@ -554,7 +620,14 @@ fn sparse_coefficients<T: Float, L: BatchLabel>(
                 }
                 BatchDistance::Cosine => (wj * (ici * c.r_ic[j]), wj * (T::one() - d), c.r_k[j]),
             };
-            *x = coef;
+            row[j] = coef;
+            // The miners' bound (`Miner::max_picks`) sizes the list; a column past it
+            // would be a miner bug, kept out of the list rather than written past it.
+            debug_assert!(len < list.len(), "a sparse miner weighted more columns than its bound");
+            if let Some(slot) = list.get_mut(len) {
+                *slot = j as u32;
+                len += 1;
+            }
             alpha[cls] += term.f64();
             let b = (term * beta_f).f64();
             if cls == 0 {
@@ -568,7 +641,7 @@ fn sparse_coefficients<T: Float, L: BatchLabel>(
         let f = ki.f64();
         alpha = [alpha[0] * f, alpha[1] * f];
     }
-    (alpha[0], alpha[1])
+    (alpha[0], alpha[1], len)
 }
 
 /// `Σ_j` of `xs` split by class (same label as the anchor, or not, when `two`), in eight
@@ -625,9 +698,23 @@ fn sum_t<T: Float>(a: &[T; LANES]) -> f64 {
         + ((a[2].f64() + a[6].f64()) + (a[3].f64() + a[7].f64()))
 }
 
-/// The first non-finite element of `x`.
+/// The first non-finite element of `x`: 64-element chunks checked whole (a fold that
+/// vectorises), the position searched only in the chunk that fails.
 fn non_finite<T: Float>(x: &[T]) -> Option<(usize, T)> {
-    x.iter().position(|v| !v.is_finite()).map(|i| (i, x[i]))
+    struct Op<'a, T>(&'a [T]);
+    impl<T: Float> pulp::WithSimd for Op<'_, T> {
+        type Output = Option<usize>;
+        #[inline(always)]
+        fn with_simd<S: pulp::Simd>(self, _: S) -> Option<usize> {
+            for (c, chunk) in self.0.chunks(64).enumerate() {
+                if !chunk.iter().fold(true, |a, v| a & v.is_finite()) {
+                    return chunk.iter().position(|v| !v.is_finite()).map(|i| c * 64 + i);
+                }
+            }
+            None
+        }
+    }
+    crate::simd::vectorize(Op(x)).map(|i| (i, x[i]))
 }
 
 /// Runs a batch loss: validates, sweeps, reduces, and (with `grad`) back-propagates.
@@ -812,6 +899,9 @@ pub(crate) fn run<T: Float, L: BatchLabel, Mi: Miner<T, u32>>(
         idx,
         ids,
         keys,
+        counts,
+        picks,
+        picks_len,
     } = ws;
     // The labels as dense u32 class ids (equal ids exactly for equal labels), anchors then
     // reference rows: the miners' compares then run at the distances' lane width.
@@ -860,6 +950,22 @@ pub(crate) fn run<T: Float, L: BatchLabel, Mi: Miner<T, u32>>(
     try_size(idx, parts * m, loss, (n, m))?;
     try_size(beta, if want_grad { parts * 2 * m } else { 0 }, loss, (n, m))?;
     beta.fill(0.0);
+    // A sparse miner's rows list their non-zero columns: as many slots a row as its bound
+    // for the largest class (at most `M`).
+    let listed = !Mi::DENSE && want_grad;
+    let cap = if !listed {
+        0
+    } else {
+        counts.clear();
+        counts.resize(ref_labels.iter().max().map_or(0, |&k| k as usize + 1), 0);
+        for &k in ref_labels {
+            counts[k as usize] += 1;
+        }
+        let np_max = counts.iter().max().map_or(0, |&c| c as usize);
+        Mi::max_picks(np_max).min(m)
+    };
+    try_size(picks, n * cap, loss, (n, m))?;
+    size(picks_len, if listed { n } else { 0 });
     let par = parallel(n.saturating_mul(m).saturating_mul(dim.max(1)));
     let acc = if n == 0 || m == 0 {
         Acc::default()
@@ -876,6 +982,8 @@ pub(crate) fn run<T: Float, L: BatchLabel, Mi: Miner<T, u32>>(
                 Chunks(&mut scratch[..], 3 * m),
                 Chunks(&mut idx[..], m),
                 Chunks(&mut beta[..], bw),
+                Chunks(&mut picks[..], prt * cap),
+                Chunks(&mut picks_len[..], if listed { prt } else { 0 }),
             ),
             &|(
                 Chunks(mat, _),
@@ -884,6 +992,8 @@ pub(crate) fn run<T: Float, L: BatchLabel, Mi: Miner<T, u32>>(
                 Chunks(scratch, _),
                 Chunks(idx, _),
                 Chunks(beta, _),
+                Chunks(picks, _),
+                Chunks(picks_len, _),
             ),
               part| {
                 let i0 = part * prt;
@@ -895,7 +1005,20 @@ pub(crate) fn run<T: Float, L: BatchLabel, Mi: Miner<T, u32>>(
                     T::one(),
                     false,
                 );
-                crate::simd::vectorize(PartOp { mi, c: &ctx, i0, mat, alpha, vals, scratch, idx, beta })
+                crate::simd::vectorize(PartOp {
+                    mi,
+                    c: &ctx,
+                    i0,
+                    mat,
+                    alpha,
+                    vals,
+                    scratch,
+                    idx,
+                    beta,
+                    picks,
+                    picks_len,
+                    cap,
+                })
             },
             &|a: Acc, b: Acc| a.add(b),
         )
@@ -1037,33 +1160,51 @@ pub(crate) fn run<T: Float, L: BatchLabel, Mi: Miner<T, u32>>(
     }
     // A sparse one-class miner's scale rides on its scans (`s`) instead of a pass over
     // the whole matrix.
-    let sparse_scale = !Mi::DENSE && Mi::CLASSES == 1;
-    let s = if sparse_scale { s0 } else { T::one() };
     if self_ref {
         for (j, c) in coef_q.iter_mut().enumerate() {
             *c = T::of(c.f64() + beta_j(j));
-        }
-        if Mi::DENSE {
-            symmetrize(mat, n, labels, Mi::CLASSES == 2, s0, s1);
-        } else if scale != [1.0; 2] && !sparse_scale {
-            scale_classes(mat, m, labels, ref_labels, Mi::CLASSES == 2, s0, s1);
         }
     } else {
         size(coef_r, m);
         for (j, c) in coef_r.iter_mut().enumerate() {
             *c = T::of(beta_j(j));
         }
-        if scale != [1.0; 2] && !sparse_scale {
+    }
+    if Mi::DENSE {
+        // The class scales go into the matrix: with its transpose added when the rows
+        // are their own candidates.
+        if self_ref {
+            symmetrize(mat, n, labels, Mi::CLASSES == 2, s0, s1);
+        } else if scale != [1.0; 2] {
             scale_classes(mat, m, labels, ref_labels, Mi::CLASSES == 2, s0, s1);
         }
-    }
-    // ∂/∂q_i = coef_i·q_i − Σ_j X_ij·r_j
-    rows_backward::<T>(Mi::DENSE, mat, m, dim, q, r, coef_q, grad, prt, par, s);
-    if self_ref && !Mi::DENSE {
-        scatter_transposed(mat, n, dim, q, grad, s);
-    }
-    if let Some(gr) = grad_ref.as_deref_mut() {
-        cols_backward::<T>(Mi::DENSE, mat, n, m, dim, q, r, coef_r, gr, par, s);
+        // ∂/∂q_i = coef_i·q_i − Σ_j X_ij·r_j
+        rows_backward_dense(mat, m, dim, q, r, coef_q, grad, prt, par);
+        if let Some(gr) = grad_ref.as_deref_mut() {
+            cols_backward_dense(mat, n, m, dim, q, r, coef_r, gr, par);
+        }
+    } else {
+        let lists = Lists {
+            x: mat,
+            m,
+            picks,
+            len: picks_len,
+            cap,
+            scale: [s0, s1],
+            two: Mi::CLASSES == 2,
+            labels,
+            ref_labels,
+        };
+        // ∂/∂q_i = coef_i·q_i − Σ_j X_ij·r_j over row i's list, then the transposed
+        // half (rows as their own candidates) or the reference rows' gradient, both
+        // scattered from every list into parts of the destination rows.
+        rows_backward_sparse(&lists, dim, q, r, coef_q, grad, prt, par);
+        if self_ref {
+            scatter_lists(&lists, dim, q, None, grad, par);
+        }
+        if let Some(gr) = grad_ref.as_deref_mut() {
+            scatter_lists(&lists, dim, q, Some((r, &coef_r[..])), gr, par);
+        }
     }
     if normalize {
         normalize_backward(grad, q, q_raw, dim);
@@ -1131,27 +1272,6 @@ fn symmetrize<T: Float, L: BatchLabel>(x: &mut [T], n: usize, labels: &[L], two:
     }
 }
 
-/// `grad_k −= s·Σ_j X_jk·q_j` for the non-zero `X_jk` (the transposed half of the sparse
-/// backward without a reference set), rows in order.
-fn scatter_transposed<T: Float>(x: &[T], n: usize, dim: usize, q: &[T], grad: &mut [T], s: T) {
-    const C: usize = 16;
-    for j in 0..n {
-        let row = &x[j * n..(j + 1) * n];
-        let qj = &q[j * dim..(j + 1) * dim];
-        for (c, chunk) in row.chunks(C).enumerate() {
-            if !any_nonzero(chunk) {
-                continue;
-            }
-            for (o, &v) in chunk.iter().enumerate() {
-                if v != T::zero() {
-                    let k = c * C + o;
-                    axpy(&mut grad[k * dim..(k + 1) * dim], -(v * s), qj);
-                }
-            }
-        }
-    }
-}
-
 /// `X_ij ← s_c·X_ij` with the class of `(labels[i], ref_labels[j])`.
 fn scale_classes<T: Float, L: BatchLabel>(
     x: &mut [T],
@@ -1170,11 +1290,9 @@ fn scale_classes<T: Float, L: BatchLabel>(
     }
 }
 
-/// `grad_i = coef_i·q_i − Σ_j X_ij·r_j` over row parts: a GEMM when `dense`, a scan of
-/// the non-zero `X_ij` otherwise (each scaled by `s` there).
+/// `grad_i = coef_i·q_i − Σ_j X_ij·r_j` over row parts, by GEMM.
 #[allow(clippy::too_many_arguments)]
-fn rows_backward<T: Float>(
-    dense: bool,
+fn rows_backward_dense<T: Float>(
     x: &[T],
     m: usize,
     dim: usize,
@@ -1184,7 +1302,6 @@ fn rows_backward<T: Float>(
     grad: &mut [T],
     prt: usize,
     par: bool,
-    s: T,
 ) {
     let n = coef.len();
     let parts = n.div_ceil(prt).max(1);
@@ -1197,44 +1314,30 @@ fn rows_backward<T: Float>(
             let i0 = part * prt;
             let rows = g.len() / dim;
             let xs = &x[i0 * m..(i0 + rows) * m];
-            if dense {
-                T::gemm(
-                    g,
-                    super::gemm::Operand::new(xs, rows, m),
-                    super::gemm::Operand::new(r, m, dim),
-                    -T::one(),
-                    false,
-                );
-            } else {
-                g.fill(T::zero());
-                for (gi, xr) in g.chunks_exact_mut(dim).zip(xs.chunks_exact(m)) {
-                    for (cb, chunk) in xr.chunks(16).enumerate() {
-                        if !any_nonzero(chunk) {
-                            continue;
-                        }
-                        for (o, &c) in chunk.iter().enumerate() {
-                            if c != T::zero() {
-                                let j = cb * 16 + o;
-                                axpy(gi, -(c * s), &r[j * dim..(j + 1) * dim]);
-                            }
-                        }
-                    }
-                }
-            }
-            for (k, gi) in g.chunks_exact_mut(dim).enumerate() {
-                let i = i0 + k;
-                axpy(gi, coef[i], &q[i * dim..(i + 1) * dim]);
-            }
+            T::gemm(
+                g,
+                super::gemm::Operand::new(xs, rows, m),
+                super::gemm::Operand::new(r, m, dim),
+                -T::one(),
+                false,
+            );
+            add_scaled_rows(g, coef, q, i0, dim);
         },
         &|(), ()| (),
     );
 }
 
-/// `grad_j = coef_j·r_j − Σ_i X_ij·q_i` over parts of the reference rows (the sparse scan
-/// scales each `X_ij` by `s`).
+/// `g_k += coef_{k0+k}·v_{k0+k}` for the rows of a part starting at row `k0`.
+fn add_scaled_rows<T: Float>(g: &mut [T], coef: &[T], v: &[T], k0: usize, dim: usize) {
+    for (k, gk) in g.chunks_exact_mut(dim).enumerate() {
+        let i = k0 + k;
+        axpy(gk, coef[i], &v[i * dim..(i + 1) * dim]);
+    }
+}
+
+/// `grad_j = coef_j·r_j − Σ_i X_ij·q_i` over parts of the reference rows, by GEMM.
 #[allow(clippy::too_many_arguments)]
-fn cols_backward<T: Float>(
-    dense: bool,
+fn cols_backward_dense<T: Float>(
     x: &[T],
     n: usize,
     m: usize,
@@ -1244,7 +1347,6 @@ fn cols_backward<T: Float>(
     coef: &[T],
     grad: &mut [T],
     par: bool,
-    s: T,
 ) {
     let prt = part_rows(m);
     let parts = m.div_ceil(prt).max(1);
@@ -1256,30 +1358,114 @@ fn cols_backward<T: Float>(
         &|Chunks(g, _), part| {
             let j0 = part * prt;
             let cols = g.len() / dim;
-            if dense {
-                let lhs = super::gemm::Operand { data: &x[j0..], rows: n, cols, stride: m, trans: true };
-                T::gemm(g, lhs, super::gemm::Operand::new(q, n, dim), -T::one(), false);
-            } else {
+            let lhs = super::gemm::Operand { data: &x[j0..], rows: n, cols, stride: m, trans: true };
+            T::gemm(g, lhs, super::gemm::Operand::new(q, n, dim), -T::one(), false);
+            add_scaled_rows(g, coef, r, j0, dim);
+        },
+        &|(), ()| (),
+    );
+}
+
+/// A sparse miner's coefficients: row `i` of `x` holds `X_ij` at the columns listed in
+/// `picks[i·cap..][..len[i]]` (ascending), each scaled by its class's reduction scale.
+struct Lists<'a, T> {
+    x: &'a [T],
+    m: usize,
+    picks: &'a [u32],
+    len: &'a [u32],
+    cap: usize,
+    scale: [T; 2],
+    two: bool,
+    labels: &'a [u32],
+    ref_labels: &'a [u32],
+}
+
+impl<T: Float> Lists<'_, T> {
+    /// Row `i`'s `(column, scaled coefficient)` pairs, in column order.
+    #[inline]
+    fn row(&self, i: usize) -> impl Iterator<Item = (usize, T)> + '_ {
+        let len = (self.len[i] as usize).min(self.cap);
+        let cols = &self.picks[i * self.cap..i * self.cap + len];
+        let xr = &self.x[i * self.m..(i + 1) * self.m];
+        let y = self.labels[i];
+        cols.iter().map(move |&j| {
+            let j = j as usize;
+            let cls = usize::from(self.two && self.ref_labels[j] != y);
+            (j, xr[j] * self.scale[cls])
+        })
+    }
+}
+
+/// `grad_i = coef_i·q_i − Σ_j X_ij·r_j` over row `i`'s list, in row parts.
+#[allow(clippy::too_many_arguments)]
+fn rows_backward_sparse<T: Float>(
+    lists: &Lists<'_, T>,
+    dim: usize,
+    q: &[T],
+    r: &[T],
+    coef: &[T],
+    grad: &mut [T],
+    prt: usize,
+    par: bool,
+) {
+    let n = coef.len();
+    let parts = n.div_ceil(prt).max(1);
+    tree(
+        parts,
+        0,
+        par,
+        Chunks(&mut grad[..], prt * dim),
+        &|Chunks(g, _), part| {
+            let i0 = part * prt;
+            g.fill(T::zero());
+            for (k, gi) in g.chunks_exact_mut(dim).enumerate() {
+                for (j, c) in lists.row(i0 + k) {
+                    axpy(gi, -c, &r[j * dim..(j + 1) * dim]);
+                }
+            }
+            add_scaled_rows(g, coef, q, i0, dim);
+        },
+        &|(), ()| (),
+    );
+}
+
+/// `grad_j (+)= Σ_i −X_ij·q_i` from every row's list, in parts of the destination rows
+/// (each part reads all the lists and keeps its own columns, rows in order, so the sum
+/// does not depend on the threads). With `base = Some((r, coef))` the destination is the
+/// reference rows' gradient and starts at `coef_j·r_j`; without, it is added to.
+fn scatter_lists<T: Float>(
+    lists: &Lists<'_, T>,
+    dim: usize,
+    q: &[T],
+    base: Option<(&[T], &[T])>,
+    grad: &mut [T],
+    par: bool,
+) {
+    let rows_out = grad.len() / dim.max(1);
+    let n = lists.len.len();
+    let prt = part_rows(rows_out);
+    let parts = rows_out.div_ceil(prt).max(1);
+    tree(
+        parts,
+        0,
+        par,
+        Chunks(&mut grad[..], prt * dim),
+        &|Chunks(g, _), part| {
+            let j0 = part * prt;
+            let j1 = j0 + g.len() / dim;
+            if base.is_some() {
                 g.fill(T::zero());
-                for i in 0..n {
-                    let xr = &x[i * m + j0..i * m + j0 + cols];
-                    let qi = &q[i * dim..(i + 1) * dim];
-                    for (cb, chunk) in xr.chunks(16).enumerate() {
-                        if !any_nonzero(chunk) {
-                            continue;
-                        }
-                        for (o, &c) in chunk.iter().enumerate() {
-                            if c != T::zero() {
-                                let k = cb * 16 + o;
-                                axpy(&mut g[k * dim..(k + 1) * dim], -(c * s), qi);
-                            }
-                        }
+            }
+            for i in 0..n {
+                let qi = &q[i * dim..(i + 1) * dim];
+                for (j, c) in lists.row(i) {
+                    if (j0..j1).contains(&j) {
+                        axpy(&mut g[(j - j0) * dim..(j - j0 + 1) * dim], -c, qi);
                     }
                 }
             }
-            for (k, gj) in g.chunks_exact_mut(dim).enumerate() {
-                let j = j0 + k;
-                axpy(gj, coef[j], &r[j * dim..(j + 1) * dim]);
+            if let Some((r, coef)) = base {
+                add_scaled_rows(g, coef, r, j0, dim);
             }
         },
         &|(), ()| (),
@@ -1303,20 +1489,35 @@ fn axpy<T: Float>(y: &mut [T], a: T, x: &[T]) {
 /// The gradient through `x̂ = x / max(‖x‖, eps)`: `(g − (g·x̂)·x̂)/‖x‖` where `‖x‖ > eps`,
 /// `g/eps` elsewhere (the clamp passes no gradient), in place.
 fn normalize_backward<T: Float>(grad: &mut [T], xn: &[T], raw: &[T], dim: usize) {
-    for ((g, xh), &nr) in grad.chunks_exact_mut(dim).zip(xn.chunks_exact(dim)).zip(raw) {
-        let n = nr.f64();
-        if n > NORMALIZE_EPS {
-            let dot: f64 = g.iter().zip(xh).map(|(a, b)| a.f64() * b.f64()).sum();
-            let (dot, inv) = (T::of(dot), T::of(1.0 / n));
-            for (gv, &h) in g.iter_mut().zip(xh) {
-                *gv = (*gv - dot * h) * inv;
-            }
-        } else {
-            let inv = T::of(1.0 / NORMALIZE_EPS);
-            for gv in g.iter_mut() {
-                *gv = *gv * inv;
+    struct Op<'a, T> {
+        grad: &'a mut [T],
+        xn: &'a [T],
+        raw: &'a [T],
+        dim: usize,
+    }
+    impl<T: Float> pulp::WithSimd for Op<'_, T> {
+        type Output = ();
+        #[inline(always)]
+        fn with_simd<S: pulp::Simd>(self, _: S) {
+            let Op { grad, xn, raw, dim } = self;
+            for ((g, xh), &nr) in grad.chunks_exact_mut(dim).zip(xn.chunks_exact(dim)).zip(raw) {
+                let n = nr.f64();
+                if n > NORMALIZE_EPS {
+                    let (dot, inv) = (T::of(dot_f64(g, xh)), T::of(1.0 / n));
+                    for (gv, &h) in g.iter_mut().zip(xh) {
+                        *gv = (*gv - dot * h) * inv;
+                    }
+                } else {
+                    let inv = T::of(1.0 / NORMALIZE_EPS);
+                    for gv in g.iter_mut() {
+                        *gv = *gv * inv;
+                    }
+                }
             }
         }
+    }
+    if dim > 0 {
+        crate::simd::vectorize(Op { grad, xn, raw, dim });
     }
 }
 

@@ -106,6 +106,11 @@ impl<T: Float, L: BatchLabel> Miner<T, L> for SemiMiner<T> {
     const DENSE: bool = false;
     const CLASSES: usize = 1;
 
+    /// A positive and a negative for each positive.
+    fn max_picks(np: usize) -> usize {
+        np.saturating_mul(2)
+    }
+
     fn nan_when_empty(&self) -> bool {
         self.tfa
     }
@@ -155,7 +160,6 @@ impl<T: Float, L: BatchLabel> Miner<T, L> for SemiMiner<T> {
             acc.anchors = 1;
         }
         let zero = T::zero();
-        let chunks = m / LANES;
         let mut total = 0.0f64;
         for p in 0..np {
             let dp = s.a[p];
@@ -164,16 +168,15 @@ impl<T: Float, L: BatchLabel> Miner<T, L> for SemiMiner<T> {
             // the lanes that hold it.
             let negd = &s.b[..m];
             let mut lanes = [inf; LANES];
-            for c in 0..chunks {
+            let (body, tail) = negd.as_chunks::<LANES>();
+            for chunk in body {
                 for k in 0..LANES {
-                    let v = negd[c * LANES + k];
-                    lanes[k] = T::select(v > dp && v < lanes[k], v, lanes[k]);
+                    let v = chunk[k];
+                    lanes[k] = T::select((v > dp) & (v < lanes[k]), v, lanes[k]);
                 }
             }
-            for j in chunks * LANES..m {
-                let k = j - chunks * LANES;
-                let v = negd[j];
-                lanes[k] = T::select(v > dp && v < lanes[k], v, lanes[k]);
+            for (k, &v) in tail.iter().enumerate() {
+                lanes[k] = T::select((v > dp) & (v < lanes[k]), v, lanes[k]);
             }
             let mut near = inf;
             for &v in &lanes {
