@@ -40,6 +40,9 @@ pub(crate) struct Row<'a, T, L> {
     pub y: L,
     /// The anchor's own index among the candidates ([`NONE`] with a reference set).
     pub skip: usize,
+    /// The candidates with the anchor's label, ascending (the anchor itself among them
+    /// without a reference set).
+    pub same: &'a [u32],
     /// The factor the row's weights carry (the per-anchor upstream gradient for
     /// `Reduction::None`, else 1).
     pub g: T,
@@ -135,7 +138,10 @@ pub struct Workspace<T> {
     ids: Vec<u32>,
     keys: Vec<(i128, u32)>,
     counts: Vec<u32>,
+    offsets: Vec<u32>,
+    members: Vec<u32>,
     picks: Vec<u32>,
+    pick_x: Vec<T>,
     picks_len: Vec<u32>,
 }
 
@@ -164,7 +170,10 @@ impl<T: Float> Workspace<T> {
             ids: Vec::new(),
             keys: Vec::new(),
             counts: Vec::new(),
+            offsets: Vec::new(),
+            members: Vec::new(),
             picks: Vec::new(),
+            pick_x: Vec::new(),
             picks_len: Vec::new(),
         }
     }
@@ -185,11 +194,14 @@ impl<T: Float> Workspace<T> {
             + self.r_k.capacity()
             + self.coef_q.capacity()
             + self.coef_r.capacity()
-            + self.scratch.capacity())
+            + self.scratch.capacity()
+            + self.pick_x.capacity())
             + 8 * (self.alpha.capacity() + self.beta.capacity() + self.vals.capacity())
             + 4 * (self.idx.capacity()
                 + self.ids.capacity()
                 + self.counts.capacity()
+                + self.offsets.capacity()
+                + self.members.capacity()
                 + self.picks.capacity()
                 + self.picks_len.capacity())
             + std::mem::size_of::<(i128, u32)>() * self.keys.capacity()
@@ -365,6 +377,9 @@ struct Ctx<'a, T, L> {
     r: &'a [T],
     labels: &'a [L],
     ref_labels: &'a [L],
+    /// The candidates of class `k`: `members[offsets[k]..offsets[k + 1]]` (ascending).
+    members: &'a [u32],
+    offsets: &'a [u32],
     self_ref: bool,
     q_sq: &'a [T],
     r_sq: &'a [T],
@@ -391,6 +406,7 @@ struct PartOp<'a, 'b, T, L, Mi> {
     /// Sparse miners: each row's list of non-zero columns (`cap` slots a row) and its
     /// length.
     picks: &'b mut [u32],
+    pick_x: &'b mut [T],
     picks_len: &'b mut [u32],
     cap: usize,
 }
@@ -399,7 +415,7 @@ impl<T: Float, L: BatchLabel, Mi: Miner<T, L>> pulp::WithSimd for PartOp<'_, '_,
     type Output = Acc;
     #[inline(always)]
     fn with_simd<S: pulp::Simd>(self, _: S) -> Acc {
-        let PartOp { mi, c, i0, mat, alpha, vals, scratch, idx, beta, picks, picks_len, cap } = self;
+        let PartOp { mi, c, i0, mat, alpha, vals, scratch, idx, beta, picks, pick_x, picks_len, cap } = self;
         let m = c.m;
         let mut acc = Acc::default();
         let (w, rest) = scratch.split_at_mut(m);
@@ -418,7 +434,8 @@ impl<T: Float, L: BatchLabel, Mi: Miner<T, L>> pulp::WithSimd for PartOp<'_, '_,
                 _ => c.upstream[i],
             };
             let y = c.labels[i];
-            let rw = Row { d: row, labels: c.ref_labels, y, skip, g };
+            let same = class_members(c.members, c.offsets, y);
+            let rw = Row { d: row, labels: c.ref_labels, y, skip, same, g };
             let mut s = Scratch { w: &mut *w, a: &mut *sa, b: &mut *sb, idx: &mut *idx };
             let (v, a) = mi.row(&rw, &mut s);
             vals[r] = v;
@@ -427,7 +444,7 @@ impl<T: Float, L: BatchLabel, Mi: Miner<T, L>> pulp::WithSimd for PartOp<'_, '_,
                 let (a0, a1) = if Mi::DENSE {
                     coefficients::<T, L, Mi>(c, i, y, row, w, beta0, beta1)
                 } else {
-                    let list = &mut picks[r * cap..(r + 1) * cap];
+                    let list = (&mut picks[r * cap..(r + 1) * cap], &mut pick_x[r * cap..(r + 1) * cap]);
                     let (a0, a1, len) =
                         sparse_coefficients(c, i, y, Mi::CLASSES == 2, row, w, beta0, beta1, list);
                     picks_len[r] = len as u32;
@@ -465,6 +482,46 @@ fn class_ids<'w, L: BatchLabel>(
     }
     let (a, r) = ids.split_at(n);
     (a, if ref_labels.is_some() { r } else { a })
+}
+
+/// The candidates of class `y` (none when no candidate has it).
+#[inline(always)]
+fn class_members<'a, L: BatchLabel>(members: &'a [u32], offsets: &[u32], y: L) -> &'a [u32] {
+    let k = y.key() as usize;
+    match (offsets.get(k), offsets.get(k + 1)) {
+        (Some(&a), Some(&b)) => &members[a as usize..b as usize],
+        _ => &[],
+    }
+}
+
+/// The candidates grouped by class id (a counting sort, positions ascending within a
+/// class): `counts[k]` their number, `offsets[k]..offsets[k + 1]` their range in
+/// `members`.
+fn group_classes(ref_ids: &[u32], counts: &mut Vec<u32>, offsets: &mut Vec<u32>, members: &mut Vec<u32>) {
+    let classes = ref_ids.iter().max().map_or(0, |&k| k as usize + 1);
+    counts.clear();
+    counts.resize(classes, 0);
+    for &k in ref_ids {
+        counts[k as usize] += 1;
+    }
+    offsets.clear();
+    offsets.push(0);
+    let mut at = 0u32;
+    for &c in counts.iter() {
+        at += c;
+        offsets.push(at);
+    }
+    size(members, ref_ids.len());
+    for (j, &k) in ref_ids.iter().enumerate() {
+        let slot = &mut offsets[k as usize];
+        members[*slot as usize] = j as u32;
+        *slot += 1;
+    }
+    // Each class's start was advanced past its members: shift back.
+    for k in (1..offsets.len()).rev() {
+        offsets[k] = offsets[k - 1];
+    }
+    offsets[0] = 0;
 }
 
 /// Gram row → distances, in place; returns whether every distance is finite (checked in
@@ -573,10 +630,10 @@ fn coefficients<T: Float, L: BatchLabel, Mi: Miner<T, L>>(
 }
 
 /// [`coefficients`] for a miner that weights a few candidates per row: only the 16-wide
-/// chunks of `w` with a non-zero weight are visited; each non-zero weight's coefficient
-/// `X_ij` goes over its distance and its column into `list` (in column order), the rest
-/// of the row is left as it is (the backward reads only the listed columns). `α` and `β`
-/// collect the same terms as the dense path. Returns `(α₀, α₁, list length)`.
+/// chunks of `w` with a non-zero weight are visited; each non-zero weight's column and
+/// coefficient `X_ij` go into `list` (in column order: the backward reads only the lists,
+/// never the `N × M` matrix again). `α` and `β` collect the same terms as the dense path.
+/// Returns `(α₀, α₁, list length)`.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn sparse_coefficients<T: Float, L: BatchLabel>(
@@ -584,11 +641,11 @@ fn sparse_coefficients<T: Float, L: BatchLabel>(
     i: usize,
     y: L,
     two: bool,
-    row: &mut [T],
+    row: &[T],
     w: &[T],
     beta0: &mut [f64],
     beta1: &mut [f64],
-    list: &mut [u32],
+    list: (&mut [u32], &mut [T]),
 ) -> (f64, f64, usize) {
     const C: usize = 16;
     let m = row.len();
@@ -620,12 +677,11 @@ fn sparse_coefficients<T: Float, L: BatchLabel>(
                 }
                 BatchDistance::Cosine => (wj * (ici * c.r_ic[j]), wj * (T::one() - d), c.r_k[j]),
             };
-            row[j] = coef;
             // The miners' bound (`Miner::max_picks`) sizes the list; a column past it
             // would be a miner bug, kept out of the list rather than written past it.
-            debug_assert!(len < list.len(), "a sparse miner weighted more columns than its bound");
-            if let Some(slot) = list.get_mut(len) {
-                *slot = j as u32;
+            debug_assert!(len < list.0.len(), "a sparse miner weighted more columns than its bound");
+            if let (Some(col), Some(x)) = (list.0.get_mut(len), list.1.get_mut(len)) {
+                (*col, *x) = (j as u32, coef);
                 len += 1;
             }
             alpha[cls] += term.f64();
@@ -900,13 +956,17 @@ pub(crate) fn run<T: Float, L: BatchLabel, Mi: Miner<T, u32>>(
         ids,
         keys,
         counts,
+        offsets,
+        members,
         picks,
+        pick_x,
         picks_len,
     } = ws;
     // The labels as dense u32 class ids (equal ids exactly for equal labels), anchors then
     // reference rows: the miners' compares then run at the distances' lane width.
     let (labels, ref_labels) =
         class_ids(batch.labels, if self_ref { None } else { Some(ref_labels) }, keys, ids);
+    group_classes(ref_labels, counts, offsets, members);
     let q: &[T] = if normalize { qn } else { emb.data() };
     let r: &[T] = if self_ref {
         q
@@ -928,6 +988,8 @@ pub(crate) fn run<T: Float, L: BatchLabel, Mi: Miner<T, u32>>(
         r,
         labels,
         ref_labels,
+        members,
+        offsets,
         self_ref,
         q_sq,
         r_sq,
@@ -953,18 +1015,9 @@ pub(crate) fn run<T: Float, L: BatchLabel, Mi: Miner<T, u32>>(
     // A sparse miner's rows list their non-zero columns: as many slots a row as its bound
     // for the largest class (at most `M`).
     let listed = !Mi::DENSE && want_grad;
-    let cap = if !listed {
-        0
-    } else {
-        counts.clear();
-        counts.resize(ref_labels.iter().max().map_or(0, |&k| k as usize + 1), 0);
-        for &k in ref_labels {
-            counts[k as usize] += 1;
-        }
-        let np_max = counts.iter().max().map_or(0, |&c| c as usize);
-        Mi::max_picks(np_max).min(m)
-    };
+    let cap = if listed { Mi::max_picks(counts.iter().max().map_or(0, |&c| c as usize)).min(m) } else { 0 };
     try_size(picks, n * cap, loss, (n, m))?;
+    try_size(pick_x, n * cap, loss, (n, m))?;
     size(picks_len, if listed { n } else { 0 });
     let par = parallel(n.saturating_mul(m).saturating_mul(dim.max(1)));
     let acc = if n == 0 || m == 0 {
@@ -982,7 +1035,7 @@ pub(crate) fn run<T: Float, L: BatchLabel, Mi: Miner<T, u32>>(
                 Chunks(&mut scratch[..], 3 * m),
                 Chunks(&mut idx[..], m),
                 Chunks(&mut beta[..], bw),
-                Chunks(&mut picks[..], prt * cap),
+                (Chunks(&mut picks[..], prt * cap), Chunks(&mut pick_x[..], prt * cap)),
                 Chunks(&mut picks_len[..], if listed { prt } else { 0 }),
             ),
             &|(
@@ -992,7 +1045,7 @@ pub(crate) fn run<T: Float, L: BatchLabel, Mi: Miner<T, u32>>(
                 Chunks(scratch, _),
                 Chunks(idx, _),
                 Chunks(beta, _),
-                Chunks(picks, _),
+                (Chunks(picks, _), Chunks(pick_x, _)),
                 Chunks(picks_len, _),
             ),
               part| {
@@ -1016,6 +1069,7 @@ pub(crate) fn run<T: Float, L: BatchLabel, Mi: Miner<T, u32>>(
                     idx,
                     beta,
                     picks,
+                    pick_x,
                     picks_len,
                     cap,
                 })
@@ -1185,8 +1239,7 @@ pub(crate) fn run<T: Float, L: BatchLabel, Mi: Miner<T, u32>>(
         }
     } else {
         let lists = Lists {
-            x: mat,
-            m,
+            x: pick_x,
             picks,
             len: picks_len,
             cap,
@@ -1328,6 +1381,7 @@ fn rows_backward_dense<T: Float>(
 }
 
 /// `g_k += coef_{k0+k}·v_{k0+k}` for the rows of a part starting at row `k0`.
+#[inline(always)]
 fn add_scaled_rows<T: Float>(g: &mut [T], coef: &[T], v: &[T], k0: usize, dim: usize) {
     for (k, gk) in g.chunks_exact_mut(dim).enumerate() {
         let i = k0 + k;
@@ -1366,11 +1420,11 @@ fn cols_backward_dense<T: Float>(
     );
 }
 
-/// A sparse miner's coefficients: row `i` of `x` holds `X_ij` at the columns listed in
-/// `picks[i·cap..][..len[i]]` (ascending), each scaled by its class's reduction scale.
+/// A sparse miner's coefficients: row `i`'s columns `picks[i·cap..][..len[i]]`
+/// (ascending) with their `X_ij` in `x` alongside, each scaled by its class's reduction
+/// scale.
 struct Lists<'a, T> {
     x: &'a [T],
-    m: usize,
     picks: &'a [u32],
     len: &'a [u32],
     cap: usize,
@@ -1382,16 +1436,15 @@ struct Lists<'a, T> {
 
 impl<T: Float> Lists<'_, T> {
     /// Row `i`'s `(column, scaled coefficient)` pairs, in column order.
-    #[inline]
+    #[inline(always)]
     fn row(&self, i: usize) -> impl Iterator<Item = (usize, T)> + '_ {
         let len = (self.len[i] as usize).min(self.cap);
-        let cols = &self.picks[i * self.cap..i * self.cap + len];
-        let xr = &self.x[i * self.m..(i + 1) * self.m];
+        let at = i * self.cap..i * self.cap + len;
         let y = self.labels[i];
-        cols.iter().map(move |&j| {
+        self.picks[at.clone()].iter().zip(&self.x[at]).map(move |(&j, &x)| {
             let j = j as usize;
             let cls = usize::from(self.two && self.ref_labels[j] != y);
-            (j, xr[j] * self.scale[cls])
+            (j, x * self.scale[cls])
         })
     }
 }
@@ -1417,13 +1470,15 @@ fn rows_backward_sparse<T: Float>(
         Chunks(&mut grad[..], prt * dim),
         &|Chunks(g, _), part| {
             let i0 = part * prt;
-            g.fill(T::zero());
-            for (k, gi) in g.chunks_exact_mut(dim).enumerate() {
-                for (j, c) in lists.row(i0 + k) {
-                    axpy(gi, -c, &r[j * dim..(j + 1) * dim]);
+            crate::simd::vectorized(|| {
+                g.fill(T::zero());
+                for (k, gi) in g.chunks_exact_mut(dim).enumerate() {
+                    for (j, c) in lists.row(i0 + k) {
+                        axpy(gi, -c, &r[j * dim..(j + 1) * dim]);
+                    }
                 }
-            }
-            add_scaled_rows(g, coef, q, i0, dim);
+                add_scaled_rows(g, coef, q, i0, dim);
+            });
         },
         &|(), ()| (),
     );
@@ -1453,20 +1508,22 @@ fn scatter_lists<T: Float>(
         &|Chunks(g, _), part| {
             let j0 = part * prt;
             let j1 = j0 + g.len() / dim;
-            if base.is_some() {
-                g.fill(T::zero());
-            }
-            for i in 0..n {
-                let qi = &q[i * dim..(i + 1) * dim];
-                for (j, c) in lists.row(i) {
-                    if (j0..j1).contains(&j) {
-                        axpy(&mut g[(j - j0) * dim..(j - j0 + 1) * dim], -c, qi);
+            crate::simd::vectorized(|| {
+                if base.is_some() {
+                    g.fill(T::zero());
+                }
+                for i in 0..n {
+                    let qi = &q[i * dim..(i + 1) * dim];
+                    for (j, c) in lists.row(i) {
+                        if (j0..j1).contains(&j) {
+                            axpy(&mut g[(j - j0) * dim..(j - j0 + 1) * dim], -c, qi);
+                        }
                     }
                 }
-            }
-            if let Some((r, coef)) = base {
-                add_scaled_rows(g, coef, r, j0, dim);
-            }
+                if let Some((r, coef)) = base {
+                    add_scaled_rows(g, coef, r, j0, dim);
+                }
+            });
         },
         &|(), ()| (),
     );
@@ -1479,7 +1536,7 @@ fn any_nonzero<T: Float>(chunk: &[T]) -> bool {
     chunk.iter().fold(false, |a, &v| a | (v != T::zero()))
 }
 
-#[inline]
+#[inline(always)]
 fn axpy<T: Float>(y: &mut [T], a: T, x: &[T]) {
     for (y, &x) in y.iter_mut().zip(x) {
         *y = *y + a * x;
@@ -1523,31 +1580,31 @@ fn normalize_backward<T: Float>(grad: &mut [T], xn: &[T], raw: &[T], dim: usize)
 
 /// Splits a row for the triplet miners: the positives' indices into `s.idx[..np]` and
 /// distances into `s.a[..np]`, the negatives' distances into `s.b` (`+∞` at every other
-/// candidate), `s.w` zeroed. Returns `(np, number of negatives)`.
+/// candidate), `s.w` zeroed. Returns `(np, number of negatives)`. The positives come from
+/// the row's class list, so the pass over the row is a copy.
 #[inline(always)]
 pub(crate) fn split_row<T: Float, L: BatchLabel>(
     r: &Row<'_, T, L>,
     s: &mut Scratch<'_, T>,
 ) -> (usize, usize) {
     let m = r.d.len();
-    let (d, labels, negd, w) = (r.d, &r.labels[..m], &mut s.b[..m], &mut s.w[..m]);
+    let (d, negd) = (r.d, &mut s.b[..m]);
+    negd.copy_from_slice(d);
+    s.w[..m].fill(T::zero());
     let inf = T::infinity();
-    let mut nneg = 0usize;
-    for j in 0..m {
-        let neg = labels[j] != r.y;
-        negd[j] = T::select(neg, d[j], inf);
-        nneg += usize::from(neg);
-        w[j] = T::zero();
-    }
     let mut np = 0;
-    for j in 0..m {
-        if labels[j] == r.y && j != r.skip {
+    for &j in r.same {
+        let j = j as usize;
+        if let Some(v) = negd.get_mut(j) {
+            *v = inf;
+        }
+        if j != r.skip {
             s.idx[np] = j as u32;
             s.a[np] = d[j];
             np += 1;
         }
     }
-    (np, nneg)
+    (np, m - r.same.len())
 }
 
 /// No index in a lane (see [`lane_pick`]).
@@ -1560,12 +1617,18 @@ pub(crate) const LANE_NONE: u32 = u32::MAX;
 /// it is no later; so the minimum over the lanes that hold the extreme is exactly it.
 #[inline(always)]
 pub(crate) fn lane_pick<T: Float>(vals: &[T; LANES], idx: &[u32; LANES], max: bool) -> (T, usize) {
+    lane_pick_n(vals, idx, max)
+}
+
+/// [`lane_pick`] over `N` lanes.
+#[inline(always)]
+pub(crate) fn lane_pick_n<T: Float, const N: usize>(vals: &[T; N], idx: &[u32; N], max: bool) -> (T, usize) {
     let mut best = if max { T::neg_infinity() } else { T::infinity() };
     for &v in vals {
         best = T::select((max && v > best) || (!max && v < best), v, best);
     }
     let mut at = NONE;
-    for k in 0..LANES {
+    for k in 0..N {
         if idx[k] != LANE_NONE && vals[k] == best {
             at = at.min(idx[k] as usize);
         }

@@ -1,10 +1,9 @@
 //! Semi-hard triplet loss as TensorFlow Addons' `triplet_semihard_loss` defines it.
 
-use super::engine::{lane_pick, scale_row, split_row, Acc, Miner, Row, Scratch, LANE_NONE, NONE};
+use super::engine::{scale_row, split_row, Acc, Miner, Row, Scratch, NONE};
 use super::{batch_api, check_margin, BatchDistance, BatchLabel};
 use crate::error::Result;
 use crate::float::Float;
-use crate::kernel::LANES;
 use crate::options::Mode;
 
 /// The semi-hard triplet loss of TensorFlow Addons (`tfa.losses.triplet_semihard_loss`,
@@ -119,90 +118,58 @@ impl<T: Float, L: BatchLabel> Miner<T, L> for SemiMiner<T> {
     fn row(&self, r: &Row<'_, T, L>, s: &mut Scratch<'_, T>) -> (f64, Acc) {
         let (np, nneg) = split_row(r, s);
         let mut acc = Acc { pos_pairs: np as u64, neg_pairs: nneg as u64, ..Acc::default() };
-        if np == 0 {
+        if np == 0 || (nneg == 0 && !self.tfa) {
             return (0.0, acc);
         }
-        let m = r.d.len();
-        let inf = T::infinity();
-        // The fallback negative: the farthest (lowest index among ties), or, without any
-        // negative, TF-Addons' row minimum (the anchor itself without a reference set).
-        let (far, ifar) = if nneg > 0 {
-            // Lane-wise (value, first index), the non-negatives (+∞ in `s.b`) left out.
-            let (mut fl, mut fi) = ([T::neg_infinity(); LANES], [LANE_NONE; LANES]);
-            let negd = &s.b[..m];
-            let full = m - m % LANES;
-            let mut step = |k: usize, j: usize, v: T| {
-                let up = v != inf && v > fl[k];
-                fl[k] = T::select(up, v, fl[k]);
-                fi[k] = if up { j as u32 } else { fi[k] };
-            };
-            for (c, chunk) in negd[..full].chunks_exact(LANES).enumerate() {
-                for k in 0..LANES {
-                    step(k, c * LANES + k, chunk[k]);
-                }
-            }
-            for (k, &v) in negd[full..].iter().enumerate() {
-                step(k, full + k, v);
-            }
-            lane_pick(&fl, &fi, true)
-        } else if self.tfa {
-            let mut best = (inf, NONE);
-            for (j, &v) in r.d.iter().enumerate() {
-                if v < best.0 {
-                    best = (v, j);
-                }
-            }
-            best
-        } else {
-            return (0.0, acc);
-        };
         if nneg > 0 {
             acc.anchors = 1;
         }
-        let zero = T::zero();
+        let m = r.d.len();
+        let inf = T::infinity();
+        // Without any negative the fallback is TF-Addons' row minimum (the anchor itself
+        // without a reference set), and no negative lies above a positive.
+        let mut far = (inf, NONE);
+        if nneg == 0 {
+            for (j, &v) in r.d.iter().enumerate() {
+                if v < far.0 {
+                    far = (v, j);
+                }
+            }
+        }
+        // The positives in tiles of up to four: one pass over the negatives a tile finds
+        // each positive's nearest negative above it, and the first tile's pass the
+        // farthest negative (the fallback) too.
         let mut total = 0.0f64;
-        for p in 0..np {
-            let dp = s.a[p];
-            // Nearest negative strictly farther than the positive: the value in lanes (a
-            // select-only loop that vectorises), then its lowest index, searched only in
-            // the lanes that hold it.
-            let negd = &s.b[..m];
-            let mut lanes = [inf; LANES];
-            let (body, tail) = negd.as_chunks::<LANES>();
-            for chunk in body {
-                for k in 0..LANES {
-                    let v = chunk[k];
-                    lanes[k] = T::select((v > dp) & (v < lanes[k]), v, lanes[k]);
+        for t0 in (0..np).step_by(TILE) {
+            let len = (np - t0).min(TILE);
+            let mut dp = [inf; TILE];
+            dp[..len].copy_from_slice(&s.a[t0..t0 + len]);
+            let mut near = [(inf, NONE); TILE];
+            if nneg > 0 {
+                let negd = &s.b[..m];
+                let (n, fr) = if t0 == 0 {
+                    tile::<T, TILE, true>(negd, &dp)
+                } else {
+                    tile::<T, TILE, false>(negd, &dp)
+                };
+                near = n;
+                if t0 == 0 {
+                    far = fr;
                 }
             }
-            for (k, &v) in tail.iter().enumerate() {
-                lanes[k] = T::select((v > dp) & (v < lanes[k]), v, lanes[k]);
-            }
-            let mut near = inf;
-            for &v in &lanes {
-                near = T::select(v < near, v, near);
-            }
-            let (neg, ineg) = if near < inf {
-                let mut at = NONE;
-                for (k, &v) in lanes.iter().enumerate() {
-                    if v == near {
-                        let first = (k..m).step_by(LANES).find(|&j| negd[j] == near).unwrap_or(NONE);
-                        at = at.min(first);
+            for k in 0..len {
+                let p = t0 + k;
+                let (neg, ineg) = if near[k].0 < inf { near[k] } else { far };
+                let v = s.a[p] - neg + self.margin;
+                acc.tuples[0] += 1;
+                if v > T::zero() {
+                    acc.active[0] += 1;
+                    total += v.f64();
+                    let pj = s.idx[p] as usize;
+                    s.w[pj] = s.w[pj] + T::one();
+                    if ineg != NONE && ineg != r.skip {
+                        s.w[ineg] = s.w[ineg] - T::one();
                     }
-                }
-                (near, at)
-            } else {
-                (far, ifar)
-            };
-            let v = dp - neg + self.margin;
-            acc.tuples[0] += 1;
-            if v > zero {
-                acc.active[0] += 1;
-                total += v.f64();
-                let pj = s.idx[p] as usize;
-                s.w[pj] = s.w[pj] + T::one();
-                if ineg != NONE && ineg != r.skip {
-                    s.w[ineg] = s.w[ineg] - T::one();
                 }
             }
         }
@@ -210,4 +177,86 @@ impl<T: Float, L: BatchLabel> Miner<T, L> for SemiMiner<T> {
         scale_row(&mut s.w[..m], r.g);
         (total, acc)
     }
+}
+
+/// Positives a pass over the negatives serves (more than one per pass vectorises badly:
+/// the optimiser turns the thresholds into gathers).
+const TILE: usize = 1;
+/// Lanes of the selection passes: a minimum or maximum with its first index is exact at
+/// any width, so these run at the widest `f32` vector (16) on any instruction set.
+const W: usize = 16;
+
+/// One pass over `negd` (`+∞` at the non-negatives) for the first `P` thresholds of `dp`:
+/// each one's nearest value strictly above it with its lowest index (`(+∞, NONE)` when
+/// none), and with `FAR` the largest finite value with its lowest index. The pass keeps
+/// values only (per lane, a select the optimiser vectorises); each index is then the first
+/// position holding the value, found by a chunked search.
+#[inline(always)]
+fn tile<T: Float, const P: usize, const FAR: bool>(
+    negd: &[T],
+    dp: &[T; TILE],
+) -> ([(T, usize); TILE], (T, usize)) {
+    let inf = T::infinity();
+    let mut nv = [[inf; W]; P];
+    let mut fv = [T::neg_infinity(); W];
+    let (body, tail) = negd.as_chunks::<W>();
+    let mut last = [inf; W];
+    last[..tail.len()].copy_from_slice(tail);
+    for chunk in body {
+        tile_step::<T, P, FAR>(chunk, dp, &mut nv, &mut fv);
+    }
+    // The tail padded with +∞ (above nothing nearer, never the farthest).
+    tile_step::<T, P, FAR>(&last, dp, &mut nv, &mut fv);
+    let mut near = [(inf, NONE); TILE];
+    for p in 0..P {
+        let v = nv[p].iter().fold(inf, |a, &b| T::select(b < a, b, a));
+        if v < inf {
+            near[p] = (v, first(negd, v));
+        }
+    }
+    let mut far = (inf, NONE);
+    if FAR {
+        let v = fv.iter().fold(T::neg_infinity(), |a, &b| T::select(b > a, b, a));
+        if v > T::neg_infinity() {
+            far = (v, first(negd, v));
+        }
+    }
+    (near, far)
+}
+
+/// One chunk of [`tile`]'s pass.
+#[inline(always)]
+fn tile_step<T: Float, const P: usize, const FAR: bool>(
+    chunk: &[T; W],
+    dp: &[T; TILE],
+    nv: &mut [[T; W]; P],
+    fv: &mut [T; W],
+) {
+    let inf = T::infinity();
+    for p in 0..P {
+        let t = dp[p];
+        let v_p = &mut nv[p];
+        for k in 0..W {
+            let v = chunk[k];
+            v_p[k] = T::select((v > t) & (v < v_p[k]), v, v_p[k]);
+        }
+    }
+    if FAR {
+        for k in 0..W {
+            let v = chunk[k];
+            fv[k] = T::select((v != inf) & (v > fv[k]), v, fv[k]);
+        }
+    }
+}
+
+/// The first position of `v` in `x` (which holds it): whole chunks compared (a fold that
+/// vectorises), the position searched only in the chunk that has it.
+#[inline(always)]
+fn first<T: Float>(x: &[T], v: T) -> usize {
+    for (c, chunk) in x.chunks(W).enumerate() {
+        if chunk.iter().fold(false, |a, &b| a | (b == v)) {
+            return chunk.iter().position(|&b| b == v).map_or(NONE, |k| c * W + k);
+        }
+    }
+    NONE
 }
