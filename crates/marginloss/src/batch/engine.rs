@@ -586,16 +586,24 @@ fn coefficients<T: Float, L: BatchLabel, Mi: Miner<T, L>>(
     let zero = T::zero();
     let two = Mi::CLASSES == 2;
     match c.dist {
+        // Rows as their own candidates: the coefficients' sums come from the symmetrised
+        // matrix's row sums instead (`symmetrize`).
         BatchDistance::Euclidean => {
             for j in 0..m {
                 let d = row[j];
                 row[j] = T::select(d > zero, w[j] / d, zero);
+            }
+            if c.self_ref {
+                return (0.0, 0.0);
             }
             class_sums(row, labels, y, two, beta0, beta1)
         }
         BatchDistance::SquaredEuclidean => {
             for j in 0..m {
                 row[j] = w[j] + w[j];
+            }
+            if c.self_ref {
+                return (0.0, 0.0);
             }
             class_sums(row, labels, y, two, beta0, beta1)
         }
@@ -1228,7 +1236,10 @@ pub(crate) fn run<T: Float, L: BatchLabel, Mi: Miner<T, u32>>(
         // The class scales go into the matrix: with its transpose added when the rows
         // are their own candidates.
         if self_ref {
-            symmetrize(mat, n, labels, Mi::CLASSES == 2, s0, s1);
+            // Euclidean and squared: `coef_k = Σ_j S_kj` (the row sums of the symmetrised
+            // matrix hold every α and β term, each with its class scale).
+            let sums = (opt.distance != BatchDistance::Cosine).then_some(&mut coef_q[..]);
+            symmetrize(mat, n, labels, Mi::CLASSES == 2, s0, s1, sums, vals, par);
         } else if scale != [1.0; 2] {
             scale_classes(mat, m, labels, ref_labels, Mi::CLASSES == 2, s0, s1);
         }
@@ -1281,48 +1292,286 @@ pub(crate) fn run<T: Float, L: BatchLabel, Mi: Miner<T, u32>>(
     Ok(stats)
 }
 
-/// `X ← s_c·(X + Xᵀ)` in place (square `n × n`), with `s_c = s0` for same-label pairs and
-/// `s1` for the others when `two`, `s0` for all otherwise. In 16 × 16 tile pairs copied
-/// through local arrays, in a fixed order.
-fn symmetrize<T: Float, L: BatchLabel>(x: &mut [T], n: usize, labels: &[L], two: bool, s0: T, s1: T) {
-    const B: usize = 16;
-    let mut a = [[T::zero(); B]; B];
-    let mut b = [[T::zero(); B]; B];
-    for bi in (0..n).step_by(B) {
-        let hi = (bi + B).min(n) - bi;
-        for bj in (bi..n).step_by(B) {
-            let hj = (bj + B).min(n) - bj;
-            for r in 0..hi {
-                a[r][..hj].copy_from_slice(&x[(bi + r) * n + bj..(bi + r) * n + bj + hj]);
-            }
-            for r in 0..hj {
-                b[r][..hi].copy_from_slice(&x[(bj + r) * n + bi..(bj + r) * n + bi + hi]);
-            }
-            for r in 0..hi {
-                for c in 0..hj {
-                    let s = if two && labels[bi + r] != labels[bj + c] { s1 } else { s0 };
-                    let v = s * (a[r][c] + b[c][r]);
-                    a[r][c] = v;
+/// `X ← s_c·(X + Xᵀ)` in place (square `n × n`, the diagonal zeroed), with `s_c = s0`
+/// for same-label pairs and `s1` for the others when `two`, `s0` for all otherwise; with
+/// `sums`, each row's sum of the result (accumulated in `f64` in `acc`, tile by tile in
+/// a fixed order).
+///
+/// The row range is halved recursively (cache-obliviously): the two halves' own
+/// triangles, then the block between them, itself split into two rounds of two disjoint
+/// sub-blocks. Every call holds its rows as `&mut` slices, the two calls of a round touch
+/// disjoint rows (so they may run in parallel), and the order in which a row's sum
+/// collects its tiles is fixed by the recursion alone: the same bits on any number of
+/// threads. The leaves work in 16 × 16 tile pairs copied through local arrays,
+/// vectorised.
+#[allow(clippy::too_many_arguments)]
+fn symmetrize<T: Float>(
+    x: &mut [T],
+    n: usize,
+    labels: &[u32],
+    two: bool,
+    s0: T,
+    s1: T,
+    sums: Option<&mut [T]>,
+    acc: &mut Vec<f64>,
+    par: bool,
+) {
+    let want = sums.is_some();
+    size(acc, n);
+    acc.fill(0.0);
+    let ctx = Sym { n, labels, two, s: (s0, s1), want, par };
+    sym_diag(&ctx, x, 0, n, acc);
+    if let Some(out) = sums {
+        for (o, a) in out.iter_mut().zip(acc.iter()) {
+            *o = T::of(*a);
+        }
+    }
+}
+
+/// Tile side of [`symmetrize`].
+const SYM: usize = 16;
+/// Rows a [`symmetrize`] leaf handles.
+const SYM_LEAF: usize = 128;
+
+/// What every [`symmetrize`] call shares.
+struct Sym<'a, T> {
+    n: usize,
+    labels: &'a [u32],
+    two: bool,
+    s: (T, T),
+    want: bool,
+    par: bool,
+}
+
+/// Rows `r0..r0 + h` (all of them in `rows`) with themselves.
+fn sym_diag<T: Float>(c: &Sym<'_, T>, rows: &mut [T], r0: usize, h: usize, acc: &mut [f64]) {
+    if h <= SYM_LEAF {
+        sym_leaf(c, rows, r0, h, None, acc, &mut []);
+        return;
+    }
+    let h1 = (h / 2).next_multiple_of(SYM);
+    let (top, bot) = rows.split_at_mut(h1 * c.n);
+    let (at, ab) = acc.split_at_mut(h1);
+    join_if(c.par, || sym_diag(c, top, r0, h1, at), || sym_diag(c, bot, r0 + h1, h - h1, ab));
+    sym_cross(c, (top, r0, h1, at), (bot, r0 + h1, h - h1, ab));
+}
+
+/// Rows `a0..a0 + ha` against rows `b0..b0 + hb` (`a0 + ha <= b0`): the tiles at
+/// (a rows, b columns) and their mirrors.
+type Block<'r, T> = (&'r mut [T], usize, usize, &'r mut [f64]);
+
+fn sym_cross<T: Float>(c: &Sym<'_, T>, a: Block<'_, T>, b: Block<'_, T>) {
+    let (xa, a0, ha, acc_a) = a;
+    let (xb, b0, hb, acc_b) = b;
+    if ha <= SYM_LEAF && hb <= SYM_LEAF {
+        sym_leaf(c, xa, a0, ha, Some((xb, b0, hb)), acc_a, acc_b);
+        return;
+    }
+    let n = c.n;
+    if ha > SYM_LEAF && hb > SYM_LEAF {
+        let (h1, g1) = ((ha / 2).next_multiple_of(SYM), (hb / 2).next_multiple_of(SYM));
+        let (a1, a2) = xa.split_at_mut(h1 * n);
+        let (b1, b2) = xb.split_at_mut(g1 * n);
+        let (sa1, sa2) = acc_a.split_at_mut(h1);
+        let (sb1, sb2) = acc_b.split_at_mut(g1);
+        join_if(
+            c.par,
+            || sym_cross(c, (&mut *a1, a0, h1, &mut *sa1), (&mut *b1, b0, g1, &mut *sb1)),
+            || sym_cross(c, (&mut *a2, a0 + h1, ha - h1, &mut *sa2), (&mut *b2, b0 + g1, hb - g1, &mut *sb2)),
+        );
+        join_if(
+            c.par,
+            || sym_cross(c, (a1, a0, h1, sa1), (b2, b0 + g1, hb - g1, sb2)),
+            || sym_cross(c, (a2, a0 + h1, ha - h1, sa2), (b1, b0, g1, sb1)),
+        );
+    } else if ha > SYM_LEAF {
+        let h1 = (ha / 2).next_multiple_of(SYM);
+        let (a1, a2) = xa.split_at_mut(h1 * n);
+        let (sa1, sa2) = acc_a.split_at_mut(h1);
+        sym_cross(c, (a1, a0, h1, sa1), (&mut *xb, b0, hb, &mut *acc_b));
+        sym_cross(c, (a2, a0 + h1, ha - h1, sa2), (xb, b0, hb, acc_b));
+    } else {
+        let g1 = (hb / 2).next_multiple_of(SYM);
+        let (b1, b2) = xb.split_at_mut(g1 * n);
+        let (sb1, sb2) = acc_b.split_at_mut(g1);
+        sym_cross(c, (&mut *xa, a0, ha, &mut *acc_a), (b1, b0, g1, sb1));
+        sym_cross(c, (xa, a0, ha, acc_a), (b2, b0 + g1, hb - g1, sb2));
+    }
+}
+
+/// A leaf: rows `a0..a0 + ha` with themselves (`b` none) or against the rows of `b`, in
+/// tile pairs in row-major tile order.
+fn sym_leaf<T: Float>(
+    c: &Sym<'_, T>,
+    xa: &mut [T],
+    a0: usize,
+    ha: usize,
+    b: Option<(&mut [T], usize, usize)>,
+    acc_a: &mut [f64],
+    acc_b: &mut [f64],
+) {
+    struct Op<'a, 'c, T> {
+        c: &'c Sym<'c, T>,
+        xa: &'a mut [T],
+        a0: usize,
+        ha: usize,
+        b: Option<(&'a mut [T], usize, usize)>,
+        acc_a: &'a mut [f64],
+        acc_b: &'a mut [f64],
+    }
+    impl<T: Float> pulp::WithSimd for Op<'_, '_, T> {
+        type Output = ();
+        #[inline(always)]
+        fn with_simd<S: pulp::Simd>(self, _: S) {
+            let Op { c, xa, a0, ha, b, acc_a, acc_b } = self;
+            let n = c.n;
+            match b {
+                None => {
+                    for ti in (0..ha).step_by(SYM) {
+                        let hi = SYM.min(ha - ti);
+                        let (upper, lower) = xa.split_at_mut((ti + hi) * n);
+                        let ra = &mut upper[ti * n..];
+                        let (sa, sb) = acc_a.split_at_mut(ti + hi);
+                        sym_pair(c, ra, None, a0 + ti, a0 + ti, hi, hi, &mut sa[ti..], &mut []);
+                        for tj in (ti + hi..ha).step_by(SYM) {
+                            let hj = SYM.min(ha - tj);
+                            let off = tj - (ti + hi);
+                            let rb = &mut lower[off * n..(off + hj) * n];
+                            let sbj = &mut sb[off..off + hj];
+                            sym_pair(c, &mut *ra, Some(rb), a0 + ti, a0 + tj, hi, hj, &mut sa[ti..], sbj);
+                        }
+                    }
                 }
-            }
-            for r in 0..hi {
-                for c in 0..hj {
-                    b[c][r] = a[r][c];
-                }
-            }
-            for r in 0..hi {
-                x[(bi + r) * n + bj..(bi + r) * n + bj + hj].copy_from_slice(&a[r][..hj]);
-            }
-            if bi != bj {
-                for r in 0..hj {
-                    x[(bj + r) * n + bi..(bj + r) * n + bi + hi].copy_from_slice(&b[r][..hi]);
+                Some((xb, b0, hb)) => {
+                    for ti in (0..ha).step_by(SYM) {
+                        let hi = SYM.min(ha - ti);
+                        let ra = &mut xa[ti * n..(ti + hi) * n];
+                        for tj in (0..hb).step_by(SYM) {
+                            let hj = SYM.min(hb - tj);
+                            let rb = &mut xb[tj * n..(tj + hj) * n];
+                            let (sa, sb) = (&mut acc_a[ti..ti + hi], &mut acc_b[tj..tj + hj]);
+                            sym_pair(c, &mut *ra, Some(rb), a0 + ti, b0 + tj, hi, hj, sa, sb);
+                        }
+                    }
                 }
             }
         }
     }
-    for i in 0..n {
-        x[i * n + i] = T::zero();
+    crate::simd::vectorize(Op { c, xa, a0, ha, b, acc_a, acc_b });
+}
+
+/// One tile pair: the tile at rows `bi..bi+hi` (`ra`, whole rows) × columns `bj..bj+hj`
+/// and its mirror in `rb` (rows `bj..`; none for the diagonal tile, `bi = bj`). Whole
+/// tiles go through [`sym_tile`]; the matrix's edge through element-wise code.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn sym_pair<T: Float>(
+    c: &Sym<'_, T>,
+    ra: &mut [T],
+    rb: Option<&mut [T]>,
+    bi: usize,
+    bj: usize,
+    hi: usize,
+    hj: usize,
+    acc_i: &mut [f64],
+    acc_j: &mut [f64],
+) {
+    let (n, two, (s0, s1)) = (c.n, c.two, c.s);
+    let zero = T::zero();
+    let mut a = [[zero; SYM]; SYM];
+    let mut b = [[zero; SYM]; SYM];
+    let full = hi == SYM && hj == SYM;
+    for r in 0..hi {
+        let src = &ra[r * n + bj..r * n + bj + hj];
+        if full {
+            a[r].copy_from_slice(&src[..SYM]);
+        } else {
+            a[r][..hj].copy_from_slice(src);
+        }
     }
+    {
+        let mirror: &[T] = match &rb {
+            Some(rb) => rb,
+            None => ra,
+        };
+        for r in 0..hj {
+            let src = &mirror[r * n + bi..r * n + bi + hi];
+            if full {
+                b[r].copy_from_slice(&src[..SYM]);
+            } else {
+                b[r][..hi].copy_from_slice(src);
+            }
+        }
+    }
+    let bt = transpose(&b);
+    let (li, lj) = (&c.labels[bi..bi + hi], &c.labels[bj..bj + hj]);
+    let mut lia = [0u32; SYM];
+    let mut lja = [u32::MAX; SYM];
+    lia[..hi].copy_from_slice(li);
+    lja[..hj].copy_from_slice(lj);
+    for r in 0..SYM {
+        for k in 0..SYM {
+            let s = if two { T::select(lia[r] == lja[k], s0, s1) } else { s0 };
+            a[r][k] = s * (a[r][k] + bt[r][k]);
+        }
+    }
+    if rb.is_none() {
+        for r in 0..SYM {
+            a[r][r] = zero;
+        }
+    }
+    // The padding (past `hi` / `hj`) held zeros and stays zero.
+    let at = transpose(&a);
+    for r in 0..hi {
+        let dst = &mut ra[r * n + bj..r * n + bj + hj];
+        if full {
+            dst.copy_from_slice(&a[r]);
+        } else {
+            dst.copy_from_slice(&a[r][..hj]);
+        }
+    }
+    if c.want {
+        for r in 0..hi {
+            acc_i[r] += row_sum(&a[r]);
+        }
+    }
+    if let Some(rb) = rb {
+        for r in 0..hj {
+            let dst = &mut rb[r * n + bi..r * n + bi + hi];
+            if full {
+                dst.copy_from_slice(&at[r]);
+            } else {
+                dst.copy_from_slice(&at[r][..hi]);
+            }
+        }
+        if c.want {
+            for r in 0..hj {
+                acc_j[r] += row_sum(&at[r]);
+            }
+        }
+    }
+}
+
+/// A square tile's transpose.
+#[inline(always)]
+fn transpose<T: Float, const B: usize>(a: &[[T; B]; B]) -> [[T; B]; B] {
+    let mut t = [[T::zero(); B]; B];
+    for r in 0..B {
+        for c in 0..B {
+            t[c][r] = a[r][c];
+        }
+    }
+    t
+}
+
+/// The elements of a tile row summed pairwise in a fixed order, in `f64`.
+#[inline(always)]
+fn row_sum<T: Float, const B: usize>(v: &[T; B]) -> f64 {
+    let mut lanes = [0.0f64; LANES];
+    for (k, x) in v.iter().enumerate() {
+        lanes[k % LANES] += x.f64();
+    }
+    sum_lanes(&lanes)
 }
 
 /// `X_ij ← s_c·X_ij` with the class of `(labels[i], ref_labels[j])`.
