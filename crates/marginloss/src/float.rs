@@ -58,6 +58,17 @@ pub trait Float:
         alpha: Self,
         accumulate: bool,
     );
+
+    /// [`gemm`](Self::gemm) into a row-major destination whose rows start `dst_stride`
+    /// elements apart (`dst = alpha · lhs · rhs`).
+    #[doc(hidden)]
+    fn gemm_strided(
+        dst: &mut [Self],
+        dst_stride: usize,
+        lhs: crate::batch::gemm::Operand<'_, Self>,
+        rhs: crate::batch::gemm::Operand<'_, Self>,
+        alpha: Self,
+    );
 }
 
 /// `2^n · p(r)` with `x = n·ln 2 + r`: f32 exp for `x ≤ 0`, without branches.
@@ -140,6 +151,16 @@ impl Float for f32 {
     ) {
         crate::batch::gemm::gemm_f32(dst, lhs, rhs, alpha, accumulate)
     }
+    #[inline]
+    fn gemm_strided(
+        dst: &mut [Self],
+        dst_stride: usize,
+        lhs: crate::batch::gemm::Operand<'_, Self>,
+        rhs: crate::batch::gemm::Operand<'_, Self>,
+        alpha: Self,
+    ) {
+        crate::batch::gemm::gemm_strided_f32(dst, dst_stride, lhs, rhs, alpha)
+    }
     #[inline(always)]
     fn softplus_parts(self) -> (Self, Self, Self) {
         let e = exp_nonpos_f32(-self);
@@ -181,6 +202,16 @@ impl Float for f64 {
         accumulate: bool,
     ) {
         crate::batch::gemm::gemm_f64(dst, lhs, rhs, alpha, accumulate)
+    }
+    #[inline]
+    fn gemm_strided(
+        dst: &mut [Self],
+        dst_stride: usize,
+        lhs: crate::batch::gemm::Operand<'_, Self>,
+        rhs: crate::batch::gemm::Operand<'_, Self>,
+        alpha: Self,
+    ) {
+        crate::batch::gemm::gemm_strided_f64(dst, dst_stride, lhs, rhs, alpha)
     }
 }
 

@@ -476,6 +476,10 @@ pub(crate) fn add_block<T: Float>(acc: &mut [f64; LANES], vals: &[T; BLOCK]) {
 /// block padded so that it runs through the same fixed-length loop.
 #[inline(always)]
 pub(crate) fn padded<T: Float>(src: &[T], fill: T) -> [T; BLOCK] {
+    // A whole block is a fixed-length copy (vector moves, not a call to memcpy).
+    if let Ok(whole) = <&[T; BLOCK]>::try_from(src) {
+        return *whole;
+    }
     let mut out = [fill; BLOCK];
     out[..src.len()].copy_from_slice(src);
     out

@@ -1,11 +1,10 @@
 //! Batch-hard triplet loss (Hermans, Beyer & Leibe 2017): per anchor the farthest
 //! positive and the nearest negative.
 
-use super::engine::{hinge, lane_pick, Acc, Miner, Row, Scratch, LANE_NONE, NONE};
+use super::engine::{hinge, Acc, Miner, Row, Scratch, NONE};
 use super::{batch_api, check_margin, BatchDistance, BatchLabel};
 use crate::error::Result;
 use crate::float::Float;
-use crate::kernel::LANES;
 use crate::options::Mode;
 
 /// Which reference torch-compat mode reproduces where the two disagree.
@@ -145,43 +144,42 @@ impl<T: Float, L: BatchLabel> Miner<T, L> for HardMiner<T> {
     fn row(&self, r: &Row<'_, T, L>, s: &mut Scratch<'_, T>) -> (f64, Acc) {
         let m = r.d.len();
         let (d, labels, w) = (r.d, &r.labels[..m], &mut s.w[..m]);
-        let (inf, ninf, zero) = (T::infinity(), T::neg_infinity(), T::zero());
-        // One vectorised pass: per lane the extreme and the first index reaching it (strict
-        // comparisons), and the counts; then the lowest index of each extreme across lanes.
-        let (mut hpl, mut hnl) = ([ninf; LANES], [inf; LANES]);
-        let (mut hpi, mut hni) = ([LANE_NONE; LANES], [LANE_NONE; LANES]);
-        let (mut npl, mut nnl) = ([0usize; LANES], [0usize; LANES]);
-        let mut step = |k: usize, j: usize, dj: T, lj: L, wj: &mut T| {
-            *wj = zero;
-            let same = lj == r.y;
-            let (pos, neg) = (same && j != r.skip, !same);
-            let up = pos && dj > hpl[k];
-            hpl[k] = T::select(up, dj, hpl[k]);
-            hpi[k] = if up { j as u32 } else { hpi[k] };
-            let down = neg && dj < hnl[k];
-            hnl[k] = T::select(down, dj, hnl[k]);
-            hni[k] = if down { j as u32 } else { hni[k] };
-            npl[k] += usize::from(pos);
-            nnl[k] += usize::from(neg);
-        };
-        // Whole chunks of LANES (a fixed trip count the optimiser vectorises), then the tail.
-        let full = m - m % LANES;
-        let (dh, dt) = d.split_at(full);
-        let (lh, lt) = labels.split_at(full);
-        let (wh, wt) = w.split_at_mut(full);
-        for (c, ((dc, lc), wc)) in
-            dh.chunks_exact(LANES).zip(lh.chunks_exact(LANES)).zip(wh.chunks_exact_mut(LANES)).enumerate()
-        {
-            for k in 0..LANES {
-                step(k, c * LANES + k, dc[k], lc[k], &mut wc[k]);
+        let (inf, ninf) = (T::infinity(), T::neg_infinity());
+        w.fill(T::zero());
+        // The hardest positive from the class list (ascending, so a strict comparison
+        // keeps the lowest index among ties).
+        let (mut hp, mut ip, mut np) = (ninf, NONE, 0u64);
+        for &j in r.same {
+            let j = j as usize;
+            if j != r.skip && j < m {
+                np += 1;
+                if d[j] > hp {
+                    (hp, ip) = (d[j], j);
+                }
             }
         }
-        for (k, ((&dj, &lj), wj)) in dt.iter().zip(lt).zip(wt.iter_mut()).enumerate() {
-            step(k, full + k, dj, lj, wj);
+        let nneg = (m - r.same.len()) as u64;
+        // The hardest negative: its value in a 16-lane pass over the row (the label
+        // compare and the minimum vectorise), then its lowest index by a chunked search.
+        let (mut hn, mut inn) = (inf, NONE);
+        if nneg > 0 {
+            let y = r.y;
+            let mut lanes = [inf; W];
+            let (dc, dt) = d.as_chunks::<W>();
+            let (lc, lt) = labels.as_chunks::<W>();
+            for (dv, lv) in dc.iter().zip(lc) {
+                for k in 0..W {
+                    let v = T::select(lv[k] != y, dv[k], inf);
+                    lanes[k] = T::select(v < lanes[k], v, lanes[k]);
+                }
+            }
+            for (k, (&v, &l)) in dt.iter().zip(lt).enumerate() {
+                let v = T::select(l != y, v, inf);
+                lanes[k] = T::select(v < lanes[k], v, lanes[k]);
+            }
+            hn = lanes.iter().fold(inf, |a, &b| T::select(b < a, b, a));
+            inn = first_negative(d, labels, y, hn);
         }
-        let (mut hp, mut ip) = lane_pick(&hpl, &hpi, true);
-        let (mut hn, mut inn) = lane_pick(&hnl, &hni, false);
-        let (np, nneg) = (npl.iter().sum::<usize>() as u64, nnl.iter().sum::<usize>() as u64);
         let mut acc = Acc { pos_pairs: np, neg_pairs: nneg, ..Acc::default() };
         let both = np > 0 && nneg > 0;
         if both {
@@ -221,4 +219,19 @@ impl<T: Float, L: BatchLabel> Miner<T, L> for HardMiner<T> {
         }
         (l.f64(), acc)
     }
+}
+
+/// Lanes of the row pass (a minimum is exact at any width).
+const W: usize = 16;
+
+/// The lowest index of a negative (`labels[j] != y`) at distance `v`: whole chunks
+/// compared (a fold that vectorises), the position searched in the chunk that has it.
+#[inline(always)]
+fn first_negative<T: Float, L: BatchLabel>(d: &[T], labels: &[L], y: L, v: T) -> usize {
+    for (c, (dc, lc)) in d.chunks(W).zip(labels.chunks(W)).enumerate() {
+        if dc.iter().zip(lc).fold(false, |a, (&x, &l)| a | ((x == v) & (l != y))) {
+            return dc.iter().zip(lc).position(|(&x, &l)| x == v && l != y).map_or(NONE, |k| c * W + k);
+        }
+    }
+    NONE
 }

@@ -1028,6 +1028,11 @@ pub(crate) fn run<T: Float, L: BatchLabel, Mi: Miner<T, u32>>(
     try_size(pick_x, n * cap, loss, (n, m))?;
     size(picks_len, if listed { n } else { 0 });
     let par = parallel(n.saturating_mul(m).saturating_mul(dim.max(1)));
+    // Rows as their own candidates: the Gram matrix is symmetric, so half of it is
+    // computed and the rest mirrored (exactly symmetric distances, too).
+    if self_ref && n > 0 {
+        gram_symmetric(q, n, dim, mat, vals, par);
+    }
     let acc = if n == 0 || m == 0 {
         Acc::default()
     } else {
@@ -1059,13 +1064,15 @@ pub(crate) fn run<T: Float, L: BatchLabel, Mi: Miner<T, u32>>(
               part| {
                 let i0 = part * prt;
                 let rows = vals.len();
-                T::gemm(
-                    mat,
-                    super::gemm::Operand::new(&ctx.q[i0 * dim..(i0 + rows) * dim], rows, dim),
-                    super::gemm::Operand::new(ctx.r, m, dim).t(),
-                    T::one(),
-                    false,
-                );
+                if !ctx.self_ref {
+                    T::gemm(
+                        mat,
+                        super::gemm::Operand::new(&ctx.q[i0 * dim..(i0 + rows) * dim], rows, dim),
+                        super::gemm::Operand::new(ctx.r, m, dim).t(),
+                        T::one(),
+                        false,
+                    );
+                }
                 crate::simd::vectorize(PartOp {
                     mi,
                     c: &ctx,
@@ -1319,13 +1326,44 @@ fn symmetrize<T: Float>(
     let want = sums.is_some();
     size(acc, n);
     acc.fill(0.0);
-    let ctx = Sym { n, labels, two, s: (s0, s1), want, par };
+    let ctx = Sym { n, labels, two, s: (s0, s1), want, par, mirror: false };
     sym_diag(&ctx, x, 0, n, acc);
     if let Some(out) = sums {
         for (o, a) in out.iter_mut().zip(acc.iter()) {
             *o = T::of(*a);
         }
     }
+}
+
+/// `x = q·qᵀ` (`n × n`), exactly symmetric, for about half a GEMM: row blocks compute
+/// their columns up to the block's end (the lower block triangle), then every tile above
+/// the diagonal is overwritten with its mirror's transpose (the [`symmetrize`] recursion
+/// in `mirror` mode). The blocks are split where the work halves, in a fixed tree.
+fn gram_symmetric<T: Float>(q: &[T], n: usize, dim: usize, x: &mut [T], scratch: &mut [f64], par: bool) {
+    fn lower<T: Float>(q: &[T], n: usize, dim: usize, rows: &mut [T], r0: usize, r1: usize, par: bool) {
+        const LEAF: usize = 64;
+        if r1 - r0 <= LEAF {
+            T::gemm_strided(
+                rows,
+                n,
+                super::gemm::Operand::new(&q[r0 * dim..r1 * dim], r1 - r0, dim),
+                super::gemm::Operand::new(&q[..r1 * dim], r1, dim).t(),
+                T::one(),
+            );
+            return;
+        }
+        // Work ∝ r1² − r0²: split at the row that halves it, on a multiple of 16.
+        let mid = (((r0 * r0 + r1 * r1) as f64 / 2.0).sqrt() as usize).next_multiple_of(SYM);
+        let mid = mid.clamp(r0 + SYM, r1 - 1);
+        let (top, bot) = rows.split_at_mut((mid - r0) * n);
+        join_if(par, || lower(q, n, dim, top, r0, mid, par), || lower(q, n, dim, bot, mid, r1, par));
+    }
+    if n == 0 {
+        return;
+    }
+    lower(q, n, dim, &mut x[..n * n], 0, n, par);
+    let ctx = Sym { n, labels: &[], two: false, s: (T::one(), T::one()), want: false, par, mirror: true };
+    sym_diag(&ctx, &mut x[..n * n], 0, n, &mut scratch[..n]);
 }
 
 /// Tile side of [`symmetrize`].
@@ -1341,6 +1379,8 @@ struct Sym<'a, T> {
     s: (T, T),
     want: bool,
     par: bool,
+    /// Copy the lower triangle over the upper instead (no scale, no sums).
+    mirror: bool,
 }
 
 /// Rows `r0..r0 + h` (all of them in `rows`) with themselves.
@@ -1504,6 +1544,19 @@ fn sym_pair<T: Float>(
         }
     }
     let bt = transpose(&b);
+    if c.mirror {
+        // The tile becomes its mirror's transpose (the diagonal tile: its upper half its
+        // lower half's).
+        for r in 0..hi {
+            let dst = &mut ra[r * n + bj..r * n + bj + hj];
+            for (k, d) in dst.iter_mut().enumerate() {
+                if rb.is_some() || k > r {
+                    *d = bt[r][k];
+                }
+            }
+        }
+        return;
+    }
     let (li, lj) = (&c.labels[bi..bi + hi], &c.labels[bj..bj + hj]);
     let mut lia = [0u32; SYM];
     let mut lja = [u32::MAX; SYM];
@@ -1854,35 +1907,6 @@ pub(crate) fn split_row<T: Float, L: BatchLabel>(
         }
     }
     (np, m - r.same.len())
-}
-
-/// No index in a lane (see [`lane_pick`]).
-pub(crate) const LANE_NONE: u32 = u32::MAX;
-
-/// Across lanes that each hold their extreme and the first index reaching it (strict
-/// comparisons, indices ascending within a lane): the overall extreme (the largest with
-/// `max`, else the smallest) and its lowest index ([`NONE`] when no lane has one). The
-/// lowest index holding the extreme is in some lane, and that lane's first index reaching
-/// it is no later; so the minimum over the lanes that hold the extreme is exactly it.
-#[inline(always)]
-pub(crate) fn lane_pick<T: Float>(vals: &[T; LANES], idx: &[u32; LANES], max: bool) -> (T, usize) {
-    lane_pick_n(vals, idx, max)
-}
-
-/// [`lane_pick`] over `N` lanes.
-#[inline(always)]
-pub(crate) fn lane_pick_n<T: Float, const N: usize>(vals: &[T; N], idx: &[u32; N], max: bool) -> (T, usize) {
-    let mut best = if max { T::neg_infinity() } else { T::infinity() };
-    for &v in vals {
-        best = T::select((max && v > best) || (!max && v < best), v, best);
-    }
-    let mut at = NONE;
-    for k in 0..N {
-        if idx[k] != LANE_NONE && vals[k] == best {
-            at = at.min(idx[k] as usize);
-        }
-    }
-    (best, at)
 }
 
 /// `w ← g·w` over the row.

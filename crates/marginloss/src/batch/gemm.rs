@@ -85,3 +85,84 @@ macro_rules! gemm_impl {
 
 gemm_impl!(gemm_f32, f32);
 gemm_impl!(gemm_f64, f64);
+
+macro_rules! gemm_strided_impl {
+    ($name:ident, $t:ty) => {
+        /// `dst = alpha · lhs · rhs` into `dst`'s first `m` rows of `n` values each, row `i`
+        /// starting at `i · dst_stride` (`dst_stride >= n`; the elements between rows are
+        /// left as they are).
+        pub(crate) fn $name(
+            dst: &mut [$t],
+            dst_stride: usize,
+            lhs: Operand<'_, $t>,
+            rhs: Operand<'_, $t>,
+            alpha: $t,
+        ) {
+            let (m, k) = lhs.shape();
+            let (k2, n) = rhs.shape();
+            debug_assert_eq!(k, k2);
+            debug_assert!(m == 0 || dst.len() >= (m - 1) * dst_stride + n);
+            if m == 0 || n == 0 {
+                return;
+            }
+            // As the transposed product into a column-major view (faer 0.24's own layout:
+            // a row-major destination with a row stride wider than its columns was written
+            // out of bounds there).
+            let d = MatMut::from_column_major_slice_with_stride_mut(dst, n, m, dst_stride);
+            matmul(d, Accum::Replace, view(rhs).transpose(), view(lhs).transpose(), alpha, Par::Seq);
+        }
+    };
+}
+
+gemm_strided_impl!(gemm_strided_f32, f32);
+gemm_strided_impl!(gemm_strided_f64, f64);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strided_destination_writes_only_its_block() {
+        for (m, n, k, stride) in [
+            (64, 144, 8, 144),
+            (64, 144, 8, 145),
+            (64, 144, 8, 200),
+            (56, 200, 8, 200),
+            (16, 16, 8, 16),
+            (64, 200, 8, 200),
+        ] {
+            let a: Vec<f32> = (0..m * k).map(|v| v as f32 * 0.01).collect();
+            let b: Vec<f32> = (0..n * k).map(|v| v as f32 * 0.02).collect();
+            let mut dst = vec![-7.0f32; (m - 1) * stride + n + 3];
+            gemm_strided_f32(&mut dst, stride, Operand::new(&a, m, k), Operand::new(&b, n, k).t(), 1.0);
+            for i in 0..m {
+                for j in 0..n {
+                    let want: f32 = (0..k).map(|t| a[i * k + t] * b[j * k + t]).sum();
+                    assert!(
+                        (dst[i * stride + j] - want).abs() < 1e-3 * want.abs().max(1.0),
+                        "{i},{j}: {} vs {want}",
+                        dst[i * stride + j]
+                    );
+                }
+            }
+            assert_eq!(dst[(m - 1) * stride + n], -7.0);
+        }
+    }
+
+    #[test]
+    fn contiguous_destination_is_the_product() {
+        for (m, n, k) in [(64, 144, 8), (56, 200, 8), (16, 16, 8), (64, 1024, 128), (1, 7, 3), (200, 3, 5)] {
+            let a: Vec<f32> = (0..m * k).map(|v| (v % 17) as f32 * 0.01).collect();
+            let b: Vec<f32> = (0..n * k).map(|v| (v % 13) as f32 * 0.02).collect();
+            let mut dst = vec![-7.0f32; m * n + 3];
+            gemm_f32(&mut dst[..m * n], Operand::new(&a, m, k), Operand::new(&b, n, k).t(), 1.0, false);
+            for i in 0..m {
+                for j in 0..n {
+                    let want: f32 = (0..k).map(|t| a[i * k + t] * b[j * k + t]).sum();
+                    assert!((dst[i * n + j] - want).abs() < 1e-3 * want.abs().max(1.0), "{i},{j}");
+                }
+            }
+            assert_eq!(dst[m * n..], [-7.0; 3]);
+        }
+    }
+}
