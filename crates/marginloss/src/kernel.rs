@@ -461,6 +461,20 @@ pub(crate) fn add_lanes<T: Float>(acc: &mut [T; LANES], vals: &[T; BLOCK]) {
     }
 }
 
+/// Adds a block into `T` lanes as a pairwise tree: the block's eight lane-wide chunks
+/// summed `((c0 + c1) + (c2 + c3)) + ((c4 + c5) + (c6 + c7))`, then into the lanes. The
+/// order is fixed (the same bits at any vector width), and the additions into a lane form
+/// a chain of four, not eight, so a loop of blocks is not bound by the adds' latency.
+#[inline(always)]
+pub(crate) fn add_tree<T: Float>(acc: &mut [T; LANES], vals: &[T; BLOCK]) {
+    let c = vals.as_chunks::<LANES>().0;
+    for k in 0..LANES {
+        let lo = (c[0][k] + c[1][k]) + (c[2][k] + c[3][k]);
+        let hi = (c[4][k] + c[5][k]) + (c[6][k] + c[7][k]);
+        acc[k] = acc[k] + (lo + hi);
+    }
+}
+
 /// Adds a block of values into the `f64` lanes: eight lanes of `T` sum eight values each
 /// ([`add_lanes`]), then each lane goes into its `f64` lane.
 #[inline(always)]

@@ -4,7 +4,7 @@ use super::engine::{hinge, lanes_f64, scale_row, split_row, Acc, Miner, Row, Scr
 use super::{batch_api, check_margin, BatchDistance, BatchLabel};
 use crate::error::Result;
 use crate::float::Float;
-use crate::kernel::{add_lanes, padded, BLOCK, LANES};
+use crate::kernel::{add_tree, padded, BLOCK, LANES};
 use crate::options::Mode;
 
 /// The batch-all triplet loss over every valid triplet `(a, p, n)` of the batch —
@@ -133,8 +133,9 @@ impl<T: Float, L: BatchLabel> Miner<T, L> for AllMiner<T> {
 }
 
 /// Every (positive, negative) pair of a row: the loss sum and the active count, the
-/// weights added into `s.w`. In 64-element blocks: the terms into local arrays (a plain
-/// element-wise loop the optimiser vectorises), then summed in fixed lanes.
+/// weights added into `s.w`. The sums run in 64 lanes (element `j` into lane `j % 64`:
+/// independent accumulators, the block's terms never stored), folded in a fixed order at
+/// the end of each positive's pass.
 #[inline(always)]
 fn all_pairs<T: Float, const SOFT: bool>(
     s: &mut Scratch<'_, T>,
@@ -143,32 +144,55 @@ fn all_pairs<T: Float, const SOFT: bool>(
     margin: T,
 ) -> (f64, u64) {
     let (negd, w) = (&s.b[..m], &mut s.w[..m]);
-    let (zero, one, inf) = (T::zero(), T::one(), T::infinity());
+    let (zero, inf) = (T::zero(), T::infinity());
     let mut total = 0.0f64;
     let mut active = 0u64;
+    let (nb, ntail) = negd.as_chunks::<BLOCK>();
     for p in 0..np {
         let t = s.a[p] + margin;
-        let (mut sum, mut cnt, mut wp) = ([zero; LANES], [zero; LANES], [zero; LANES]);
-        for (wc, nc) in w.chunks_mut(BLOCK).zip(negd.chunks(BLOCK)) {
-            let nb = padded(nc, inf);
-            let (mut lb, mut cb, mut db) = ([zero; BLOCK], [zero; BLOCK], [zero; BLOCK]);
-            for k in 0..BLOCK {
-                let (l, dl) = hinge(t - nb[k], SOFT);
-                lb[k] = l;
-                cb[k] = T::select(l > zero, one, zero);
-                db[k] = dl;
-            }
-            for (wv, &d) in wc.iter_mut().zip(&db) {
-                *wv = *wv - d;
-            }
-            add_lanes(&mut sum, &lb);
-            add_lanes(&mut cnt, &cb);
-            add_lanes(&mut wp, &db);
+        let mut acc = ([zero; BLOCK], [zero; BLOCK], [zero; BLOCK]);
+        let (wb, wtail) = w.as_chunks_mut::<BLOCK>();
+        for (wc, nc) in wb.iter_mut().zip(nb) {
+            pair_block::<T, SOFT>(t, wc, nc, &mut acc);
         }
-        total += lanes_f64(&sum);
-        active += lanes_f64(&cnt) as u64;
+        if !ntail.is_empty() {
+            // The tail padded with +∞ (no pair, no loss, weight 0).
+            let mut wc = [zero; BLOCK];
+            wc[..wtail.len()].copy_from_slice(wtail);
+            pair_block::<T, SOFT>(t, &mut wc, &padded(ntail, inf), &mut acc);
+            let len = wtail.len();
+            wtail.copy_from_slice(&wc[..len]);
+        }
+        let (sum, cnt, wp) = acc;
+        let fold = |v: &[T; BLOCK]| {
+            let mut l = [zero; LANES];
+            add_tree(&mut l, v);
+            lanes_f64(&l)
+        };
+        total += fold(&sum);
+        active += fold(&cnt) as u64;
         let pj = s.idx[p] as usize;
-        w[pj] = w[pj] + T::of(lanes_f64(&wp));
+        w[pj] = w[pj] + T::of(fold(&wp));
     }
     (total, active)
+}
+
+/// One block of a positive's pass: the loss, active count and weight sums into `acc`'s
+/// 64 lanes, the negatives' weights into `wc`.
+#[inline(always)]
+fn pair_block<T: Float, const SOFT: bool>(
+    t: T,
+    wc: &mut [T; BLOCK],
+    nc: &[T; BLOCK],
+    acc: &mut ([T; BLOCK], [T; BLOCK], [T; BLOCK]),
+) {
+    let (zero, one) = (T::zero(), T::one());
+    let (sum, cnt, wp) = acc;
+    for k in 0..BLOCK {
+        let (l, dl) = hinge(t - nc[k], SOFT);
+        sum[k] = sum[k] + l;
+        cnt[k] = cnt[k] + T::select(l > zero, one, zero);
+        wp[k] = wp[k] + dl;
+        wc[k] = wc[k] - dl;
+    }
 }

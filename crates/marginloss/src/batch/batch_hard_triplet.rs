@@ -222,7 +222,7 @@ impl<T: Float, L: BatchLabel> Miner<T, L> for HardMiner<T> {
 }
 
 /// Lanes of the row pass (a minimum is exact at any width).
-const W: usize = 16;
+const W: usize = 64;
 
 /// The lowest index of a negative (`labels[j] != y`) at distance `v`: whole chunks
 /// compared (a fold that vectorises), the position searched in the chunk that has it.

@@ -4,7 +4,7 @@ use super::engine::{lanes_f64, Acc, Miner, Row, Scratch};
 use super::{batch_api, check_margin, BatchDistance, BatchLabel};
 use crate::error::Result;
 use crate::float::Float;
-use crate::kernel::{add_lanes, padded, BLOCK, LANES};
+use crate::kernel::{add_tree, padded, BLOCK, LANES};
 use crate::options::Mode;
 
 /// The contrastive loss over every ordered pair `(i, j)`, `i ≠ j`, of the batch, as
@@ -117,9 +117,9 @@ struct Lanes<T> {
 }
 
 impl<T: Float> PairMiner<T> {
-    /// A whole row in 64-element blocks: the terms into local arrays (element-wise, so
-    /// the loop vectorises), then summed in fixed lanes. The anchor itself (`skip`) is
-    /// turned into a padding element (no pair, no loss, weight 0).
+    /// A whole row in 64-element blocks, the sums in 64 lanes (element `j` into lane
+    /// `j % 64`, folded in a fixed order at the end). The anchor itself (`skip`) and the
+    /// tail's padding are elements with no pair, no loss and weight 0.
     #[inline(always)]
     fn row_blocks<L: BatchLabel>(
         &self,
@@ -133,50 +133,82 @@ impl<T: Float> PairMiner<T> {
         let m = d.len();
         let (labels, w) = (&labels[..m], &mut w[..m]);
         let (zero, one, inf) = (T::zero(), T::one(), T::infinity());
-        let (mp, mn) = (self.mp, self.mn);
-        let z = [zero; LANES];
-        let (mut s0, mut s1, mut c0, mut c1, mut p0) = (z, z, z, z, z);
-        for (b, (wc, dc)) in w.chunks_mut(BLOCK).zip(d.chunks(BLOCK)).enumerate() {
-            let len = dc.len();
-            let mut db = padded(dc, inf);
+        let mut acc = [[zero; BLOCK]; 5];
+        let (dc, dt) = d.as_chunks::<BLOCK>();
+        let (lc, lt) = labels.as_chunks::<BLOCK>();
+        let (wc, wt) = w.as_chunks_mut::<BLOCK>();
+        let full = dc.len() * BLOCK;
+        for (b, ((db, lb), wb)) in dc.iter().zip(lc).zip(wc.iter_mut()).enumerate() {
             let mut same = [zero; BLOCK];
-            for k in 0..len {
-                same[k] = T::select(labels[b * BLOCK + k] == y, one, zero);
-            }
-            if skip / BLOCK == b && skip < m {
-                let k = skip % BLOCK;
-                db[k] = inf;
-                same[k] = zero;
-            }
-            let (mut lp, mut ln, mut ap, mut an, mut wb) =
-                ([zero; BLOCK], [zero; BLOCK], [zero; BLOCK], [zero; BLOCK], [zero; BLOCK]);
             for k in 0..BLOCK {
-                let sm = same[k] > zero;
-                let v = T::select(sm, db[k] - mp, mn - db[k]);
-                let act = v > zero;
-                let l = T::select(act, v, zero);
-                let a = T::select(act, one, zero);
-                lp[k] = l * same[k];
-                ln[k] = l - lp[k];
-                ap[k] = a * same[k];
-                an[k] = a - ap[k];
-                wb[k] = T::select(act, T::select(sm, g, -g), zero);
+                same[k] = T::select(lb[k] == y, one, zero);
             }
-            wc.copy_from_slice(&wb[..len]);
-            add_lanes(&mut s0, &lp);
-            add_lanes(&mut s1, &ln);
-            add_lanes(&mut c0, &ap);
-            add_lanes(&mut c1, &an);
-            add_lanes(&mut p0, &same);
+            if skip / BLOCK == b {
+                // The anchor: a padding element.
+                let mut dp = *db;
+                (dp[skip % BLOCK], same[skip % BLOCK]) = (inf, zero);
+                self.block(&dp, &same, g, wb, &mut acc);
+            } else {
+                self.block(db, &same, g, wb, &mut acc);
+            }
         }
-        let f = lanes_f64::<T>;
-        let pos = f(&p0);
+        if !dt.is_empty() {
+            let mut db = padded(dt, inf);
+            let mut same = [zero; BLOCK];
+            for (k, &l) in lt.iter().enumerate() {
+                same[k] = T::select(l == y, one, zero);
+            }
+            if skip >= full && skip < m {
+                (db[skip - full], same[skip - full]) = (inf, zero);
+            }
+            let mut wb = [zero; BLOCK];
+            self.block(&db, &same, g, &mut wb, &mut acc);
+            let len = wt.len();
+            wt.copy_from_slice(&wb[..len]);
+        }
+        let f = |v: &[T; BLOCK]| {
+            let mut l = [zero; LANES];
+            add_tree(&mut l, v);
+            lanes_f64(&l)
+        };
+        let pos = f(&acc[4]);
         let own = if skip < m { 1.0 } else { 0.0 };
         Lanes {
-            sum: [f(&s0), f(&s1)],
-            cnt: [f(&c0), f(&c1)],
+            sum: [f(&acc[0]), f(&acc[1])],
+            cnt: [f(&acc[2]), f(&acc[3])],
             pairs: [pos, m as f64 - own - pos],
             _t: std::marker::PhantomData,
+        }
+    }
+
+    /// One block: each element's weight into `wb`, and into `acc` the positive and
+    /// negative losses, their active counts and the positive-pair count.
+    #[inline(always)]
+    fn block(
+        &self,
+        db: &[T; BLOCK],
+        same: &[T; BLOCK],
+        g: T,
+        wb: &mut [T; BLOCK],
+        acc: &mut [[T; BLOCK]; 5],
+    ) {
+        let (zero, one) = (T::zero(), T::one());
+        let (mp, mn) = (self.mp, self.mn);
+        let [s0, s1, c0, c1, p0] = acc;
+        for k in 0..BLOCK {
+            let sm = same[k] > zero;
+            let v = T::select(sm, db[k] - mp, mn - db[k]);
+            let act = v > zero;
+            let l = T::select(act, v, zero);
+            let a = T::select(act, one, zero);
+            let lp = l * same[k];
+            let ap = a * same[k];
+            s0[k] = s0[k] + lp;
+            s1[k] = s1[k] + (l - lp);
+            c0[k] = c0[k] + ap;
+            c1[k] = c1[k] + (a - ap);
+            p0[k] = p0[k] + same[k];
+            wb[k] = T::select(act, T::select(sm, g, -g), zero);
         }
     }
 }

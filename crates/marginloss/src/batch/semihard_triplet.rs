@@ -184,7 +184,7 @@ impl<T: Float, L: BatchLabel> Miner<T, L> for SemiMiner<T> {
 const TILE: usize = 1;
 /// Lanes of the selection passes: a minimum or maximum with its first index is exact at
 /// any width, so these run at the widest `f32` vector (16) on any instruction set.
-const W: usize = 16;
+const W: usize = 64;
 
 /// One pass over `negd` (`+∞` at the non-negatives) for the first `P` thresholds of `dp`:
 /// each one's nearest value strictly above it with its lowest index (`(+∞, NONE)` when
