@@ -94,6 +94,10 @@ pub(crate) trait Miner<T: Float, L: BatchLabel>: Sync {
     const DENSE: bool;
     /// 2 when positive and negative terms are reduced separately (the pair loss).
     const CLASSES: usize;
+    /// A row's weight for candidate `j` depends on `d_ij` and the two labels only (the
+    /// pair loss): with rows as their own candidates and one upstream factor for all rows,
+    /// the coefficient matrix is then exactly symmetric.
+    const SYMMETRIC: bool = false;
     /// `Mean` of no tuple is NaN (TF-Addons' `0/0`) rather than 0.
     fn nan_when_empty(&self) -> bool {
         false
@@ -1246,7 +1250,14 @@ pub(crate) fn run<T: Float, L: BatchLabel, Mi: Miner<T, u32>>(
             // Euclidean and squared: `coef_k = Σ_j S_kj` (the row sums of the symmetrised
             // matrix hold every α and β term, each with its class scale).
             let sums = (opt.distance != BatchDistance::Cosine).then_some(&mut coef_q[..]);
-            symmetrize(mat, n, labels, Mi::CLASSES == 2, s0, s1, sums, vals, par);
+            if Mi::SYMMETRIC && upstream.len() <= 1 {
+                // X is symmetric (the Gram matrix is, exactly, and so the distances):
+                // s_c·(X + Xᵀ) = 2·s_c·X, a row-parallel scale instead of the transposes.
+                let two = T::one() + T::one();
+                scale_rows(mat, n, labels, Mi::CLASSES == 2, two * s0, two * s1, sums, prt, par);
+            } else {
+                symmetrize(mat, n, labels, Mi::CLASSES == 2, s0, s1, sums, vals, par);
+            }
         } else if scale != [1.0; 2] {
             scale_classes(mat, m, labels, ref_labels, Mi::CLASSES == 2, s0, s1);
         }
@@ -1625,6 +1636,71 @@ fn row_sum<T: Float, const B: usize>(v: &[T; B]) -> f64 {
         lanes[k % LANES] += x.f64();
     }
     sum_lanes(&lanes)
+}
+
+/// `X_ij ← s_c·X_ij` for a square matrix (class of `(labels[i], labels[j])`), in row
+/// parts; with `sums`, each row's sum of the result (in `f64`, eight lanes).
+#[allow(clippy::too_many_arguments)]
+fn scale_rows<T: Float>(
+    x: &mut [T],
+    n: usize,
+    labels: &[u32],
+    two: bool,
+    s0: T,
+    s1: T,
+    sums: Option<&mut [T]>,
+    prt: usize,
+    par: bool,
+) {
+    struct Op<'a, T> {
+        x: &'a mut [T],
+        i0: usize,
+        n: usize,
+        labels: &'a [u32],
+        two: bool,
+        s: (T, T),
+        sums: &'a mut [T],
+    }
+    impl<T: Float> pulp::WithSimd for Op<'_, T> {
+        type Output = ();
+        #[inline(always)]
+        fn with_simd<S: pulp::Simd>(self, _: S) {
+            let Op { x, i0, n, labels, two, s: (s0, s1), sums } = self;
+            for (k, row) in x.chunks_exact_mut(n).enumerate() {
+                let y = labels[i0 + k];
+                let mut lanes = [0.0f64; LANES];
+                let (rc, rt) = row.as_chunks_mut::<LANES>();
+                let (lc, lt) = labels[..n].as_chunks::<LANES>();
+                for (v, l) in rc.iter_mut().zip(lc) {
+                    for j in 0..LANES {
+                        let s = if two { T::select(l[j] == y, s0, s1) } else { s0 };
+                        v[j] = v[j] * s;
+                        lanes[j] += v[j].f64();
+                    }
+                }
+                for (j, (v, &l)) in rt.iter_mut().zip(lt).enumerate() {
+                    let s = if two { T::select(l == y, s0, s1) } else { s0 };
+                    *v = *v * s;
+                    lanes[j] += v.f64();
+                }
+                if let Some(o) = sums.get_mut(k) {
+                    *o = T::of(sum_lanes(&lanes));
+                }
+            }
+        }
+    }
+    let parts = n.div_ceil(prt).max(1);
+    let sums = sums.unwrap_or(&mut []);
+    tree(
+        parts,
+        0,
+        par,
+        (Chunks(&mut x[..n * n], prt * n), Chunks(sums, prt)),
+        &|(Chunks(x, _), Chunks(sums, _)), part| {
+            crate::simd::vectorize(Op { x, i0: part * prt, n, labels, two, s: (s0, s1), sums });
+        },
+        &|(), ()| (),
+    );
 }
 
 /// `X_ij ← s_c·X_ij` with the class of `(labels[i], ref_labels[j])`.

@@ -216,6 +216,7 @@ impl<T: Float> PairMiner<T> {
 impl<T: Float, L: BatchLabel> Miner<T, L> for PairMiner<T> {
     const DENSE: bool = true;
     const CLASSES: usize = 2;
+    const SYMMETRIC: bool = true;
 
     fn zero_quirk(&self, acc: &Acc) -> bool {
         acc.tuples[0] <= 1 && acc.tuples[1] <= 1
