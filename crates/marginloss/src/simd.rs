@@ -16,21 +16,3 @@
 pub(crate) fn vectorize<Op: pulp::WithSimd>(op: Op) -> Op::Output {
     pulp::Arch::new().dispatch(op)
 }
-
-/// A closure as a [`pulp::WithSimd`] op.
-struct Closure<F>(F);
-
-impl<R, F: FnOnce() -> R> pulp::WithSimd for Closure<F> {
-    type Output = R;
-    #[inline(always)]
-    fn with_simd<S: pulp::Simd>(self, _: S) -> R {
-        (self.0)()
-    }
-}
-
-/// Runs `f` as [`vectorize`] runs an op. `f` is called once, so the optimiser inlines it
-/// into the dispatched function; what it calls must be `#[inline(always)]`.
-#[inline(always)]
-pub(crate) fn vectorized<R>(f: impl FnOnce() -> R) -> R {
-    vectorize(Closure(f))
-}

@@ -147,6 +147,9 @@ pub struct Workspace<T> {
     picks: Vec<u32>,
     pick_x: Vec<T>,
     picks_len: Vec<u32>,
+    col_off: Vec<u32>,
+    col_row: Vec<u32>,
+    col_x: Vec<T>,
 }
 
 impl<T: Float> Workspace<T> {
@@ -179,6 +182,9 @@ impl<T: Float> Workspace<T> {
             picks: Vec::new(),
             pick_x: Vec::new(),
             picks_len: Vec::new(),
+            col_off: Vec::new(),
+            col_row: Vec::new(),
+            col_x: Vec::new(),
         }
     }
 
@@ -199,7 +205,8 @@ impl<T: Float> Workspace<T> {
             + self.coef_q.capacity()
             + self.coef_r.capacity()
             + self.scratch.capacity()
-            + self.pick_x.capacity())
+            + self.pick_x.capacity()
+            + self.col_x.capacity())
             + 8 * (self.alpha.capacity() + self.beta.capacity() + self.vals.capacity())
             + 4 * (self.idx.capacity()
                 + self.ids.capacity()
@@ -207,7 +214,9 @@ impl<T: Float> Workspace<T> {
                 + self.offsets.capacity()
                 + self.members.capacity()
                 + self.picks.capacity()
-                + self.picks_len.capacity())
+                + self.picks_len.capacity()
+                + self.col_off.capacity()
+                + self.col_row.capacity())
             + std::mem::size_of::<(i128, u32)>() * self.keys.capacity()
     }
 }
@@ -973,6 +982,9 @@ pub(crate) fn run<T: Float, L: BatchLabel, Mi: Miner<T, u32>>(
         picks,
         pick_x,
         picks_len,
+        col_off,
+        col_row,
+        col_x,
     } = ws;
     // The labels as dense u32 class ids (equal ids exactly for equal labels), anchors then
     // reference rows: the miners' compares then run at the distances' lane width.
@@ -1281,11 +1293,14 @@ pub(crate) fn run<T: Float, L: BatchLabel, Mi: Miner<T, u32>>(
         // half (rows as their own candidates) or the reference rows' gradient, both
         // scattered from every list into parts of the destination rows.
         rows_backward_sparse(&lists, dim, q, r, coef_q, grad, prt, par);
-        if self_ref {
-            scatter_lists(&lists, dim, q, None, grad, par);
-        }
-        if let Some(gr) = grad_ref.as_deref_mut() {
-            scatter_lists(&lists, dim, q, Some((r, &coef_r[..])), gr, par);
+        if self_ref || grad_ref.is_some() {
+            let cols = transpose_lists(&lists, m, col_off, col_row, col_x, loss, (n, m))?;
+            if self_ref {
+                scatter_cols(&cols, dim, q, None, grad, par);
+            }
+            if let Some(gr) = grad_ref.as_deref_mut() {
+                scatter_cols(&cols, dim, q, Some((r, &coef_r[..])), gr, par);
+            }
         }
     }
     if normalize {
@@ -1839,6 +1854,29 @@ fn rows_backward_sparse<T: Float>(
     prt: usize,
     par: bool,
 ) {
+    struct Op<'a, 'l, T> {
+        lists: &'a Lists<'l, T>,
+        dim: usize,
+        q: &'a [T],
+        r: &'a [T],
+        coef: &'a [T],
+        g: &'a mut [T],
+        i0: usize,
+    }
+    impl<T: Float> pulp::WithSimd for Op<'_, '_, T> {
+        type Output = ();
+        #[inline(always)]
+        fn with_simd<S: pulp::Simd>(self, _: S) {
+            let Op { lists, dim, q, r, coef, g, i0 } = self;
+            g.fill(T::zero());
+            for (k, gi) in g.chunks_exact_mut(dim).enumerate() {
+                for (j, c) in lists.row(i0 + k) {
+                    axpy(gi, -c, &r[j * dim..(j + 1) * dim]);
+                }
+            }
+            add_scaled_rows(g, coef, q, i0, dim);
+        }
+    }
     let n = coef.len();
     let parts = n.div_ceil(prt).max(1);
     tree(
@@ -1846,36 +1884,97 @@ fn rows_backward_sparse<T: Float>(
         0,
         par,
         Chunks(&mut grad[..], prt * dim),
-        &|Chunks(g, _), part| {
-            let i0 = part * prt;
-            crate::simd::vectorized(|| {
-                g.fill(T::zero());
-                for (k, gi) in g.chunks_exact_mut(dim).enumerate() {
-                    for (j, c) in lists.row(i0 + k) {
-                        axpy(gi, -c, &r[j * dim..(j + 1) * dim]);
-                    }
-                }
-                add_scaled_rows(g, coef, q, i0, dim);
-            });
-        },
+        &|Chunks(g, _), part| crate::simd::vectorize(Op { lists, dim, q, r, coef, g, i0: part * prt }),
         &|(), ()| (),
     );
 }
 
-/// `grad_j (+)= Σ_i −X_ij·q_i` from every row's list, in parts of the destination rows
-/// (each part reads all the lists and keeps its own columns, rows in order, so the sum
-/// does not depend on the threads). With `base = Some((r, coef))` the destination is the
-/// reference rows' gradient and starts at `coef_j·r_j`; without, it is added to.
-fn scatter_lists<T: Float>(
+/// The pick lists by column: column `j`'s rows `row[off[j]..off[j + 1]]` (ascending)
+/// with their scaled coefficients alongside.
+struct Cols<'a, T> {
+    off: &'a [u32],
+    row: &'a [u32],
+    x: &'a [T],
+}
+
+/// Transposes the pick lists (a counting sort by column, rows in order).
+fn transpose_lists<'w, T: Float>(
     lists: &Lists<'_, T>,
+    m: usize,
+    off: &'w mut Vec<u32>,
+    row: &'w mut Vec<u32>,
+    x: &'w mut Vec<T>,
+    loss: &'static str,
+    shape: (usize, usize),
+) -> Result<Cols<'w, T>> {
+    let n = lists.len.len();
+    off.clear();
+    off.resize(m + 2, 0);
+    let mut total = 0usize;
+    for i in 0..n {
+        for (j, _) in lists.row(i) {
+            off[j + 2] += 1;
+            total += 1;
+        }
+    }
+    // off[j + 1] = start of column j (a cursor while filling), then the end.
+    for j in 2..m + 2 {
+        off[j] += off[j - 1];
+    }
+    try_size(row, total, loss, shape)?;
+    try_size(x, total, loss, shape)?;
+    for i in 0..n {
+        for (j, c) in lists.row(i) {
+            let at = off[j + 1] as usize;
+            row[at] = i as u32;
+            x[at] = c;
+            off[j + 1] += 1;
+        }
+    }
+    Ok(Cols { off: &off[..m + 1], row, x })
+}
+
+/// `grad_j (+)= Σ_i −X_ij·q_i` over column `j`'s picks (rows in order), in parts of the
+/// destination rows. With `base = Some((r, coef))` the destination is the reference
+/// rows' gradient and starts at `coef_j·r_j`; without, it is added to.
+fn scatter_cols<T: Float>(
+    cols: &Cols<'_, T>,
     dim: usize,
     q: &[T],
     base: Option<(&[T], &[T])>,
     grad: &mut [T],
     par: bool,
 ) {
+    struct Op<'a, 'c, T> {
+        cols: &'a Cols<'c, T>,
+        dim: usize,
+        q: &'a [T],
+        base: Option<(&'a [T], &'a [T])>,
+        g: &'a mut [T],
+        j0: usize,
+    }
+    impl<T: Float> pulp::WithSimd for Op<'_, '_, T> {
+        type Output = ();
+        #[inline(always)]
+        fn with_simd<S: pulp::Simd>(self, _: S) {
+            let Op { cols, dim, q, base, g, j0 } = self;
+            if base.is_some() {
+                g.fill(T::zero());
+            }
+            for (k, gj) in g.chunks_exact_mut(dim).enumerate() {
+                let j = j0 + k;
+                let at = cols.off[j] as usize..cols.off[j + 1] as usize;
+                for (&i, &c) in cols.row[at.clone()].iter().zip(&cols.x[at]) {
+                    let i = i as usize;
+                    axpy(gj, -c, &q[i * dim..(i + 1) * dim]);
+                }
+            }
+            if let Some((r, coef)) = base {
+                add_scaled_rows(g, coef, r, j0, dim);
+            }
+        }
+    }
     let rows_out = grad.len() / dim.max(1);
-    let n = lists.len.len();
     let prt = part_rows(rows_out);
     let parts = rows_out.div_ceil(prt).max(1);
     tree(
@@ -1883,26 +1982,7 @@ fn scatter_lists<T: Float>(
         0,
         par,
         Chunks(&mut grad[..], prt * dim),
-        &|Chunks(g, _), part| {
-            let j0 = part * prt;
-            let j1 = j0 + g.len() / dim;
-            crate::simd::vectorized(|| {
-                if base.is_some() {
-                    g.fill(T::zero());
-                }
-                for i in 0..n {
-                    let qi = &q[i * dim..(i + 1) * dim];
-                    for (j, c) in lists.row(i) {
-                        if (j0..j1).contains(&j) {
-                            axpy(&mut g[(j - j0) * dim..(j - j0 + 1) * dim], -c, qi);
-                        }
-                    }
-                }
-                if let Some((r, coef)) = base {
-                    add_scaled_rows(g, coef, r, j0, dim);
-                }
-            });
-        },
+        &|Chunks(g, _), part| crate::simd::vectorize(Op { cols, dim, q, base, g, j0: part * prt }),
         &|(), ()| (),
     );
 }
