@@ -122,6 +122,108 @@ const KINDS: [Kind; 4] = [Kind::All, Kind::Hard, Kind::Semi, Kind::Pair];
 const DISTS: [Dist; 3] = [Dist::Euclid, Dist::Sq, Dist::Cos];
 const REDS: [Red; 4] = [Red::Mean, Red::MeanNonzero, Red::Sum, Red::None];
 
+/// The dense losses take a matrix with few non-zero coefficients (most pairs or triplets
+/// already past their margins) through the sparse backward and a dense one through the
+/// GEMM: both equal the reference, with and without a reference set, every distance and
+/// reduction.
+#[test]
+fn dense_losses_equal_the_reference_whether_their_coefficients_are_sparse_or_dense() {
+    let mut rng = Rng::new(11);
+    let (n, m, dim) = (96, 80, 6);
+    let mut ws = Workspace::new();
+    let euclid = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum::<f64>().sqrt();
+    for kind in [Kind::All, Kind::Pair] {
+        for d in DISTS {
+            for r in REDS {
+                for with_ref in [false, true] {
+                    for sparse in [true, false] {
+                        let x = rng.vec(n * dim, -1.0, 1.0);
+                        let y = labels(&mut rng, n, 6);
+                        let rx = rng.vec(m * dim, -1.0, 1.0);
+                        let ry = labels(&mut rng, m, 6);
+                        let refset = with_ref.then_some((&rx[..], &ry[..]));
+                        let (cx, cy, cm) = if with_ref { (&rx[..], &ry[..], m) } else { (&x[..], &y[..], n) };
+                        // The margins are set from the batch's own distances: quantiles of
+                        // the negative distances (pair) and of d_ap − d_an (batch-all).
+                        let dd = |i: usize, j: usize| {
+                            let (a, b) = (&x[i * dim..(i + 1) * dim], &cx[j * dim..(j + 1) * dim]);
+                            match d {
+                                Dist::Euclid => euclid(a, b),
+                                Dist::Sq => euclid(a, b).powi(2),
+                                Dist::Cos => {
+                                    let dot: f64 = a.iter().zip(b).map(|(p, q)| p * q).sum();
+                                    let na = a.iter().map(|v| v * v).sum::<f64>().sqrt();
+                                    let nb = b.iter().map(|v| v * v).sum::<f64>().sqrt();
+                                    1.0 - dot / (na * nb)
+                                }
+                            }
+                        };
+                        let (mut neg, mut diffs) = (Vec::new(), Vec::new());
+                        for (i, &yi) in y.iter().enumerate() {
+                            let own = |j: usize| !with_ref && j == i;
+                            for j in (0..cm).filter(|&j| cy[j] != yi) {
+                                neg.push(dd(i, j));
+                            }
+                            for p in (0..cm).filter(|&p| cy[p] == yi && !own(p)) {
+                                for q in (0..cm).filter(|&q| cy[q] != yi) {
+                                    diffs.push(dd(i, p) - dd(i, q));
+                                }
+                            }
+                        }
+                        neg.sort_by(f64::total_cmp);
+                        diffs.sort_by(f64::total_cmp);
+                        let up: Vec<f64> = if r == Red::None { rng.vec(n, 0.5, 2.0) } else { vec![1.3] };
+                        let mut cfg = Cfg::new(kind);
+                        cfg.dist = d;
+                        cfg.red = r;
+                        // Midway between a sorted value and the next clearly larger one (a
+                        // pair's distance appears twice), so no pair or triplet sits on its
+                        // hinge's kink, where rounding would decide.
+                        let mid = |v: &[f64], k: usize| {
+                            let next =
+                                v[k..].iter().find(|&&b| b > v[k] + 1e-9).copied().unwrap_or(v[k] + 1.0);
+                            0.5 * (v[k] + next)
+                        };
+                        if sparse {
+                            // Pair: no positive active, the nearest 0.4% of negatives;
+                            // batch-all: the most violating 0.1% of triplets.
+                            cfg.pos_margin = 1e3;
+                            cfg.neg_margin = mid(&neg, neg.len() / 250);
+                            cfg.margin = -mid(&diffs, diffs.len() - diffs.len() / 1000 - 2);
+                        } else {
+                            cfg.pos_margin = 0.0;
+                            cfg.neg_margin = mid(&neg, neg.len() / 2);
+                            cfg.margin = -mid(&diffs, diffs.len() / 3);
+                        }
+                        let want = reference(&cfg, &x, dim, &y, refset, &up);
+                        let got = fused(&cfg, &x, dim, &y, refset, &up, &mut ws).unwrap();
+                        let what = format!("{kind:?} {d:?} {r:?} ref={with_ref} sparse={sparse}");
+                        if sparse {
+                            assert!(got.stats.active > 0, "{what}: nothing active");
+                            assert!(
+                                2 * got.stats.active * 24 < (n * cm) as u64,
+                                "{what}: not sparse ({})",
+                                got.stats.active
+                            );
+                        } else {
+                            assert!(
+                                got.stats.active * 24 > (n * cm) as u64,
+                                "{what}: not dense ({})",
+                                got.stats.active
+                            );
+                        }
+                        close(&format!("{what} out"), &got.out, &want.out, 1e-10);
+                        close(&format!("{what} grad"), &got.grad, &want.grad, 1e-10);
+                        if with_ref {
+                            close(&format!("{what} grad_ref"), &got.grad_ref, &want.grad_ref, 1e-10);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Every loss × distance × normalize × reduction × soft, with and without a reference set,
 /// with upstream weights: fused (f64) equals the reference to 1e-10 of the result's scale.
 #[test]

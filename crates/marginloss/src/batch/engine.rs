@@ -455,7 +455,9 @@ impl<T: Float, L: BatchLabel, Mi: Miner<T, L>> pulp::WithSimd for PartOp<'_, '_,
             acc = acc.add(a);
             if c.grad {
                 let (a0, a1) = if Mi::DENSE {
-                    coefficients::<T, L, Mi>(c, i, y, row, w, beta0, beta1)
+                    let a = coefficients::<T, L, Mi>(c, i, y, row, w, beta0, beta1);
+                    picks_len[r] = count_nonzero(row) as u32;
+                    a
                 } else {
                     let list = (&mut picks[r * cap..(r + 1) * cap], &mut pick_x[r * cap..(r + 1) * cap]);
                     let (a0, a1, len) =
@@ -1042,7 +1044,7 @@ pub(crate) fn run<T: Float, L: BatchLabel, Mi: Miner<T, u32>>(
     let cap = if listed { Mi::max_picks(counts.iter().max().map_or(0, |&c| c as usize)).min(m) } else { 0 };
     try_size(picks, n * cap, loss, (n, m))?;
     try_size(pick_x, n * cap, loss, (n, m))?;
-    size(picks_len, if listed { n } else { 0 });
+    size(picks_len, if want_grad { n } else { 0 });
     let par = parallel(n.saturating_mul(m).saturating_mul(dim.max(1)));
     // Rows as their own candidates: the Gram matrix is symmetric, so half of it is
     // computed and the rest mirrored (exactly symmetric distances, too).
@@ -1065,7 +1067,7 @@ pub(crate) fn run<T: Float, L: BatchLabel, Mi: Miner<T, u32>>(
                 Chunks(&mut idx[..], m),
                 Chunks(&mut beta[..], bw),
                 (Chunks(&mut picks[..], prt * cap), Chunks(&mut pick_x[..], prt * cap)),
-                Chunks(&mut picks_len[..], if listed { prt } else { 0 }),
+                Chunks(&mut picks_len[..], if want_grad { prt } else { 0 }),
             ),
             &|(
                 Chunks(mat, _),
@@ -1255,7 +1257,23 @@ pub(crate) fn run<T: Float, L: BatchLabel, Mi: Miner<T, u32>>(
             *c = T::of(beta_j(j));
         }
     }
-    if Mi::DENSE {
+    // A dense miner's matrix with few non-zero coefficients (a loss most of whose pairs
+    // satisfy their margins) goes through the sparse backward instead of a GEMM: its
+    // columns listed from the matrix.
+    let nnz: usize = picks_len.iter().map(|&c| c as usize).sum();
+    let sparse_dense = Mi::DENSE && nnz.saturating_mul(SPARSE_RATIO) < n.saturating_mul(m);
+    let mut cap = cap;
+    if sparse_dense {
+        cap = picks_len.iter().max().map_or(0, |&c| c as usize);
+        try_size(picks, n * cap, loss, (n, m))?;
+        try_size(pick_x, n * cap, loss, (n, m))?;
+        list_nonzeros(mat, m, cap, picks, pick_x);
+        if self_ref && opt.distance != BatchDistance::Cosine {
+            // The row sums the symmetrisation would give: coef_k = Σ_j S_kj.
+            list_sums(picks, pick_x, picks_len, cap, labels, Mi::CLASSES == 2, [s0, s1], vals, coef_q);
+        }
+    }
+    if Mi::DENSE && !sparse_dense {
         // The class scales go into the matrix: with its transpose added when the rows
         // are their own candidates.
         if self_ref {
@@ -1279,6 +1297,7 @@ pub(crate) fn run<T: Float, L: BatchLabel, Mi: Miner<T, u32>>(
             cols_backward_dense(mat, n, m, dim, q, r, coef_r, gr, par);
         }
     } else {
+        debug_assert!(!Mi::DENSE || sparse_dense);
         let lists = Lists {
             x: pick_x,
             picks,
@@ -1842,6 +1861,67 @@ impl<T: Float> Lists<'_, T> {
     }
 }
 
+/// A dense miner's matrix goes through the sparse backward when fewer than one in this
+/// many coefficients is non-zero (a listed coefficient costs one row update, against a
+/// GEMM's far cheaper multiply-adds).
+const SPARSE_RATIO: usize = 24;
+
+/// Each row's non-zero coefficients of `x` (`· × m`) into its `cap` slots of `picks` /
+/// `pick_x`, in column order (each row holds at most `cap`).
+fn list_nonzeros<T: Float>(x: &[T], m: usize, cap: usize, picks: &mut [u32], pick_x: &mut [T]) {
+    if cap == 0 || m == 0 {
+        return;
+    }
+    for ((row, cols), xs) in
+        x.chunks_exact(m).zip(picks.chunks_exact_mut(cap)).zip(pick_x.chunks_exact_mut(cap))
+    {
+        let mut len = 0;
+        for (cb, chunk) in row.chunks(16).enumerate() {
+            if !any_nonzero(chunk) {
+                continue;
+            }
+            for (o, &v) in chunk.iter().enumerate() {
+                if v != T::zero() && len < cap {
+                    (cols[len], xs[len]) = ((cb * 16 + o) as u32, v);
+                    len += 1;
+                }
+            }
+        }
+    }
+}
+
+/// `coef_k = Σ_j S_kj` for `S = s_c·(X + Xᵀ)` from the lists (rows as their own
+/// candidates): each listed `X_ij` scaled by its class adds to rows `i` and `j`, in `f64`
+/// (`acc`, `n` values), in list order.
+#[allow(clippy::too_many_arguments)]
+fn list_sums<T: Float>(
+    picks: &[u32],
+    pick_x: &[T],
+    len: &[u32],
+    cap: usize,
+    labels: &[u32],
+    two: bool,
+    scale: [T; 2],
+    acc: &mut [f64],
+    coef: &mut [T],
+) {
+    let n = len.len();
+    acc[..n].fill(0.0);
+    for i in 0..n {
+        let l = (len[i] as usize).min(cap);
+        for (&j, &x) in picks[i * cap..][..l].iter().zip(&pick_x[i * cap..][..l]) {
+            let j = j as usize;
+            let cls = usize::from(two && labels[j] != labels[i]);
+            let v = (x * scale[cls]).f64();
+            acc[i] += v;
+            acc[j] += v;
+        }
+    }
+    for (c, a) in coef.iter_mut().zip(acc.iter()) {
+        *c = T::of(*a);
+    }
+}
+
 /// `grad_i = coef_i·q_i − Σ_j X_ij·r_j` over row `i`'s list, in row parts.
 #[allow(clippy::too_many_arguments)]
 fn rows_backward_sparse<T: Float>(
@@ -1985,6 +2065,24 @@ fn scatter_cols<T: Float>(
         &|Chunks(g, _), part| crate::simd::vectorize(Op { cols, dim, q, base, g, j0: part * prt }),
         &|(), ()| (),
     );
+}
+
+/// The number of non-zero (or NaN) values of a row, in fixed-length chunks (vectorises).
+#[inline(always)]
+fn count_nonzero<T: Float>(row: &[T]) -> usize {
+    const C: usize = 64;
+    let (body, tail) = row.as_chunks::<C>();
+    let mut lanes = [0u32; C];
+    for chunk in body {
+        for k in 0..C {
+            lanes[k] += u32::from(chunk[k] != T::zero());
+        }
+    }
+    let mut total = tail.iter().filter(|v| **v != T::zero()).count();
+    for l in lanes {
+        total += l as usize;
+    }
+    total
 }
 
 /// Whether a chunk holds a non-zero (or NaN) value: the whole chunk compared, no early
