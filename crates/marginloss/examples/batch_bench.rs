@@ -4,6 +4,9 @@
 //! `cargo run --release -p marginloss --features rayon --example batch_bench -- \
 //!    batch-all-triplet --n 1024 --dim 128 --classes 128 --threads 1 --reps 20`
 //!
+//! `--neg-margin M` sets pair-contrastive's negative margin (default 1, as
+//! pytorch-metric-learning's).
+//!
 //! Also the peak-RSS probe (`--loss-only` skips the GEMM comparison and its N×N buffer):
 //! `/usr/bin/time -v target/release/examples/batch_bench batch-all-triplet --n 4096 --reps 1 --loss-only`.
 #![allow(unsafe_code)] // the `gemm` crate's entry point, for the comparison only
@@ -70,6 +73,13 @@ fn main() {
     let (mut out, mut g) = ([0.0f32], vec![0.0f32; n * dim]);
     let mut ws = Workspace::new();
     let r = BatchReduction::MeanNonzero;
+    // pytorch-metric-learning's default 1 (random unit rows are about √2 apart, so few
+    // negatives are active); `--neg-margin 1.5` makes nearly all of them active.
+    let neg_margin: f64 = args
+        .iter()
+        .position(|a| a == "--neg-margin")
+        .and_then(|i| args.get(i + 1))
+        .map_or(1.0, |v| v.parse().expect("--neg-margin"));
     let loss_only = args.iter().any(|a| a == "--loss-only");
     let mut prod = vec![0.0f32; if loss_only { 0 } else { n * n }];
     let (loss_ns, gemm_ns, gemm_crate_ns) = pool.install(|| {
@@ -88,15 +98,10 @@ fn main() {
                         .normalize(true)
                         .margin(0.2)
                         .forward_backward(&batch, r, &[1.0], &mut out, &mut g, None, &mut ws),
-                    "pair-contrastive" => PairContrastive::new().normalize(true).forward_backward(
-                        &batch,
-                        r,
-                        &[1.0],
-                        &mut out,
-                        &mut g,
-                        None,
-                        &mut ws,
-                    ),
+                    "pair-contrastive" => PairContrastive::new()
+                        .normalize(true)
+                        .neg_margin(neg_margin)
+                        .forward_backward(&batch, r, &[1.0], &mut out, &mut g, None, &mut ws),
                     "gemm-only" => Ok(Default::default()),
                     other => panic!("unknown loss {other}"),
                 }

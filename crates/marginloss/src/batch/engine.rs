@@ -1700,13 +1700,15 @@ fn scale_rows<T: Float>(
         #[inline(always)]
         fn with_simd<S: pulp::Simd>(self, _: S) {
             let Op { x, i0, n, labels, two, s: (s0, s1), sums } = self;
+            // 64 f64 lanes (independent accumulators), folded in a fixed order.
+            const C: usize = 64;
             for (k, row) in x.chunks_exact_mut(n).enumerate() {
                 let y = labels[i0 + k];
-                let mut lanes = [0.0f64; LANES];
-                let (rc, rt) = row.as_chunks_mut::<LANES>();
-                let (lc, lt) = labels[..n].as_chunks::<LANES>();
+                let mut lanes = [0.0f64; C];
+                let (rc, rt) = row.as_chunks_mut::<C>();
+                let (lc, lt) = labels[..n].as_chunks::<C>();
                 for (v, l) in rc.iter_mut().zip(lc) {
-                    for j in 0..LANES {
+                    for j in 0..C {
                         let s = if two { T::select(l[j] == y, s0, s1) } else { s0 };
                         v[j] = v[j] * s;
                         lanes[j] += v[j].f64();
@@ -1718,7 +1720,13 @@ fn scale_rows<T: Float>(
                     lanes[j] += v.f64();
                 }
                 if let Some(o) = sums.get_mut(k) {
-                    *o = T::of(sum_lanes(&lanes));
+                    let mut l8 = [0.0f64; LANES];
+                    for chunk in lanes.as_chunks::<LANES>().0 {
+                        for t in 0..LANES {
+                            l8[t] += chunk[t];
+                        }
+                    }
+                    *o = T::of(sum_lanes(&l8));
                 }
             }
         }
