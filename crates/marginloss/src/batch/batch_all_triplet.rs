@@ -172,7 +172,8 @@ fn all_pairs<T: Float, const SOFT: bool>(
         total += fold(&sum);
         active += fold(&cnt) as u64;
         let pj = s.idx[p] as usize;
-        w[pj] = w[pj] + T::of(fold(&wp));
+        let wp = if SOFT { fold(&wp) } else { fold(&cnt) };
+        w[pj] = w[pj] + T::of(wp);
     }
     (total, active)
 }
@@ -188,11 +189,24 @@ fn pair_block<T: Float, const SOFT: bool>(
 ) {
     let (zero, one) = (T::zero(), T::one());
     let (sum, cnt, wp) = acc;
-    for k in 0..BLOCK {
-        let (l, dl) = hinge(t - nc[k], SOFT);
-        sum[k] = sum[k] + l;
-        cnt[k] = cnt[k] + T::select(l > zero, one, zero);
-        wp[k] = wp[k] + dl;
-        wc[k] = wc[k] - dl;
+    if SOFT {
+        for k in 0..BLOCK {
+            let (l, dl) = hinge(t - nc[k], true);
+            sum[k] = sum[k] + l;
+            cnt[k] = cnt[k] + T::select(l > zero, one, zero);
+            wp[k] = wp[k] + dl;
+            wc[k] = wc[k] - dl;
+        }
+    } else {
+        // The hinge's derivative is its active indicator: the count is the weight sum
+        // (`wp` is left for the fold to skip).
+        for k in 0..BLOCK {
+            let v = t - nc[k];
+            let a = T::select(v > zero, one, zero);
+            sum[k] = sum[k] + T::select(v > zero, v, zero);
+            cnt[k] = cnt[k] + a;
+            wc[k] = wc[k] - a;
+        }
+        let _ = wp;
     }
 }

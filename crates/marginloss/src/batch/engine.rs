@@ -1260,11 +1260,17 @@ pub(crate) fn run<T: Float, L: BatchLabel, Mi: Miner<T, u32>>(
     // A dense miner's matrix with few non-zero coefficients (a loss most of whose pairs
     // satisfy their margins) goes through the sparse backward instead of a GEMM: its
     // columns listed from the matrix.
+    // The lists take `cap` slots a row (the longest row's count): only when they need at
+    // most half the matrix's memory.
     let nnz: usize = picks_len.iter().map(|&c| c as usize).sum();
-    let sparse_dense = Mi::DENSE && nnz.saturating_mul(SPARSE_RATIO) < n.saturating_mul(m);
+    let longest = picks_len.iter().max().map_or(0, |&c| c as usize);
+    let list_bytes = n.saturating_mul(longest).saturating_mul(4 + std::mem::size_of::<T>());
+    let sparse_dense = Mi::DENSE
+        && nnz.saturating_mul(SPARSE_RATIO) < n.saturating_mul(m)
+        && list_bytes.saturating_mul(2) <= n.saturating_mul(m).saturating_mul(std::mem::size_of::<T>());
     let mut cap = cap;
     if sparse_dense {
-        cap = picks_len.iter().max().map_or(0, |&c| c as usize);
+        cap = longest;
         try_size(picks, n * cap, loss, (n, m))?;
         try_size(pick_x, n * cap, loss, (n, m))?;
         list_nonzeros(mat, m, cap, picks, pick_x);
@@ -1594,10 +1600,10 @@ fn sym_pair<T: Float>(
         // lower half's).
         for r in 0..hi {
             let dst = &mut ra[r * n + bj..r * n + bj + hj];
-            for (k, d) in dst.iter_mut().enumerate() {
-                if rb.is_some() || k > r {
-                    *d = bt[r][k];
-                }
+            if rb.is_some() {
+                dst.copy_from_slice(&bt[r][..hj]);
+            } else if r + 1 < hj {
+                dst[r + 1..].copy_from_slice(&bt[r][r + 1..hj]);
             }
         }
         return;
