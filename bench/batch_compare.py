@@ -52,15 +52,22 @@ a = x0.clone()
 rows.append(("torch matmul N x D x N", timed(lambda: a @ a.T, 20)))
 rows.append(("pml BatchHardMiner + TripletMarginLoss", timed(fwd_bwd(losses.TripletMarginLoss(margin=0.2), miners.BatchHardMiner()), reps)))
 rows.append(("pml ContrastiveLoss", timed(fwd_bwd(losses.ContrastiveLoss()), reps)))
+rows.append(("pml ContrastiveLoss(neg_margin=1.5)", timed(fwd_bwd(losses.ContrastiveLoss(neg_margin=1.5)), reps)))
 rows.append(("pml TripletMarginMiner(semihard) + TripletMarginLoss",
              timed(fwd_bwd(losses.TripletMarginLoss(margin=0.2), miners.TripletMarginMiner(margin=0.2, type_of_triplets="semihard")), max(2, reps // 2))))
 rows.append(("pml TripletMarginLoss (all triplets)", timed(fwd_bwd(losses.TripletMarginLoss(margin=0.2)), max(2, reps // 2))))
 for name, (w, c) in rows:
     print(json.dumps({"name": name, "n": N, "dim": D, "classes": C, "threads": 1, "wall_ns": round(w), "cpu_ns": round(c)}))
 exe = os.path.join(ROOT, "target", "release", "examples", "batch_bench")
-for loss in ("batch-all-triplet", "batch-hard-triplet", "semihard-triplet", "pair-contrastive"):
+# pair-contrastive twice: pytorch-metric-learning's default neg_margin 1 (random unit rows
+# are about sqrt(2) apart, so few negatives are active and the backward runs sparse) and
+# neg_margin 1.5 (nearly all active: the dense GEMM backward).
+for loss, extra in (("batch-all-triplet", []), ("batch-hard-triplet", []), ("semihard-triplet", []),
+                    ("pair-contrastive", []), ("pair-contrastive", ["--neg-margin", "1.5"])):
     for threads in (1, 2):
         out = subprocess.run([exe, loss, "--n", str(N), "--dim", str(D), "--classes", str(C), "--threads", str(threads),
-                              "--reps", "15"], capture_output=True, text=True, check=True).stdout
-        print(out.strip())
+                              "--reps", "100", *extra], capture_output=True, text=True, check=True).stdout
+        row = json.loads(out)
+        row["args"] = extra
+        print(json.dumps(row))
 print(json.dumps({"loadavg": os.getloadavg()}))

@@ -1273,7 +1273,20 @@ pub(crate) fn run<T: Float, L: BatchLabel, Mi: Miner<T, u32>>(
         cap = longest;
         try_size(picks, n * cap, loss, (n, m))?;
         try_size(pick_x, n * cap, loss, (n, m))?;
-        list_nonzeros(mat, m, cap, picks, pick_x);
+        if cap > 0 {
+            tree(
+                parts,
+                0,
+                par,
+                (
+                    Chunks(&mut mat[..], prt * m),
+                    Chunks(&mut picks[..], prt * cap),
+                    Chunks(&mut pick_x[..], prt * cap),
+                ),
+                &|(Chunks(x, _), Chunks(p, _), Chunks(v, _)), _| list_nonzeros(x, m, cap, p, v),
+                &|(), ()| (),
+            );
+        }
         if self_ref && opt.distance != BatchDistance::Cosine {
             // The row sums the symmetrisation would give: coef_k = Σ_j S_kj.
             list_sums(picks, pick_x, picks_len, cap, labels, Mi::CLASSES == 2, [s0, s1], vals, coef_q);
@@ -1882,7 +1895,7 @@ const SPARSE_RATIO: usize = 24;
 
 /// Each row's non-zero coefficients of `x` (`· × m`) into its `cap` slots of `picks` /
 /// `pick_x`, in column order (each row holds at most `cap`).
-fn list_nonzeros<T: Float>(x: &[T], m: usize, cap: usize, picks: &mut [u32], pick_x: &mut [T]) {
+fn list_nonzeros<T: Float>(x: &mut [T], m: usize, cap: usize, picks: &mut [u32], pick_x: &mut [T]) {
     if cap == 0 || m == 0 {
         return;
     }
