@@ -29,7 +29,10 @@ What it does, in one process, one machine, one run:
    runs `cargo run --release -p marginloss-burn --features rayon,simd --example bench --
    --json` and reads one JSON object per line, `{"name", "size", "bytes", "fused_ns",
    "composed_ns", "burn_nn_ns"}`: fused vs composed burn ops vs burn-nn, in one process.
-6. Writes `docs/BENCHMARKS.md`: one table with torch 1-thread / all-threads, marginloss
+6. Batch losses: reads the newest `bench/results/batch-*.jsonl` that `bench/batch_compare.py`
+   wrote (marginloss's batch losses beside pytorch-metric-learning, timed in one run) into a
+   section of its own; `--batch-only` rewrites just that section of an existing report.
+7. Writes `docs/BENCHMARKS.md`: one table with torch 1-thread / all-threads, marginloss
    1-thread / all-threads, the ratios, the fraction of the roofline, and the issue's
    targets with met / missed.
 
@@ -607,6 +610,9 @@ def build_report(mach, torch_res, ml_res, ml_note, candle, candle_note, burn, bu
     section, burn_verdicts = burn_section(burn, burn_note, statistics.median(streams) if streams else None, when)
     lines.extend(section)
     verdicts.extend(burn_verdicts)
+    section, batch_verdicts = batch_section()
+    lines.extend(section)
+    verdicts.extend(batch_verdicts)
 
     lines.append("## Targets\n")
     missed = [v for v in verdicts if v[3] == "**missed**"]
@@ -635,6 +641,108 @@ def fmt_per_elem(ns):
     return "n/a" if ns is None else f"{ns / 10_000_000:.2f} ns/element"
 
 
+# --------------------------------------------------------------------------- batch losses
+
+BATCH_HEADING = "## Batch metric-learning losses (issue 13)"
+# marginloss loss, its batch_bench args, the pytorch-metric-learning row timed beside it, the
+# speed-up bar over it (None: no bar).
+BATCH_ROWS = [
+    ("batch-hard-triplet", [], "pml BatchHardMiner + TripletMarginLoss", 8),
+    ("batch-all-triplet", [], "pml TripletMarginLoss (all triplets)", 50),
+    ("semihard-triplet", [], "pml TripletMarginMiner(semihard) + TripletMarginLoss", 50),
+    ("pair-contrastive", [], "pml ContrastiveLoss", None),
+    ("pair-contrastive", ["--neg-margin", "1.5"], "pml ContrastiveLoss(neg_margin=1.5)", None),
+]
+
+
+def newest_batch_results():
+    """The newest `bench/results/batch-*.jsonl` that bench/batch_compare.py wrote (rows with
+    the current fields), or None."""
+    import glob
+    for path in sorted(glob.glob(os.path.join(HERE, "results", "batch-*.jsonl")), reverse=True):
+        rows = []
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                line = line.strip()
+                if line.startswith("{"):
+                    rows.append(json.loads(line))
+        if any("args" in r for r in rows):
+            return path, rows
+    return None, []
+
+
+def batch_section():
+    """The batch losses' section: marginloss beside pytorch-metric-learning and one GEMM,
+    from the newest batch_compare.py run (it times both in one run)."""
+    path, rows = newest_batch_results()
+    lines = [BATCH_HEADING + "\n"]
+    if not rows:
+        lines.append("Not measured: run `bench/batch_compare.py` (it writes "
+                     "`bench/results/batch-DATE.jsonl`), then `python3 bench/compare.py --batch-only`.\n")
+        return lines, []
+    pml = {r["name"]: r for r in rows if "wall_ns" in r}
+    ml = {(r["name"], tuple(r.get("args", [])), r["threads"]): r for r in rows if "fwd_bwd_ns" in r}
+    load = next((r["loadavg"] for r in rows if "loadavg" in r), None)
+    lines.append(
+        f"f32, N = 1024, D = 128, 128 classes of 8, `normalize` on, `MeanNonzero`, forward + backward "
+        f"into caller buffers with a reused `Workspace` (`crates/marginloss/examples/batch_bench.rs`, "
+        f"median of 100), pytorch-metric-learning 2.9.0 on torch 2.15.0 timed in the same run, one "
+        f"thread (`bench/batch_compare.py`; raw output `{os.path.relpath(path, ROOT)}`"
+        + (f", load average {load[0]:.2f} at the end" if load else "") + "). \"GEMM\" is one "
+        f"1024 × 128 × 1024 faer product in the same process, same threads.\n")
+    lines.append("| workload | PML 1t | marginloss 1t | speed-up (bar) | ÷ GEMM (bar ≤ 2.5×) | marginloss 2t | 2t ÷ 1t (bar ≥ 1.6×) |")
+    lines.append("|---|---|---|---|---|---|---|")
+    verdicts = []
+    for loss, extra, pml_name, bar in BATCH_ROWS:
+        one, two = ml.get((loss, tuple(extra), 1)), ml.get((loss, tuple(extra), 2))
+        ref = pml.get(pml_name)
+        if not one:
+            continue
+        label = loss + (" " + " ".join(extra) if extra else "")
+        t1 = one["fwd_bwd_ns"]
+        speed = ref["wall_ns"] / t1 if ref else None
+        gemm = t1 / one["gemm_ns"] if one.get("gemm_ns") else None
+        scale = t1 / two["fwd_bwd_ns"] if two else None
+
+        def mark(ok):
+            return "met" if ok else "**missed**"
+        sp = "n/a" if speed is None else (f"{speed:.1f}×" + (f" (≥ {bar}×: {mark(speed >= bar)})" if bar else ""))
+        gm = "n/a" if gemm is None else f"{gemm:.2f}× ({mark(gemm <= 2.5)})"
+        sc = "n/a" if scale is None else f"{scale:.2f}× ({mark(scale >= 1.6)})"
+        lines.append(f"| {label} (`{pml_name[4:]}`) | {fmt_ns(ref['wall_ns']) if ref else 'n/a'} | {fmt_ns(t1)} | "
+                     f"{sp} | {gm} | {fmt_ns(two['fwd_bwd_ns']) if two else 'n/a'} | {sc} |")
+        if bar and speed is not None:
+            verdicts.append((label, "vs pytorch-metric-learning", f"{speed:.1f}×, bar {bar}×", mark(speed >= bar)))
+        if gemm is not None:
+            verdicts.append((label, "÷ one GEMM", f"{gemm:.2f}×, bar ≤ 2.5×", mark(gemm <= 2.5)))
+        if scale is not None:
+            verdicts.append((label, "2 threads ÷ 1", f"{scale:.2f}×, bar 1.6×", mark(scale >= 1.6)))
+    lines.append("\nSemi-hard: marginloss computes TF-Addons' definition, pytorch-metric-learning its "
+                 "`TripletMarginMiner(\"semihard\")` (the closest it has). pair-contrastive's default "
+                 "`neg_margin` 1 leaves almost every negative of random unit rows (about √2 apart) "
+                 "inactive, so its backward takes the sparse path; `--neg-margin 1.5` makes nearly all "
+                 "of them active (the dense GEMM backward). More figures, the peak-RSS probe and the "
+                 "profile notes: [BENCHMARKS-batch.md](BENCHMARKS-batch.md).\n")
+    return lines, verdicts
+
+
+def replace_batch_section(out):
+    """Rewrites only the batch section of an existing report (`--batch-only`)."""
+    with open(out, encoding="utf-8") as f:
+        text = f.read()
+    lines, _ = batch_section()
+    block = "\n".join(lines) + "\n"
+    if BATCH_HEADING in text:
+        start = text.index(BATCH_HEADING)
+        nxt = text.find("\n## ", start + len(BATCH_HEADING))
+        text = text[:start] + block + (text[nxt + 1:] if nxt >= 0 else "")
+    else:
+        at = text.find("## Targets")
+        text = text[:at] + block + "\n" + text[at:] if at >= 0 else text + "\n" + block
+    with open(out, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -649,7 +757,13 @@ def main():
     ap.add_argument("--skip-torch", action="store_true", help="no torch figures (n/a)")
     ap.add_argument("--out", default=os.path.join(ROOT, "docs", "BENCHMARKS.md"))
     ap.add_argument("--no-report", action="store_true", help="do not write the markdown report")
+    ap.add_argument("--batch-only", action="store_true",
+                    help="only rewrite the batch losses' section of --out from the newest bench/results/batch-*.jsonl")
     args = ap.parse_args()
+    if args.batch_only:
+        replace_batch_section(args.out)
+        print(f"rewrote the batch section of {os.path.relpath(args.out, ROOT)}", file=sys.stderr)
+        return
     if not (args.torch_from or args.skip_torch):
         ensure_venv()
 

@@ -545,6 +545,43 @@ fn euclidean_gradient_at_zero_distance_is_zero_not_nan() {
     }
 }
 
+/// A non-finite per-anchor upstream weight (`Reduction::None`) is the caller's to
+/// propagate: every loss answers (the fuzz target once found semi-hard spreading it over a
+/// whole row, past its pick lists' bound, which tripped an internal check). The sparse
+/// miners (batch-hard, semi-hard) keep it to the rows that anchor's tuples touch; the
+/// dense ones multiply it into every coefficient of its row (`0 · ∞` is NaN, as in torch's
+/// autograd), so the backward product spreads it.
+#[test]
+fn a_non_finite_upstream_weight_is_propagated_not_refused() {
+    let mut rng = Rng::new(3);
+    let (n, dim) = (48, 4);
+    let x = rng.vec(n * dim, -1.0, 1.0);
+    let y = labels(&mut rng, n, 8);
+    for kind in KINDS {
+        for bad in [f64::INFINITY, f64::NAN] {
+            let mut up = vec![1.0; n];
+            up[5] = bad;
+            let mut cfg = Cfg::new(kind);
+            cfg.red = Red::None;
+            cfg.margin = 0.5;
+            let got = fused(&cfg, &x, dim, &y, None, &up, &mut Workspace::new()).unwrap();
+            assert!(got.out.iter().all(|v| v.is_finite()), "{kind:?} {bad}: the loss values stay finite");
+            up[5] = 0.0;
+            let clean = fused(&cfg, &x, dim, &y, None, &up, &mut Workspace::new()).unwrap();
+            // Rows whose gradient does not involve anchor 5 are unchanged.
+            let same = (0..n)
+                .filter(|&i| {
+                    let g = &got.grad[i * dim..(i + 1) * dim];
+                    g.iter().all(|v| v.is_finite()) && g == &clean.grad[i * dim..(i + 1) * dim]
+                })
+                .count();
+            if matches!(kind, Kind::Hard | Kind::Semi) {
+                assert!(same >= n / 2, "{kind:?} {bad}: only {same} of {n} rows untouched");
+            }
+        }
+    }
+}
+
 /// Reusing a workspace across sizes gives the same bits as a fresh one.
 #[test]
 fn a_reused_workspace_gives_the_same_bits() {

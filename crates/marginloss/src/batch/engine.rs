@@ -69,6 +69,9 @@ pub(crate) struct Acc {
     pub anchors: u64,
     /// Strict mode: the flat index (in the `N × M` matrix) of the first non-finite distance.
     pub overflow: Option<usize>,
+    /// A sparse miner weighted more columns of a row than its `max_picks` bound (a miner
+    /// bug: the call returns an error rather than a gradient missing the extra columns).
+    pub list_overflow: bool,
 }
 
 impl Acc {
@@ -84,6 +87,7 @@ impl Acc {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             },
+            list_overflow: self.list_overflow | o.list_overflow,
         }
     }
 }
@@ -460,9 +464,10 @@ impl<T: Float, L: BatchLabel, Mi: Miner<T, L>> pulp::WithSimd for PartOp<'_, '_,
                     a
                 } else {
                     let list = (&mut picks[r * cap..(r + 1) * cap], &mut pick_x[r * cap..(r + 1) * cap]);
-                    let (a0, a1, len) =
+                    let (a0, a1, len, full) =
                         sparse_coefficients(c, i, y, Mi::CLASSES == 2, row, w, beta0, beta1, list);
                     picks_len[r] = len as u32;
+                    acc.list_overflow |= full;
                     (a0, a1)
                 };
                 alpha[2 * r] = a0;
@@ -669,13 +674,14 @@ fn sparse_coefficients<T: Float, L: BatchLabel>(
     beta0: &mut [f64],
     beta1: &mut [f64],
     list: (&mut [u32], &mut [T]),
-) -> (f64, f64, usize) {
+) -> (f64, f64, usize, bool) {
     const C: usize = 16;
     let m = row.len();
     let (w, labels) = (&w[..m], &c.ref_labels[..m]);
     let zero = T::zero();
     let mut alpha = [0.0f64; 2];
     let mut len = 0usize;
+    let mut full = false;
     let (ici, ki) = (c.q_ic[i], c.q_k[i]);
     for (cb, wc) in w.chunks(C).enumerate() {
         if !any_nonzero(wc) {
@@ -706,6 +712,8 @@ fn sparse_coefficients<T: Float, L: BatchLabel>(
             if let (Some(col), Some(x)) = (list.0.get_mut(len), list.1.get_mut(len)) {
                 (*col, *x) = (j as u32, coef);
                 len += 1;
+            } else {
+                full = true;
             }
             alpha[cls] += term.f64();
             let b = (term * beta_f).f64();
@@ -720,7 +728,7 @@ fn sparse_coefficients<T: Float, L: BatchLabel>(
         let f = ki.f64();
         alpha = [alpha[0] * f, alpha[1] * f];
     }
-    (alpha[0], alpha[1], len)
+    (alpha[0], alpha[1], len, full)
 }
 
 /// `Σ_j` of `xs` split by class (same label as the anchor, or not, when `two`), in eight
@@ -1111,6 +1119,13 @@ pub(crate) fn run<T: Float, L: BatchLabel, Mi: Miner<T, u32>>(
         )
     };
 
+    if acc.list_overflow {
+        return Err(Error::Batch {
+            loss,
+            problem: "internal error: a row's gradient needs more columns than the miner's bound".into(),
+            fix: "please report this batch (it is a marginloss bug); the loss value is unaffected",
+        });
+    }
     let stats = BatchStats {
         tuples: acc.tuples[0] + acc.tuples[1],
         active: acc.active[0] + acc.active[1],

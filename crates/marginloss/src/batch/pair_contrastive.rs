@@ -234,6 +234,7 @@ impl<T: Float, L: BatchLabel> Miner<T, L> for PairMiner<T> {
             neg_pairs: lanes.pairs[1] as u64,
             anchors: u64::from(lanes.pairs[0] > 0.0 && lanes.pairs[1] > 0.0),
             overflow: None,
+            list_overflow: false,
         };
         (acc.sum[0] + acc.sum[1], acc)
     }

@@ -1,6 +1,6 @@
 //! Semi-hard triplet loss as TensorFlow Addons' `triplet_semihard_loss` defines it.
 
-use super::engine::{scale_row, split_row, Acc, Miner, Row, Scratch, NONE};
+use super::engine::{split_row, Acc, Miner, Row, Scratch, NONE};
 use super::{batch_api, check_margin, BatchDistance, BatchLabel};
 use crate::error::Result;
 use crate::float::Float;
@@ -166,15 +166,14 @@ impl<T: Float, L: BatchLabel> Miner<T, L> for SemiMiner<T> {
                     acc.active[0] += 1;
                     total += v.f64();
                     let pj = s.idx[p] as usize;
-                    s.w[pj] = s.w[pj] + T::one();
+                    s.w[pj] = s.w[pj] + r.g;
                     if ineg != NONE && ineg != r.skip {
-                        s.w[ineg] = s.w[ineg] - T::one();
+                        s.w[ineg] = s.w[ineg] - r.g;
                     }
                 }
             }
         }
         acc.sum[0] = total;
-        scale_row(&mut s.w[..m], r.g);
         (total, acc)
     }
 }
