@@ -210,17 +210,33 @@ fn tile<T: Float, const P: usize, const FAR: bool>(
     for p in 0..P {
         let v = nv[p].iter().fold(inf, |a, &b| T::select(b < a, b, a));
         if v < inf {
-            near[p] = (v, first(negd, v));
+            near[p] = (v, first_in_lanes(negd, &nv[p], v));
         }
     }
     let mut far = (inf, NONE);
     if FAR {
         let v = fv.iter().fold(T::neg_infinity(), |a, &b| T::select(b > a, b, a));
         if v > T::neg_infinity() {
-            far = (v, first(negd, v));
+            far = (v, first_in_lanes(negd, &fv, v));
         }
     }
     (near, far)
+}
+
+/// The first position of `v` in `x`, which the lanes holding `v` after a [`tile`] pass
+/// contain: position `j` went to lane `j % W`, so only `k, k + W, …` of each such lane `k`
+/// are searched.
+#[inline(always)]
+fn first_in_lanes<T: Float>(x: &[T], lanes: &[T; W], v: T) -> usize {
+    let mut at = NONE;
+    for (k, &l) in lanes.iter().enumerate() {
+        if l == v {
+            if let Some(j) = (k..x.len()).step_by(W).find(|&j| x[j] == v) {
+                at = at.min(j);
+            }
+        }
+    }
+    at
 }
 
 /// One chunk of [`tile`]'s pass.
@@ -246,16 +262,4 @@ fn tile_step<T: Float, const P: usize, const FAR: bool>(
             fv[k] = T::select((v != inf) & (v > fv[k]), v, fv[k]);
         }
     }
-}
-
-/// The first position of `v` in `x` (which holds it): whole chunks compared (a fold that
-/// vectorises), the position searched only in the chunk that has it.
-#[inline(always)]
-fn first<T: Float>(x: &[T], v: T) -> usize {
-    for (c, chunk) in x.chunks(W).enumerate() {
-        if chunk.iter().fold(false, |a, &b| a | (b == v)) {
-            return chunk.iter().position(|&b| b == v).map_or(NONE, |k| c * W + k);
-        }
-    }
-    NONE
 }
