@@ -1,7 +1,7 @@
 //! Batch-hard triplet loss (Hermans, Beyer & Leibe 2017): per anchor the farthest
 //! positive and the nearest negative.
 
-use super::engine::{hinge, Acc, Miner, Row, Scratch, NONE};
+use super::engine::{hinge, lanes_extreme, Acc, Miner, Row, Scratch, NONE};
 use super::{batch_api, check_margin, BatchDistance, BatchLabel};
 use crate::error::Result;
 use crate::float::Float;
@@ -177,7 +177,7 @@ impl<T: Float, L: BatchLabel> Miner<T, L> for HardMiner<T> {
                 let v = T::select(l != y, v, inf);
                 lanes[k] = T::select(v < lanes[k], v, lanes[k]);
             }
-            hn = lanes.iter().fold(inf, |a, &b| T::select(b < a, b, a));
+            hn = lanes_extreme(&lanes, false);
             inn = first_negative(d, labels, y, hn);
         }
         let mut acc = Acc { pos_pairs: np, neg_pairs: nneg, ..Acc::default() };

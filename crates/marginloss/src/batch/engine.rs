@@ -2205,6 +2205,24 @@ pub(crate) fn split_row<T: Float, L: BatchLabel>(
     (np, m - r.same.len())
 }
 
+/// The minimum (`max`: the maximum) of 64 lanes by halving (32 → 16 → … → 1 compares of
+/// whole halves: vector instructions, not a chain of 64 scalar ones). Exact, so the order
+/// does not matter (the lanes hold no NaN).
+#[inline(always)]
+pub(crate) fn lanes_extreme<T: Float>(lanes: &[T; 64], max: bool) -> T {
+    let mut a = *lanes;
+    let mut half = 32;
+    while half > 0 {
+        for k in 0..half {
+            let (x, y) = (a[k], a[k + half]);
+            let take = if max { y > x } else { y < x };
+            a[k] = T::select(take, y, x);
+        }
+        half /= 2;
+    }
+    a[0]
+}
+
 /// `w ← g·w` over the row.
 #[inline(always)]
 pub(crate) fn scale_row<T: Float>(w: &mut [T], g: T) {

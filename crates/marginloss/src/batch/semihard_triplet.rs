@@ -1,6 +1,6 @@
 //! Semi-hard triplet loss as TensorFlow Addons' `triplet_semihard_loss` defines it.
 
-use super::engine::{split_row, Acc, Miner, Row, Scratch, NONE};
+use super::engine::{lanes_extreme, split_row, Acc, Miner, Row, Scratch, NONE};
 use super::{batch_api, check_margin, BatchDistance, BatchLabel};
 use crate::error::Result;
 use crate::float::Float;
@@ -208,14 +208,14 @@ fn tile<T: Float, const P: usize, const FAR: bool>(
     tile_step::<T, P, FAR>(&last, dp, &mut nv, &mut fv);
     let mut near = [(inf, NONE); TILE];
     for p in 0..P {
-        let v = nv[p].iter().fold(inf, |a, &b| T::select(b < a, b, a));
+        let v = lanes_extreme(&nv[p], false);
         if v < inf {
             near[p] = (v, first_in_lanes(negd, &nv[p], v));
         }
     }
     let mut far = (inf, NONE);
     if FAR {
-        let v = fv.iter().fold(T::neg_infinity(), |a, &b| T::select(b > a, b, a));
+        let v = lanes_extreme(&fv, true);
         if v > T::neg_infinity() {
             far = (v, first_in_lanes(negd, &fv, v));
         }
