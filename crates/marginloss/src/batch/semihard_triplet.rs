@@ -140,36 +140,31 @@ impl<T: Float, L: BatchLabel> Miner<T, L> for SemiMiner<T> {
         // each positive's nearest negative above it, and the first tile's pass the
         // farthest negative (the fallback) too.
         let mut total = 0.0f64;
-        for t0 in (0..np).step_by(TILE) {
-            let len = (np - t0).min(TILE);
-            let mut dp = [inf; TILE];
-            dp[..len].copy_from_slice(&s.a[t0..t0 + len]);
-            let mut near = [(inf, NONE); TILE];
-            if nneg > 0 {
-                let negd = &s.b[..m];
-                let (n, fr) = if t0 == 0 {
-                    tile::<T, TILE, true>(negd, &dp)
-                } else {
-                    tile::<T, TILE, false>(negd, &dp)
-                };
-                near = n;
-                if t0 == 0 {
-                    far = fr;
-                }
-            }
-            for k in 0..len {
-                let p = t0 + k;
-                let (neg, ineg) = if near[k].0 < inf { near[k] } else { far };
-                let v = s.a[p] - neg + self.margin;
-                acc.tuples[0] += 1;
-                if v > T::zero() {
-                    acc.active[0] += 1;
-                    total += v.f64();
-                    let pj = s.idx[p] as usize;
-                    s.w[pj] = s.w[pj] + r.g;
-                    if ineg != NONE && ineg != r.skip {
-                        s.w[ineg] = s.w[ineg] - r.g;
-                    }
+        // One pass over the negatives per positive: its nearest negative above it, and in
+        // the first pass the farthest negative (the fallback) too. (Several positives a
+        // pass vectorised worse: the optimiser turned the thresholds into gathers.)
+        let negd = &s.b[..m];
+        for p in 0..np {
+            let dp = s.a[p];
+            let near = if nneg == 0 {
+                (inf, NONE)
+            } else if p == 0 {
+                let (near, fr) = nearest_above::<T, true>(negd, dp);
+                far = fr;
+                near
+            } else {
+                nearest_above::<T, false>(negd, dp).0
+            };
+            let (neg, ineg) = if near.0 < inf { near } else { far };
+            let v = dp - neg + self.margin;
+            acc.tuples[0] += 1;
+            if v > T::zero() {
+                acc.active[0] += 1;
+                total += v.f64();
+                let pj = s.idx[p] as usize;
+                s.w[pj] = s.w[pj] + r.g;
+                if ineg != NONE && ineg != r.skip {
+                    s.w[ineg] = s.w[ineg] - r.g;
                 }
             }
         }
@@ -178,40 +173,33 @@ impl<T: Float, L: BatchLabel> Miner<T, L> for SemiMiner<T> {
     }
 }
 
-/// Positives a pass over the negatives serves (more than one per pass vectorises badly:
-/// the optimiser turns the thresholds into gathers).
-const TILE: usize = 1;
 /// Lanes of the selection passes: a minimum or maximum with its first index is exact at
-/// any width, so these run at the widest `f32` vector (16) on any instruction set.
+/// any width, so these run 64 lanes wide (independent accumulators) on any instruction set.
 const W: usize = 64;
 
-/// One pass over `negd` (`+∞` at the non-negatives) for the first `P` thresholds of `dp`:
-/// each one's nearest value strictly above it with its lowest index (`(+∞, NONE)` when
-/// none), and with `FAR` the largest finite value with its lowest index. The pass keeps
-/// values only (per lane, a select the optimiser vectorises); each index is then the first
-/// position holding the value, found by a chunked search.
+/// One pass over `negd` (`+∞` at the non-negatives): the nearest value strictly above
+/// `t` with its lowest index (`(+∞, NONE)` when none), and with `FAR` the largest finite
+/// value with its lowest index. The pass keeps values only (per lane, a select the
+/// optimiser vectorises); each index is then found in the lanes holding the value.
 #[inline(always)]
-fn tile<T: Float, const P: usize, const FAR: bool>(
-    negd: &[T],
-    dp: &[T; TILE],
-) -> ([(T, usize); TILE], (T, usize)) {
+fn nearest_above<T: Float, const FAR: bool>(negd: &[T], t: T) -> ((T, usize), (T, usize)) {
     let inf = T::infinity();
-    let mut nv = [[inf; W]; P];
+    let mut nv = [inf; W];
     let mut fv = [T::neg_infinity(); W];
     let (body, tail) = negd.as_chunks::<W>();
-    let mut last = [inf; W];
-    last[..tail.len()].copy_from_slice(tail);
     for chunk in body {
-        tile_step::<T, P, FAR>(chunk, dp, &mut nv, &mut fv);
+        pass_step::<T, FAR>(chunk, t, &mut nv, &mut fv);
     }
-    // The tail padded with +∞ (above nothing nearer, never the farthest).
-    tile_step::<T, P, FAR>(&last, dp, &mut nv, &mut fv);
-    let mut near = [(inf, NONE); TILE];
-    for p in 0..P {
-        let v = lanes_extreme(&nv[p], false);
-        if v < inf {
-            near[p] = (v, first_in_lanes(negd, &nv[p], v));
-        }
+    if !tail.is_empty() {
+        // The tail padded with +∞ (above nothing nearer, never the farthest).
+        let mut last = [inf; W];
+        last[..tail.len()].copy_from_slice(tail);
+        pass_step::<T, FAR>(&last, t, &mut nv, &mut fv);
+    }
+    let mut near = (inf, NONE);
+    let v = lanes_extreme(&nv, false);
+    if v < inf {
+        near = (v, first_in_lanes(negd, &nv, v));
     }
     let mut far = (inf, NONE);
     if FAR {
@@ -223,9 +211,9 @@ fn tile<T: Float, const P: usize, const FAR: bool>(
     (near, far)
 }
 
-/// The first position of `v` in `x`, which the lanes holding `v` after a [`tile`] pass
-/// contain: position `j` went to lane `j % W`, so only `k, k + W, …` of each such lane `k`
-/// are searched.
+/// The first position of `v` in `x`, which the lanes holding `v` after a
+/// [`nearest_above`] pass contain: position `j` went to lane `j % W`, so only
+/// `k, k + W, …` of each such lane `k` are searched.
 #[inline(always)]
 fn first_in_lanes<T: Float>(x: &[T], lanes: &[T; W], v: T) -> usize {
     let mut at = NONE;
@@ -239,22 +227,13 @@ fn first_in_lanes<T: Float>(x: &[T], lanes: &[T; W], v: T) -> usize {
     at
 }
 
-/// One chunk of [`tile`]'s pass.
+/// One chunk of [`nearest_above`]'s pass.
 #[inline(always)]
-fn tile_step<T: Float, const P: usize, const FAR: bool>(
-    chunk: &[T; W],
-    dp: &[T; TILE],
-    nv: &mut [[T; W]; P],
-    fv: &mut [T; W],
-) {
+fn pass_step<T: Float, const FAR: bool>(chunk: &[T; W], t: T, nv: &mut [T; W], fv: &mut [T; W]) {
     let inf = T::infinity();
-    for p in 0..P {
-        let t = dp[p];
-        let v_p = &mut nv[p];
-        for k in 0..W {
-            let v = chunk[k];
-            v_p[k] = T::select((v > t) & (v < v_p[k]), v, v_p[k]);
-        }
+    for k in 0..W {
+        let v = chunk[k];
+        nv[k] = T::select((v > t) & (v < nv[k]), v, nv[k]);
     }
     if FAR {
         for k in 0..W {
