@@ -199,7 +199,7 @@ fn pair_block<T: Float, const SOFT: bool>(
         }
     } else {
         // The hinge's derivative is its active indicator: the count is the weight sum
-        // (`wp` is left for the fold to skip).
+        // (`wp` stays unused; the caller folds `cnt` for it).
         for k in 0..BLOCK {
             let v = t - nc[k];
             let a = T::select(v > zero, one, zero);
@@ -207,6 +207,5 @@ fn pair_block<T: Float, const SOFT: bool>(
             cnt[k] = cnt[k] + a;
             wc[k] = wc[k] - a;
         }
-        let _ = wp;
     }
 }
