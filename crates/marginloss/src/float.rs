@@ -59,6 +59,17 @@ pub trait Float:
         accumulate: bool,
     );
 
+    /// The two slices as `f32` when `Self` is `f32` (the kernels with a hand-vectorised
+    /// `f32` path), `None` otherwise.
+    #[doc(hidden)]
+    #[inline(always)]
+    fn f32_pair<'a>(
+        _a: &'a mut [Self],
+        _b: Option<&'a mut [Self]>,
+    ) -> Option<(&'a mut [f32], Option<&'a mut [f32]>)> {
+        None
+    }
+
     /// [`gemm`](Self::gemm) into a row-major destination whose rows start `dst_stride`
     /// elements apart (`dst = alpha · lhs · rhs`).
     #[doc(hidden)]
@@ -160,6 +171,13 @@ impl Float for f32 {
         alpha: Self,
     ) {
         crate::batch::gemm::gemm_strided_f32(dst, dst_stride, lhs, rhs, alpha)
+    }
+    #[inline(always)]
+    fn f32_pair<'a>(
+        a: &'a mut [Self],
+        b: Option<&'a mut [Self]>,
+    ) -> Option<(&'a mut [f32], Option<&'a mut [f32]>)> {
+        Some((a, b))
     }
     #[inline(always)]
     fn softplus_parts(self) -> (Self, Self, Self) {

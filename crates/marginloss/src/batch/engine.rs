@@ -1389,7 +1389,8 @@ pub(crate) fn run<T: Float, L: BatchLabel, Mi: Miner<T, u32>>(
 /// disjoint rows (so they may run in parallel), and the order in which a row's sum
 /// collects its tiles is fixed by the recursion alone: the same bits on any number of
 /// threads. The leaves work in 16 × 16 tile pairs copied through local arrays,
-/// vectorised.
+/// vectorised; whole `f32` tiles on a CPU with AVX-512 go through [`super::tile`]'s
+/// shuffles instead (the same bits).
 #[allow(clippy::too_many_arguments)]
 fn symmetrize<T: Float>(
     x: &mut [T],
@@ -1405,7 +1406,17 @@ fn symmetrize<T: Float>(
     let want = sums.is_some();
     size(acc, n);
     acc.fill(0.0);
-    let ctx = Sym { n, labels, two, s: (s0, s1), want, par, mirror: false };
+    let ctx = Sym {
+        n,
+        labels,
+        two,
+        s: (s0, s1),
+        want,
+        par,
+        mirror: false,
+        #[cfg(target_arch = "x86_64")]
+        wide: super::tile::wide(),
+    };
     sym_diag(&ctx, x, 0, n, acc);
     if let Some(out) = sums {
         for (o, a) in out.iter_mut().zip(acc.iter()) {
@@ -1441,7 +1452,17 @@ fn gram_symmetric<T: Float>(q: &[T], n: usize, dim: usize, x: &mut [T], scratch:
         return;
     }
     lower(q, n, dim, &mut x[..n * n], 0, n, par);
-    let ctx = Sym { n, labels: &[], two: false, s: (T::one(), T::one()), want: false, par, mirror: true };
+    let ctx = Sym {
+        n,
+        labels: &[],
+        two: false,
+        s: (T::one(), T::one()),
+        want: false,
+        par,
+        mirror: true,
+        #[cfg(target_arch = "x86_64")]
+        wide: super::tile::wide(),
+    };
     sym_diag(&ctx, &mut x[..n * n], 0, n, &mut scratch[..n]);
 }
 
@@ -1460,6 +1481,9 @@ struct Sym<'a, T> {
     par: bool,
     /// Copy the lower triangle over the upper instead (no scale, no sums).
     mirror: bool,
+    /// AVX-512 for the whole `f32` tiles ([`super::tile`]).
+    #[cfg(target_arch = "x86_64")]
+    wide: Option<pulp::x86::V4>,
 }
 
 /// Rows `r0..r0 + h` (all of them in `rows`) with themselves.
@@ -1583,11 +1607,12 @@ fn sym_leaf<T: Float>(
 /// and its mirror in `rb` (rows `bj..`; none for the diagonal tile, `bi = bj`). Whole
 /// tiles go through [`sym_tile`]; the matrix's edge through element-wise code.
 #[allow(clippy::too_many_arguments)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(unused_mut))]
 #[inline(always)]
 fn sym_pair<T: Float>(
     c: &Sym<'_, T>,
     ra: &mut [T],
-    rb: Option<&mut [T]>,
+    mut rb: Option<&mut [T]>,
     bi: usize,
     bj: usize,
     hi: usize,
@@ -1596,10 +1621,29 @@ fn sym_pair<T: Float>(
     acc_j: &mut [f64],
 ) {
     let (n, two, (s0, s1)) = (c.n, c.two, c.s);
+    let full = hi == SYM && hj == SYM;
+    #[cfg(target_arch = "x86_64")]
+    if let (Some(simd), true) = (c.wide, full) {
+        if let Some((ra, rb)) = T::f32_pair(&mut *ra, rb.as_deref_mut()) {
+            if c.mirror {
+                super::tile::mirror_pair(simd, ra, rb, n, bi, bj);
+            } else {
+                let t = super::tile::SymTile {
+                    li: &c.labels[bi..bi + SYM],
+                    lj: &c.labels[bj..bj + SYM],
+                    two,
+                    s0: s0.f64() as f32,
+                    s1: s1.f64() as f32,
+                    want: c.want,
+                };
+                super::tile::sym_pair(simd, &t, ra, rb, n, bi, bj, acc_i, acc_j);
+            }
+            return;
+        }
+    }
     let zero = T::zero();
     let mut a = [[zero; SYM]; SYM];
     let mut b = [[zero; SYM]; SYM];
-    let full = hi == SYM && hj == SYM;
     for r in 0..hi {
         let src = &ra[r * n + bj..r * n + bj + hj];
         if full {
@@ -2278,4 +2322,74 @@ pub(crate) fn gram<T: Float>(x: &[T], n: usize, dim: usize, out: &mut [T]) {
         },
         &|(), ()| (),
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(len: usize, seed: u64) -> Vec<f32> {
+        let mut s = seed;
+        (0..len)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+            })
+            .collect()
+    }
+
+    /// Runs `f` with the wide tile code, then with the portable one, and returns both.
+    #[cfg(target_arch = "x86_64")]
+    fn both<R>(mut f: impl FnMut() -> R) -> (R, R) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let wide = f();
+        super::super::tile::PORTABLE.store(true, Relaxed);
+        let portable = f();
+        super::super::tile::PORTABLE.store(false, Relaxed);
+        (wide, portable)
+    }
+
+    /// The AVX-512 tiles give the portable code's bits: the mirror of the half Gram
+    /// matrix, and the symmetrisation with two class scales, a zero diagonal and the row
+    /// sums, on a size with whole and edge tiles, serial and parallel.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn wide_tiles_give_the_portable_bits() {
+        let (n, dim) = (150, 9);
+        let q = values(n * dim, 3);
+        let labels: Vec<u32> = (0..n as u32).map(|i| (i * 7) % 5).collect();
+        let base = values(n * n, 5);
+        for par in [false, true] {
+            let (g1, g2) = both(|| {
+                let mut x = vec![0.0f32; n * n];
+                let mut acc = vec![0.0f64; n];
+                gram_symmetric(&q, n, dim, &mut x, &mut acc, par);
+                x
+            });
+            assert!(g1.iter().zip(&g2).all(|(a, b)| a.to_bits() == b.to_bits()), "mirror, par={par}");
+            for (two, want) in [(true, true), (false, true), (true, false)] {
+                let (s1, s2) = both(|| {
+                    let mut x = base.clone();
+                    let mut sums = vec![0.0f32; n];
+                    let mut acc = Vec::new();
+                    let sums_arg = want.then_some(&mut sums[..]);
+                    symmetrize(&mut x, n, &labels, two, 0.75f32, -1.25f32, sums_arg, &mut acc, par);
+                    (x, sums)
+                });
+                let what = format!("symmetrize two={two} sums={want} par={par}");
+                assert!(s1.0.iter().zip(&s2.0).all(|(a, b)| a.to_bits() == b.to_bits()), "{what}");
+                assert!(s1.1.iter().zip(&s2.1).all(|(a, b)| a.to_bits() == b.to_bits()), "{what}: sums");
+                // And it is the symmetrisation: s·(X + Xᵀ), zero diagonal.
+                for i in 0..n {
+                    for j in 0..n {
+                        let s = if !two || labels[i] == labels[j] { 0.75f32 } else { -1.25 };
+                        let e = if i == j { 0.0 } else { s * (base[i * n + j] + base[j * n + i]) };
+                        assert_eq!(s1.0[i * n + j], e, "{what} ({i}, {j})");
+                    }
+                }
+            }
+        }
+    }
 }

@@ -97,6 +97,8 @@ mod batch_hard_triplet;
 mod engine;
 mod pair_contrastive;
 mod semihard_triplet;
+#[cfg(target_arch = "x86_64")]
+mod tile;
 
 pub use batch_all_triplet::BatchAllTriplet;
 pub use batch_hard_triplet::{BatchHardTriplet, Reference};
