@@ -1430,16 +1430,44 @@ fn symmetrize<T: Float>(
 /// the diagonal is overwritten with its mirror's transpose (the [`symmetrize`] recursion
 /// in `mirror` mode). The blocks are split where the work halves, in a fixed tree.
 fn gram_symmetric<T: Float>(q: &[T], n: usize, dim: usize, x: &mut [T], scratch: &mut [f64], par: bool) {
+    /// `rows` (from row `base`, stride `n`) gets `q_i·q_j` for `i, j ∈ r0..r1`, `j ≤ i`
+    /// rounded out to whole diagonal blocks: the rectangle below the split by one
+    /// product, the two triangles recursively (the classic recursive SYRK).
+    fn triangle<T: Float>(q: &[T], n: usize, dim: usize, rows: &mut [T], base: usize, r0: usize, r1: usize) {
+        const DIAG: usize = 64;
+        let at = |r: usize, c: usize| (r - base) * n + c;
+        if r1 - r0 <= DIAG {
+            let block = super::gemm::Operand::new(&q[r0 * dim..r1 * dim], r1 - r0, dim);
+            T::gemm_strided(&mut rows[at(r0, r0)..], n, block, block.t(), T::one());
+            return;
+        }
+        let mid = ((r0 + r1) / 2).next_multiple_of(SYM).clamp(r0 + SYM, r1 - 1);
+        T::gemm_strided(
+            &mut rows[at(mid, r0)..],
+            n,
+            super::gemm::Operand::new(&q[mid * dim..r1 * dim], r1 - mid, dim),
+            super::gemm::Operand::new(&q[r0 * dim..mid * dim], mid - r0, dim).t(),
+            T::one(),
+        );
+        triangle(q, n, dim, rows, base, r0, mid);
+        triangle(q, n, dim, rows, base, mid, r1);
+    }
+    /// Rows `r0..r1` (all of `rows`), columns `0..r1`: split where the work halves (a
+    /// fixed tree, whatever the thread count) down to strips of at most `STRIP` rows,
+    /// each the rectangle left of its diagonal block and its triangle.
     fn lower<T: Float>(q: &[T], n: usize, dim: usize, rows: &mut [T], r0: usize, r1: usize, par: bool) {
-        const LEAF: usize = 64;
-        if r1 - r0 <= LEAF {
-            T::gemm_strided(
-                rows,
-                n,
-                super::gemm::Operand::new(&q[r0 * dim..r1 * dim], r1 - r0, dim),
-                super::gemm::Operand::new(&q[..r1 * dim], r1, dim).t(),
-                T::one(),
-            );
+        const STRIP: usize = 512;
+        if r1 - r0 <= STRIP {
+            if r0 > 0 {
+                T::gemm_strided(
+                    rows,
+                    n,
+                    super::gemm::Operand::new(&q[r0 * dim..r1 * dim], r1 - r0, dim),
+                    super::gemm::Operand::new(&q[..r0 * dim], r0, dim).t(),
+                    T::one(),
+                );
+            }
+            triangle(q, n, dim, rows, r0, r0, r1);
             return;
         }
         // Work ∝ r1² − r0²: split at the row that halves it, on a multiple of 16.
