@@ -113,6 +113,7 @@ impl<T: Float, L: BatchLabel> Miner<T, L> for AllMiner<T> {
     #[inline(always)]
     fn row(&self, r: &Row<'_, T, L>, s: &mut Scratch<'_, T>) -> (f64, Acc) {
         let (np, nneg) = split_row(r, s);
+        s.w[..r.d.len()].fill(T::zero());
         let mut acc = Acc { pos_pairs: np as u64, neg_pairs: nneg as u64, ..Acc::default() };
         if np == 0 || nneg == 0 {
             return (0.0, acc);

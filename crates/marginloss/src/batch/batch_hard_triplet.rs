@@ -143,9 +143,8 @@ impl<T: Float, L: BatchLabel> Miner<T, L> for HardMiner<T> {
     #[inline(always)]
     fn row(&self, r: &Row<'_, T, L>, s: &mut Scratch<'_, T>) -> (f64, Acc) {
         let m = r.d.len();
-        let (d, labels, w) = (r.d, &r.labels[..m], &mut s.w[..m]);
+        let (d, labels) = (r.d, &r.labels[..m]);
         let (inf, ninf) = (T::infinity(), T::neg_infinity());
-        w.fill(T::zero());
         // The hardest positive from the class list (ascending, so a strict comparison
         // keeps the lowest index among ties).
         let (mut hp, mut ip, mut np) = (ninf, NONE, 0u64);
@@ -212,10 +211,12 @@ impl<T: Float, L: BatchLabel> Miner<T, L> for HardMiner<T> {
         acc.sum[0] = l.f64();
         let g = dl * r.g;
         if ip != NONE && ip != r.skip {
-            w[ip] = w[ip] + g;
+            s.w[ip] = s.w[ip] + g;
+            s.touched.push(ip);
         }
         if inn != NONE && inn != r.skip {
-            w[inn] = w[inn] - g;
+            s.w[inn] = s.w[inn] - g;
+            s.touched.push(inn);
         }
         (l.f64(), acc)
     }

@@ -50,11 +50,35 @@ pub(crate) struct Row<'a, T, L> {
 
 /// Per-part scratch a miner may use: three rows of `M` values and `M` indices.
 pub(crate) struct Scratch<'a, T> {
-    /// The weights `∂(row loss)/∂d_j · g` the miner writes (every entry).
+    /// The weights `∂(row loss)/∂d_j · g` the miner writes: a dense miner every entry; a
+    /// sparse one finds them zero and adds to a few, each of which it records in `touched`.
     pub w: &'a mut [T],
     pub a: &'a mut [T],
     pub b: &'a mut [T],
     pub idx: &'a mut [u32],
+    /// The columns a sparse miner wrote.
+    pub touched: Touched<'a>,
+}
+
+/// The columns a sparse miner wrote (in any order, repeats allowed): `cols[..len]`, or
+/// all of `w` to scan once `cols` ran out (`full`).
+pub(crate) struct Touched<'a> {
+    cols: &'a mut [u32],
+    len: usize,
+    full: bool,
+}
+
+impl Touched<'_> {
+    /// Records that the miner wrote `w[j]`.
+    #[inline(always)]
+    pub fn push(&mut self, j: usize) {
+        if let Some(c) = self.cols.get_mut(self.len) {
+            *c = j as u32;
+            self.len += 1;
+        } else {
+            self.full = true;
+        }
+    }
 }
 
 /// Counters and sums of a set of rows; class 0 holds the triplet losses' tuples and the
@@ -437,6 +461,11 @@ impl<T: Float, L: BatchLabel, Mi: Miner<T, L>> pulp::WithSimd for PartOp<'_, '_,
         let mut acc = Acc::default();
         let (w, rest) = scratch.split_at_mut(m);
         let (sa, sb) = rest.split_at_mut(m);
+        let (idx, cols) = idx.split_at_mut(m);
+        // A sparse miner's weights start at zero, and are put back to zero after each row.
+        if !Mi::DENSE {
+            w.fill(T::zero());
+        }
         let (beta0, beta1) = if c.grad { beta.split_at_mut(m) } else { (&mut [][..], &mut [][..]) };
         for (r, row) in mat.chunks_exact_mut(m.max(1)).enumerate().take(vals.len()) {
             let i = i0 + r;
@@ -453,8 +482,30 @@ impl<T: Float, L: BatchLabel, Mi: Miner<T, L>> pulp::WithSimd for PartOp<'_, '_,
             let y = c.labels[i];
             let same = class_members(c.members, c.offsets, y);
             let rw = Row { d: row, labels: c.ref_labels, y, skip, same, g };
-            let mut s = Scratch { w: &mut *w, a: &mut *sa, b: &mut *sb, idx: &mut *idx };
+            let mut s = Scratch {
+                w: &mut *w,
+                a: &mut *sa,
+                b: &mut *sb,
+                idx: &mut *idx,
+                touched: Touched { cols: &mut *cols, len: 0, full: false },
+            };
             let (v, a) = mi.row(&rw, &mut s);
+            let (ncols, cols_full) = (s.touched.len, s.touched.full);
+            // The touched columns, ascending and once each (`None`: scan the whole row).
+            let touched = if Mi::DENSE || cols_full {
+                None
+            } else {
+                let t = &mut cols[..ncols];
+                t.sort_unstable();
+                let mut len = 0;
+                for k in 0..t.len() {
+                    if len == 0 || t[k] != t[len - 1] {
+                        t[len] = t[k];
+                        len += 1;
+                    }
+                }
+                Some(&cols[..len])
+            };
             vals[r] = v;
             acc = acc.add(a);
             if c.grad {
@@ -465,13 +516,23 @@ impl<T: Float, L: BatchLabel, Mi: Miner<T, L>> pulp::WithSimd for PartOp<'_, '_,
                 } else {
                     let list = (&mut picks[r * cap..(r + 1) * cap], &mut pick_x[r * cap..(r + 1) * cap]);
                     let (a0, a1, len, full) =
-                        sparse_coefficients(c, i, y, Mi::CLASSES == 2, row, w, beta0, beta1, list);
+                        sparse_coefficients(c, i, y, Mi::CLASSES == 2, row, w, touched, beta0, beta1, list);
                     picks_len[r] = len as u32;
                     acc.list_overflow |= full;
                     (a0, a1)
                 };
                 alpha[2 * r] = a0;
                 alpha[2 * r + 1] = a1;
+            }
+            if !Mi::DENSE {
+                match touched {
+                    Some(t) => {
+                        for &j in t {
+                            w[j as usize] = T::zero();
+                        }
+                    }
+                    None => w.fill(T::zero()),
+                }
             }
         }
         acc
@@ -658,7 +719,8 @@ fn coefficients<T: Float, L: BatchLabel, Mi: Miner<T, L>>(
 }
 
 /// [`coefficients`] for a miner that weights a few candidates per row: only the 16-wide
-/// chunks of `w` with a non-zero weight are visited; each non-zero weight's column and
+/// chunks of `w` with a non-zero weight are visited (or only the `touched` columns, the
+/// miner's list, ascending); each non-zero weight's column and
 /// coefficient `X_ij` go into `list` (in column order: the backward reads only the lists,
 /// never the `N × M` matrix again). `α` and `β` collect the same terms as the dense path.
 /// Returns `(α₀, α₁, list length)`.
@@ -671,6 +733,7 @@ fn sparse_coefficients<T: Float, L: BatchLabel>(
     two: bool,
     row: &[T],
     w: &[T],
+    touched: Option<&[u32]>,
     beta0: &mut [f64],
     beta1: &mut [f64],
     list: (&mut [u32], &mut [T]),
@@ -683,44 +746,51 @@ fn sparse_coefficients<T: Float, L: BatchLabel>(
     let mut len = 0usize;
     let mut full = false;
     let (ici, ki) = (c.q_ic[i], c.q_k[i]);
-    for (cb, wc) in w.chunks(C).enumerate() {
-        if !any_nonzero(wc) {
-            continue;
+    let mut visit = |j: usize| {
+        let wj = w[j];
+        if wj == zero {
+            return;
         }
-        for (o, &wj) in wc.iter().enumerate() {
-            if wj == zero {
-                continue;
+        let d = row[j];
+        let cls = usize::from(two && labels[j] != y);
+        // The coefficient X_ij over the distance, and the term α_i / β_j collect.
+        let (coef, term, beta_f) = match c.dist {
+            BatchDistance::Euclidean => {
+                let v = T::select(d > zero, wj / d, zero);
+                (v, v, T::one())
             }
-            let j = cb * C + o;
-            let d = row[j];
-            let cls = usize::from(two && labels[j] != y);
-            // The coefficient X_ij over the distance, and the term α_i / β_j collect.
-            let (coef, term, beta_f) = match c.dist {
-                BatchDistance::Euclidean => {
-                    let v = T::select(d > zero, wj / d, zero);
-                    (v, v, T::one())
-                }
-                BatchDistance::SquaredEuclidean => {
-                    let v = wj + wj;
-                    (v, v, T::one())
-                }
-                BatchDistance::Cosine => (wj * (ici * c.r_ic[j]), wj * (T::one() - d), c.r_k[j]),
-            };
-            // The miners' bound (`Miner::max_picks`) sizes the list; a column past it
-            // would be a miner bug, kept out of the list rather than written past it.
-            debug_assert!(len < list.0.len(), "a sparse miner weighted more columns than its bound");
-            if let (Some(col), Some(x)) = (list.0.get_mut(len), list.1.get_mut(len)) {
-                (*col, *x) = (j as u32, coef);
-                len += 1;
-            } else {
-                full = true;
+            BatchDistance::SquaredEuclidean => {
+                let v = wj + wj;
+                (v, v, T::one())
             }
-            alpha[cls] += term.f64();
-            let b = (term * beta_f).f64();
-            if cls == 0 {
-                beta0[j] += b;
-            } else {
-                beta1[j] += b;
+            BatchDistance::Cosine => (wj * (ici * c.r_ic[j]), wj * (T::one() - d), c.r_k[j]),
+        };
+        // The miners' bound (`Miner::max_picks`) sizes the list; a column past it
+        // would be a miner bug, kept out of the list rather than written past it.
+        debug_assert!(len < list.0.len(), "a sparse miner weighted more columns than its bound");
+        if let (Some(col), Some(x)) = (list.0.get_mut(len), list.1.get_mut(len)) {
+            (*col, *x) = (j as u32, coef);
+            len += 1;
+        } else {
+            full = true;
+        }
+        alpha[cls] += term.f64();
+        let b = (term * beta_f).f64();
+        if cls == 0 {
+            beta0[j] += b;
+        } else {
+            beta1[j] += b;
+        }
+    };
+    // The non-zero weights in column order: the columns the miner listed, or a scan of
+    // the 16-wide chunks of `w` that hold any.
+    match touched {
+        Some(t) => t.iter().for_each(|&j| visit(j as usize)),
+        None => {
+            for (cb, wc) in w.chunks(C).enumerate() {
+                if any_nonzero(wc) {
+                    (cb * C..cb * C + wc.len()).for_each(&mut visit);
+                }
             }
         }
     }
@@ -1043,7 +1113,7 @@ pub(crate) fn run<T: Float, L: BatchLabel, Mi: Miner<T, u32>>(
     size(alpha, 2 * n);
     size(vals, n);
     try_size(scratch, parts * 3 * m, loss, (n, m))?;
-    try_size(idx, parts * m, loss, (n, m))?;
+    try_size(idx, parts * 3 * m, loss, (n, m))?;
     try_size(beta, if want_grad { parts * 2 * m } else { 0 }, loss, (n, m))?;
     beta.fill(0.0);
     // A sparse miner's rows list their non-zero columns: as many slots a row as its bound
@@ -1072,7 +1142,7 @@ pub(crate) fn run<T: Float, L: BatchLabel, Mi: Miner<T, u32>>(
                 Chunks(&mut alpha[..], prt * 2),
                 Chunks(&mut vals[..], prt),
                 Chunks(&mut scratch[..], 3 * m),
-                Chunks(&mut idx[..], m),
+                Chunks(&mut idx[..], 3 * m),
                 Chunks(&mut beta[..], bw),
                 (Chunks(&mut picks[..], prt * cap), Chunks(&mut pick_x[..], prt * cap)),
                 Chunks(&mut picks_len[..], if want_grad { prt } else { 0 }),
@@ -2250,7 +2320,7 @@ fn normalize_backward<T: Float>(grad: &mut [T], xn: &[T], raw: &[T], dim: usize)
 
 /// Splits a row for the triplet miners: the positives' indices into `s.idx[..np]` and
 /// distances into `s.a[..np]`, the negatives' distances into `s.b` (`+∞` at every other
-/// candidate), `s.w` zeroed. Returns `(np, number of negatives)`. The positives come from
+/// candidate). Returns `(np, number of negatives)`. The positives come from
 /// the row's class list, so the pass over the row is a copy.
 #[inline(always)]
 pub(crate) fn split_row<T: Float, L: BatchLabel>(
@@ -2260,7 +2330,6 @@ pub(crate) fn split_row<T: Float, L: BatchLabel>(
     let m = r.d.len();
     let (d, negd) = (r.d, &mut s.b[..m]);
     negd.copy_from_slice(d);
-    s.w[..m].fill(T::zero());
     let inf = T::infinity();
     let mut np = 0;
     for &j in r.same {

@@ -163,8 +163,10 @@ impl<T: Float, L: BatchLabel> Miner<T, L> for SemiMiner<T> {
                 total += v.f64();
                 let pj = s.idx[p] as usize;
                 s.w[pj] = s.w[pj] + r.g;
+                s.touched.push(pj);
                 if ineg != NONE && ineg != r.skip {
                     s.w[ineg] = s.w[ineg] - r.g;
+                    s.touched.push(ineg);
                 }
             }
         }
