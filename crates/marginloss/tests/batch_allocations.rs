@@ -66,10 +66,11 @@ fn a_call_handed_its_workspace_allocates_nothing_proportional_to_n_squared() {
             },
         ];
         for (k, call) in calls.iter().enumerate() {
-            call(&mut ws, &mut out, &mut g); // sizes the workspace
-            // The fewest bytes of three calls: a GEMM on a thread that has not run one
-            // before grows that thread's packing buffer once (which thread runs which
-            // part is rayon's choice), where an N·M allocation would recur every call.
+            // The first call sizes the workspace. Then the fewest bytes of three calls: a
+            // GEMM on a thread that has not run one before grows that thread's packing
+            // buffer once (which thread runs which part is rayon's choice), where an N·M
+            // allocation would recur every call.
+            call(&mut ws, &mut out, &mut g);
             let bytes = (0..3).map(|_| allocated(|| call(&mut ws, &mut out, &mut g))).min().unwrap_or(0);
             let n2 = n * n * 4;
             assert!(bytes < n2 / 16, "loss {k} n={n}: {bytes} bytes (N² f32 = {n2})");

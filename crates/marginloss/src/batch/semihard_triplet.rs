@@ -218,12 +218,18 @@ fn nearest_above<T: Float, const FAR: bool>(negd: &[T], t: T) -> ((T, usize), (T
 /// `k, k + W, …` of each such lane `k` are searched.
 #[inline(always)]
 fn first_in_lanes<T: Float>(x: &[T], lanes: &[T; W], v: T) -> usize {
+    // The lanes holding `v` as a bit mask (one vector compare), then each such lane
+    // (nearly always one) searched.
+    let mut mask = 0u64;
+    for k in 0..W {
+        mask |= u64::from(lanes[k] == v) << k;
+    }
     let mut at = NONE;
-    for (k, &l) in lanes.iter().enumerate() {
-        if l == v {
-            if let Some(j) = (k..x.len()).step_by(W).find(|&j| x[j] == v) {
-                at = at.min(j);
-            }
+    while mask != 0 {
+        let k = mask.trailing_zeros() as usize;
+        mask &= mask - 1;
+        if let Some(j) = (k..x.len()).step_by(W).find(|&j| x[j] == v) {
+            at = at.min(j);
         }
     }
     at
