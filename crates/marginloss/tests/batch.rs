@@ -276,6 +276,34 @@ fn fused_kernels_equal_the_plain_reference_in_f64() {
     }
 }
 
+/// Rows longer than the batch-all kernel's fold interval (1024 candidates) and than one
+/// pass of its positives (8), with a ragged tail: fused (f64 and f32) equals the reference.
+#[test]
+fn batch_all_rows_longer_than_a_fold_chunk_equal_the_reference() {
+    let mut rng = Rng::new(23);
+    let (n, m, dim) = (6, 1100, 4);
+    let x = rng.vec(n * dim, -1.0, 1.0);
+    let y = labels(&mut rng, n, 3);
+    let rx = rng.vec(m * dim, -1.0, 1.0);
+    let ry = labels(&mut rng, m, 3);
+    let mut cfg = Cfg::new(Kind::All);
+    cfg.margin = 0.3;
+    for r in [Red::MeanNonzero, Red::Sum] {
+        cfg.red = r;
+        let want = reference(&cfg, &x, dim, &y, Some((&rx, &ry)), &[1.0]);
+        let got = fused(&cfg, &x, dim, &y, Some((&rx, &ry)), &[1.0], &mut Workspace::new()).unwrap();
+        close(&format!("{r:?} out"), &got.out, &want.out, 1e-10);
+        close(&format!("{r:?} grad"), &got.grad, &want.grad, 1e-10);
+        close(&format!("{r:?} grad_ref"), &got.grad_ref, &want.grad_ref, 1e-10);
+        assert_eq!(got.stats.active, want.active, "{r:?} active");
+        let (x32, rx32): (Vec<f32>, Vec<f32>) =
+            (x.iter().map(|&v| v as f32).collect(), rx.iter().map(|&v| v as f32).collect());
+        let got = fused(&cfg, &x32, dim, &y, Some((&rx32, &ry)), &[1.0], &mut Workspace::new()).unwrap();
+        let g: Vec<f64> = got.out.iter().map(|&v| f64::from(v)).collect();
+        close(&format!("{r:?} f32 out"), &g, &want.out, 3e-5);
+    }
+}
+
 /// f32 through the same kernels stays within f32 rounding of the f64 reference.
 #[test]
 fn f32_kernels_track_the_f64_reference() {

@@ -124,7 +124,7 @@ impl<T: Float, L: BatchLabel> Miner<T, L> for AllMiner<T> {
         let (total, active) = if self.soft {
             all_pairs::<T, true>(s, np, m, self.margin)
         } else {
-            all_pairs::<T, false>(s, np, m, self.margin)
+            all_pairs_hard(s, np, m, self.margin)
         };
         acc.sum[0] = total;
         acc.active[0] = active;
@@ -177,6 +177,97 @@ fn all_pairs<T: Float, const SOFT: bool>(
         w[pj] = w[pj] + T::of(wp);
     }
     (total, active)
+}
+
+/// Positives a pass of [`all_pairs_hard`] takes.
+const PT: usize = 8;
+/// Its lanes (one vector of `f32` with AVX-512).
+const L16: usize = 16;
+/// Negatives between two folds of its `T` lanes into `f64` (at most 64 terms a lane).
+const CHUNK: usize = 1024;
+
+/// [`all_pairs`] for the hinge, up to [`PT`] positives a pass: each block of negatives is
+/// read once for all of them, and each negative's weight (minus its number of active
+/// positives) is written once a pass. A pair is active when `d_an < t_p = d_ap + m`
+/// (the sign of `t_p − d_an`), and positive `p`'s loss is `t_p·c_p − Σ d_an` over its
+/// `c_p` active negatives: per pair a compare and two masked adds. The counts and
+/// distance sums run in 16 lanes (element `j` into lane `j % 16`), folded into `f64`
+/// every [`CHUNK`] negatives in a fixed order; the counts, and so the weights, are exact.
+#[inline(always)]
+fn all_pairs_hard<T: Float>(s: &mut Scratch<'_, T>, np: usize, m: usize, margin: T) -> (f64, u64) {
+    let (negd, w) = (&s.b[..m], &mut s.w[..m]);
+    let (zero, inf) = (T::zero(), T::infinity());
+    let fold = |l: &[T; L16]| {
+        let mut a = [0.0f64; LANES];
+        for k in 0..LANES {
+            a[k] = l[k].f64() + l[k + LANES].f64();
+        }
+        crate::kernel::sum_lanes(&a)
+    };
+    let (mut total, mut active) = (0.0f64, 0u64);
+    for p0 in (0..np).step_by(PT) {
+        let pn = PT.min(np - p0);
+        // Missing positives at −∞: never active.
+        let mut t = [T::neg_infinity(); PT];
+        for p in 0..pn {
+            t[p] = s.a[p0 + p] + margin;
+        }
+        let (mut sums, mut counts) = ([0.0f64; PT], [0.0f64; PT]);
+        for (cw, cn) in w.chunks_mut(CHUNK).zip(negd.chunks(CHUNK)) {
+            let mut sum = [[zero; L16]; PT];
+            let mut cnt = [[zero; L16]; PT];
+            let (wb, wt) = cw.as_chunks_mut::<L16>();
+            let (nb, nt) = cn.as_chunks::<L16>();
+            for (wc, nc) in wb.iter_mut().zip(nb) {
+                hard_block(&t, wc, nc, &mut sum, &mut cnt);
+            }
+            if !nt.is_empty() {
+                // The tail padded with +∞ (no pair, no loss, weight 0).
+                let (mut wc, mut nc) = ([zero; L16], [inf; L16]);
+                wc[..wt.len()].copy_from_slice(wt);
+                nc[..nt.len()].copy_from_slice(nt);
+                hard_block(&t, &mut wc, &nc, &mut sum, &mut cnt);
+                let len = wt.len();
+                wt.copy_from_slice(&wc[..len]);
+            }
+            for p in 0..PT {
+                sums[p] += fold(&sum[p]);
+                counts[p] += fold(&cnt[p]);
+            }
+        }
+        for p in 0..pn {
+            if counts[p] > 0.0 {
+                total += t[p].f64() * counts[p] - sums[p];
+            }
+            active += counts[p] as u64;
+            let pj = s.idx[p0 + p] as usize;
+            w[pj] = w[pj] + T::of(counts[p]);
+        }
+    }
+    (total, active)
+}
+
+/// One block of [`all_pairs_hard`]: every positive of the pass against 16 negatives (the
+/// additions written as selects of the sum, which become masked adds).
+#[inline(always)]
+fn hard_block<T: Float>(
+    t: &[T; PT],
+    wc: &mut [T; L16],
+    nc: &[T; L16],
+    sum: &mut [[T; L16]; PT],
+    cnt: &mut [[T; L16]; PT],
+) {
+    let one = T::one();
+    let mut act = *wc;
+    for p in 0..PT {
+        for k in 0..L16 {
+            let (d, on) = (nc[k], nc[k] < t[p]);
+            sum[p][k] = T::select(on, sum[p][k] + d, sum[p][k]);
+            cnt[p][k] = T::select(on, cnt[p][k] + one, cnt[p][k]);
+            act[k] = T::select(on, act[k] - one, act[k]);
+        }
+    }
+    *wc = act;
 }
 
 /// One block of a positive's pass: the loss, active count and weight sums into `acc`'s
