@@ -1152,7 +1152,14 @@ fn one_line(what: &str, e: &Error) {
 fn batch_case<T: Float>(src: &mut Src<'_>) {
     let loss = BatchLoss::decode(src);
     let dim = if rarely(src, 8) { src.below(70) } else { 1 + src.below(5) };
-    let n = if rarely(src, 8) { src.below(3) } else { 2 + src.below(22) };
+    // Now and then past 32 rows: whole 16 x 16 tiles off the diagonal (the wide tile code).
+    let n = if rarely(src, 8) {
+        src.below(3)
+    } else if rarely(src, 6) {
+        2 + src.below(70)
+    } else {
+        2 + src.below(22)
+    };
     let len = if rarely(src, 16) { src.len() } else { n * dim };
     let x: Vec<T> = to(&batch_values(src, len));
     let Some(emb) = view(&x, n, dim) else { return };
