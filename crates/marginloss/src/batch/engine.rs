@@ -396,6 +396,15 @@ impl<T: Float> pulp::WithSimd for Norms<'_, T> {
     }
 }
 
+/// Rows a leaf of the row-wise passes ([`norms`], [`normalize_backward`]) takes when they
+/// run on threads (each row's result is its own, so the split changes no bit).
+const ROWS_LEAF: usize = 256;
+
+/// Whether the row-wise passes over `n × dim` values run on threads.
+fn rows_parallel(n: usize, dim: usize) -> bool {
+    n > ROWS_LEAF && parallel(n.saturating_mul(dim).saturating_mul(4))
+}
+
 #[allow(clippy::too_many_arguments)]
 fn norms<T: Float>(
     x: &[T],
@@ -406,7 +415,24 @@ fn norms<T: Float>(
     sq: &mut [T],
     ic: &mut [T],
     k: &mut [T],
+    par: bool,
 ) {
+    let n = sq.len();
+    if par && n > ROWS_LEAF {
+        let h = n / 2;
+        let (x1, x2) = x.split_at(h * dim);
+        let (n1, n2) = xn.split_at_mut(if normalize { h * dim } else { 0 });
+        let (r1, r2) = raw.split_at_mut(h);
+        let (s1, s2) = sq.split_at_mut(h);
+        let (i1, i2) = ic.split_at_mut(h);
+        let (k1, k2) = k.split_at_mut(h);
+        join_if(
+            par,
+            || norms(x1, dim, normalize, n1, r1, s1, i1, k1, par),
+            || norms(x2, dim, normalize, n2, r2, s2, i2, k2, par),
+        );
+        return;
+    }
     crate::simd::vectorize(Norms { x, dim, normalize, xn, raw, sq, ic, k });
 }
 
@@ -1007,14 +1033,36 @@ pub(crate) fn run<T: Float, L: BatchLabel, Mi: Miner<T, u32>>(
     size(&mut ws.q_ic, n);
     size(&mut ws.q_k, n);
     size(&mut ws.qn, if normalize { n * dim } else { 0 });
-    norms(emb.data(), dim, normalize, &mut ws.qn, &mut ws.q_raw, &mut ws.q_sq, &mut ws.q_ic, &mut ws.q_k);
+    let par_q = rows_parallel(n, dim);
+    norms(
+        emb.data(),
+        dim,
+        normalize,
+        &mut ws.qn,
+        &mut ws.q_raw,
+        &mut ws.q_sq,
+        &mut ws.q_ic,
+        &mut ws.q_k,
+        par_q,
+    );
     if let Some(r) = r_emb {
         size(&mut ws.r_raw, m);
         size(&mut ws.r_sq, m);
         size(&mut ws.r_ic, m);
         size(&mut ws.r_k, m);
         size(&mut ws.rn, if normalize { m * dim } else { 0 });
-        norms(r.data(), dim, normalize, &mut ws.rn, &mut ws.r_raw, &mut ws.r_sq, &mut ws.r_ic, &mut ws.r_k);
+        let par_r = rows_parallel(m, dim);
+        norms(
+            r.data(),
+            dim,
+            normalize,
+            &mut ws.rn,
+            &mut ws.r_raw,
+            &mut ws.r_sq,
+            &mut ws.r_ic,
+            &mut ws.r_k,
+            par_r,
+        );
     }
     if strict && (opt.distance == BatchDistance::Cosine || normalize) {
         let zero = |raw: &[T], what: &str| {
@@ -1427,9 +1475,9 @@ pub(crate) fn run<T: Float, L: BatchLabel, Mi: Miner<T, u32>>(
         }
     }
     if normalize {
-        normalize_backward(grad, q, q_raw, dim);
+        normalize_backward(grad, q, q_raw, dim, rows_parallel(n, dim));
         if let Some(gr) = grad_ref.as_deref_mut() {
-            normalize_backward(gr, r, r_raw, dim);
+            normalize_backward(gr, r, r_raw, dim, rows_parallel(m, dim));
         }
     }
     // The same for the gradients (with a finite upstream; a non-finite one is the
@@ -2285,7 +2333,20 @@ fn axpy<T: Float>(y: &mut [T], a: T, x: &[T]) {
 
 /// The gradient through `x̂ = x / max(‖x‖, eps)`: `(g − (g·x̂)·x̂)/‖x‖` where `‖x‖ > eps`,
 /// `g/eps` elsewhere (the clamp passes no gradient), in place.
-fn normalize_backward<T: Float>(grad: &mut [T], xn: &[T], raw: &[T], dim: usize) {
+fn normalize_backward<T: Float>(grad: &mut [T], xn: &[T], raw: &[T], dim: usize, par: bool) {
+    let n = raw.len();
+    if par && n > ROWS_LEAF && dim > 0 {
+        let h = n / 2;
+        let (g1, g2) = grad.split_at_mut(h * dim);
+        let (x1, x2) = xn.split_at(h * dim);
+        let (r1, r2) = raw.split_at(h);
+        join_if(
+            par,
+            || normalize_backward(g1, x1, r1, dim, par),
+            || normalize_backward(g2, x2, r2, dim, par),
+        );
+        return;
+    }
     struct Op<'a, T> {
         grad: &'a mut [T],
         xn: &'a [T],
