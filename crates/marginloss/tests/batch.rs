@@ -304,6 +304,34 @@ fn batch_all_rows_longer_than_a_fold_chunk_equal_the_reference() {
     }
 }
 
+/// pair-contrastive sweeps each unordered pair once when it reduces to one value (its
+/// weights are symmetric) and whole rows for per-anchor values: the counters agree, the
+/// `Sum` is the sum of the per-anchor values, and both gradients are the same.
+#[test]
+fn pair_contrastive_counts_the_same_pairs_whether_it_sweeps_half_or_whole_rows() {
+    let mut rng = Rng::new(29);
+    let (n, dim) = (70, 5);
+    let x = rng.vec(n * dim, -1.0, 1.0);
+    let mut y = labels(&mut rng, n, 6);
+    y[3] = 99; // a singleton: a negative of every row, an anchor of none
+    let mut cfg = Cfg::new(Kind::Pair);
+    cfg.neg_margin = 1.2;
+    cfg.red = Red::Sum;
+    let sum = fused(&cfg, &x, dim, &y, None, &[1.0], &mut Workspace::new()).unwrap();
+    cfg.red = Red::None;
+    let each = fused(&cfg, &x, dim, &y, None, &vec![1.0; n], &mut Workspace::new()).unwrap();
+    let (a, b) = (sum.stats, each.stats);
+    assert_eq!(
+        (a.tuples, a.active, a.positive_pairs, a.negative_pairs, a.anchors),
+        (b.tuples, b.active, b.positive_pairs, b.negative_pairs, b.anchors)
+    );
+    assert_eq!(a.anchors, (n - 1) as u64);
+    assert_eq!(a.positive_pairs + a.negative_pairs, (n * (n - 1)) as u64);
+    let total: f64 = each.out.iter().sum();
+    close("sum", &sum.out, &[total], 1e-12);
+    close("grad", &sum.grad, &each.grad, 1e-12);
+}
+
 /// f32 through the same kernels stays within f32 rounding of the f64 reference.
 #[test]
 fn f32_kernels_track_the_f64_reference() {

@@ -457,6 +457,9 @@ struct Ctx<'a, T, L> {
     upstream: &'a [T],
     grad: bool,
     strict: bool,
+    /// Rows as their own candidates with a symmetric miner: row `i` is swept over the
+    /// columns `j < i` only (each unordered pair once; see `run`).
+    lower: bool,
 }
 
 /// The vectorised body of one part: rows `i0..i0 + rows` whose Gram rows are in `mat`.
@@ -495,6 +498,7 @@ impl<T: Float, L: BatchLabel, Mi: Miner<T, L>> pulp::WithSimd for PartOp<'_, '_,
         let (beta0, beta1) = if c.grad { beta.split_at_mut(m) } else { (&mut [][..], &mut [][..]) };
         for (r, row) in mat.chunks_exact_mut(m.max(1)).enumerate().take(vals.len()) {
             let i = i0 + r;
+            let row = if c.lower { &mut row[..i] } else { row };
             let skip = if c.self_ref { i } else { NONE };
             let finite = to_distances(c.dist, row, c.q_sq[i], c.q_ic[i], c.r_sq, c.r_ic, skip);
             if c.strict && !finite && acc.overflow.is_none() {
@@ -1129,6 +1133,8 @@ pub(crate) fn run<T: Float, L: BatchLabel, Mi: Miner<T, u32>>(
     };
     let (r_sq, r_ic, r_k): (&[T], &[T], &[T]) = if self_ref { (q_sq, q_ic, q_k) } else { (r_sq, r_ic, r_k) };
     let want_grad = grad.is_some();
+    // Per-anchor values (`None`) need whole rows.
+    let lower = self_ref && Mi::SYMMETRIC && reduction != BatchReduction::None;
     let upstream: &[T] = match (&grad, reduction) {
         (Some((up, _)), BatchReduction::None) => up,
         _ => &[],
@@ -1152,6 +1158,7 @@ pub(crate) fn run<T: Float, L: BatchLabel, Mi: Miner<T, u32>>(
         upstream,
         grad: want_grad,
         strict,
+        lower,
     };
 
     // The sweep.
@@ -1173,9 +1180,12 @@ pub(crate) fn run<T: Float, L: BatchLabel, Mi: Miner<T, u32>>(
     size(picks_len, if want_grad { n } else { 0 });
     let par = parallel(n.saturating_mul(m).saturating_mul(dim.max(1)));
     // Rows as their own candidates: the Gram matrix is symmetric, so half of it is
-    // computed and the rest mirrored (exactly symmetric distances, too).
+    // computed and the rest mirrored (exactly symmetric distances, too). A symmetric
+    // miner (its weight a function of the distance and the two labels) then needs only
+    // the lower triangle: each unordered pair is swept once, its counts and sums doubled,
+    // and the backward's matrix is `2·s_c·(L + Lᵀ)`.
     if self_ref && n > 0 {
-        gram_symmetric(q, n, dim, mat, vals, par);
+        gram_symmetric(q, n, dim, mat, vals, !lower, par);
     }
     let acc = if n == 0 || m == 0 {
         Acc::default()
@@ -1237,6 +1247,24 @@ pub(crate) fn run<T: Float, L: BatchLabel, Mi: Miner<T, u32>>(
         )
     };
 
+    let mut acc = acc;
+    if lower {
+        // Each unordered pair was swept once: the ordered pairs count it twice. An
+        // anchor has a pair of each kind when its class has another member and is not
+        // every row.
+        acc.sum = [2.0 * acc.sum[0], 2.0 * acc.sum[1]];
+        acc.tuples = [2 * acc.tuples[0], 2 * acc.tuples[1]];
+        acc.active = [2 * acc.active[0], 2 * acc.active[1]];
+        acc.pos_pairs *= 2;
+        acc.neg_pairs *= 2;
+        acc.anchors = labels
+            .iter()
+            .filter(|&&y| {
+                let k = counts[y as usize] as usize;
+                k >= 2 && k < n
+            })
+            .count() as u64;
+    }
     if acc.list_overflow {
         return Err(Error::Batch {
             loss,
@@ -1362,6 +1390,10 @@ pub(crate) fn run<T: Float, L: BatchLabel, Mi: Miner<T, u32>>(
         }
         return Ok(stats);
     }
+    if lower {
+        // `S = s_c·(X + Xᵀ) = 2·s_c·(L + Lᵀ)`: every gradient term of a swept pair twice.
+        scale = [2.0 * scale[0], 2.0 * scale[1]];
+    }
     let s0 = T::of(scale[0]);
     let s1 = T::of(scale[1]);
     // β_j: the parts' partials in part order.
@@ -1398,8 +1430,9 @@ pub(crate) fn run<T: Float, L: BatchLabel, Mi: Miner<T, u32>>(
     let nnz: usize = picks_len.iter().map(|&c| c as usize).sum();
     let longest = picks_len.iter().max().map_or(0, |&c| c as usize);
     let list_bytes = n.saturating_mul(longest).saturating_mul(4 + std::mem::size_of::<T>());
+    let entries = if lower { n.saturating_mul(n.saturating_sub(1)) / 2 } else { n.saturating_mul(m) };
     let sparse_dense = Mi::DENSE
-        && nnz.saturating_mul(SPARSE_RATIO) < n.saturating_mul(m)
+        && nnz.saturating_mul(SPARSE_RATIO) < entries
         && list_bytes.saturating_mul(2) <= n.saturating_mul(m).saturating_mul(std::mem::size_of::<T>());
     let mut cap = cap;
     if sparse_dense {
@@ -1416,7 +1449,9 @@ pub(crate) fn run<T: Float, L: BatchLabel, Mi: Miner<T, u32>>(
                     Chunks(&mut picks[..], prt * cap),
                     Chunks(&mut pick_x[..], prt * cap),
                 ),
-                &|(Chunks(x, _), Chunks(p, _), Chunks(v, _)), _| list_nonzeros(x, m, cap, p, v),
+                &|(Chunks(x, _), Chunks(p, _), Chunks(v, _)), part| {
+                    list_nonzeros(x, m, cap, p, v, lower.then_some(part * prt))
+                },
                 &|(), ()| (),
             );
         }
@@ -1432,13 +1467,15 @@ pub(crate) fn run<T: Float, L: BatchLabel, Mi: Miner<T, u32>>(
             // Euclidean and squared: `coef_k = Σ_j S_kj` (the row sums of the symmetrised
             // matrix hold every α and β term, each with its class scale).
             let sums = (opt.distance != BatchDistance::Cosine).then_some(&mut coef_q[..]);
-            if Mi::SYMMETRIC && upstream.len() <= 1 {
+            if lower {
+                symmetrize(mat, n, labels, Mi::CLASSES == 2, s0, s1, sums, vals, true, par);
+            } else if Mi::SYMMETRIC && upstream.len() <= 1 {
                 // X is symmetric (the Gram matrix is, exactly, and so the distances):
                 // s_c·(X + Xᵀ) = 2·s_c·X, a row-parallel scale instead of the transposes.
                 let two = T::one() + T::one();
                 scale_rows(mat, n, labels, Mi::CLASSES == 2, two * s0, two * s1, sums, prt, par);
             } else {
-                symmetrize(mat, n, labels, Mi::CLASSES == 2, s0, s1, sums, vals, par);
+                symmetrize(mat, n, labels, Mi::CLASSES == 2, s0, s1, sums, vals, false, par);
             }
         } else if scale != [1.0; 2] {
             scale_classes(mat, m, labels, ref_labels, Mi::CLASSES == 2, s0, s1);
@@ -1519,6 +1556,7 @@ fn symmetrize<T: Float>(
     s1: T,
     sums: Option<&mut [T]>,
     acc: &mut Vec<f64>,
+    lower: bool,
     par: bool,
 ) {
     let want = sums.is_some();
@@ -1532,6 +1570,7 @@ fn symmetrize<T: Float>(
         want,
         par,
         mirror: false,
+        lower,
         #[cfg(target_arch = "x86_64")]
         wide: super::tile::wide(),
     };
@@ -1547,7 +1586,15 @@ fn symmetrize<T: Float>(
 /// their columns up to the block's end (the lower block triangle), then every tile above
 /// the diagonal is overwritten with its mirror's transpose (the [`symmetrize`] recursion
 /// in `mirror` mode). The blocks are split where the work halves, in a fixed tree.
-fn gram_symmetric<T: Float>(q: &[T], n: usize, dim: usize, x: &mut [T], scratch: &mut [f64], par: bool) {
+fn gram_symmetric<T: Float>(
+    q: &[T],
+    n: usize,
+    dim: usize,
+    x: &mut [T],
+    scratch: &mut [f64],
+    mirror: bool,
+    par: bool,
+) {
     /// `rows` (from row `base`, stride `n`) gets `q_i·q_j` for `i, j ∈ r0..r1`, `j ≤ i`
     /// rounded out to whole diagonal blocks: the rectangle below the split by one
     /// product, the two triangles recursively (the classic recursive SYRK).
@@ -1598,6 +1645,9 @@ fn gram_symmetric<T: Float>(q: &[T], n: usize, dim: usize, x: &mut [T], scratch:
         return;
     }
     lower(q, n, dim, &mut x[..n * n], 0, n, par);
+    if !mirror {
+        return;
+    }
     let ctx = Sym {
         n,
         labels: &[],
@@ -1606,6 +1656,7 @@ fn gram_symmetric<T: Float>(q: &[T], n: usize, dim: usize, x: &mut [T], scratch:
         want: false,
         par,
         mirror: true,
+        lower: false,
         #[cfg(target_arch = "x86_64")]
         wide: super::tile::wide(),
     };
@@ -1627,6 +1678,9 @@ struct Sym<'a, T> {
     par: bool,
     /// Copy the lower triangle over the upper instead (no scale, no sums).
     mirror: bool,
+    /// Read the lower triangle only (the upper one holds no coefficients): the result is
+    /// `s_c·(L + Lᵀ)` for the strictly lower part `L`.
+    lower: bool,
     /// AVX-512 for the whole `f32` tiles ([`super::tile`]).
     #[cfg(target_arch = "x86_64")]
     wide: Option<pulp::x86::V4>,
@@ -1781,6 +1835,7 @@ fn sym_pair<T: Float>(
                     s0: s0.f64() as f32,
                     s1: s1.f64() as f32,
                     want: c.want,
+                    lower: c.lower,
                 };
                 super::tile::sym_pair(simd, &t, ra, rb, n, bi, bj, acc_i, acc_j);
             }
@@ -1790,7 +1845,9 @@ fn sym_pair<T: Float>(
     let zero = T::zero();
     let mut a = [[zero; SYM]; SYM];
     let mut b = [[zero; SYM]; SYM];
-    for r in 0..hi {
+    // The lower-only mode's upper tile holds no coefficients: it reads as zero.
+    let rows_a = if c.lower && rb.is_some() { 0 } else { hi };
+    for r in 0..rows_a {
         let src = &ra[r * n + bj..r * n + bj + hj];
         if full {
             a[r].copy_from_slice(&src[..SYM]);
@@ -1831,10 +1888,13 @@ fn sym_pair<T: Float>(
     let mut lja = [u32::MAX; SYM];
     lia[..hi].copy_from_slice(li);
     lja[..hj].copy_from_slice(lj);
+    let diag_lower = c.lower && rb.is_none();
     for r in 0..SYM {
         for k in 0..SYM {
             let s = if two { T::select(lia[r] == lja[k], s0, s1) } else { s0 };
-            a[r][k] = s * (a[r][k] + bt[r][k]);
+            // The diagonal tile in lower-only mode: each element from the lower half.
+            let v = if diag_lower { T::select(k < r, a[r][k], bt[r][k]) } else { a[r][k] + bt[r][k] };
+            a[r][k] = s * v;
         }
     }
     if rb.is_none() {
@@ -2100,13 +2160,25 @@ const SPARSE_RATIO: usize = 24;
 
 /// Each row's non-zero coefficients of `x` (`· × m`) into its `cap` slots of `picks` /
 /// `pick_x`, in column order (each row holds at most `cap`).
-fn list_nonzeros<T: Float>(x: &mut [T], m: usize, cap: usize, picks: &mut [u32], pick_x: &mut [T]) {
+fn list_nonzeros<T: Float>(
+    x: &mut [T],
+    m: usize,
+    cap: usize,
+    picks: &mut [u32],
+    pick_x: &mut [T],
+    lower: Option<usize>,
+) {
     if cap == 0 || m == 0 {
         return;
     }
-    for ((row, cols), xs) in
-        x.chunks_exact(m).zip(picks.chunks_exact_mut(cap)).zip(pick_x.chunks_exact_mut(cap))
+    for (r, ((row, cols), xs)) in
+        x.chunks_exact(m).zip(picks.chunks_exact_mut(cap)).zip(pick_x.chunks_exact_mut(cap)).enumerate()
     {
+        // Lower-only rows (`lower`: the part's first row) end at their diagonal.
+        let row = match lower {
+            Some(i0) => &row[..(i0 + r).min(m)],
+            None => row,
+        };
         let mut len = 0;
         for (cb, chunk) in row.chunks(16).enumerate() {
             if !any_nonzero(chunk) {
@@ -2523,27 +2595,35 @@ mod tests {
             let (g1, g2) = both(|| {
                 let mut x = vec![0.0f32; n * n];
                 let mut acc = vec![0.0f64; n];
-                gram_symmetric(&q, n, dim, &mut x, &mut acc, par);
+                gram_symmetric(&q, n, dim, &mut x, &mut acc, true, par);
                 x
             });
             assert!(g1.iter().zip(&g2).all(|(a, b)| a.to_bits() == b.to_bits()), "mirror, par={par}");
-            for (two, want) in [(true, true), (false, true), (true, false)] {
+            for (two, want, lower) in
+                [(true, true, false), (false, true, false), (true, false, false), (true, true, true)]
+            {
                 let (s1, s2) = both(|| {
                     let mut x = base.clone();
                     let mut sums = vec![0.0f32; n];
                     let mut acc = Vec::new();
                     let sums_arg = want.then_some(&mut sums[..]);
-                    symmetrize(&mut x, n, &labels, two, 0.75f32, -1.25f32, sums_arg, &mut acc, par);
+                    symmetrize(&mut x, n, &labels, two, 0.75f32, -1.25f32, sums_arg, &mut acc, lower, par);
                     (x, sums)
                 });
-                let what = format!("symmetrize two={two} sums={want} par={par}");
+                let what = format!("symmetrize two={two} sums={want} lower={lower} par={par}");
                 assert!(s1.0.iter().zip(&s2.0).all(|(a, b)| a.to_bits() == b.to_bits()), "{what}");
                 assert!(s1.1.iter().zip(&s2.1).all(|(a, b)| a.to_bits() == b.to_bits()), "{what}: sums");
                 // And it is the symmetrisation: s·(X + Xᵀ), zero diagonal.
                 for i in 0..n {
                     for j in 0..n {
                         let s = if !two || labels[i] == labels[j] { 0.75f32 } else { -1.25 };
-                        let e = if i == j { 0.0 } else { s * (base[i * n + j] + base[j * n + i]) };
+                        let e = if i == j {
+                            0.0
+                        } else if lower {
+                            s * base[i.max(j) * n + i.min(j)]
+                        } else {
+                            s * (base[i * n + j] + base[j * n + i])
+                        };
                         assert_eq!(s1.0[i * n + j], e, "{what} ({i}, {j})");
                     }
                 }

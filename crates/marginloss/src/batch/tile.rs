@@ -166,6 +166,9 @@ pub(crate) struct SymTile<'a> {
     pub s1: f32,
     /// Accumulate the row sums of the result.
     pub want: bool,
+    /// Only the lower triangle holds coefficients: `A` reads as zero, and the diagonal
+    /// tile takes each element from its lower half.
+    pub lower: bool,
 }
 
 /// `A ← s∘(A + Bᵀ)` and `B ← Aᵀ` for the tile `A` at (rows of `ra`, columns `bj..`) and
@@ -186,11 +189,12 @@ pub(crate) fn sym_pair(
     acc_j: &mut [f64],
 ) {
     let f = simd.avx512f;
-    let a = load_tile(ra, n, bj);
+    let a = if c.lower && rb.is_some() { [f._mm512_setzero_ps(); T16] } else { load_tile(ra, n, bj) };
     let bt = match &rb {
         Some(rb) => transpose(simd, load_tile(rb, n, bi)),
         None => transpose(simd, a),
     };
+    let diag_lower = c.lower && rb.is_none();
     let mut lj = [0u32; T16];
     lj.copy_from_slice(&c.lj[..T16]);
     let lj: __m512i = pulp::cast(lj);
@@ -203,7 +207,13 @@ pub(crate) fn sym_pair(
         } else {
             s0
         };
-        let v = f._mm512_mul_ps(s, f._mm512_add_ps(a[r], bt[r]));
+        let sum = if diag_lower {
+            // Lanes k < r from the tile's own row, the others from its transpose.
+            f._mm512_mask_blend_ps(!(0xFFFFu32 << r) as u16, bt[r], a[r])
+        } else {
+            f._mm512_add_ps(a[r], bt[r])
+        };
+        let v = f._mm512_mul_ps(s, sum);
         out[r] = if rb.is_none() { f._mm512_mask_blend_ps(1u16 << r, v, f._mm512_setzero_ps()) } else { v };
     }
     store_tile(ra, n, bj, &out);
