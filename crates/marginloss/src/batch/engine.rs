@@ -15,6 +15,16 @@
 //! (`n` a row's norm, `c = max(n, eps)`; the cosine's norm term is 0 for a zero row.)
 //! Without a reference set `r = x`, so `∂loss/∂x_k = (α_k + β_k)·x_k − Σ_j (X_kj + X_jk)·x_j`:
 //! one product with the symmetrised coefficients.
+//!
+//! Without a reference set the Gram matrix is symmetric: half of it is computed (a
+//! recursive SYRK) and mirrored. A symmetric miner (`Miner::SYMMETRIC`: the pair loss,
+//! whose weight depends on the distance and the two labels only) skips the mirror and
+//! sweeps each row's lower triangle (`j < i`): every unordered pair once, its counts and
+//! sums doubled, the backward's matrix `s_c·(X + Xᵀ) = 2·s_c·(L + Lᵀ)`. Per-anchor values
+//! (`BatchReduction::None`) need whole rows and take the full sweep.
+//!
+//! The transposes (the mirror, the symmetrisation) work in 16 × 16 tiles: portable code,
+//! or AVX-512 shuffles for whole `f32` tiles (`super::tile`), bit for bit the same.
 
 use super::{Batch, BatchDistance, BatchLabel, BatchReduction, BatchStats, Common};
 use crate::error::{Error, Result, Value};
