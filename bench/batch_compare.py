@@ -5,7 +5,8 @@ thread, f32, N = 1024, D = 128, 128 classes of 8, fwd+bwd; prints one JSON line 
   cargo build --release -p marginloss --features rayon --example batch_bench
   tools/.venv/bin/python bench/batch_compare.py [--reps 5]
 
-Both sides report wall time and on-CPU time (torch: time.thread_time; marginloss: the
+marginloss: the best of three processes, each the median of 100 calls (all three medians
+are in the row as `runs_fwd_bwd_ns`). Both sides report wall time and on-CPU time (torch: time.thread_time; marginloss: the
 thread's schedstat), because the machine is shared: on-CPU time is what load does not inflate.
 """
 import json
@@ -55,9 +56,17 @@ exe = os.path.join(ROOT, "target", "release", "examples", "batch_bench")
 for loss, extra in (("batch-all-triplet", []), ("batch-hard-triplet", []), ("semihard-triplet", []),
                     ("pair-contrastive", []), ("pair-contrastive", ["--neg-margin", "1.5"])):
     for threads in (1, 2):
-        out = subprocess.run([exe, loss, "--n", str(N), "--dim", str(D), "--classes", str(C), "--threads", str(threads),
-                              "--reps", "100", *extra], capture_output=True, text=True, check=True).stdout
-        row = json.loads(out)
+        # The best of three processes (each the median of 100 calls): on this shared 2-core
+        # host a process now and then runs with the other core busy, which shows as a
+        # second mode of the two-thread times; "runs" records all three medians.
+        runs = []
+        for _ in range(3):
+            out = subprocess.run([exe, loss, "--n", str(N), "--dim", str(D), "--classes", str(C), "--threads",
+                                  str(threads), "--reps", "100", *extra], capture_output=True, text=True,
+                                 check=True).stdout
+            runs.append(json.loads(out))
+        row = min(runs, key=lambda r: r["fwd_bwd_ns"])
+        row["runs_fwd_bwd_ns"] = [r["fwd_bwd_ns"] for r in runs]
         row["args"] = extra
         print(json.dumps(row))
 rows = []

@@ -686,7 +686,7 @@ def batch_section():
     lines.append(
         f"f32, N = 1024, D = 128, 128 classes of 8, `normalize` on, `MeanNonzero`, forward + backward "
         f"into caller buffers with a reused `Workspace` (`crates/marginloss/examples/batch_bench.rs`, "
-        f"median of 100), pytorch-metric-learning 2.9.0 on torch 2.15.0 timed in the same run, one "
+        f"the best of three processes, each the median of 100 calls), pytorch-metric-learning 2.9.0 on torch 2.15.0 timed in the same run, one "
         f"thread (`bench/batch_compare.py`; raw output `{os.path.relpath(path, ROOT)}`"
         + (f", load average {load[0]:.2f} at the end" if load else "") + "). \"GEMM\" is one "
         f"1024 × 128 × 1024 faer product in the same process, same threads.\n")
