@@ -1592,10 +1592,11 @@ fn symmetrize<T: Float>(
     }
 }
 
-/// `x = q·qᵀ` (`n × n`), exactly symmetric, for about half a GEMM: row blocks compute
-/// their columns up to the block's end (the lower block triangle), then every tile above
-/// the diagonal is overwritten with its mirror's transpose (the [`symmetrize`] recursion
-/// in `mirror` mode). The blocks are split where the work halves, in a fixed tree.
+/// `x = q·qᵀ` (`n × n`) for about half a GEMM: the lower triangle (rounded out to whole
+/// 64-row diagonal blocks) by a recursive SYRK in strips split where the work halves, in
+/// a fixed tree; then, with `mirror`, every tile above the diagonal overwritten with its
+/// mirror's transpose (the [`symmetrize`] recursion in `mirror` mode), so the matrix is
+/// exactly symmetric. Without `mirror` only the lower triangle is meaningful.
 fn gram_symmetric<T: Float>(
     q: &[T],
     n: usize,
@@ -2565,10 +2566,11 @@ pub(crate) fn gram<T: Float>(x: &[T], n: usize, dim: usize, out: &mut [T]) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn values(len: usize, seed: u64) -> Vec<f32> {
+    /// `len` values in `[-1, 1)` from an xorshift generator.
+    pub(crate) fn values(len: usize, seed: u64) -> Vec<f32> {
         let mut s = seed;
         (0..len)
             .map(|_| {

@@ -241,15 +241,7 @@ mod tests {
     use super::*;
 
     fn matrix(n: usize, seed: u64) -> Vec<f32> {
-        let mut s = seed;
-        (0..n * n)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 7;
-                s ^= s << 17;
-                ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-            })
-            .collect()
+        crate::batch::engine::tests::values(n * n, seed)
     }
 
     #[test]
