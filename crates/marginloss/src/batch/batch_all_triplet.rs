@@ -122,7 +122,7 @@ impl<T: Float, L: BatchLabel> Miner<T, L> for AllMiner<T> {
         acc.tuples[0] = (np * nneg) as u64;
         let m = r.d.len();
         let (total, active) = if self.soft {
-            all_pairs::<T, true>(s, np, m, self.margin)
+            all_pairs_soft(s, np, m, self.margin)
         } else {
             all_pairs_hard(s, np, m, self.margin)
         };
@@ -133,17 +133,12 @@ impl<T: Float, L: BatchLabel> Miner<T, L> for AllMiner<T> {
     }
 }
 
-/// Every (positive, negative) pair of a row: the loss sum and the active count, the
-/// weights added into `s.w`. The sums run in 64 lanes (element `j` into lane `j % 64`:
+/// Every (positive, negative) pair of a row under softplus: the loss sum and the active
+/// count, the weights added into `s.w`. The sums run in 64 lanes (element `j` into lane `j % 64`:
 /// independent accumulators, the block's terms never stored), folded in a fixed order at
 /// the end of each positive's pass.
 #[inline(always)]
-fn all_pairs<T: Float, const SOFT: bool>(
-    s: &mut Scratch<'_, T>,
-    np: usize,
-    m: usize,
-    margin: T,
-) -> (f64, u64) {
+fn all_pairs_soft<T: Float>(s: &mut Scratch<'_, T>, np: usize, m: usize, margin: T) -> (f64, u64) {
     let (negd, w) = (&s.b[..m], &mut s.w[..m]);
     let (zero, inf) = (T::zero(), T::infinity());
     let mut total = 0.0f64;
@@ -154,13 +149,13 @@ fn all_pairs<T: Float, const SOFT: bool>(
         let mut acc = ([zero; BLOCK], [zero; BLOCK], [zero; BLOCK]);
         let (wb, wtail) = w.as_chunks_mut::<BLOCK>();
         for (wc, nc) in wb.iter_mut().zip(nb) {
-            pair_block::<T, SOFT>(t, wc, nc, &mut acc);
+            soft_block(t, wc, nc, &mut acc);
         }
         if !ntail.is_empty() {
             // The tail padded with +∞ (no pair, no loss, weight 0).
             let mut wc = [zero; BLOCK];
             wc[..wtail.len()].copy_from_slice(wtail);
-            pair_block::<T, SOFT>(t, &mut wc, &padded(ntail, inf), &mut acc);
+            soft_block(t, &mut wc, &padded(ntail, inf), &mut acc);
             let len = wtail.len();
             wtail.copy_from_slice(&wc[..len]);
         }
@@ -173,8 +168,7 @@ fn all_pairs<T: Float, const SOFT: bool>(
         total += fold(&sum);
         active += fold(&cnt) as u64;
         let pj = s.idx[p] as usize;
-        let wp = if SOFT { fold(&wp) } else { fold(&cnt) };
-        w[pj] = w[pj] + T::of(wp);
+        w[pj] = w[pj] + T::of(fold(&wp));
     }
     (total, active)
 }
@@ -186,7 +180,7 @@ const L16: usize = 16;
 /// Negatives between two folds of its `T` lanes into `f64` (at most 64 terms a lane).
 const CHUNK: usize = 1024;
 
-/// [`all_pairs`] for the hinge, up to [`PT`] positives a pass: each block of negatives is
+/// Every (positive, negative) pair of a row under the hinge, up to [`PT`] positives a pass: each block of negatives is
 /// read once for all of them, and each negative's weight (minus its number of active
 /// positives) is written once a pass. A pair is active when `d_an < t_p = d_ap + m`
 /// (the sign of `t_p − d_an`), and positive `p`'s loss is `t_p·c_p − Σ d_an` over its
@@ -270,10 +264,10 @@ fn hard_block<T: Float>(
     *wc = act;
 }
 
-/// One block of a positive's pass: the loss, active count and weight sums into `acc`'s
-/// 64 lanes, the negatives' weights into `wc`.
+/// One block of a positive's softplus pass: the loss, active count and weight sums into
+/// `acc`'s 64 lanes, the negatives' weights into `wc`.
 #[inline(always)]
-fn pair_block<T: Float, const SOFT: bool>(
+fn soft_block<T: Float>(
     t: T,
     wc: &mut [T; BLOCK],
     nc: &[T; BLOCK],
@@ -281,23 +275,11 @@ fn pair_block<T: Float, const SOFT: bool>(
 ) {
     let (zero, one) = (T::zero(), T::one());
     let (sum, cnt, wp) = acc;
-    if SOFT {
-        for k in 0..BLOCK {
-            let (l, dl) = hinge(t - nc[k], true);
-            sum[k] = sum[k] + l;
-            cnt[k] = cnt[k] + T::select(l > zero, one, zero);
-            wp[k] = wp[k] + dl;
-            wc[k] = wc[k] - dl;
-        }
-    } else {
-        // The hinge's derivative is its active indicator: the count is the weight sum
-        // (`wp` stays unused; the caller folds `cnt` for it).
-        for k in 0..BLOCK {
-            let v = t - nc[k];
-            let a = T::select(v > zero, one, zero);
-            sum[k] = sum[k] + T::select(v > zero, v, zero);
-            cnt[k] = cnt[k] + a;
-            wc[k] = wc[k] - a;
-        }
+    for k in 0..BLOCK {
+        let (l, dl) = hinge(t - nc[k], true);
+        sum[k] = sum[k] + l;
+        cnt[k] = cnt[k] + T::select(l > zero, one, zero);
+        wp[k] = wp[k] + dl;
+        wc[k] = wc[k] - dl;
     }
 }
