@@ -302,15 +302,37 @@ fn tree<B: Split, R: Send>(
     leaf: &(impl Fn(B, usize) -> R + Sync),
     join: &(impl Fn(R, R) -> R + Sync),
 ) -> R {
+    tree_split(parts, first, par, false, args, leaf, join)
+}
+
+/// [`tree`], split where the work halves when part `p`'s work grows as `2p + 1` (`tri`:
+/// the rows of a lower triangle) rather than at the middle part. The tree is still a
+/// function of the part count alone.
+fn tree_split<B: Split, R: Send>(
+    parts: usize,
+    first: usize,
+    par: bool,
+    tri: bool,
+    args: B,
+    leaf: &(impl Fn(B, usize) -> R + Sync),
+    join: &(impl Fn(R, R) -> R + Sync),
+) -> R {
     if parts <= 1 {
         return leaf(args, first);
     }
-    let mid = parts / 2;
+    let mid = if tri {
+        // Parts first..mid hold half of the rows² from first to first + parts.
+        let (a, b) = (first as f64, (first + parts) as f64);
+        let at = ((a * a + b * b) / 2.0).sqrt().round() as usize;
+        at.saturating_sub(first).clamp(1, parts - 1)
+    } else {
+        parts / 2
+    };
     let (l, r) = args.split_at(mid);
     let (a, b) = join_if(
         par,
-        || tree(mid, first, par, l, leaf, join),
-        || tree(parts - mid, first + mid, par, r, leaf, join),
+        || tree_split(mid, first, par, tri, l, leaf, join),
+        || tree_split(parts - mid, first + mid, par, tri, r, leaf, join),
     );
     join(a, b)
 }
@@ -1201,10 +1223,12 @@ pub(crate) fn run<T: Float, L: BatchLabel, Mi: Miner<T, u32>>(
         Acc::default()
     } else {
         let bw = if want_grad { 2 * m } else { 0 };
-        tree(
+        // The lower sweep's rows grow with their index: the tree splits by work.
+        tree_split(
             parts,
             0,
             par,
+            lower,
             (
                 Chunks(&mut mat[..], prt * m),
                 Chunks(&mut alpha[..], prt * 2),
@@ -1406,16 +1430,17 @@ pub(crate) fn run<T: Float, L: BatchLabel, Mi: Miner<T, u32>>(
     }
     let s0 = T::of(scale[0]);
     let s1 = T::of(scale[1]);
-    // β_j: the parts' partials in part order.
-    let beta_j = |j: usize| -> f64 {
-        let mut b = [0.0f64; 2];
-        for p in 0..parts {
-            let base = p * 2 * m;
-            b[0] += beta[base + j];
-            b[1] += beta[base + m + j];
+    // β_j: the parts' partials summed into the first part's, in part order (whole
+    // partials at a time: a vector loop rather than a strided walk per column).
+    if parts > 1 && beta.len() >= parts * 2 * m {
+        let (first, rest) = beta.split_at_mut(2 * m);
+        for p in rest.chunks_exact(2 * m).take(parts - 1) {
+            for (a, b) in first.iter_mut().zip(p) {
+                *a += *b;
+            }
         }
-        scale[0] * b[0] + scale[1] * b[1]
-    };
+    }
+    let beta_j = |j: usize| -> f64 { scale[0] * beta[j] + scale[1] * beta[m + j] };
     size(coef_q, n);
     for i in 0..n {
         coef_q[i] = T::of(scale[0] * alpha[2 * i] + scale[1] * alpha[2 * i + 1]);
@@ -1450,10 +1475,11 @@ pub(crate) fn run<T: Float, L: BatchLabel, Mi: Miner<T, u32>>(
         try_size(picks, n * cap, loss, (n, m))?;
         try_size(pick_x, n * cap, loss, (n, m))?;
         if cap > 0 {
-            tree(
+            tree_split(
                 parts,
                 0,
                 par,
+                lower,
                 (
                     Chunks(&mut mat[..], prt * m),
                     Chunks(&mut picks[..], prt * cap),
