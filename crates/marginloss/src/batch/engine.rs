@@ -1491,10 +1491,6 @@ pub(crate) fn run<T: Float, L: BatchLabel, Mi: Miner<T, u32>>(
                 &|(), ()| (),
             );
         }
-        if self_ref && opt.distance != BatchDistance::Cosine {
-            // The row sums the symmetrisation would give: coef_k = Σ_j S_kj.
-            list_sums(picks, pick_x, picks_len, cap, labels, Mi::CLASSES == 2, [s0, s1], vals, coef_q);
-        }
     }
     if Mi::DENSE && !sparse_dense {
         // The class scales go into the matrix: with its transpose added when the rows
@@ -1533,12 +1529,22 @@ pub(crate) fn run<T: Float, L: BatchLabel, Mi: Miner<T, u32>>(
             labels,
             ref_labels,
         };
+        let cols = if self_ref || grad_ref.is_some() {
+            Some(transpose_lists(&lists, m, col_off, col_row, col_x, loss, (n, m))?)
+        } else {
+            None
+        };
+        if let (true, true, Some(cols)) =
+            (sparse_dense, self_ref && opt.distance != BatchDistance::Cosine, &cols)
+        {
+            // The row sums the symmetrisation would give: coef_k = Σ_j S_kj.
+            list_sums(&lists, cols, coef_q, prt, par);
+        }
         // ∂/∂q_i = coef_i·q_i − Σ_j X_ij·r_j over row i's list, then the transposed
         // half (rows as their own candidates) or the reference rows' gradient, both
         // scattered from every list into parts of the destination rows.
         rows_backward_sparse(&lists, dim, q, r, coef_q, grad, prt, par);
-        if self_ref || grad_ref.is_some() {
-            let cols = transpose_lists(&lists, m, col_off, col_row, col_x, loss, (n, m))?;
+        if let Some(cols) = cols {
             if self_ref {
                 scatter_cols(&cols, dim, q, None, grad, par);
             }
@@ -2231,36 +2237,39 @@ fn list_nonzeros<T: Float>(
     }
 }
 
-/// `coef_k = Σ_j S_kj` for `S = s_c·(X + Xᵀ)` from the lists (rows as their own
-/// candidates): each listed `X_ij` scaled by its class adds to rows `i` and `j`, in `f64`
-/// (`acc`, `n` values), in list order.
-#[allow(clippy::too_many_arguments)]
-fn list_sums<T: Float>(
-    picks: &[u32],
-    pick_x: &[T],
-    len: &[u32],
-    cap: usize,
-    labels: &[u32],
-    two: bool,
-    scale: [T; 2],
-    acc: &mut [f64],
-    coef: &mut [T],
-) {
-    let n = len.len();
-    acc[..n].fill(0.0);
-    for i in 0..n {
-        let l = (len[i] as usize).min(cap);
-        for (&j, &x) in picks[i * cap..][..l].iter().zip(&pick_x[i * cap..][..l]) {
-            let j = j as usize;
-            let cls = usize::from(two && labels[j] != labels[i]);
-            let v = (x * scale[cls]).f64();
-            acc[i] += v;
-            acc[j] += v;
-        }
-    }
-    for (c, a) in coef.iter_mut().zip(acc.iter()) {
-        *c = T::of(*a);
-    }
+/// `coef_k = Σ_j S_kj` from the lists (rows as their own candidates): each row's sum of
+/// its own list and its column's entries (the transposed lists), in the order one pass
+/// over the rows would add them (column entries of the rows before `k`, `k`'s own, then
+/// those of the rows after), in `f64`; rows in parts, so on threads with the same bits.
+fn list_sums<T: Float>(lists: &Lists<'_, T>, cols: &Cols<'_, T>, coef: &mut [T], prt: usize, par: bool) {
+    let n = lists.len.len();
+    let parts = n.div_ceil(prt).max(1);
+    tree(
+        parts,
+        0,
+        par,
+        Chunks(&mut coef[..n], prt),
+        &|Chunks(c, _), part| {
+            for (r, ck) in c.iter_mut().enumerate() {
+                let k = part * prt + r;
+                let at = cols.off[k] as usize..cols.off[k + 1] as usize;
+                let (rows, xs) = (&cols.row[at.clone()], &cols.x[at]);
+                let split = rows.partition_point(|&i| (i as usize) < k);
+                let mut a = 0.0f64;
+                for x in &xs[..split] {
+                    a += x.f64();
+                }
+                for (_, x) in lists.row(k) {
+                    a += x.f64();
+                }
+                for x in &xs[split..] {
+                    a += x.f64();
+                }
+                *ck = T::of(a);
+            }
+        },
+        &|(), ()| (),
+    );
 }
 
 /// `grad_i = coef_i·q_i − Σ_j X_ij·r_j` over row `i`'s list, in row parts.
