@@ -321,10 +321,7 @@ fn tree_split<B: Split, R: Send>(
         return leaf(args, first);
     }
     let mid = if tri {
-        // Parts first..mid hold half of the rows² from first to first + parts.
-        let (a, b) = (first as f64, (first + parts) as f64);
-        let at = ((a * a + b * b) / 2.0).sqrt().round() as usize;
-        at.saturating_sub(first).clamp(1, parts - 1)
+        (work_half(first, first + parts).round() as usize).saturating_sub(first).clamp(1, parts - 1)
     } else {
         parts / 2
     };
@@ -335,6 +332,12 @@ fn tree_split<B: Split, R: Send>(
         || tree_split(parts - mid, first + mid, par, tri, r, leaf, join),
     );
     join(a, b)
+}
+
+/// Where rows `r0..r1` of a lower triangle split into two halves of equal work (row `r`
+/// holds `r` entries, so `r² − r0² = r1² − r²`).
+fn work_half(r0: usize, r1: usize) -> f64 {
+    ((r0 * r0 + r1 * r1) as f64 / 2.0).sqrt()
 }
 
 #[inline]
@@ -1679,7 +1682,7 @@ fn gram_symmetric<T: Float>(
             return;
         }
         // Work ∝ r1² − r0²: split at the row that halves it, on a multiple of 16.
-        let mid = (((r0 * r0 + r1 * r1) as f64 / 2.0).sqrt() as usize).next_multiple_of(SYM);
+        let mid = (work_half(r0, r1) as usize).next_multiple_of(SYM);
         let mid = mid.clamp(r0 + SYM, r1 - 1);
         let (top, bot) = rows.split_at_mut((mid - r0) * n);
         join_if(par, || lower(q, n, dim, top, r0, mid, par), || lower(q, n, dim, bot, mid, r1, par));
