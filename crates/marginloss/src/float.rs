@@ -70,6 +70,13 @@ pub trait Float:
         None
     }
 
+    /// The slice as `f32` when `Self` is `f32`, `None` otherwise.
+    #[doc(hidden)]
+    #[inline(always)]
+    fn f32_ref(_a: &[Self]) -> Option<&[f32]> {
+        None
+    }
+
     /// [`gemm`](Self::gemm) into a row-major destination whose rows start `dst_stride`
     /// elements apart (`dst = alpha · lhs · rhs`).
     #[doc(hidden)]
@@ -178,6 +185,10 @@ impl Float for f32 {
         b: Option<&'a mut [Self]>,
     ) -> Option<(&'a mut [f32], Option<&'a mut [f32]>)> {
         Some((a, b))
+    }
+    #[inline(always)]
+    fn f32_ref(a: &[Self]) -> Option<&[f32]> {
+        Some(a)
     }
     #[inline(always)]
     fn softplus_parts(self) -> (Self, Self, Self) {

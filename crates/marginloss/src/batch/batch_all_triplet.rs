@@ -110,6 +110,10 @@ impl<T: Float, L: BatchLabel> Miner<T, L> for AllMiner<T> {
     const DENSE: bool = true;
     const CLASSES: usize = 1;
 
+    fn tri_margin(&self) -> Option<T> {
+        (!self.soft).then_some(self.margin)
+    }
+
     #[inline(always)]
     fn row(&self, r: &Row<'_, T, L>, s: &mut Scratch<'_, T>) -> (f64, Acc) {
         let (np, nneg) = split_row(r, s);

@@ -149,6 +149,11 @@ pub(crate) trait Miner<T: Float, L: BatchLabel>: Sync {
     fn max_picks(_np: usize) -> usize {
         usize::MAX
     }
+    /// The margin of a batch-all hinge, whose rows as their own candidates can take the
+    /// lower-triangle sweep ([`super::triangle`]); `None` for every other miner.
+    fn tri_margin(&self) -> Option<T> {
+        None
+    }
     /// Mines one row: writes every `s.w[j]`, returns the row's loss sum and counters.
     /// Must be `#[inline(always)]` (it runs inside the vectorised part loop).
     fn row(&self, r: &Row<'_, T, L>, s: &mut Scratch<'_, T>) -> (f64, Acc);
@@ -188,6 +193,8 @@ pub struct Workspace<T> {
     col_off: Vec<u32>,
     col_row: Vec<u32>,
     col_x: Vec<T>,
+    tri_t: Vec<T>,
+    tri_u: Vec<u32>,
 }
 
 impl<T: Float> Workspace<T> {
@@ -223,6 +230,8 @@ impl<T: Float> Workspace<T> {
             col_off: Vec::new(),
             col_row: Vec::new(),
             col_x: Vec::new(),
+            tri_t: Vec::new(),
+            tri_u: Vec::new(),
         }
     }
 
@@ -244,7 +253,8 @@ impl<T: Float> Workspace<T> {
             + self.coef_r.capacity()
             + self.scratch.capacity()
             + self.pick_x.capacity()
-            + self.col_x.capacity())
+            + self.col_x.capacity()
+            + self.tri_t.capacity())
             + 8 * (self.alpha.capacity() + self.beta.capacity() + self.vals.capacity())
             + 4 * (self.idx.capacity()
                 + self.ids.capacity()
@@ -253,6 +263,7 @@ impl<T: Float> Workspace<T> {
                 + self.members.capacity()
                 + self.picks.capacity()
                 + self.picks_len.capacity()
+                + self.tri_u.capacity()
                 + self.col_off.capacity()
                 + self.col_row.capacity())
             + std::mem::size_of::<(i128, u32)>() * self.keys.capacity()
@@ -341,7 +352,7 @@ fn work_half(r0: usize, r1: usize) -> f64 {
 }
 
 #[inline]
-fn join_if<RA: Send, RB: Send>(
+pub(crate) fn join_if<RA: Send, RB: Send>(
     par: bool,
     a: impl FnOnce() -> RA + Send,
     b: impl FnOnce() -> RB + Send,
@@ -1152,6 +1163,8 @@ pub(crate) fn run<T: Float, L: BatchLabel, Mi: Miner<T, u32>>(
         col_off,
         col_row,
         col_x,
+        tri_t,
+        tri_u,
     } = ws;
     // The labels as dense u32 class ids (equal ids exactly for equal labels), anchors then
     // reference rows: the miners' compares then run at the distances' lane width.
@@ -1170,6 +1183,19 @@ pub(crate) fn run<T: Float, L: BatchLabel, Mi: Miner<T, u32>>(
     let want_grad = grad.is_some();
     // Per-anchor values (`None`) need whole rows.
     let lower = self_ref && Mi::SYMMETRIC && reduction != BatchReduction::None;
+    // Batch-all's hinge with rows as their own candidates and one reduced value: the
+    // lower-triangle sweep (each unordered pair once, for both anchors), when its tables
+    // stay small and no distance can overflow (every squared norm below 1/16 of f32's
+    // largest value, so `|s| ≤ 4·max` is finite).
+    let slots = counts.iter().max().map_or(0, |&c| c as usize).saturating_sub(1);
+    let tri_margin = mi.tri_margin().filter(|_| {
+        self_ref
+            && reduction != BatchReduction::None
+            && matches!(opt.distance, BatchDistance::Euclidean | BatchDistance::SquaredEuclidean)
+            && (1..=super::triangle::MAX_SLOTS).contains(&slots)
+            && q_sq.iter().all(|v| v.f64() < f64::from(f32::MAX) / 16.0)
+    });
+    let tri = tri_margin.is_some();
     let upstream: &[T] = match (&grad, reduction) {
         (Some((up, _)), BatchReduction::None) => up,
         _ => &[],
@@ -1220,9 +1246,50 @@ pub(crate) fn run<T: Float, L: BatchLabel, Mi: Miner<T, u32>>(
     // the lower triangle: each unordered pair is swept once, its counts and sums doubled,
     // and the backward's matrix is `2·s_c·(L + Lᵀ)`.
     if self_ref && n > 0 {
-        gram_symmetric(q, n, dim, mat, vals, !lower, par);
+        gram_symmetric(q, n, dim, mat, vals, !lower && !tri, par);
     }
-    let acc = if n == 0 || m == 0 {
+    let acc = if let Some(margin) = tri_margin {
+        use super::triangle::{self as tr, table_len};
+        let tl = table_len(slots, n);
+        try_size(tri_t, 2 * tl, loss, (n, m))?;
+        try_size(tri_u, tl + 2 * n, loss, (n, m))?;
+        let (thr, pd) = tri_t.split_at_mut(tl);
+        let (cnt, rest) = tri_u.split_at_mut(tl);
+        let (pos, nnz) = rest.split_at_mut(n);
+        let euclid = opt.distance == BatchDistance::Euclidean;
+        tr::thresholds(euclid, mat, q_sq, labels, members, offsets, margin, slots, thr, pd, pos, par);
+        cnt.fill(0);
+        nnz.fill(0);
+        let c = tr::Tri {
+            euclid,
+            n,
+            sq: q_sq,
+            labels,
+            k: slots,
+            thr,
+            par,
+            #[cfg(target_arch = "x86_64")]
+            wide: super::tile::wide(),
+        };
+        let dsum = tr::sweep(&c, mat, cnt, nnz);
+        let cl = tr::Classes { sizes: counts, members, offsets, pd, pos };
+        let t = tr::finish(&c, &cl, cnt, dsum, mat, nnz);
+        alpha.fill(0.0);
+        vals.fill(0.0);
+        if want_grad {
+            picks_len.copy_from_slice(nnz);
+        }
+        Acc {
+            sum: [t.sum, 0.0],
+            tuples: [t.tuples, 0],
+            active: [t.active, 0],
+            pos_pairs: t.pos_pairs,
+            neg_pairs: t.neg_pairs,
+            anchors: t.anchors,
+            overflow: None,
+            list_overflow: false,
+        }
+    } else if n == 0 || m == 0 {
         Acc::default()
     } else {
         let bw = if want_grad { 2 * m } else { 0 };
@@ -1468,7 +1535,10 @@ pub(crate) fn run<T: Float, L: BatchLabel, Mi: Miner<T, u32>>(
     let nnz: usize = picks_len.iter().map(|&c| c as usize).sum();
     let longest = picks_len.iter().max().map_or(0, |&c| c as usize);
     let list_bytes = n.saturating_mul(longest).saturating_mul(4 + std::mem::size_of::<T>());
-    let entries = if lower { n.saturating_mul(n.saturating_sub(1)) / 2 } else { n.saturating_mul(m) };
+    // The lower-triangle sweep's matrix is `S'` itself, symmetric: its lists come from the
+    // lower triangle as the symmetric miner's, at the scale `s_c` (not doubled).
+    let lower_lists = lower || tri;
+    let entries = if lower_lists { n.saturating_mul(n.saturating_sub(1)) / 2 } else { n.saturating_mul(m) };
     let sparse_dense = Mi::DENSE
         && nnz.saturating_mul(SPARSE_RATIO) < entries
         && list_bytes.saturating_mul(2) <= n.saturating_mul(m).saturating_mul(std::mem::size_of::<T>());
@@ -1482,14 +1552,14 @@ pub(crate) fn run<T: Float, L: BatchLabel, Mi: Miner<T, u32>>(
                 parts,
                 0,
                 par,
-                lower,
+                lower_lists,
                 (
                     Chunks(&mut mat[..], prt * m),
                     Chunks(&mut picks[..], prt * cap),
                     Chunks(&mut pick_x[..], prt * cap),
                 ),
                 &|(Chunks(x, _), Chunks(p, _), Chunks(v, _)), part| {
-                    list_nonzeros(x, m, cap, p, v, lower.then_some(part * prt))
+                    list_nonzeros(x, m, cap, p, v, lower_lists.then_some(part * prt))
                 },
                 &|(), ()| (),
             );
@@ -1502,7 +1572,10 @@ pub(crate) fn run<T: Float, L: BatchLabel, Mi: Miner<T, u32>>(
             // Euclidean and squared: `coef_k = Σ_j S_kj` (the row sums of the symmetrised
             // matrix hold every α and β term, each with its class scale).
             let sums = (opt.distance != BatchDistance::Cosine).then_some(&mut coef_q[..]);
-            if lower {
+            if tri {
+                // `S'` is whole and symmetric: only the scale.
+                scale_rows(mat, n, labels, false, s0, s1, sums, prt, par);
+            } else if lower {
                 symmetrize(mat, n, labels, Mi::CLASSES == 2, s0, s1, sums, vals, true, par);
             } else if Mi::SYMMETRIC && upstream.len() <= 1 {
                 // X is symmetric (the Gram matrix is, exactly, and so the distances):

@@ -99,6 +99,7 @@ mod pair_contrastive;
 mod semihard_triplet;
 #[cfg(target_arch = "x86_64")]
 mod tile;
+mod triangle;
 
 pub use batch_all_triplet::BatchAllTriplet;
 pub use batch_hard_triplet::{BatchHardTriplet, Reference};

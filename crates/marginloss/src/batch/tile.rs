@@ -66,7 +66,7 @@ fn stage_idx(b: usize) -> (__m512i, __m512i) {
 
 /// The transpose of a 16 × 16 tile held as 16 row vectors.
 #[inline(always)]
-fn transpose(simd: V4, mut r: [__m512; T16]) -> [__m512; T16] {
+pub(crate) fn transpose(simd: V4, mut r: [__m512; T16]) -> [__m512; T16] {
     let f = simd.avx512f;
     for b in 0..4 {
         let (lo, hi) = stage_idx(b);
