@@ -313,13 +313,16 @@ fn tile<T: Float>(
     hb: usize,
     ha: usize,
     cb: &mut [u32],
-    ca: Option<&mut [u32]>,
+    mut ca: Option<&mut [u32]>,
     zb: &mut [u32],
 ) -> f64 {
     #[cfg(target_arch = "x86_64")]
     if let (Some(simd), true) = (c.wide, hb == B16 && ha == B16 && c.k <= WIDE_SLOTS) {
+        // (No closures here: one would be compiled without the CPU's features.)
         if let Some(w) = wide::Tile::new(c, &mut *rb, ra.as_deref_mut()) {
-            return w.run(simd, i0, j0, cb, ca, zb);
+            if let Some(v) = w.run(simd, i0, j0, &mut *cb, ca.as_deref_mut(), &mut *zb) {
+                return v;
+            }
         }
     }
     let (n, k, euclid) = (c.n, c.k, c.euclid);
@@ -596,6 +599,9 @@ mod wide {
             })
         }
 
+        /// The tile for its slot count and distance (compile-time, so that the slot
+        /// loops unroll into registers); `None` when a table slice is not the expected
+        /// size (never: the caller checked the shapes).
         #[inline(always)]
         pub(super) fn run(
             self,
@@ -605,8 +611,37 @@ mod wide {
             cb: &mut [u32],
             ca: Option<&mut [u32]>,
             zb: &mut [u32],
-        ) -> f64 {
-            let Tile { n, k, euclid, sq, labels, thr, rb, ra } = self;
+        ) -> Option<f64> {
+            macro_rules! slots {
+                ($($k:literal)*) => {
+                    match (self.k, self.euclid) {
+                        $(
+                            ($k, true) => self.slots::<$k, true>(simd, i0, j0, cb, ca, zb),
+                            ($k, false) => self.slots::<$k, false>(simd, i0, j0, cb, ca, zb),
+                        )*
+                        (_, true) => self.slots::<WIDE_SLOTS, true>(simd, i0, j0, cb, ca, zb),
+                        (_, false) => self.slots::<WIDE_SLOTS, false>(simd, i0, j0, cb, ca, zb),
+                    }
+                };
+            }
+            slots!(1 2 3 4 5 6 7)
+        }
+
+        #[allow(clippy::too_many_arguments)]
+        #[inline(always)]
+        fn slots<const K: usize, const EUCLID: bool>(
+            self,
+            simd: V4,
+            i0: usize,
+            j0: usize,
+            cb: &mut [u32],
+            ca: Option<&mut [u32]>,
+            zb: &mut [u32],
+        ) -> Option<f64> {
+            let Tile { n, k, sq, labels, thr, rb, ra, .. } = self;
+            if k != K {
+                return None;
+            }
             let f = simd.avx512f;
             let zero = f._mm512_setzero_ps();
             let one = f._mm512_set1_ps(1.0);
@@ -616,11 +651,18 @@ mod wide {
             ya.copy_from_slice(&labels[j0..j0 + B16]);
             let ya: __m512i = pulp::cast(ya);
             let sa = load(&sq[j0..]);
-            let mut tj = [f._mm512_set1_ps(f32::NEG_INFINITY); WIDE_SLOTS];
-            for (kk, t) in tj.iter_mut().enumerate().take(k) {
-                *t = load(&thr[at(k, kk, j0)..]);
+            // The two blocks' table chunks: `K` slots of 16 rows each.
+            let (bi, bj) = (at(K, 0, i0), at(K, 0, j0));
+            let tb: &[[f32; B16]; K] = thr.get(bi..bi + K * B16)?.as_chunks::<B16>().0.try_into().ok()?;
+            let ta: &[[f32; B16]; K] = thr.get(bj..bj + K * B16)?.as_chunks::<B16>().0.try_into().ok()?;
+            let cbk: &mut [[u32; B16]; K] =
+                cb.get_mut(..K * B16)?.as_chunks_mut::<B16>().0.try_into().ok()?;
+            let zb: &mut [u32; B16] = zb.try_into().ok()?;
+            let mut tj = [zero; K];
+            for (t, a) in tj.iter_mut().zip(ta) {
+                *t = pulp::cast(*a);
             }
-            let mut cj = [zero; WIDE_SLOTS];
+            let mut cj = [zero; K];
             let mut ds = zero;
             let mut x = [zero; B16];
             for (r, xr) in x.iter_mut().enumerate() {
@@ -628,25 +670,28 @@ mod wide {
                 let g = load(&rb[r * n + j0..]);
                 let s = f._mm512_sub_ps(f._mm512_add_ps(f._mm512_set1_ps(sq[i]), sa), f._mm512_add_ps(g, g));
                 let s = f._mm512_maskz_mov_ps(f._mm512_cmp_ps_mask::<_CMP_GT_OQ>(s, zero), s);
-                let d = if euclid { f._mm512_sqrt_ps(s) } else { s };
+                let d = if EUCLID { f._mm512_sqrt_ps(s) } else { s };
                 let mut valid = f._mm512_cmpneq_epi32_mask(ya, f._mm512_set1_epi32(labels[i] as i32));
                 if diag {
                     valid &= ((1u32 << r) - 1) as u16;
                 }
                 let nd = f._mm512_mask_blend_ps(valid, inf, d);
-                let mut act = zero;
-                for kk in 0..k {
-                    let on = f._mm512_cmp_ps_mask::<_CMP_LT_OQ>(nd, f._mm512_set1_ps(thr[at(k, kk, i)]));
-                    cb[kk * B16 + r] += u32::from(on).count_ones();
-                    act = f._mm512_mask_add_ps(act, on, act, one);
+                // The two sides' active counts in two chains (whole numbers: the sum is
+                // exact, as the portable single chain).
+                let (mut act_i, mut act_j) = (zero, zero);
+                for kk in 0..K {
+                    let on = f._mm512_cmp_ps_mask::<_CMP_LT_OQ>(nd, f._mm512_set1_ps(tb[kk][r]));
+                    cbk[kk][r] += u32::from(on).count_ones();
+                    act_i = f._mm512_mask_add_ps(act_i, on, act_i, one);
                 }
-                for (t, c) in tj.iter().zip(cj.iter_mut()) {
-                    let on = f._mm512_cmp_ps_mask::<_CMP_LT_OQ>(nd, *t);
-                    *c = f._mm512_mask_add_ps(*c, on, *c, one);
-                    act = f._mm512_mask_add_ps(act, on, act, one);
+                for kk in 0..K {
+                    let on = f._mm512_cmp_ps_mask::<_CMP_LT_OQ>(nd, tj[kk]);
+                    cj[kk] = f._mm512_mask_add_ps(cj[kk], on, cj[kk], one);
+                    act_j = f._mm512_mask_add_ps(act_j, on, act_j, one);
                 }
+                let act = f._mm512_add_ps(act_i, act_j);
                 let on = f._mm512_cmp_ps_mask::<_CMP_GT_OQ>(act, zero);
-                let v = if euclid {
+                let v = if EUCLID {
                     let pos = on & f._mm512_cmp_ps_mask::<_CMP_GT_OQ>(d, zero);
                     f._mm512_maskz_div_ps(pos, f._mm512_sub_ps(zero, act), d)
                 } else {
@@ -660,7 +705,7 @@ mod wide {
                 Some(c) => c,
                 None => cb,
             };
-            for (kk, c) in cj.iter().enumerate().take(k) {
+            for (kk, c) in cj.iter().enumerate() {
                 let v: [f32; B16] = pulp::cast(*c);
                 for (d, v) in cdst[kk * B16..(kk + 1) * B16].iter_mut().zip(v) {
                     *d += v as u32;
@@ -681,7 +726,7 @@ mod wide {
                     }
                 }
             }
-            fold::<f32>(&pulp::cast(ds))
+            Some(fold::<f32>(&pulp::cast(ds)))
         }
     }
 }
