@@ -1271,11 +1271,15 @@ pub(crate) fn run<T: Float, L: BatchLabel, Mi: Miner<T, u32>>(
             #[cfg(target_arch = "x86_64")]
             wide: super::tile::wide(),
         };
-        let dsum = tr::sweep(&c, mat, cnt, nnz);
-        let cl = tr::Classes { sizes: counts, members, offsets, pd, pos };
-        let t = tr::finish(&c, &cl, cnt, dsum, mat, nnz);
-        alpha.fill(0.0);
+        // The row sums `α_i = Σ_j S'_ij` (into `vals` first: one per row).
         vals.fill(0.0);
+        let dsum = tr::sweep(&c, mat, cnt, nnz, vals);
+        let cl = tr::Classes { sizes: counts, members, offsets, pd, pos };
+        let t = tr::finish(&c, &cl, cnt, dsum, mat, nnz, vals);
+        for (a, v) in alpha.chunks_exact_mut(2).zip(vals.iter_mut()) {
+            (a[0], a[1]) = (*v, 0.0);
+            *v = 0.0;
+        }
         if want_grad {
             picks_len.copy_from_slice(nnz);
         }
@@ -1573,8 +1577,8 @@ pub(crate) fn run<T: Float, L: BatchLabel, Mi: Miner<T, u32>>(
             // matrix hold every α and β term, each with its class scale).
             let sums = (opt.distance != BatchDistance::Cosine).then_some(&mut coef_q[..]);
             if tri {
-                // `S'` is whole and symmetric: only the scale.
-                scale_rows(mat, n, labels, false, s0, s1, sums, prt, par);
+                // `S'` is whole and symmetric and `coef = s·α` holds its row sums: the scale
+                // rides on the product.
             } else if lower {
                 symmetrize(mat, n, labels, Mi::CLASSES == 2, s0, s1, sums, vals, true, par);
             } else if Mi::SYMMETRIC && upstream.len() <= 1 {
@@ -1589,7 +1593,9 @@ pub(crate) fn run<T: Float, L: BatchLabel, Mi: Miner<T, u32>>(
             scale_classes(mat, m, labels, ref_labels, Mi::CLASSES == 2, s0, s1);
         }
         // ∂/∂q_i = coef_i·q_i − Σ_j X_ij·r_j
-        rows_backward_dense(mat, m, dim, q, r, coef_q, grad, prt, par);
+        // The lower-triangle sweep's `S'` carries no scale: the product takes it.
+        let alpha = if tri { -s0 } else { -T::one() };
+        rows_backward_dense(mat, m, dim, q, r, coef_q, grad, alpha, prt, par);
         if let Some(gr) = grad_ref.as_deref_mut() {
             cols_backward_dense(mat, n, m, dim, q, r, coef_r, gr, par);
         }
@@ -2176,6 +2182,7 @@ fn rows_backward_dense<T: Float>(
     r: &[T],
     coef: &[T],
     grad: &mut [T],
+    alpha: T,
     prt: usize,
     par: bool,
 ) {
@@ -2194,7 +2201,7 @@ fn rows_backward_dense<T: Float>(
                 g,
                 super::gemm::Operand::new(xs, rows, m),
                 super::gemm::Operand::new(r, m, dim),
-                -T::one(),
+                alpha,
                 false,
             );
             add_scaled_rows(g, coef, q, i0, dim);

@@ -158,27 +158,37 @@ pub(crate) fn thresholds<T: Float>(
 }
 
 /// Rows `r0..r0 + h` of the matrix (all of `x`, stride `n`) with their count slots
-/// (`cnt`, whole 16-row chunks) and lower-triangle non-zero counts (`nnz`).
+/// (`cnt`, whole 16-row chunks), lower-triangle non-zero counts (`nnz`) and row sums
+/// (`sum`).
 struct Rows<'r, T> {
     x: &'r mut [T],
     r0: usize,
     h: usize,
     cnt: &'r mut [u32],
     nnz: &'r mut [u32],
+    sum: &'r mut [f64],
 }
 
 impl<'r, T> Rows<'r, T> {
     fn reborrow(&mut self) -> Rows<'_, T> {
-        Rows { x: &mut *self.x, r0: self.r0, h: self.h, cnt: &mut *self.cnt, nnz: &mut *self.nnz }
+        Rows {
+            x: &mut *self.x,
+            r0: self.r0,
+            h: self.h,
+            cnt: &mut *self.cnt,
+            nnz: &mut *self.nnz,
+            sum: &mut *self.sum,
+        }
     }
     /// Rows `..h1` and `h1..` (`h1` a multiple of 16).
     fn split(self, h1: usize, n: usize, k: usize) -> (Rows<'r, T>, Rows<'r, T>) {
         let (x1, x2) = self.x.split_at_mut(h1 * n);
         let (c1, c2) = self.cnt.split_at_mut(h1 / B16 * B16 * k);
         let (z1, z2) = self.nnz.split_at_mut(h1);
+        let (s1, s2) = self.sum.split_at_mut(h1);
         (
-            Rows { x: x1, r0: self.r0, h: h1, cnt: c1, nnz: z1 },
-            Rows { x: x2, r0: self.r0 + h1, h: self.h - h1, cnt: c2, nnz: z2 },
+            Rows { x: x1, r0: self.r0, h: h1, cnt: c1, nnz: z1, sum: s1 },
+            Rows { x: x2, r0: self.r0 + h1, h: self.h - h1, cnt: c2, nnz: z2, sum: s2 },
         )
     }
 }
@@ -186,15 +196,28 @@ impl<'r, T> Rows<'r, T> {
 /// The sweep: writes `S'` over the whole matrix `x` (`n × n`, the Gram matrix's lower
 /// triangle on entry), the positives' counts into `cnt` (a `k`-slot table, zero on entry;
 /// the positive pairs' own coefficients are [`finish`]'s) and each row's non-zero
-/// coefficients left of the diagonal into `nnz` (zero on entry). Returns
+/// coefficients left of the diagonal into `nnz` and its rows' sums into `sum` (both zero on
+/// entry; a tile's row sums in `T`, added in `f64`). Returns
 /// `Σ_{pairs} d_ij·(act_i(j) + act_j(i))`.
-pub(crate) fn sweep<T: Float>(c: &Tri<'_, T>, x: &mut [T], cnt: &mut [u32], nnz: &mut [u32]) -> f64 {
+pub(crate) fn sweep<T: Float>(
+    c: &Tri<'_, T>,
+    x: &mut [T],
+    cnt: &mut [u32],
+    nnz: &mut [u32],
+    sum: &mut [f64],
+) -> f64 {
     let n = c.n;
     if n == 0 {
         return 0.0;
     }
-    let rows =
-        Rows { x: &mut x[..n * n], r0: 0, h: n, cnt: &mut cnt[..table_len(c.k, n)], nnz: &mut nnz[..n] };
+    let rows = Rows {
+        x: &mut x[..n * n],
+        r0: 0,
+        h: n,
+        cnt: &mut cnt[..table_len(c.k, n)],
+        nnz: &mut nnz[..n],
+        sum: &mut sum[..n],
+    };
     diag(c, rows)
 }
 
@@ -268,12 +291,16 @@ fn leaf<T: Float>(c: &Tri<'_, T>, b: Rows<'_, T>, a: Option<Rows<'_, T>>) -> f64
                         let (cb_before, cb_from) = b.cnt.split_at_mut(ti / B16 * chunk);
                         let cb = &mut cb_from[..chunk];
                         let zb = &mut b.nnz[ti..ti + hi];
-                        let (i0, bi) = (b.r0 + ti, b.r0 + ti);
-                        total += tile(c, rb, None, i0, bi, hi, hi, cb, None, zb);
+                        let (sum_before, sum_from) = b.sum.split_at_mut(ti);
+                        let sb = &mut sum_from[..hi];
+                        let i0 = b.r0 + ti;
+                        total += tile(c, rb, None, i0, i0, hi, hi, (&mut *cb, &mut *zb, &mut *sb), None);
                         for tj in (0..ti).step_by(B16) {
                             let ra = &mut before[tj * n..(tj + B16) * n];
                             let ca = &mut cb_before[tj / B16 * chunk..(tj / B16 + 1) * chunk];
-                            total += tile(c, rb, Some(ra), i0, b.r0 + tj, hi, B16, cb, Some(ca), zb);
+                            let sa = &mut sum_before[tj..tj + B16];
+                            let bo = (&mut *cb, &mut *zb, &mut *sb);
+                            total += tile(c, rb, Some(ra), i0, b.r0 + tj, hi, B16, bo, Some((ca, sa)));
                         }
                     }
                 }
@@ -283,11 +310,14 @@ fn leaf<T: Float>(c: &Tri<'_, T>, b: Rows<'_, T>, a: Option<Rows<'_, T>>) -> f64
                         let rb = &mut b.x[ti * n..(ti + hi) * n];
                         let cb = &mut b.cnt[ti / B16 * chunk..(ti / B16 + 1) * chunk];
                         let zb = &mut b.nnz[ti..ti + hi];
+                        let sb = &mut b.sum[ti..ti + hi];
                         for tj in (0..a.h).step_by(B16) {
                             let hj = B16.min(a.h - tj);
                             let ra = &mut a.x[tj * n..(tj + hj) * n];
                             let ca = &mut a.cnt[tj / B16 * chunk..(tj / B16 + 1) * chunk];
-                            total += tile(c, rb, Some(ra), b.r0 + ti, a.r0 + tj, hi, hj, cb, Some(ca), zb);
+                            let sa = &mut a.sum[tj..tj + hj];
+                            let bo = (&mut *cb, &mut *zb, &mut *sb);
+                            total += tile(c, rb, Some(ra), b.r0 + ti, a.r0 + tj, hi, hj, bo, Some((ca, sa)));
                         }
                     }
                 }
@@ -300,9 +330,11 @@ fn leaf<T: Float>(c: &Tri<'_, T>, b: Rows<'_, T>, a: Option<Rows<'_, T>>) -> f64
 
 /// One tile: rows `i0..i0 + hb` (`rb`, whole rows) at columns `j0..j0 + ha`, and its
 /// mirror in `ra` (rows `j0..`; none for the diagonal tile, `i0 = j0`, whose pairs are its
-/// lower half). `cb`/`ca` are the two row blocks' count slots (`ca` none: `cb` for both),
-/// `zb` the rows' non-zero counts. Returns the tile's `Σ d·act`.
-#[allow(clippy::too_many_arguments)]
+/// lower half). `b` holds the rows' count slots, non-zero counts and sums, `a` the
+/// columns' count slots and sums (none for the diagonal tile: `b`'s). Returns the tile's
+/// `Σ d·act`. The row sums: each row of the stored tile (the transposed one for `a`) in
+/// `T`, its elements in column order, then added in `f64`.
+#[allow(clippy::too_many_arguments, clippy::type_complexity)]
 #[inline(always)]
 fn tile<T: Float>(
     c: &Tri<'_, T>,
@@ -312,15 +344,16 @@ fn tile<T: Float>(
     j0: usize,
     hb: usize,
     ha: usize,
-    cb: &mut [u32],
-    mut ca: Option<&mut [u32]>,
-    zb: &mut [u32],
+    b: (&mut [u32], &mut [u32], &mut [f64]),
+    mut a: Option<(&mut [u32], &mut [f64])>,
 ) -> f64 {
+    let (cb, zb, sb) = b;
     #[cfg(target_arch = "x86_64")]
     if let (Some(simd), true) = (c.wide, hb == B16 && ha == B16 && c.k <= WIDE_SLOTS) {
         // (No closures here: one would be compiled without the CPU's features.)
         if let Some(w) = wide::Tile::new(c, &mut *rb, ra.as_deref_mut()) {
-            if let Some(v) = w.run(simd, i0, j0, &mut *cb, ca.as_deref_mut(), &mut *zb) {
+            let a = a.as_mut().map(|(ca, sa)| (&mut **ca, &mut **sa));
+            if let Some(v) = w.run(simd, i0, j0, (&mut *cb, &mut *zb, &mut *sb), a) {
                 return v;
             }
         }
@@ -360,9 +393,9 @@ fn tile<T: Float>(
     }
     // The columns' positives (their thresholds along the lanes), counted into the
     // columns' block (the diagonal tile's is the rows' own).
-    let cdst: &mut [u32] = match ca {
-        Some(x) => x,
-        None => cb,
+    let (cdst, sa_dst): (&mut [u32], Option<&mut [f64]>) = match a {
+        Some((ca, sa)) => (ca, Some(sa)),
+        None => (cb, None),
     };
     for kk in 0..k {
         let base = at(k, kk, j0);
@@ -402,10 +435,10 @@ fn tile<T: Float>(
     match ra {
         None => {
             // The lower half from the tile, the upper from its transpose, a zero diagonal.
+            let mut out = [[zero; B16]; B16];
             for r in 0..hb {
-                let dst = &mut rb[r * n + j0..r * n + j0 + hb];
-                for (l, v) in dst.iter_mut().enumerate() {
-                    *v = if l < r {
+                for l in 0..hb {
+                    out[r][l] = if l < r {
                         x[r][l]
                     } else if l > r {
                         x[l][r]
@@ -413,21 +446,39 @@ fn tile<T: Float>(
                         zero
                     };
                 }
+                rb[r * n + j0..r * n + j0 + hb].copy_from_slice(&out[r][..hb]);
+                sb[r] += row_sum(&out[r]);
             }
         }
         Some(ra) => {
+            let mut xt = [[zero; B16]; B16];
             for r in 0..hb {
                 rb[r * n + j0..r * n + j0 + ha].copy_from_slice(&x[r][..ha]);
+                sb[r] += row_sum(&x[r]);
+                for l in 0..B16 {
+                    xt[l][r] = x[r][l];
+                }
             }
+            let sa = sa_dst.unwrap_or_default();
             for l in 0..ha {
-                let dst = &mut ra[l * n + i0..l * n + i0 + hb];
-                for (r, v) in dst.iter_mut().enumerate() {
-                    *v = x[r][l];
+                ra[l * n + i0..l * n + i0 + hb].copy_from_slice(&xt[l][..hb]);
+                if let Some(s) = sa.get_mut(l) {
+                    *s += row_sum(&xt[l]);
                 }
             }
         }
     }
     fold(&ds)
+}
+
+/// A tile row's sum in `T`, its 16 elements in order (the padding adds zeros), as `f64`.
+#[inline(always)]
+fn row_sum<T: Float>(v: &[T; B16]) -> f64 {
+    let mut t = v[0];
+    for e in &v[1..] {
+        t = t + *e;
+    }
+    t.f64()
 }
 
 /// Sixteen `T` lanes into `f64` in a fixed order.
@@ -467,7 +518,8 @@ pub(crate) struct Classes<'a, T> {
 /// After the sweep: the loss sum and counters from the counts (anchors in order), then the
 /// positive pairs' coefficients `S'_ap = (c_ap + c_pa)/d_ap` (squared: `2·(c_ap + c_pa)`)
 /// written into each row `a` (a row writes only its own entries, so rows run on threads;
-/// both orientations get the same bits), the ones left of the diagonal counted into `nnz`.
+/// both orientations get the same bits), the ones left of the diagonal counted into `nnz`,
+/// each added to its row's `sum` (after the sweep's, in column order).
 pub(crate) fn finish<T: Float>(
     c: &Tri<'_, T>,
     cl: &Classes<'_, T>,
@@ -475,6 +527,7 @@ pub(crate) fn finish<T: Float>(
     dsum: f64,
     x: &mut [T],
     nnz: &mut [u32],
+    sum: &mut [f64],
 ) -> Totals {
     let (n, k) = (c.n, c.k);
     let mut t = Totals { sum: 0.0, active: 0, tuples: 0, pos_pairs: 0, neg_pairs: 0, anchors: 0 };
@@ -496,7 +549,7 @@ pub(crate) fn finish<T: Float>(
         }
     }
     t.sum -= dsum;
-    fix_rows(c, cl, cnt, &mut x[..n * n], &mut nnz[..n], 0);
+    fix_rows(c, cl, cnt, &mut x[..n * n], &mut nnz[..n], &mut sum[..n], 0);
     t
 }
 
@@ -507,6 +560,7 @@ fn fix_rows<T: Float>(
     cnt: &[u32],
     x: &mut [T],
     nnz: &mut [u32],
+    sum: &mut [f64],
     a0: usize,
 ) {
     let (n, k) = (c.n, c.k);
@@ -515,11 +569,12 @@ fn fix_rows<T: Float>(
         let h1 = h / 2;
         let (x1, x2) = x.split_at_mut(h1 * n);
         let (z1, z2) = nnz.split_at_mut(h1);
-        join_if(true, || fix_rows(c, cl, cnt, x1, z1, a0), || fix_rows(c, cl, cnt, x2, z2, a0 + h1));
+        let (s1, s2) = sum.split_at_mut(h1);
+        join_if(true, || fix_rows(c, cl, cnt, x1, z1, s1, a0), || fix_rows(c, cl, cnt, x2, z2, s2, a0 + h1));
         return;
     }
     let zero = T::zero();
-    for (r, z) in nnz.iter_mut().enumerate() {
+    for (r, (z, sr)) in nnz.iter_mut().zip(sum.iter_mut()).enumerate() {
         let a = a0 + r;
         let y = c.labels[a] as usize;
         let same = &cl.members[cl.offsets[y] as usize..cl.offsets[y + 1] as usize];
@@ -536,6 +591,7 @@ fn fix_rows<T: Float>(
             let d = cl.pd[at(k, kk, a)];
             let s = if c.euclid { T::select(d > zero, v / d, zero) } else { v + v };
             x[r * n + p] = s;
+            *sr += s.f64();
             if p < a && s != zero {
                 *z += 1;
             }
@@ -554,6 +610,11 @@ mod wide {
     use pulp::x86::V4;
     use std::arch::x86_64::{__m512, __m512i, _CMP_GT_OQ, _CMP_LT_OQ, _CMP_NEQ_UQ};
 
+    /// A tile's rows: count slots, non-zero counts, sums.
+    pub(super) type Rowside<'r> = (&'r mut [u32], &'r mut [u32], &'r mut [f64]);
+    /// Its columns' count slots and sums (none: the diagonal tile's are the rows').
+    pub(super) type Colside<'r> = Option<(&'r mut [u32], &'r mut [f64])>;
+
     pub(super) struct Tile<'a> {
         n: usize,
         k: usize,
@@ -570,6 +631,20 @@ mod wide {
         let mut a = [0.0f32; B16];
         a.copy_from_slice(&v[..B16]);
         pulp::cast(a)
+    }
+
+    /// `acc[l] += Σ_r v[r][l]`, the sum in `f32` in row order, then added in `f64`.
+    #[inline(always)]
+    fn lanes_into(simd: V4, acc: &mut [f64], v: &[__m512; B16]) {
+        let f = simd.avx512f;
+        let mut s = v[0];
+        for e in &v[1..] {
+            s = f._mm512_add_ps(s, *e);
+        }
+        let s: [f32; B16] = pulp::cast(s);
+        for (a, v) in acc.iter_mut().zip(s) {
+            *a += f64::from(v);
+        }
     }
 
     #[inline(always)]
@@ -608,19 +683,18 @@ mod wide {
             simd: V4,
             i0: usize,
             j0: usize,
-            cb: &mut [u32],
-            ca: Option<&mut [u32]>,
-            zb: &mut [u32],
+            b: Rowside<'_>,
+            a: Colside<'_>,
         ) -> Option<f64> {
             macro_rules! slots {
                 ($($k:literal)*) => {
                     match (self.k, self.euclid) {
                         $(
-                            ($k, true) => self.slots::<$k, true>(simd, i0, j0, cb, ca, zb),
-                            ($k, false) => self.slots::<$k, false>(simd, i0, j0, cb, ca, zb),
+                            ($k, true) => self.slots::<$k, true>(simd, i0, j0, b, a),
+                            ($k, false) => self.slots::<$k, false>(simd, i0, j0, b, a),
                         )*
-                        (_, true) => self.slots::<WIDE_SLOTS, true>(simd, i0, j0, cb, ca, zb),
-                        (_, false) => self.slots::<WIDE_SLOTS, false>(simd, i0, j0, cb, ca, zb),
+                        (_, true) => self.slots::<WIDE_SLOTS, true>(simd, i0, j0, b, a),
+                        (_, false) => self.slots::<WIDE_SLOTS, false>(simd, i0, j0, b, a),
                     }
                 };
             }
@@ -634,11 +708,11 @@ mod wide {
             simd: V4,
             i0: usize,
             j0: usize,
-            cb: &mut [u32],
-            ca: Option<&mut [u32]>,
-            zb: &mut [u32],
+            b: Rowside<'_>,
+            a: Colside<'_>,
         ) -> Option<f64> {
             let Tile { n, k, sq, labels, thr, rb, ra, .. } = self;
+            let (cb, zb, sb) = b;
             if k != K {
                 return None;
             }
@@ -701,9 +775,9 @@ mod wide {
                 ds = f._mm512_mask_add_ps(ds, on, ds, f._mm512_mul_ps(d, act));
                 *xr = v;
             }
-            let cdst: &mut [u32] = match ca {
-                Some(c) => c,
-                None => cb,
+            let (cdst, sa_dst): (&mut [u32], Option<&mut [f64]>) = match a {
+                Some((ca, sa)) => (ca, Some(sa)),
+                None => (cb, None),
             };
             for (kk, c) in cj.iter().enumerate() {
                 let v: [f32; B16] = pulp::cast(*c);
@@ -712,17 +786,26 @@ mod wide {
                 }
             }
             let t = crate::batch::tile::transpose(simd, x);
+            // Row sums as the portable code orders them: the sum of the 16 stored rows
+            // holds each row's elements in column order (the tile pair is transposed).
             match ra {
                 None => {
+                    let mut out = x;
                     for r in 0..B16 {
                         let above = (0xFFFFu32 << (r + 1)) as u16;
-                        store(&mut rb[r * n + j0..], f._mm512_mask_blend_ps(above, x[r], t[r]));
+                        out[r] = f._mm512_mask_blend_ps(above, x[r], t[r]);
+                        store(&mut rb[r * n + j0..], out[r]);
                     }
+                    lanes_into(simd, sb, &out);
                 }
                 Some(ra) => {
                     for r in 0..B16 {
                         store(&mut rb[r * n + j0..], x[r]);
                         store(&mut ra[r * n + i0..], t[r]);
+                    }
+                    lanes_into(simd, sb, &t);
+                    if let Some(sa) = sa_dst {
+                        lanes_into(simd, sa, &x);
                     }
                 }
             }
@@ -736,8 +819,9 @@ mod tests {
     use super::*;
     use crate::batch::engine::tests::values;
 
-    /// The sweep's outputs: `S'`, the loss sum, the active and tuple counts, `nnz`.
-    type Out<T> = (Vec<T>, f64, u64, u64, Vec<u32>);
+    /// The sweep's outputs: `S'`, the loss sum, the active and tuple counts, `nnz`, the
+    /// row sums.
+    type Out<T> = (Vec<T>, f64, u64, u64, Vec<u32>, Vec<f64>);
 
     /// The whole lower-triangle path on `q` (`n × dim`) with class ids `labels`.
     fn run<T: Float>(q: &[T], dim: usize, labels: &[u32], margin: f64, euclid: bool, par: bool) -> Out<T> {
@@ -786,7 +870,7 @@ mod tests {
             &mut pos,
             par,
         );
-        let (mut cnt, mut nnz) = (vec![0u32; tl], vec![0u32; n]);
+        let (mut cnt, mut nnz, mut sums) = (vec![0u32; tl], vec![0u32; n], vec![0.0f64; n]);
         let c = Tri {
             euclid,
             n,
@@ -798,10 +882,10 @@ mod tests {
             #[cfg(target_arch = "x86_64")]
             wide: crate::batch::tile::wide(),
         };
-        let dsum = sweep(&c, &mut x, &mut cnt, &mut nnz);
+        let dsum = sweep(&c, &mut x, &mut cnt, &mut nnz, &mut sums);
         let cl = Classes { sizes: &sizes, members: &members, offsets: &offsets, pd: &pd, pos: &pos };
-        let t = finish(&c, &cl, &cnt, dsum, &mut x, &mut nnz);
-        (x, t.sum, t.active, t.tuples, nnz)
+        let t = finish(&c, &cl, &cnt, dsum, &mut x, &mut nnz, &mut sums);
+        (x, t.sum, t.active, t.tuples, nnz, sums)
     }
 
     /// Every triplet by brute force in `f64`: the same outputs.
@@ -854,7 +938,8 @@ mod tests {
                 }
             }
         }
-        (x, sum, active, tuples, nnz)
+        let sums = (0..n).map(|i| x[i * n..(i + 1) * n].iter().sum()).collect();
+        (x, sum, active, tuples, nnz, sums)
     }
 
     /// Class ids: sizes 1 to 9 mixed (`a`), or one large class of 17 beside small ones
@@ -889,8 +974,11 @@ mod tests {
             let q: Vec<f64> = values(n * dim, n as u64 + 11).into_iter().map(f64::from).collect();
             let y = labels(n, big);
             for euclid in [true, false] {
-                let (x, sum, active, tuples, nnz) = run(&q, dim, &y, margin, euclid, n > 200);
-                let (rx, rsum, ractive, rtuples, rnnz) = reference(&q, dim, &y, margin, euclid);
+                let (x, sum, active, tuples, nnz, sums) = run(&q, dim, &y, margin, euclid, n > 200);
+                let (rx, rsum, ractive, rtuples, rnnz, rsums) = reference(&q, dim, &y, margin, euclid);
+                for (i, (a, b)) in sums.iter().zip(&rsums).enumerate() {
+                    assert!((a - b).abs() <= 1e-9 * b.abs().max(1.0), "{i}: {a} vs {b}");
+                }
                 let what = format!("n={n} big={big} euclid={euclid}");
                 assert_eq!((active, tuples), (ractive, rtuples), "{what}");
                 assert!((sum - rsum).abs() <= 1e-10 * rsum.abs().max(1.0), "{what}: {sum} vs {rsum}");
@@ -929,6 +1017,10 @@ mod tests {
                     );
                     assert_eq!(wide.1.to_bits(), portable.1.to_bits(), "{what}");
                     assert_eq!((wide.2, wide.3, &wide.4), (portable.2, portable.3, &portable.4), "{what}");
+                    assert!(
+                        wide.5.iter().zip(&portable.5).all(|(a, b)| a.to_bits() == b.to_bits()),
+                        "{what}"
+                    );
                 }
             }
         }
