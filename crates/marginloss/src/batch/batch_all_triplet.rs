@@ -28,7 +28,10 @@ use crate::options::Mode;
 ///   a non-finite margin. Torch-compat gives pytorch-metric-learning's zero loss when the
 ///   batch has no triplet.
 /// * **Cost:** the GEMM, then `Σ_a |P_a|·M` for the mining (no `N³` buffer: the
-///   reference's vectorised path builds an `N × N × N` mask), then a second GEMM.
+///   reference's vectorised path builds an `N × N × N` mask), then a second GEMM. The hinge
+///   without a reference set and with one reduced value (not `None`) sweeps the Gram
+///   matrix's lower triangle, each pair of rows once for both anchors (classes of up to 33
+///   members; larger ones take the row-by-row sweep).
 ///
 /// | library | equivalent |
 /// |---|---|

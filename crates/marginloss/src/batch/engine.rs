@@ -23,6 +23,12 @@
 //! sums doubled, the backward's matrix `s_c·(X + Xᵀ) = 2·s_c·(L + Lᵀ)`. Per-anchor values
 //! (`BatchReduction::None`) need whole rows and take the full sweep.
 //!
+//! Batch-all's hinge (`Miner::tri_margin`) with rows as their own candidates and one
+//! reduced value skips both the mirror and the symmetrisation: `super::triangle` sweeps
+//! the lower triangle in tile pairs, each unordered pair once for both of its anchors, and
+//! writes the symmetric `S'` (and its row sums) itself; the reduction's scale rides on the
+//! backward product.
+//!
 //! The transposes (the mirror, the symmetrisation) work in 16 × 16 tiles: portable code,
 //! or AVX-512 shuffles for whole `f32` tiles (`super::tile`), bit for bit the same.
 
