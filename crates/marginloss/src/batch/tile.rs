@@ -33,15 +33,17 @@ pub(crate) fn wide() -> Option<V4> {
     V4::try_new()
 }
 
+/// The first 16 values of `row` as a vector.
 #[inline(always)]
-fn load(row: &[f32]) -> __m512 {
+pub(crate) fn load(row: &[f32]) -> __m512 {
     let mut a = [0.0f32; T16];
     a.copy_from_slice(&row[..T16]);
     pulp::cast(a)
 }
 
+/// `v` into the first 16 values of `row`.
 #[inline(always)]
-fn store(row: &mut [f32], v: __m512) {
+pub(crate) fn store(row: &mut [f32], v: __m512) {
     let a: [f32; T16] = pulp::cast(v);
     row[..T16].copy_from_slice(&a);
 }

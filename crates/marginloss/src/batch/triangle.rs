@@ -606,6 +606,7 @@ fn fix_rows<T: Float>(
 #[cfg(target_arch = "x86_64")]
 mod wide {
     use super::{at, fold, Tri, B16, WIDE_SLOTS};
+    use crate::batch::tile::{load, store};
     use crate::float::Float;
     use pulp::x86::V4;
     use std::arch::x86_64::{__m512, __m512i, _CMP_GT_OQ, _CMP_LT_OQ, _CMP_NEQ_UQ};
@@ -626,13 +627,6 @@ mod wide {
         ra: Option<&'a mut [f32]>,
     }
 
-    #[inline(always)]
-    fn load(v: &[f32]) -> __m512 {
-        let mut a = [0.0f32; B16];
-        a.copy_from_slice(&v[..B16]);
-        pulp::cast(a)
-    }
-
     /// `acc[l] += Σ_r v[r][l]`, the sum in `f32` in row order, then added in `f64`.
     #[inline(always)]
     fn lanes_into(simd: V4, acc: &mut [f64], v: &[__m512; B16]) {
@@ -645,12 +639,6 @@ mod wide {
         for (a, v) in acc.iter_mut().zip(s) {
             *a += f64::from(v);
         }
-    }
-
-    #[inline(always)]
-    fn store(v: &mut [f32], x: __m512) {
-        let a: [f32; B16] = pulp::cast(x);
-        v[..B16].copy_from_slice(&a);
     }
 
     impl<'a> Tile<'a> {
@@ -701,7 +689,6 @@ mod wide {
             slots!(1 2 3 4 5 6 7)
         }
 
-        #[allow(clippy::too_many_arguments)]
         #[inline(always)]
         fn slots<const K: usize, const EUCLID: bool>(
             self,
