@@ -140,6 +140,10 @@ impl<T: Float, L: BatchLabel> Miner<T, L> for HardMiner<T> {
         2
     }
 
+    fn hard(&self) -> Option<(T, bool)> {
+        (!self.tfa).then_some((self.margin, self.soft))
+    }
+
     #[inline(always)]
     fn row(&self, r: &Row<'_, T, L>, s: &mut Scratch<'_, T>) -> (f64, Acc) {
         let m = r.d.len();
@@ -228,7 +232,7 @@ const W: usize = 64;
 /// The lowest index of a negative (`labels[j] != y`) at distance `v`: whole chunks
 /// compared (a fold that vectorises), the position searched in the chunk that has it.
 #[inline(always)]
-fn first_negative<T: Float, L: BatchLabel>(d: &[T], labels: &[L], y: L, v: T) -> usize {
+pub(super) fn first_negative<T: Float, L: BatchLabel>(d: &[T], labels: &[L], y: L, v: T) -> usize {
     for (c, (dc, lc)) in d.chunks(W).zip(labels.chunks(W)).enumerate() {
         if dc.iter().zip(lc).fold(false, |a, (&x, &l)| a | ((x == v) & (l != y))) {
             return dc.iter().zip(lc).position(|(&x, &l)| x == v && l != y).map_or(NONE, |k| c * W + k);

@@ -39,6 +39,9 @@ use crate::kernel::{sum_lanes, LANES};
 use crate::parts::{Chunks, Split};
 use crate::reduction::check_buffer;
 
+mod extremes;
+use super::batch_hard_triplet::first_negative;
+
 /// No index (no self candidate, no pick).
 pub(crate) const NONE: usize = usize::MAX;
 /// `F.normalize`'s eps.
@@ -158,6 +161,12 @@ pub(crate) trait Miner<T: Float, L: BatchLabel>: Sync {
     /// The margin of a batch-all hinge, whose rows as their own candidates can take the
     /// lower-triangle sweep ([`super::triangle`]); `None` for every other miner.
     fn tri_margin(&self) -> Option<T> {
+        None
+    }
+    /// A batch-hard miner's `(margin, soft)`, whose rows as their own candidates take
+    /// the lower-triangle sweep ([`extremes`]); `None` for every other miner (and for
+    /// TF-Addons' fallbacks, which read whole rows).
+    fn hard(&self) -> Option<(T, bool)> {
         None
     }
     /// Mines one row: writes every `s.w[j]`, returns the row's loss sum and counters.
@@ -450,11 +459,16 @@ impl<T: Float> pulp::WithSimd for Norms<'_, T> {
 
 /// Rows a leaf of the row-wise passes ([`norms`], [`normalize_backward`]) takes when they
 /// run on threads (each row's result is its own, so the split changes no bit).
-const ROWS_LEAF: usize = 256;
+const ROWS_LEAF: usize = 64;
 
 /// Whether the row-wise passes over `n × dim` values run on threads.
 fn rows_parallel(n: usize, dim: usize) -> bool {
     n > ROWS_LEAF && parallel(n.saturating_mul(dim).saturating_mul(4))
+}
+
+/// Whether a scan of `x` ([`non_finite_par`]) runs on threads.
+fn scan_par<T>(x: &[T]) -> bool {
+    parallel(x.len().saturating_mul(4))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -547,6 +561,8 @@ impl<T: Float, L: BatchLabel, Mi: Miner<T, L>> pulp::WithSimd for PartOp<'_, '_,
         if !Mi::DENSE {
             w.fill(T::zero());
         }
+        // Each part zeroes its own column partials (on its thread, into its cache).
+        beta.fill(0.0);
         let (beta0, beta1) = if c.grad { beta.split_at_mut(m) } else { (&mut [][..], &mut [][..]) };
         for (r, row) in mat.chunks_exact_mut(m.max(1)).enumerate().take(vals.len()) {
             let i = i0 + r;
@@ -628,14 +644,39 @@ fn class_ids<'w, L: BatchLabel>(
     labels: &[L],
     ref_labels: Option<&[L]>,
     keys: &mut Vec<(i128, u32)>,
+    table: &mut Vec<u32>,
     ids: &'w mut Vec<u32>,
 ) -> (&'w [u32], &'w [u32]) {
     let n = labels.len();
     let all = labels.iter().chain(ref_labels.unwrap_or(&[]));
+    let len = n + ref_labels.map_or(0, <[L]>::len);
+    size(ids, len);
+    // Labels in a range at most a few times their number (class indices, as usual): a
+    // table of the range marks the labels present, and their ranks are the ids, as the
+    // sort below would give them, without the sort.
+    let (lo, hi) = all.clone().fold((i128::MAX, i128::MIN), |(lo, hi), l| (lo.min(l.key()), hi.max(l.key())));
+    if len > 0 && hi - lo < 4 * len as i128 + 64 {
+        let span = (hi - lo) as usize + 1;
+        table.clear();
+        table.resize(span, 0);
+        for l in all.clone() {
+            table[(l.key() - lo) as usize] = 1;
+        }
+        let mut id = 0u32;
+        for t in table.iter_mut() {
+            let present = *t;
+            *t = id;
+            id += present;
+        }
+        for (slot, l) in ids.iter_mut().zip(all) {
+            *slot = table[(l.key() - lo) as usize];
+        }
+        let (a, r) = ids.split_at(n);
+        return (a, if ref_labels.is_some() { r } else { a });
+    }
     keys.clear();
     keys.extend(all.enumerate().map(|(p, l)| (l.key(), p as u32)));
     keys.sort_unstable();
-    size(ids, keys.len());
     let mut id = 0u32;
     for (k, &(key, p)) in keys.iter().enumerate() {
         if k > 0 && key != keys[k - 1].0 {
@@ -956,6 +997,39 @@ fn non_finite<T: Float>(x: &[T]) -> Option<(usize, T)> {
     crate::simd::vectorize(Op(x)).map(|i| (i, x[i]))
 }
 
+/// [`non_finite`] in halves on threads for a large `x` (the first index either way). On
+/// entry to a call this is also what wakes the pool's idle threads, while there is
+/// still little to do.
+fn non_finite_par<T: Float>(x: &[T], par: bool) -> Option<(usize, T)> {
+    const LEAF: usize = 1 << 14;
+    if !par || x.len() <= LEAF {
+        return non_finite(x);
+    }
+    let h = (x.len() / 2).next_multiple_of(64);
+    let (a, b) = x.split_at(h);
+    let (l, r) = join_if(true, || non_finite_par(a, true), || non_finite_par(b, true));
+    l.or(r.map(|(i, v)| (i + h, v)))
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Tests: take the full-row sweep where a lower-triangle one would run.
+    pub(crate) static FULL_SWEEP: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether the lower-triangle sweeps are turned off (tests comparing them with the full
+/// sweep).
+fn full_sweep() -> bool {
+    #[cfg(test)]
+    {
+        FULL_SWEEP.with(std::cell::Cell::get)
+    }
+    #[cfg(not(test))]
+    {
+        false
+    }
+}
+
 /// Runs a batch loss: validates, sweeps, reduces, and (with `grad`) back-propagates.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn run<T: Float, L: BatchLabel, Mi: Miner<T, u32>>(
@@ -1060,10 +1134,10 @@ pub(crate) fn run<T: Float, L: BatchLabel, Mi: Miner<T, u32>>(
                 fix: "pass the embedding matrix with its real row length",
             });
         }
-        if let Some((i, v)) = non_finite(emb.data()) {
+        if let Some((i, v)) = non_finite_par(emb.data(), scan_par(emb.data())) {
             return Err(Error::NonFinite { loss, arg: "embeddings", index: i, value: Value(v.f64()) });
         }
-        if let Some((i, v)) = non_finite(ref_data) {
+        if let Some((i, v)) = non_finite_par(ref_data, scan_par(ref_data)) {
             return Err(Error::NonFinite {
                 loss,
                 arg: "reference embeddings",
@@ -1071,7 +1145,9 @@ pub(crate) fn run<T: Float, L: BatchLabel, Mi: Miner<T, u32>>(
                 value: Value(v.f64()),
             });
         }
-    } else if non_finite(emb.data()).is_some() || non_finite(ref_data).is_some() {
+    } else if non_finite_par(emb.data(), scan_par(emb.data())).is_some()
+        || non_finite_par(ref_data, scan_par(ref_data)).is_some()
+    {
         out.fill(T::nan());
         if let Some((_, g)) = grad {
             g.fill(T::nan());
@@ -1175,7 +1251,7 @@ pub(crate) fn run<T: Float, L: BatchLabel, Mi: Miner<T, u32>>(
     // The labels as dense u32 class ids (equal ids exactly for equal labels), anchors then
     // reference rows: the miners' compares then run at the distances' lane width.
     let (labels, ref_labels) =
-        class_ids(batch.labels, if self_ref { None } else { Some(ref_labels) }, keys, ids);
+        class_ids(batch.labels, if self_ref { None } else { Some(ref_labels) }, keys, counts, ids);
     group_classes(ref_labels, counts, offsets, members);
     let q: &[T] = if normalize { qn } else { emb.data() };
     let r: &[T] = if self_ref {
@@ -1202,6 +1278,8 @@ pub(crate) fn run<T: Float, L: BatchLabel, Mi: Miner<T, u32>>(
             && q_sq.iter().all(|v| v.f64() < f64::from(f32::MAX) / 16.0)
     });
     let tri = tri_margin.is_some();
+    // Batch-hard with rows as their own candidates: the lower triangle alone.
+    let hard = mi.hard().filter(|_| self_ref && !lower && !tri && !full_sweep());
     let upstream: &[T] = match (&grad, reduction) {
         (Some((up, _)), BatchReduction::None) => up,
         _ => &[],
@@ -1237,7 +1315,6 @@ pub(crate) fn run<T: Float, L: BatchLabel, Mi: Miner<T, u32>>(
     try_size(scratch, parts * 3 * m, loss, (n, m))?;
     try_size(idx, parts * 3 * m, loss, (n, m))?;
     try_size(beta, if want_grad { parts * 2 * m } else { 0 }, loss, (n, m))?;
-    beta.fill(0.0);
     // A sparse miner's rows list their non-zero columns: as many slots a row as its bound
     // for the largest class (at most `M`).
     let listed = !Mi::DENSE && want_grad;
@@ -1252,10 +1329,35 @@ pub(crate) fn run<T: Float, L: BatchLabel, Mi: Miner<T, u32>>(
     // the lower triangle: each unordered pair is swept once, its counts and sums doubled,
     // and the backward's matrix is `2·s_c·(L + Lᵀ)`.
     if self_ref && n > 0 {
-        gram_symmetric(q, n, dim, mat, vals, !lower && !tri, par);
+        gram_symmetric(q, n, dim, mat, vals, !lower && !tri && hard.is_none(), par);
     }
+    let hard_acc = match hard {
+        Some((margin, soft)) if n > 0 => {
+            let b = extremes::Bufs {
+                mat: &mut mat[..],
+                alpha: &mut alpha[..],
+                vals: &mut vals[..],
+                scratch: &mut scratch[..],
+                idx: &mut idx[..],
+                beta: &mut beta[..],
+                picks: &mut picks[..],
+                pick_x: &mut pick_x[..],
+                picks_len: &mut picks_len[..],
+                cap,
+            };
+            let acc = extremes::sweep(&ctx, margin, soft, prt, parts, par, b);
+            if acc.is_none() {
+                // A distance that is not finite: the full sweep (which names it), from a
+                // whole Gram matrix again.
+                gram_symmetric(q, n, dim, mat, vals, true, par);
+            }
+            acc
+        }
+        _ => None,
+    };
     let acc = if let Some(margin) = tri_margin {
         use super::triangle::{self as tr, table_len};
+        beta.fill(0.0);
         let tl = table_len(slots, n);
         try_size(tri_t, 2 * tl, loss, (n, m))?;
         try_size(tri_u, tl + 2 * n, loss, (n, m))?;
@@ -1300,7 +1402,10 @@ pub(crate) fn run<T: Float, L: BatchLabel, Mi: Miner<T, u32>>(
             list_overflow: false,
         }
     } else if n == 0 || m == 0 {
+        beta.fill(0.0);
         Acc::default()
+    } else if let Some(acc) = hard_acc {
+        acc
     } else {
         let bw = if want_grad { 2 * m } else { 0 };
         // The lower sweep's rows grow with their index: the tree splits by work.
@@ -1514,11 +1619,24 @@ pub(crate) fn run<T: Float, L: BatchLabel, Mi: Miner<T, u32>>(
     // partials at a time: a vector loop rather than a strided walk per column).
     if parts > 1 && beta.len() >= parts * 2 * m {
         let (first, rest) = beta.split_at_mut(2 * m);
-        for p in rest.chunks_exact(2 * m).take(parts - 1) {
-            for (a, b) in first.iter_mut().zip(p) {
-                *a += *b;
-            }
-        }
+        let rest = &rest[..(parts - 1) * 2 * m];
+        // Column ranges on threads; each column's partials added in part order.
+        const COLS: usize = 1024;
+        tree(
+            (2 * m).div_ceil(COLS),
+            0,
+            par,
+            Chunks(first, COLS),
+            &|Chunks(f, _), c| {
+                let at = c * COLS..c * COLS + f.len();
+                for p in rest.chunks_exact(2 * m) {
+                    for (a, b) in f.iter_mut().zip(&p[at.clone()]) {
+                        *a += *b;
+                    }
+                }
+            },
+            &|(), ()| (),
+        );
     }
     let beta_j = |j: usize| -> f64 { scale[0] * beta[j] + scale[1] * beta[m + j] };
     size(coef_q, n);
@@ -1617,21 +1735,37 @@ pub(crate) fn run<T: Float, L: BatchLabel, Mi: Miner<T, u32>>(
             labels,
             ref_labels,
         };
-        let cols = if self_ref || grad_ref.is_some() {
-            Some(transpose_lists(&lists, m, col_off, col_row, col_x, loss, (n, m))?)
-        } else {
-            None
+        let want_cols = self_ref || grad_ref.is_some();
+        let sums = sparse_dense && self_ref && opt.distance != BatchDistance::Cosine;
+        let lists_at = &lists;
+        let transpose = move || {
+            // Moved out of the captures: the columns borrow the workspace, not the closure.
+            let (off, row, x) = (col_off, col_row, col_x);
+            if want_cols {
+                transpose_lists(lists_at, m, off, row, x, loss, (n, m)).map(Some)
+            } else {
+                Ok(None)
+            }
         };
-        if let (true, true, Some(cols)) =
-            (sparse_dense, self_ref && opt.distance != BatchDistance::Cosine, &cols)
-        {
-            // The row sums the symmetrisation would give: coef_k = Σ_j S_kj.
-            list_sums(&lists, cols, coef_q, prt, par);
-        }
-        // ∂/∂q_i = coef_i·q_i − Σ_j X_ij·r_j over row i's list, then the transposed
-        // half (rows as their own candidates) or the reference rows' gradient, both
-        // scattered from every list into parts of the destination rows.
-        rows_backward_sparse(&lists, dim, q, r, coef_q, grad, prt, par);
+        // ∂/∂q_i = coef_i·q_i − Σ_j X_ij·r_j over row i's list. The row sums need the
+        // columns first; otherwise the columns' counting sort runs beside the rows' pass.
+        let cols = if sums {
+            let cols = transpose()?;
+            if let Some(cols) = &cols {
+                // The row sums the symmetrisation would give: coef_k = Σ_j S_kj.
+                list_sums(&lists, cols, coef_q, prt, par);
+            }
+            rows_backward_sparse(&lists, dim, q, r, coef_q, grad, prt, par);
+            cols
+        } else {
+            let coef_q = &coef_q[..];
+            let grad = &mut *grad;
+            let (cols, ()) =
+                join_if(par, transpose, || rows_backward_sparse(&lists, dim, q, r, coef_q, grad, prt, par));
+            cols?
+        };
+        // Then the transposed half (rows as their own candidates) or the reference rows'
+        // gradient, both scattered from every list into parts of the destination rows.
         if let Some(cols) = cols {
             if self_ref {
                 scatter_cols(&cols, dim, q, None, grad, par);
@@ -1653,10 +1787,10 @@ pub(crate) fn run<T: Float, L: BatchLabel, Mi: Miner<T, u32>>(
     if strict && up_finite {
         let overflow =
             |arg, index| Error::Overflow { loss, quantity: "gradient", arg, index, dtype: T::DTYPE };
-        if let Some(i) = non_finite(grad).map(|(i, _)| i) {
+        if let Some(i) = non_finite_par(grad, scan_par(grad)).map(|(i, _)| i) {
             return Err(overflow("embeddings", Some(i)));
         }
-        if let Some(i) = grad_ref.as_deref().and_then(non_finite).map(|(i, _)| i) {
+        if let Some(i) = grad_ref.as_deref().and_then(|g| non_finite_par(g, scan_par(g))).map(|(i, _)| i) {
             return Err(overflow("reference embeddings", Some(i)));
         }
     }
