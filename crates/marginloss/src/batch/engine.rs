@@ -1328,8 +1328,9 @@ pub(crate) fn run<T: Float, L: BatchLabel, Mi: Miner<T, u32>>(
     // miner (its weight a function of the distance and the two labels) then needs only
     // the lower triangle: each unordered pair is swept once, its counts and sums doubled,
     // and the backward's matrix is `2·s_c·(L + Lᵀ)`.
-    if self_ref && n > 0 {
-        gram_symmetric(q, n, dim, mat, vals, !lower && !tri && hard.is_none(), par);
+    // (Batch-hard's lower sweep computes its own Gram rows, part by part.)
+    if self_ref && n > 0 && hard.is_none() {
+        gram_symmetric(q, n, dim, mat, vals, !lower && !tri, par);
     }
     let hard_acc = match hard {
         Some((margin, soft)) if n > 0 => {

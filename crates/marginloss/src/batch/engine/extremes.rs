@@ -3,8 +3,10 @@
 //! half is never mirrored or swept.
 //!
 //! Row `i`'s candidates `j < i` are its own lower row; those with `j > i` are column `i`
-//! of the rows below. Pass A turns each lower row into distances and, in the same loop,
-//! takes the row's nearest negative and lowers each column's running nearest negative
+//! of the rows below. Pass A computes each part's lower rows of the Gram matrix by one
+//! product (no separate Gram phase, so no barrier between the product and the sweep, and
+//! the rows are swept while in cache), turns them into distances and, in the same loop,
+//! takes each row's nearest negative and lowers each column's running nearest negative
 //! (one running minimum per column and part, with the row that set it). The columns'
 //! minima are then merged across the parts, in part order, with each row's own. Pass B
 //! takes each anchor's hardest positive from its class list (reading `(i, j)` or `(j, i)`,
@@ -22,6 +24,7 @@ use super::{
     class_members, first_negative, hinge, lanes_extreme, sparse_coefficients, to_distances, tree, tree_split,
     Acc, Ctx, NONE,
 };
+use crate::batch::gemm::Operand;
 use crate::float::Float;
 use crate::parts::Chunks;
 
@@ -30,7 +33,7 @@ const W: usize = 64;
 
 /// The buffers of one call, as `run` sized them.
 pub(super) struct Bufs<'a, T> {
-    /// `N × N`: the lower triangle's Gram values, then its distances.
+    /// `N × N`: the lower triangle's Gram values (computed here), then its distances.
     pub mat: &'a mut [T],
     /// `2` a row: its nearest negative `(distance, index)`, then its gradient's `α`.
     pub alpha: &'a mut [f64],
@@ -60,8 +63,9 @@ pub(super) fn sweep<T: Float>(
 ) -> Option<Acc> {
     let Bufs { mat, alpha, vals, scratch, idx, beta, picks, pick_x, picks_len, cap } = b;
     let n = c.m;
-    // Pass A: distances, row minima and each part's column minima (rows grow with their
-    // index: the tree splits by work).
+    let dim = c.q.len().checked_div(n).unwrap_or(0);
+    // Pass A: the Gram rows, distances, row minima and each part's column minima (rows
+    // grow with their index: the tree splits by work).
     let finite = tree_split(
         parts,
         0,
@@ -74,14 +78,22 @@ pub(super) fn sweep<T: Float>(
             Chunks(&mut idx[..], 3 * n),
         ),
         &|(Chunks(mat, _), Chunks(alpha, _), Chunks(s, _), Chunks(ix, _)), part| {
-            crate::simd::vectorize(Lower {
-                c,
-                i0: part * prt,
-                mat,
-                alpha,
-                colmin: &mut s[..n],
-                colrow: &mut ix[..n],
-            })
+            // The part's lower rows of the Gram matrix (to the end of its diagonal block),
+            // by one product, then swept while they are in cache.
+            let (i0, rows) = (part * prt, alpha.len() / 2);
+            let i1 = i0 + rows;
+            if dim > 0 {
+                T::gemm_strided(
+                    mat,
+                    n,
+                    Operand::new(&c.q[i0 * dim..i1 * dim], rows, dim),
+                    Operand::new(&c.q[..i1 * dim], i1, dim).t(),
+                    T::one(),
+                );
+            } else {
+                mat.fill(T::zero());
+            }
+            crate::simd::vectorize(Lower { c, i0, mat, alpha, colmin: &mut s[..n], colrow: &mut ix[..n] })
         },
         &|a, b| a & b,
     );
