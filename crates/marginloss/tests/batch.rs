@@ -466,8 +466,10 @@ fn strict_mode_refuses_degenerate_batches_with_a_fix() {
 fn strict_mode_refuses_a_distance_that_overflows_float32() {
     // Finite f32 rows whose squared distance overflows f32 (found by fuzz_batch): strict
     // mode names the overflow instead of returning a number computed from inf − inf
-    // (which the hinge turned into a silent 0 here); torch-compat does not refuse it.
-    let x = [-3.0e38f32, 1.0, 3.0e38, 1.0, 0.5, 0.5, 0.25, 0.0];
+    // (which the hinge turned into a silent 0 here); torch-compat does not refuse it. The
+    // squared norms (1.69e38) are finite; a row whose own squared norm overflows is
+    // refused before (`a_finite_row_whose_norm_overflows_is_not_called_non_finite`).
+    let x = [-1.3e19f32, 1.0, 1.3e19, 1.0, 0.5, 0.5, 0.25, 0.0];
     let y = [1i64, 1, 2, 2];
     let batch = Batch::new(Rows::new(&x[..], 4, 2).unwrap(), &y[..]);
     let e = BatchAllTriplet::new().forward(&batch, BatchReduction::Mean).unwrap_err().to_string();
@@ -761,4 +763,23 @@ fn batch_losses_match_pytorch_metric_learning_and_tf_addons_fixtures() {
         }
     }
     assert!(count > 600, "{count} cases");
+}
+
+/// Finite rows whose norm overflows `f32` (the non-finite check rides on the norms' pass,
+/// so such a row is searched, and passes): strict mode refuses the row's squared norm,
+/// not an element of the input, and not silently (its distances would clamp to zero).
+#[test]
+fn a_finite_row_whose_norm_overflows_is_not_called_non_finite() {
+    let (n, dim) = (4, 8);
+    let mut x = vec![0.5f32; n * dim];
+    x[dim..2 * dim].fill(3.0e38);
+    let y = [1i64, 1, 2, 2];
+    let batch = Batch::new(Rows::new(&x[..], n, dim).unwrap(), &y[..]);
+    let e = BatchHardTriplet::new().forward(&batch, BatchReduction::Mean).unwrap_err().to_string();
+    assert!(e.contains("squared norm overflows float32") && e.contains("rows[1]"), "{e}");
+    // A real infinity is still named, at its index.
+    x[2 * dim + 3] = f32::INFINITY;
+    let batch = Batch::new(Rows::new(&x[..], n, dim).unwrap(), &y[..]);
+    let e = BatchHardTriplet::new().forward(&batch, BatchReduction::Mean).unwrap_err().to_string();
+    assert!(e.contains(&format!("embeddings[{}]", 2 * dim + 3)), "{e}");
 }

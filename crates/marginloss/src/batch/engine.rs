@@ -570,7 +570,8 @@ impl<T: Float, L: BatchLabel, Mi: Miner<T, L>> pulp::WithSimd for PartOp<'_, '_,
             let skip = if c.self_ref { i } else { NONE };
             let finite = to_distances(c.dist, row, c.q_sq[i], c.q_ic[i], c.r_sq, c.r_ic, skip);
             if c.strict && !finite && acc.overflow.is_none() {
-                acc.overflow = row.iter().position(|v| !v.is_finite()).map(|j| i * m + j);
+                // (An overflow the clamp at zero turned finite: the row's first entry.)
+                acc.overflow = Some(row.iter().position(|v| !v.is_finite()).map_or(i * m, |j| i * m + j));
             }
             let g = match c.upstream.len() {
                 0 => T::one(),
@@ -1134,28 +1135,6 @@ pub(crate) fn run<T: Float, L: BatchLabel, Mi: Miner<T, u32>>(
                 fix: "pass the embedding matrix with its real row length",
             });
         }
-        if let Some((i, v)) = non_finite_par(emb.data(), scan_par(emb.data())) {
-            return Err(Error::NonFinite { loss, arg: "embeddings", index: i, value: Value(v.f64()) });
-        }
-        if let Some((i, v)) = non_finite_par(ref_data, scan_par(ref_data)) {
-            return Err(Error::NonFinite {
-                loss,
-                arg: "reference embeddings",
-                index: i,
-                value: Value(v.f64()),
-            });
-        }
-    } else if non_finite_par(emb.data(), scan_par(emb.data())).is_some()
-        || non_finite_par(ref_data, scan_par(ref_data)).is_some()
-    {
-        out.fill(T::nan());
-        if let Some((_, g)) = grad {
-            g.fill(T::nan());
-        }
-        if let Some(g) = grad_ref {
-            g.fill(T::nan());
-        }
-        return Ok(BatchStats::default());
     }
 
     // Norms (and normalised copies).
@@ -1195,6 +1174,55 @@ pub(crate) fn run<T: Float, L: BatchLabel, Mi: Miner<T, u32>>(
             &mut ws.r_k,
             par_r,
         );
+    }
+    // Non-finite input, checked in the norms' pass: a row whose norm is not finite is
+    // searched (its norm can also overflow from finite values, which then pass).
+    let finite_norms = |raw: &[T]| raw.iter().all(|v| v.is_finite());
+    if !finite_norms(&ws.q_raw) || (!self_ref && !finite_norms(&ws.r_raw)) {
+        if strict {
+            if let Some((i, v)) = non_finite(emb.data()) {
+                return Err(Error::NonFinite { loss, arg: "embeddings", index: i, value: Value(v.f64()) });
+            }
+            if let Some((i, v)) = non_finite(ref_data) {
+                return Err(Error::NonFinite {
+                    loss,
+                    arg: "reference embeddings",
+                    index: i,
+                    value: Value(v.f64()),
+                });
+            }
+        } else if non_finite(emb.data()).is_some() || non_finite(ref_data).is_some() {
+            out.fill(T::nan());
+            if let Some((_, g)) = grad {
+                g.fill(T::nan());
+            }
+            if let Some(g) = grad_ref {
+                g.fill(T::nan());
+            }
+            return Ok(BatchStats::default());
+        }
+    }
+    if strict {
+        // Finite rows whose norm overflows (every distance from them would be wrong, and
+        // the clamp at zero would hide it): refused, naming the row.
+        let big =
+            |sq: &[T], raw: &[T]| sq.iter().zip(raw).position(|(s, r)| !s.is_finite() || !r.is_finite());
+        let at = big(&ws.q_sq, &ws.q_raw).map(|i| ("embedding rows", i)).or_else(|| {
+            if self_ref {
+                None
+            } else {
+                big(&ws.r_sq, &ws.r_raw).map(|i| ("reference rows", i))
+            }
+        });
+        if let Some((arg, i)) = at {
+            return Err(Error::Overflow {
+                loss,
+                quantity: "squared norm",
+                arg,
+                index: Some(i),
+                dtype: T::DTYPE,
+            });
+        }
     }
     if strict && (opt.distance == BatchDistance::Cosine || normalize) {
         let zero = |raw: &[T], what: &str| {
