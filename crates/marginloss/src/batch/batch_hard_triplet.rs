@@ -166,22 +166,7 @@ impl<T: Float, L: BatchLabel> Miner<T, L> for HardMiner<T> {
         // compare and the minimum vectorise), then its lowest index by a chunked search.
         let (mut hn, mut inn) = (inf, NONE);
         if nneg > 0 {
-            let y = r.y;
-            let mut lanes = [inf; W];
-            let (dc, dt) = d.as_chunks::<W>();
-            let (lc, lt) = labels.as_chunks::<W>();
-            for (dv, lv) in dc.iter().zip(lc) {
-                for k in 0..W {
-                    let v = T::select(lv[k] != y, dv[k], inf);
-                    lanes[k] = T::select(v < lanes[k], v, lanes[k]);
-                }
-            }
-            for (k, (&v, &l)) in dt.iter().zip(lt).enumerate() {
-                let v = T::select(l != y, v, inf);
-                lanes[k] = T::select(v < lanes[k], v, lanes[k]);
-            }
-            hn = lanes_extreme(&lanes, false);
-            inn = first_negative(d, labels, y, hn);
+            (hn, inn) = nearest_negative(d, labels, r.y);
         }
         let mut acc = Acc { pos_pairs: np, neg_pairs: nneg, ..Acc::default() };
         let both = np > 0 && nneg > 0;
@@ -229,10 +214,33 @@ impl<T: Float, L: BatchLabel> Miner<T, L> for HardMiner<T> {
 /// Lanes of the row pass (a minimum is exact at any width).
 const W: usize = 64;
 
+/// The nearest negative (`labels[j] != y`) of a row of distances and its lowest index
+/// (`(+∞, NONE)` when there is none): the value in 64 lanes (the label compare and the
+/// minimum vectorise), then the index by a chunked search.
+#[inline(always)]
+pub(super) fn nearest_negative<T: Float, L: BatchLabel>(d: &[T], labels: &[L], y: L) -> (T, usize) {
+    let inf = T::infinity();
+    let mut lanes = [inf; W];
+    let (dc, dt) = d.as_chunks::<W>();
+    let (lc, lt) = labels.as_chunks::<W>();
+    for (dv, lv) in dc.iter().zip(lc) {
+        for k in 0..W {
+            let v = T::select(lv[k] != y, dv[k], inf);
+            lanes[k] = T::select(v < lanes[k], v, lanes[k]);
+        }
+    }
+    for (k, (&v, &l)) in dt.iter().zip(lt).enumerate() {
+        let v = T::select(l != y, v, inf);
+        lanes[k] = T::select(v < lanes[k], v, lanes[k]);
+    }
+    let hn = lanes_extreme(&lanes, false);
+    (hn, first_negative(d, labels, y, hn))
+}
+
 /// The lowest index of a negative (`labels[j] != y`) at distance `v`: whole chunks
 /// compared (a fold that vectorises), the position searched in the chunk that has it.
 #[inline(always)]
-pub(super) fn first_negative<T: Float, L: BatchLabel>(d: &[T], labels: &[L], y: L, v: T) -> usize {
+fn first_negative<T: Float, L: BatchLabel>(d: &[T], labels: &[L], y: L, v: T) -> usize {
     for (c, (dc, lc)) in d.chunks(W).zip(labels.chunks(W)).enumerate() {
         if dc.iter().zip(lc).fold(false, |a, (&x, &l)| a | ((x == v) & (l != y))) {
             return dc.iter().zip(lc).position(|(&x, &l)| x == v && l != y).map_or(NONE, |k| c * W + k);

@@ -40,7 +40,7 @@ use crate::parts::{Chunks, Split};
 use crate::reduction::check_buffer;
 
 mod extremes;
-use super::batch_hard_triplet::first_negative;
+use super::batch_hard_triplet::nearest_negative;
 
 /// No index (no self candidate, no pick).
 pub(crate) const NONE: usize = usize::MAX;

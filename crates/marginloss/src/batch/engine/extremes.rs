@@ -21,15 +21,12 @@
 //! returns `None` and the caller takes the full sweep, which names it.
 
 use super::{
-    class_members, first_negative, hinge, lanes_extreme, sparse_coefficients, to_distances, tree, tree_split,
-    Acc, Ctx, NONE,
+    class_members, hinge, nearest_negative, sparse_coefficients, to_distances, tree, tree_split, Acc, Ctx,
+    NONE,
 };
 use crate::batch::gemm::Operand;
 use crate::float::Float;
 use crate::parts::Chunks;
-
-/// Lanes of the row minimum (as the full sweep's).
-const W: usize = 64;
 
 /// The buffers of one call, as `run` sized them.
 pub(super) struct Bufs<'a, T> {
@@ -245,22 +242,7 @@ impl<T: Float> pulp::WithSimd for Lower<'_, '_, T> {
             let row = &mut mat[r * n..r * n + i];
             finite &= to_distances(c.dist, row, c.q_sq[i], c.q_ic[i], c.r_sq, c.r_ic, NONE);
             let (y, labels) = (c.labels[i], &c.ref_labels[..i]);
-            // The row's nearest negative: its value in 64 lanes, then its lowest index.
-            let mut lanes = [inf; W];
-            let (dc, dt) = row.as_chunks::<W>();
-            let (lc, lt) = labels.as_chunks::<W>();
-            for (dv, lv) in dc.iter().zip(lc) {
-                for k in 0..W {
-                    let v = T::select(lv[k] != y, dv[k], inf);
-                    lanes[k] = T::select(v < lanes[k], v, lanes[k]);
-                }
-            }
-            for (k, (&v, &l)) in dt.iter().zip(lt).enumerate() {
-                let v = T::select(l != y, v, inf);
-                lanes[k] = T::select(v < lanes[k], v, lanes[k]);
-            }
-            let hn = lanes_extreme(&lanes, false);
-            let inn = if hn < inf { first_negative(row, labels, y, hn) } else { NONE };
+            let (hn, inn) = nearest_negative(row, labels, y);
             (alpha[2 * r], alpha[2 * r + 1]) = (hn.f64(), if inn == NONE { -1.0 } else { inn as f64 });
             // The columns' nearest negatives among the rows so far (a strict comparison:
             // the earlier row keeps a tie).
